@@ -1,0 +1,92 @@
+use burn::tensor::{activation::softmax, backend::Backend, Tensor, TensorData};
+
+/// Which keys each query row may see.
+///
+/// Query rows are laid out as `groups × s`: row `r` is query position `r % s` of the current step,
+/// whose absolute position is `past + r % s`. Grouping puts the query heads that share one K/V
+/// head (GQA) or one latent (absorbed MLA) into the row dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every row sees every key (single-token decode against the whole cache).
+    All,
+    /// Causal prefill: row `r` sees key `j` iff `j <= past + r % s`.
+    Causal {
+        /// New query positions in this step.
+        s: usize,
+        /// Tokens already cached before this step.
+        past: usize,
+    },
+}
+
+impl Visibility {
+    /// Number of keys row `r` may see, out of `t`.
+    pub fn visible(&self, r: usize, t: usize) -> usize {
+        match *self {
+            Visibility::All => t,
+            Visibility::Causal { s, past } => (past + r % s + 1).min(t),
+        }
+    }
+}
+
+/// Backends that compute the grouped attention core. Every backend has the generic
+/// implementation; flex overrides it with a fused kernel.
+pub trait AttentionBackend: Backend {
+    /// softmax(q·kᵀ·scale)·v, restricted by `vis`.
+    ///
+    /// # Shapes
+    /// - `q`: `[batch, kv_heads, rows, d_k]` (rows = query heads per K/V head × new positions)
+    /// - `k`: `[batch, kv_heads, t, d_k]`
+    /// - `v`: `[batch, kv_heads, t, d_v]`
+    /// - output: `[batch, kv_heads, rows, d_v]`
+    fn grouped_attention(
+        q: Tensor<Self, 4>,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        vis: Visibility,
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        grouped_attention_generic(q, k, v, vis, scale)
+    }
+}
+
+/// The generic core: two matmuls and a softmax, with an additive causal bias where needed.
+///
+/// # Shapes
+/// As [`AttentionBackend::grouped_attention`].
+pub fn grouped_attention_generic<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    vis: Visibility,
+    scale: f32,
+) -> Tensor<B, 4> {
+    let [_, _, rows, _] = q.dims();
+    let t = k.dims()[2];
+    let mut scores = q.matmul(k.transpose()) * scale; // [b, h, rows, t]
+    if let Visibility::Causal { .. } = vis {
+        let mut bias = vec![0f32; rows * t];
+        for r in 0..rows {
+            for x in &mut bias[r * t + vis.visible(r, t)..(r + 1) * t] {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        let bias = Tensor::<B, 2>::from_data(TensorData::new(bias, [rows, t]), &scores.device());
+        scores = scores + bias.unsqueeze::<4>();
+    }
+    softmax(scores, 3).matmul(v)
+}
+
+impl AttentionBackend for burn::backend::Flex {
+    fn grouped_attention(
+        q: Tensor<Self, 4>,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        vis: Visibility,
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        super::flex_cpu::grouped_attention(q, k, v, vis, scale)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl AttentionBackend for burn::backend::Cuda {}

@@ -1,0 +1,34 @@
+//! infermark models: pure burn components (no file system, no CLI, no reports), each with
+//! equivalence tests against a plain reference.
+//!
+//! - [`attention`]: the GQA family (MHA, GQA, MQA) and MLA (DeepSeek-V2) with naive and absorbed
+//!   inference paths, each with prefill and cached single-token decode.
+//! - [`kernels`]: the grouped attention core, generic over the backend, with a fused CPU kernel for
+//!   the flex backend.
+
+pub mod attention;
+pub mod kernels;
+
+/// Errors of the model components. Each names the offending value.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    /// A configuration that cannot describe a valid layer.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// An input tensor whose shape does not match the layer.
+    #[error("shape mismatch for {what}: expected {expected}, got {got}")]
+    Shape {
+        what: &'static str,
+        expected: String,
+        got: String,
+    },
+    /// Appending more tokens than a cache was sized for.
+    #[error("KV cache full: {len} tokens cached + {adding} new exceeds capacity {capacity}")]
+    CacheFull {
+        len: usize,
+        adding: usize,
+        capacity: usize,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, ModelError>;

@@ -1,0 +1,121 @@
+//! Layer shapes that mirror real models, and a tiny one for smoke runs.
+//!
+//! Sources: Llama 3 8B (Meta, "The Llama 3 Herd of Models", 2024, table 3: d_model 4096, 32 query
+//! heads, 8 KV heads, head width 128); DeepSeek-V2 (DeepSeek-AI 2024, section 3.1.2: 128 heads of
+//! width 128, d_c 512, d_c' 1536, d_rope 64, d_model 5120).
+
+use infermark_models::attention::{GqaConfig, MlaConfig, MlaPath};
+
+/// The layer a preset describes.
+#[derive(Clone, Debug)]
+pub enum Shape {
+    /// A GQA-family layer.
+    Gqa(GqaConfig),
+    /// An MLA layer, run on one of its two paths.
+    Mla(MlaConfig, MlaPath),
+}
+
+/// A named layer shape for one variant.
+#[derive(Clone, Debug)]
+pub struct Preset {
+    /// Preset family, e.g. `llama3-8b`.
+    pub name: &'static str,
+    /// Variant: `mha`, `gqa`, `mqa`, `mla-naive`, `mla-absorbed`.
+    pub variant: &'static str,
+    /// The layer.
+    pub shape: Shape,
+}
+
+/// The variants, in report order.
+pub const VARIANTS: [&str; 5] = ["mha", "gqa", "mqa", "mla-naive", "mla-absorbed"];
+
+fn family(name: &'static str, d_model: usize, heads: usize, gqa_kv: usize, d_head: usize, mla: MlaConfig) -> Vec<Preset> {
+    let gqa = |variant, kv| Preset { name, variant, shape: Shape::Gqa(GqaConfig::new(d_model, heads, kv, d_head)) };
+    vec![
+        gqa("mha", heads),
+        gqa("gqa", gqa_kv),
+        gqa("mqa", 1),
+        Preset { name, variant: "mla-naive", shape: Shape::Mla(mla.clone(), MlaPath::Naive) },
+        Preset { name, variant: "mla-absorbed", shape: Shape::Mla(mla, MlaPath::Absorbed) },
+    ]
+}
+
+/// Every preset: `tiny` (smoke runs), `llama3-8b` (the GQA family at Llama 3 8B's shape) and
+/// `deepseek-v2` (MLA at DeepSeek-V2's shape).
+pub fn all() -> Vec<Preset> {
+    let mut out = family("tiny", 256, 8, 2, 32, MlaConfig::new(256, 8, 32, 16, 64, 96));
+    out.extend(
+        family("llama3-8b", 4096, 32, 8, 128, MlaConfig::new(5120, 128, 128, 64, 512, 1536))
+            .into_iter()
+            .map(|mut p| {
+                if let Shape::Mla(..) = p.shape {
+                    p.name = "deepseek-v2";
+                }
+                p
+            }),
+    );
+    out
+}
+
+/// Looks a preset up by family and variant.
+pub fn find(name: &str, variant: &str) -> Option<Preset> {
+    all().into_iter().find(|p| p.name == name && p.variant == variant)
+}
+
+impl Shape {
+    /// Analytic KV cache bytes per token and layer for f32 elements.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        match self {
+            Shape::Gqa(c) => c.kv_bytes_per_token(4),
+            Shape::Mla(c, _) => c.kv_bytes_per_token(4),
+        }
+    }
+
+    /// Analytic FLOPs of one decode step at context `ctx`.
+    pub fn decode_flops(&self, ctx: usize) -> f64 {
+        match self {
+            Shape::Gqa(c) => c.decode_flops(ctx),
+            Shape::Mla(c, path) => c.decode_flops(ctx, *path),
+        }
+    }
+
+    /// Width of the residual stream.
+    pub fn d_model(&self) -> usize {
+        match self {
+            Shape::Gqa(c) => c.d_model,
+            Shape::Mla(c, _) => c.d_model,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_bytes_per_token_match_closed_forms() {
+        let bytes = |n, v| find(n, v).unwrap().shape.kv_bytes_per_token();
+        // GQA: 2 · n_kv_heads · d_head · 4 bytes.
+        assert_eq!(bytes("llama3-8b", "gqa"), 2 * 8 * 128 * 4);
+        assert_eq!(bytes("llama3-8b", "mha"), 2 * 32 * 128 * 4);
+        assert_eq!(bytes("llama3-8b", "mqa"), 2 * 128 * 4);
+        assert_eq!(bytes("tiny", "gqa"), 2 * 2 * 32 * 4);
+        // MLA: (d_c + d_rope) · 4 bytes = 576 elements for DeepSeek-V2.
+        assert_eq!(bytes("deepseek-v2", "mla-naive"), 576 * 4);
+        assert_eq!(bytes("deepseek-v2", "mla-absorbed"), 576 * 4);
+        assert_eq!(bytes("tiny", "mla-absorbed"), (64 + 16) * 4);
+    }
+
+    #[test]
+    fn every_family_has_every_variant() {
+        for v in VARIANTS {
+            assert!(find("tiny", v).is_some(), "tiny/{v}");
+        }
+        for v in ["mha", "gqa", "mqa"] {
+            assert!(find("llama3-8b", v).is_some());
+        }
+        for v in ["mla-naive", "mla-absorbed"] {
+            assert!(find("deepseek-v2", v).is_some());
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The environment of a run, written to `run.json` so that runs can be compared honestly.
+
+use serde::{Deserialize, Serialize};
+
+/// Where and how a run happened.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunEnv {
+    /// Identifies the run; also in every record.
+    pub run_id: String,
+    /// `git rev-parse HEAD` of the working tree, with `-dirty` when it has changes; `unknown`
+    /// outside a git checkout.
+    pub git_rev: String,
+    /// Backend name.
+    pub backend: String,
+    /// burn features compiled in.
+    pub burn_features: Vec<String>,
+    /// burn version.
+    pub burn_version: String,
+    /// Device the backend ran on.
+    pub device: String,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// SIMD-relevant CPU flags present (avx2, fma, avx512f, ...).
+    pub cpu_flags: Vec<String>,
+    /// Logical cores available to the process.
+    pub cores: usize,
+    /// Scale of the run.
+    pub scale: String,
+    /// Seed of every random input and weight.
+    pub seed: u64,
+    /// Suites run.
+    pub suites: Vec<String>,
+    /// How percentiles are computed.
+    pub percentile_method: String,
+    /// Start time (RFC 3339).
+    pub started: String,
+    /// End time (RFC 3339).
+    pub ended: String,
+    /// infermark version.
+    pub infermark_version: String,
+}
+
+/// Now, as RFC 3339 with seconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The git revision of the current directory's checkout.
+pub fn git_rev() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "HEAD"]) {
+        Some(rev) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{rev}-dirty")
+            } else {
+                rev
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// CPU model name and the SIMD flags that matter for the kernels.
+pub fn cpu_info() -> (String, Vec<String>) {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let model = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let flags = field("flags").unwrap_or_default();
+    let wanted = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile"];
+    let present = flags.split_whitespace().filter(|f| wanted.contains(f)).map(String::from).collect();
+    (model, present)
+}
+
+/// Logical cores available.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

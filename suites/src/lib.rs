@@ -1,0 +1,49 @@
+//! infermark suites: each suite turns a scale into a grid of cases, runs model components on a
+//! chosen backend, and emits tidy [`Record`]s (one metric per row). This is the only layer that
+//! times, counts bytes and scores accuracy.
+
+pub mod attention;
+pub mod backend;
+pub mod env;
+pub mod measure;
+pub mod record;
+pub mod scale;
+pub mod suite;
+
+pub use backend::BackendKind;
+pub use record::{Record, Stat};
+pub use scale::Scale;
+pub use suite::{registry, Case, RunContext, Suite};
+
+/// Errors of the suites. Each names the offending input.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// A backend this build cannot run.
+    #[error("backend `{name}` is not available in this build: {hint}")]
+    BackendUnavailable { name: String, hint: String },
+    /// An unknown name given on the command line.
+    #[error("unknown {kind} `{name}`; known: {known}")]
+    Unknown {
+        kind: &'static str,
+        name: String,
+        known: String,
+    },
+    /// A model component refused its input.
+    #[error("{context}: {source}")]
+    Model {
+        context: String,
+        source: infermark_models::ModelError,
+    },
+    /// The backend failed while running.
+    #[error("backend error: {0}")]
+    Backend(String),
+    /// A measured value that is not a finite number.
+    #[error("{metric} for {variant} is not finite ({value})")]
+    NotFinite {
+        metric: String,
+        variant: String,
+        value: f64,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, SuiteError>;

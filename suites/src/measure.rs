@@ -1,0 +1,106 @@
+//! Timing: warm up, then repeat with the backend's sync inside the timed region; summarise with
+//! nearest-rank percentiles.
+
+use std::time::{Duration, Instant};
+
+/// How long and how often to time one thing.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Untimed runs first (caches, allocator, lazy initialisation).
+    pub warmup: usize,
+    /// At least this many timed samples.
+    pub min_samples: usize,
+    /// At most this many timed samples.
+    pub max_samples: usize,
+    /// Stop adding samples (above `min_samples`) once this much time was spent timing.
+    pub budget: Duration,
+}
+
+/// Summary of timed samples, in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub median: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+/// Nearest-rank percentile (the smallest sample with at least `p`% of samples at or below it).
+/// `sorted` must be sorted ascending and non-empty.
+pub fn percentile_nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    assert!(!sorted.is_empty(), "percentile of no samples");
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Summary {
+    /// Summarises samples (ms). Panics on an empty slice: every timing has at least one sample.
+    pub fn of(samples: &[f64]) -> Self {
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        Summary {
+            median: percentile_nearest_rank(&s, 50.0),
+            p90: percentile_nearest_rank(&s, 90.0),
+            p99: percentile_nearest_rank(&s, 99.0),
+            min: s[0],
+            max: s[s.len() - 1],
+            n: s.len(),
+        }
+    }
+
+    /// Coefficient of spread: (p90 − min) / median.
+    pub fn spread(&self) -> f64 {
+        (self.p90 - self.min) / self.median
+    }
+}
+
+/// Times `step` under `plan`. `step` must include the backend sync so that asynchronous
+/// backends are timed honestly; `between` runs untimed after each sample (e.g. a cache rollback).
+pub fn time<F: FnMut(), G: FnMut()>(plan: Plan, mut step: F, mut between: G) -> Summary {
+    for _ in 0..plan.warmup {
+        step();
+        between();
+    }
+    let mut samples = Vec::with_capacity(plan.max_samples);
+    let start = Instant::now();
+    while samples.len() < plan.max_samples.max(1)
+        && (samples.len() < plan.min_samples.max(1) || start.elapsed() < plan.budget)
+    {
+        let t = Instant::now();
+        step();
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+        between();
+    }
+    Summary::of(&samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles_of_one_to_ten() {
+        let s: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile_nearest_rank(&s, 50.0), 5.0);
+        assert_eq!(percentile_nearest_rank(&s, 90.0), 9.0);
+        assert_eq!(percentile_nearest_rank(&s, 99.0), 10.0);
+        assert_eq!(percentile_nearest_rank(&s, 0.0), 1.0);
+    }
+
+    #[test]
+    fn summary_of_unsorted_samples() {
+        let s = Summary::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+    }
+
+    #[test]
+    fn timing_respects_sample_bounds() {
+        let mut calls = 0;
+        let plan = Plan { warmup: 2, min_samples: 3, max_samples: 5, budget: Duration::from_secs(10) };
+        let s = time(plan, || calls += 1, || {});
+        assert_eq!(s.n, 5);
+        assert_eq!(calls, 7);
+    }
+}
