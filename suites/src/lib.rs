@@ -14,6 +14,7 @@ pub use backend::BackendKind;
 pub use record::{Record, Stat};
 pub use scale::Scale;
 pub use suite::{registry, Case, RunContext, Suite};
+pub use suite::find as find_suite;
 
 /// Errors of the suites. Each names the offending input.
 #[derive(Debug, thiserror::Error)]

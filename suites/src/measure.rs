@@ -58,10 +58,11 @@ impl Summary {
 
 /// Times `step` under `plan`. `step` must include the backend sync so that asynchronous
 /// backends are timed honestly; `between` runs untimed after each sample (e.g. a cache rollback).
-pub fn time<F: FnMut(), G: FnMut()>(plan: Plan, mut step: F, mut between: G) -> Summary {
+/// Both get `state` (what they share, such as a cache).
+pub fn time<S, F: FnMut(&mut S), G: FnMut(&mut S)>(plan: Plan, state: &mut S, mut step: F, mut between: G) -> Summary {
     for _ in 0..plan.warmup {
-        step();
-        between();
+        step(state);
+        between(state);
     }
     let mut samples = Vec::with_capacity(plan.max_samples);
     let start = Instant::now();
@@ -69,9 +70,9 @@ pub fn time<F: FnMut(), G: FnMut()>(plan: Plan, mut step: F, mut between: G) -> 
         && (samples.len() < plan.min_samples.max(1) || start.elapsed() < plan.budget)
     {
         let t = Instant::now();
-        step();
+        step(state);
         samples.push(t.elapsed().as_secs_f64() * 1e3);
-        between();
+        between(state);
     }
     Summary::of(&samples)
 }
@@ -99,7 +100,7 @@ mod tests {
     fn timing_respects_sample_bounds() {
         let mut calls = 0;
         let plan = Plan { warmup: 2, min_samples: 3, max_samples: 5, budget: Duration::from_secs(10) };
-        let s = time(plan, || calls += 1, || {});
+        let s = time(plan, &mut calls, |c| *c += 1, |_| {});
         assert_eq!(s.n, 5);
         assert_eq!(calls, 7);
     }

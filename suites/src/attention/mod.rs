@@ -162,11 +162,12 @@ impl BackendJob for Job<'_> {
             let mut failed = None;
             let summary = measure::time(
                 sizes.plan,
-                || match layer.forward(x.clone(), &mut cache) {
+                &mut cache,
+                |cache| match layer.forward(x.clone(), cache) {
                     Ok(y) => sync_keep(&device, y),
                     Err(e) => failed = Some(e),
                 },
-                || cache.truncate(0),
+                |cache| cache.truncate(0),
             );
             if let Some(e) = failed {
                 return Err(e);
@@ -214,11 +215,12 @@ fn decode<B: AttentionBackend>(layer: &Layer<B>, shape: &Shape, t: usize, plan: 
     let mut failed = None;
     let whole = measure::time(
         plan,
-        || match layer.forward(x.clone(), &mut cache) {
+        &mut cache,
+        |cache| match layer.forward(x.clone(), cache) {
             Ok(y) => sync_keep(device, y),
             Err(e) => failed = Some(e),
         },
-        || cache.truncate(t),
+        |cache| cache.truncate(t),
     );
     if let Some(e) = failed {
         return Err(e);
@@ -336,11 +338,11 @@ impl<B: AttentionBackend> Layer<B> {
         Ok(match (self, cache) {
             (Layer::Gqa(l), Cache::Gqa(c)) => {
                 let p = l.prepare(x, c).map_err(model_err("GQA prepare"))?;
-                measure::time(plan, || sync_keep(device, l.attend(&p, c)), || {})
+                measure::time(plan, c, |c| sync_keep(device, l.attend(&p, c)), |_| {})
             }
             (Layer::Mla(l, path), Cache::Mla(c)) => {
                 let p = l.prepare(x, c).map_err(model_err("MLA prepare"))?;
-                measure::time(plan, || sync_keep(device, l.attend(&p, c, *path)), || {})
+                measure::time(plan, c, |c| sync_keep(device, l.attend(&p, c, *path)), |_| {})
             }
             _ => unreachable!("layer and cache come from the same preset"),
         })
