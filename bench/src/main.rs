@@ -39,6 +39,9 @@ struct RunArgs {
     /// Suite to run (repeatable); all suites when omitted. See `infermark list`.
     #[arg(long = "suite", value_name = "NAME")]
     suites: Vec<String>,
+    /// Only these variants (repeatable), e.g. `--variant gqa --variant mla-absorbed`.
+    #[arg(long = "variant", value_name = "NAME")]
+    variants: Vec<String>,
     /// Run size: smoke (seconds, CI), quick (minutes on a 2-core CPU), full (hours; for a GPU).
     #[arg(long, default_value = "quick", value_parser = parse_scale)]
     scale: Scale,
@@ -128,6 +131,12 @@ fn run(args: RunArgs) -> Result<()> {
     } else {
         args.suites.iter().map(|n| suite::find(n)).collect::<std::result::Result<Vec<_>, _>>()?
     };
+    for v in &args.variants {
+        if !suites.iter().any(|s| s.variants().contains(&v.as_str())) {
+            let known: Vec<_> = suites.iter().flat_map(|s| s.variants()).collect();
+            bail!("unknown variant `{v}` for the selected suites; known: {}", known.join(", "));
+        }
+    }
     args.backend.check_available()?;
     let started = env::now_rfc3339();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
@@ -138,7 +147,11 @@ fn run(args: RunArgs) -> Result<()> {
     let (cpu_model, cpu_flags) = env::cpu_info();
     let device = device_name(args.backend, &cpu_model);
     let git_rev = env::git_rev();
-    let cases: Vec<_> = suites.iter().flat_map(|s| s.cases(args.scale).into_iter().map(move |c| (s, c))).collect();
+    let cases: Vec<_> = suites
+        .iter()
+        .flat_map(|s| s.cases(args.scale).into_iter().map(move |c| (s, c)))
+        .filter(|(_, c)| args.variants.is_empty() || args.variants.contains(&c.variant))
+        .collect();
 
     let bar = ProgressBar::new(cases.len() as u64);
     bar.set_style(

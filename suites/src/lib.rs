@@ -30,10 +30,10 @@ pub enum SuiteError {
         known: String,
     },
     /// A model component refused its input.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Model {
         context: String,
-        source: infermark_models::ModelError,
+        error: infermark_models::ModelError,
     },
     /// The backend failed while running.
     #[error("backend error: {0}")]

@@ -3,6 +3,7 @@
 
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::kernels::AttentionBackend;
 use crate::{ModelError, Result};
 
 /// `[batch, heads, capacity, width]` slots, of which the first `len` positions are filled.
@@ -46,6 +47,31 @@ impl<B: Backend> ContiguousCache<B> {
         self.buf().dims()[2]
     }
 
+    /// Forgets every position from `len` on (speculative rollback, benchmark resets).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// The filled positions, as a view (no copy on backends with strided views).
+    ///
+    /// # Shapes
+    /// - output: `[batch, heads, len, width]`
+    pub fn view(&self) -> Tensor<B, 4> {
+        self.buf().clone().narrow(2, 0, self.len)
+    }
+
+    /// Bytes reserved by the buffer tensor (measured from its shape and dtype).
+    pub fn bytes_reserved(&self) -> usize {
+        super::tensor_bytes(self.buf())
+    }
+
+    /// Bytes of the filled positions.
+    pub fn bytes_used(&self) -> usize {
+        self.bytes_reserved() / self.capacity().max(1) * self.len
+    }
+}
+
+impl<B: AttentionBackend> ContiguousCache<B> {
     /// Appends `s` positions.
     ///
     /// # Shapes
@@ -68,31 +94,8 @@ impl<B: Backend> ContiguousCache<B> {
             });
         }
         let buf = self.buf.take().expect("cache buffer present between calls");
-        self.buf = Some(buf.slice_assign([0..b, 0..h, self.len..self.len + s, 0..w], x));
+        self.buf = Some(B::cache_write(buf, self.len, x));
         self.len += s;
         Ok(())
-    }
-
-    /// Forgets every position from `len` on (speculative rollback, benchmark resets).
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
-    /// The filled positions, as a view (no copy on backends with strided views).
-    ///
-    /// # Shapes
-    /// - output: `[batch, heads, len, width]`
-    pub fn view(&self) -> Tensor<B, 4> {
-        self.buf().clone().narrow(2, 0, self.len)
-    }
-
-    /// Bytes reserved by the buffer tensor (measured from its shape and dtype).
-    pub fn bytes_reserved(&self) -> usize {
-        super::tensor_bytes(self.buf())
-    }
-
-    /// Bytes of the filled positions.
-    pub fn bytes_used(&self) -> usize {
-        self.bytes_reserved() / self.capacity().max(1) * self.len
     }
 }

@@ -155,7 +155,7 @@ pub struct Prepared<B: Backend> {
     pub vis: Visibility,
 }
 
-impl<B: Backend> Gqa<B> {
+impl<B: AttentionBackend> Gqa<B> {
     /// Query heads, KV heads, head width.
     pub fn heads(&self) -> (usize, usize, usize) {
         (self.n_heads, self.n_kv_heads, self.d_head)

@@ -209,7 +209,7 @@ pub struct Prepared<B: Backend> {
     pub past: usize,
 }
 
-impl<B: Backend> Mla<B> {
+impl<B: AttentionBackend> Mla<B> {
     /// An empty cache with room for `capacity` tokens.
     pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> MlaCache<B> {
         MlaCache {

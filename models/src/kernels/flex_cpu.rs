@@ -20,6 +20,11 @@ use super::{grouped_attention_generic, Visibility};
 /// Contexts shorter than this are not split further across tasks.
 const MIN_CHUNK: usize = 256;
 
+/// Above this many query rows per K/V head the core is compute-bound (MQA, absorbed MLA,
+/// prefill), and GEMM-based generic code is faster than streaming; the fused kernel is for the
+/// bandwidth-bound few-rows case.
+const MAX_FUSED_ROWS: usize = 8;
+
 /// A strided 4-D f32 view `[batch, heads, seq, dim]` with a unit inner stride.
 struct View<'a> {
     data: &'a [f32],
@@ -80,11 +85,37 @@ pub(super) fn grouped_attention(
     let (Some(qv), Some(kv), Some(vv)) = (View::of(&qp), View::of(&kp), View::of(&vp)) else {
         return grouped_attention_generic(q, k, v, vis, scale);
     };
+    if qv.dims[2] > MAX_FUSED_ROWS {
+        return grouped_attention_generic(q, k, v, vis, scale);
+    }
     let out = fused(&qv, &kv, &vv, vis, scale);
     let [b, h, rows, _] = qv.dims;
     let dv = vv.dims[3];
     let data = TensorData::new(out, [b, h, rows, dv]);
     Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
+}
+
+/// Copies `x` into rows `at..at + s` of the cache buffer in place. burn-flex 0.21's
+/// `slice_assign` copies the whole destination first (it keeps a second reference to it while
+/// writing), which would make every cache append cost a full copy of the cache.
+pub(super) fn cache_write(buf: Tensor<Flex, 4>, at: usize, x: Tensor<Flex, 4>) -> Tensor<Flex, 4> {
+    let mut bp = buf.into_primitive().tensor();
+    let xp = x.into_primitive().tensor();
+    let [b, h, cap, w] = bp.layout().shape().dims::<4>();
+    let s = xp.layout().shape().dims::<4>()[2];
+    let plain = |t: &FlexTensor| t.dtype() == DType::F32 && t.layout().is_contiguous() && t.layout().start_offset() == 0;
+    if plain(&bp) {
+        let xc = xp.to_contiguous();
+        let src = &xc.storage::<f32>()[..b * h * s * w];
+        if let Some(dst) = bp.try_storage_mut::<f32>() {
+            for bh in 0..b * h {
+                dst[(bh * cap + at) * w..(bh * cap + at + s) * w].copy_from_slice(&src[bh * s * w..(bh + 1) * s * w]);
+            }
+            return Tensor::from_primitive(TensorPrimitive::Float(bp));
+        }
+    }
+    let buf = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(bp));
+    buf.slice_assign([0..b, 0..h, at..at + s, 0..w], Tensor::from_primitive(TensorPrimitive::Float(xp)))
 }
 
 fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> {
@@ -143,96 +174,176 @@ fn run_task(
 ) -> Partial {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { task_avx512(q, k, v, b, h, range, vis, scale) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            return unsafe { task_avx2(q, k, v, b, h, range, vis, scale) };
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return task_body::<avx2::Avx2>(q, k, v, b, h, range, vis, scale);
         }
     }
-    task_body::<false>(q, k, v, b, h, range, vis, scale)
+    task_body::<Portable>(q, k, v, b, h, range, vis, scale)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn task_avx512(
-    q: &View,
-    k: &View,
-    v: &View,
-    b: usize,
-    h: usize,
-    range: std::ops::Range<usize>,
-    vis: Visibility,
-    scale: f32,
-) -> Partial {
-    task_body::<true>(q, k, v, b, h, range, vis, scale)
+/// Inner products and weighted sums over blocks of [`BLOCK`] cached rows.
+trait Block {
+    /// `out[i] = q · k[i]`
+    fn dots(q: &[f32], k: &[&[f32]; BLOCK]) -> [f32; BLOCK];
+    /// `acc += Σ_i p[i] · v[i]`
+    fn weighted_sum(acc: &mut [f32], p: &[f32; BLOCK], v: &[&[f32]; BLOCK]);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn task_avx2(
-    q: &View,
-    k: &View,
-    v: &View,
-    b: usize,
-    h: usize,
-    range: std::ops::Range<usize>,
-    vis: Visibility,
-    scale: f32,
-) -> Partial {
-    task_body::<true>(q, k, v, b, h, range, vis, scale)
-}
+/// Cached rows handled together: their K or V rows (8 × d floats) stay in L1 while every grouped
+/// query row uses them, and the 8 partial sums of one query are reduced together.
+const BLOCK: usize = 8;
 
-#[inline(always)]
-fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
+/// Plain Rust, for CPUs without AVX2 and FMA.
+struct Portable;
+
+impl Block for Portable {
+    fn dots(q: &[f32], k: &[&[f32]; BLOCK]) -> [f32; BLOCK] {
+        k.map(|k| q.iter().zip(k).map(|(a, b)| a * b).sum())
     }
-}
 
-/// Dot product with four independent 16-lane accumulators (hides FMA latency, vectorises to
-/// one 512-bit or two 256-bit registers per accumulator).
-#[inline(always)]
-fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [[0f32; 16]; 4];
-    let (ac, bc) = (a.chunks_exact(64), b.chunks_exact(64));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for j in 0..4 {
-            for l in 0..16 {
-                acc[j][l] = fmadd::<FMA>(x[j * 16 + l], y[j * 16 + l], acc[j][l]);
+    fn weighted_sum(acc: &mut [f32], p: &[f32; BLOCK], v: &[&[f32]; BLOCK]) {
+        for (pi, vi) in p.iter().zip(v) {
+            for (a, x) in acc.iter_mut().zip(vi.iter()) {
+                *a += pi * x;
             }
         }
     }
-    let mut tail = 0f32;
-    for (x, y) in ar.iter().zip(br) {
-        tail = fmadd::<FMA>(*x, *y, tail);
-    }
-    let mut s = [0f32; 16];
-    for l in 0..16 {
-        s[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
-    }
-    s.iter().sum::<f32>() + tail
 }
 
-/// `acc += p · x`
-#[inline(always)]
-fn axpy<const FMA: bool>(acc: &mut [f32], p: f32, x: &[f32]) {
-    for (a, x) in acc.iter_mut().zip(x) {
-        *a = fmadd::<FMA>(p, *x, *a);
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! AVX2 + FMA: 8-lane registers. Runs at full width on every x86-64-v3 CPU, and on AVX-512
+    //! CPUs whose 512-bit units are two 256-bit halves.
+    use super::{Block, BLOCK};
+    use std::arch::x86_64::*;
+
+    pub(super) struct Avx2;
+
+    impl Block for Avx2 {
+        fn dots(q: &[f32], k: &[&[f32]; BLOCK]) -> [f32; BLOCK] {
+            // SAFETY: `run_task` only picks `Avx2` after detecting AVX2 and FMA.
+            unsafe { dots(q, k) }
+        }
+
+        fn weighted_sum(acc: &mut [f32], p: &[f32; BLOCK], v: &[&[f32]; BLOCK]) {
+            // SAFETY: as above.
+            unsafe { weighted_sum(acc, p, v) }
+        }
+    }
+
+    /// Sums each of eight registers into one lane of the result, in order.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum8(r: [__m256; 8]) -> __m256 {
+        let t0 = _mm256_hadd_ps(r[0], r[1]);
+        let t1 = _mm256_hadd_ps(r[2], r[3]);
+        let t2 = _mm256_hadd_ps(r[4], r[5]);
+        let t3 = _mm256_hadd_ps(r[6], r[7]);
+        let u0 = _mm256_hadd_ps(t0, t1);
+        let u1 = _mm256_hadd_ps(t2, t3);
+        _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dots(q: &[f32], k: &[&[f32]; BLOCK]) -> [f32; BLOCK] {
+        let d = q.len();
+        let full = d / 8 * 8;
+        let mut acc = [_mm256_setzero_ps(); BLOCK];
+        let mut c = 0;
+        while c < full {
+            let qv = _mm256_loadu_ps(q.as_ptr().add(c));
+            for i in 0..BLOCK {
+                debug_assert!(k[i].len() >= d);
+                acc[i] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[i].as_ptr().add(c)), acc[i]);
+            }
+            c += 8;
+        }
+        let mut out = [0f32; BLOCK];
+        _mm256_storeu_ps(out.as_mut_ptr(), hsum8(acc));
+        for (i, o) in out.iter_mut().enumerate() {
+            for j in full..d {
+                *o += q[j] * k[i][j];
+            }
+        }
+        out
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn weighted_sum(acc: &mut [f32], p: &[f32; BLOCK], v: &[&[f32]; BLOCK]) {
+        let d = acc.len();
+        let full = d / 8 * 8;
+        let pv = p.map(|x| _mm256_set1_ps(x));
+        let mut c = 0;
+        while c < full {
+            let mut a = _mm256_loadu_ps(acc.as_ptr().add(c));
+            for i in 0..BLOCK {
+                debug_assert!(v[i].len() >= d);
+                a = _mm256_fmadd_ps(pv[i], _mm256_loadu_ps(v[i].as_ptr().add(c)), a);
+            }
+            _mm256_storeu_ps(acc.as_mut_ptr().add(c), a);
+            c += 8;
+        }
+        for j in full..d {
+            for i in 0..BLOCK {
+                acc[j] += p[i] * v[i][j];
+            }
+        }
     }
 }
 
+/// Blocks ahead to prefetch: with several query rows per block the loop computes long enough
+/// between loads that the hardware prefetcher alone leaves the memory bus idle.
+const PREFETCH_BLOCKS: usize = 4;
+
+/// Asks for the cache lines of `row` ahead of use.
 #[inline(always)]
+fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // SAFETY: prefetching is a hint; any address is allowed and SSE is baseline on x86-64.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+/// `exp(x)` for `x <= 0`, branch-free so that loops over it vectorise (Cephes `expf` scheme:
+/// x = n·ln2 + r, degree-6 polynomial for e^r, 2^n through the exponent bits). Relative error
+/// about 2e-7; inputs below -87 give about 1e-38 instead of underflowing.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// Folds with 16 independent lanes (vectorisable), then across lanes.
+#[inline(always)]
+fn lanes_fold(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [init; 16];
+    let chunks = x.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..16 {
+            lanes[l] = f(lanes[l], c[l]);
+        }
+    }
+    let mut out = rest.iter().fold(init, |a, &b| f(a, b));
+    for l in lanes {
+        out = f(out, l);
+    }
+    out
+}
+
 #[allow(clippy::too_many_arguments)]
-fn task_body<const FMA: bool>(
+fn task_body<K: Block>(
     q: &View,
     k: &View,
     v: &View,
@@ -246,47 +357,68 @@ fn task_body<const FMA: bool>(
     let dv = v.dims[3];
     let t_total = k.dims[2];
     let len = range.len();
-    // Keys visible to each row within this chunk: [range.start, end_r).
-    let ends: Vec<usize> = (0..rows)
-        .map(|r| vis.visible(r, t_total).clamp(range.start, range.end))
-        .collect();
+    // Keys visible to each row within this chunk: [range.start, ends[r]).
+    let ends: Vec<usize> = (0..rows).map(|r| vis.visible(r, t_total).clamp(range.start, range.end)).collect();
     let qrows: Vec<&[f32]> = (0..rows).map(|r| q.row(b, h, r)).collect();
+    let blocks = len / BLOCK;
 
-    // Scores [rows, len]: stream K once, each row against all grouped queries.
-    let mut scores = vec![f32::NEG_INFINITY; rows * len];
-    for (i, j) in range.clone().enumerate() {
-        let krow = k.row(b, h, j);
+    // Scores [rows, len]: stream K once; each block of rows serves every grouped query.
+    let mut scores = vec![0f32; rows * len];
+    for blk in 0..blocks {
+        let j0 = range.start + blk * BLOCK;
+        let krows: [&[f32]; BLOCK] = std::array::from_fn(|i| k.row(b, h, j0 + i));
+        if blk + PREFETCH_BLOCKS < blocks {
+            (0..BLOCK).for_each(|i| prefetch(k.row(b, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
+        }
         for r in 0..rows {
-            if j < ends[r] {
-                scores[r * len + i] = dot::<FMA>(qrows[r], krow) * scale;
+            if j0 < ends[r] {
+                let d = K::dots(qrows[r], &krows);
+                scores[r * len + blk * BLOCK..r * len + (blk + 1) * BLOCK].copy_from_slice(&d);
             }
         }
     }
-    // Softmax numerators per row.
+    for j in range.start + blocks * BLOCK..range.end {
+        let krow = k.row(b, h, j);
+        for r in 0..rows {
+            scores[r * len + j - range.start] = qrows[r].iter().zip(krow).map(|(a, b)| a * b).sum();
+        }
+    }
+    // Softmax numerators per row, over the keys it sees; invisible keys get weight 0.
     let mut max = vec![f32::NEG_INFINITY; rows];
     let mut sum = vec![0f32; rows];
     for r in 0..rows {
+        let visible = ends[r] - range.start;
         let row = &mut scores[r * len..(r + 1) * len];
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (seen, hidden) = row.split_at_mut(visible);
+        hidden.iter_mut().for_each(|x| *x = 0.0);
+        let m = lanes_fold(seen, f32::NEG_INFINITY, f32::max) * scale;
         max[r] = m;
-        if m == f32::NEG_INFINITY {
-            row.iter_mut().for_each(|x| *x = 0.0);
-            continue;
+        for x in seen.iter_mut() {
+            *x = exp_nonpositive(*x * scale - m);
         }
-        let mut s = 0f32;
-        for x in row.iter_mut() {
-            *x = (*x - m).exp();
-            s += *x;
-        }
-        sum[r] = s;
+        sum[r] = lanes_fold(seen, 0.0, |a, b| a + b);
     }
     // Weighted sum of V: stream V once.
     let mut acc = vec![0f32; rows * dv];
-    for (i, j) in range.enumerate() {
+    for blk in 0..blocks {
+        let j0 = range.start + blk * BLOCK;
+        let vrows: [&[f32]; BLOCK] = std::array::from_fn(|i| v.row(b, h, j0 + i));
+        if blk + PREFETCH_BLOCKS < blocks {
+            (0..BLOCK).for_each(|i| prefetch(v.row(b, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
+        }
+        for r in 0..rows {
+            if j0 < ends[r] {
+                let p: &[f32; BLOCK] = scores[r * len + blk * BLOCK..r * len + (blk + 1) * BLOCK].try_into().expect("block");
+                K::weighted_sum(&mut acc[r * dv..(r + 1) * dv], p, &vrows);
+            }
+        }
+    }
+    for j in range.start + blocks * BLOCK..range.end {
         let vrow = v.row(b, h, j);
         for r in 0..rows {
-            if j < ends[r] {
-                axpy::<FMA>(&mut acc[r * dv..(r + 1) * dv], scores[r * len + i], vrow);
+            let p = scores[r * len + j - range.start];
+            for (a, x) in acc[r * dv..(r + 1) * dv].iter_mut().zip(vrow) {
+                *a += p * x;
             }
         }
     }

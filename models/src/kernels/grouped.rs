@@ -47,6 +47,18 @@ pub trait AttentionBackend: Backend {
     ) -> Tensor<Self, 4> {
         grouped_attention_generic(q, k, v, vis, scale)
     }
+
+    /// Writes `x` into positions `at..at + s` of a cache buffer and returns the buffer, in place
+    /// where the backend allows it. The generic version is `slice_assign`.
+    ///
+    /// # Shapes
+    /// - `buf`: `[batch, heads, capacity, width]`
+    /// - `x`: `[batch, heads, s, width]`
+    fn cache_write(buf: Tensor<Self, 4>, at: usize, x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        let [b, h, _, w] = buf.dims();
+        let s = x.dims()[2];
+        buf.slice_assign([0..b, 0..h, at..at + s, 0..w], x)
+    }
 }
 
 /// The generic core: two matmuls and a softmax, with an additive causal bias where needed.
@@ -85,6 +97,10 @@ impl AttentionBackend for burn::backend::Flex {
         scale: f32,
     ) -> Tensor<Self, 4> {
         super::flex_cpu::grouped_attention(q, k, v, vis, scale)
+    }
+
+    fn cache_write(buf: Tensor<Self, 4>, at: usize, x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        super::flex_cpu::cache_write(buf, at, x)
     }
 }
 

@@ -254,7 +254,7 @@ fn mla_path_difference<B: AttentionBackend>(mla: &Mla<B>, d_model: usize, prefix
 }
 
 fn model_err(context: &'static str) -> impl Fn(infermark_models::ModelError) -> SuiteError {
-    move |source| SuiteError::Model { context: context.into(), source }
+    move |error| SuiteError::Model { context: context.into(), error }
 }
 
 /// Waits for the backend to finish, keeping `y` alive until then so that lazy backends cannot
@@ -285,7 +285,7 @@ impl Shape {
     }
 }
 
-impl<B: Backend> Cache<B> {
+impl<B: AttentionBackend> Cache<B> {
     fn buffers(&mut self) -> Vec<&mut ContiguousCache<B>> {
         match self {
             Cache::Gqa(c) => vec![&mut c.k, &mut c.v],

@@ -29,8 +29,12 @@ pub struct Preset {
 /// The variants, in report order.
 pub const VARIANTS: [&str; 5] = ["mha", "gqa", "mqa", "mla-naive", "mla-absorbed"];
 
+/// RoPE tables cover the longest context of any scale, plus the decode token.
+const MAX_SEQ_LEN: usize = 32768 + 64;
+
 fn family(name: &'static str, d_model: usize, heads: usize, gqa_kv: usize, d_head: usize, mla: MlaConfig) -> Vec<Preset> {
-    let gqa = |variant, kv| Preset { name, variant, shape: Shape::Gqa(GqaConfig::new(d_model, heads, kv, d_head)) };
+    let gqa = |variant, kv| Preset { name, variant, shape: Shape::Gqa(GqaConfig::new(d_model, heads, kv, d_head).with_max_seq_len(MAX_SEQ_LEN)) };
+    let mla = mla.with_max_seq_len(MAX_SEQ_LEN);
     vec![
         gqa("mha", heads),
         gqa("gqa", gqa_kv),
