@@ -1,0 +1,140 @@
+//! The `infermark` binary end to end: bad input is refused with a clear message, a non-zero exit
+//! and no files; a smoke run writes the three result files and a report with an inline chart.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn infermark(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infermark")).args(args).output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("infermark-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn unknown_suite_is_refused_and_nothing_is_written() {
+    let dir = tmp("suite");
+    let out = dir.join("out");
+    let o = infermark(&["run", "--suite", "nosuch", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("unknown suite `nosuch`") && e.contains("attention"), "{e}");
+    assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
+}
+
+#[test]
+fn bad_scale_is_refused_and_nothing_is_written() {
+    let dir = tmp("scale");
+    let out = dir.join("out");
+    let o = infermark(&["run", "--scale", "huge", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("unknown scale `huge`") && e.contains("smoke, quick, full"), "{e}");
+    assert!(entries(&dir).is_empty());
+}
+
+#[test]
+fn unknown_variant_is_refused() {
+    let dir = tmp("variant");
+    let o = infermark(&["run", "--variant", "gpa", "--scale", "smoke", "--out", dir.join("out").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown variant `gpa`"), "{}", stderr(&o));
+    assert!(entries(&dir).is_empty());
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_without_the_feature_names_the_feature() {
+    let dir = tmp("cuda");
+    let o = infermark(&["run", "--backend", "cuda", "--scale", "smoke", "--out", dir.join("out").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--features cuda"), "{}", stderr(&o));
+    assert!(entries(&dir).is_empty());
+}
+
+#[test]
+fn existing_out_dir_is_refused_and_left_untouched() {
+    let dir = tmp("exists");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let o = infermark(&["run", "--suite", "attention", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(entries(&out), vec!["keep.txt"]);
+    assert_eq!(entries(&dir), vec!["out"]);
+}
+
+#[test]
+fn smoke_run_writes_results_and_report() {
+    let dir = tmp("smoke");
+    let out = dir.join("run");
+    let o = infermark(&["run", "--suite", "attention", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(entries(&out), vec!["results.ndjson", "results.parquet", "run.json"]);
+    assert_eq!(entries(&dir), vec!["run"], "no staging folder left behind");
+
+    let ndjson = std::fs::read_to_string(out.join("results.ndjson")).unwrap();
+    let records: Vec<serde_json::Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for key in ["suite", "experiment", "variant", "backend", "scale", "params", "metric", "value", "unit", "stat", "n"] {
+        assert!(records.iter().all(|r| r.get(key).is_some()), "key {key} missing");
+    }
+    for variant in ["mha", "gqa", "mqa", "mla-naive", "mla-absorbed"] {
+        for metric in ["kv_cache_bytes_per_token", "decode_latency_ms", "prefill_latency_ms", "kv_read_gbps", "flops_per_token"] {
+            assert!(
+                records.iter().any(|r| r["variant"] == variant && r["metric"] == metric),
+                "{variant}/{metric} missing"
+            );
+        }
+    }
+    assert!(records.iter().any(|r| r["metric"] == "mla_absorbed_vs_naive_max_abs_diff" && r["value"].as_f64().unwrap() < 1e-4));
+    // Analytic and measured cache bytes agree for every variant and preset.
+    let kv: Vec<_> = records.iter().filter(|r| r["metric"] == "kv_cache_bytes_per_token").collect();
+    for a in kv.iter().filter(|r| r["params"]["source"] == "analytic") {
+        let m = kv
+            .iter()
+            .find(|r| r["params"]["source"] == "measured" && r["variant"] == a["variant"] && r["params"]["preset"] == a["params"]["preset"])
+            .expect("measured twin");
+        assert_eq!(a["value"], m["value"]);
+    }
+    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    for key in ["git_rev", "backend", "burn_features", "cpu_model", "cpu_flags", "cores", "scale", "seed", "started", "ended", "percentile_method"] {
+        assert!(env.get(key).is_some(), "run.json lacks {key}");
+    }
+
+    // A second run into the same folder is refused; with --force it replaces it.
+    let again = infermark(&["run", "--suite", "attention", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    assert!(!again.status.success());
+
+    let html = dir.join("report.html");
+    let o = infermark(&["report", "--run", out.to_str().unwrap(), "--out", html.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("decode_latency_ms"));
+    assert!(!page.contains("http://") || page.matches("http://").all(|_| page.contains("http://www.w3.org")), "no network fetches");
+    let o = infermark(&["report", "--run", out.to_str().unwrap(), "--out", html.to_str().unwrap()]);
+    assert!(!o.status.success(), "existing report is not overwritten without --force");
+}
+
+#[test]
+fn report_of_a_missing_run_is_a_clear_error() {
+    let dir = tmp("report");
+    let o = infermark(&["report", "--run", dir.join("nope").to_str().unwrap(), "--out", dir.join("r.html").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+    assert!(entries(&dir).is_empty());
+}

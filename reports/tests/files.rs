@@ -1,0 +1,112 @@
+//! Result files: Parquet and NDJSON read back to the records written; run directories are
+//! written atomically and never silently replaced; the report page is self-contained.
+
+use std::collections::BTreeMap;
+
+use infermark_reports::{html, io, ReportError};
+use infermark_suites::env::RunEnv;
+use infermark_suites::{Record, Stat};
+
+fn record(variant: &str, ctx: usize, value: f64, stat: Stat) -> Record {
+    Record {
+        run_id: "run-1".into(),
+        suite: "attention".into(),
+        experiment: "decode".into(),
+        variant: variant.into(),
+        backend: "flex".into(),
+        device: "cpu: test".into(),
+        scale: "smoke".into(),
+        params: BTreeMap::from([("ctx".to_string(), ctx.to_string()), ("part".to_string(), "core".to_string())]),
+        metric: "decode_latency_ms".into(),
+        value,
+        unit: "ms".into(),
+        stat,
+        n: 7,
+        git_rev: "abc".into(),
+        timestamp: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn records() -> Vec<Record> {
+    let mut v = Vec::new();
+    for (i, variant) in ["gqa", "mla-absorbed"].iter().enumerate() {
+        for ctx in [64, 128, 256] {
+            v.push(record(variant, ctx, 0.1 * ctx as f64 * (i + 1) as f64, Stat::Median));
+            v.push(record(variant, ctx, 0.09 * ctx as f64, Stat::Min));
+        }
+    }
+    v
+}
+
+fn env() -> RunEnv {
+    RunEnv {
+        run_id: "run-1".into(),
+        git_rev: "abc".into(),
+        backend: "flex".into(),
+        burn_features: vec!["flex".into()],
+        burn_version: "0.21.0".into(),
+        device: "cpu: test".into(),
+        cpu_model: "test".into(),
+        cpu_flags: vec!["avx2".into()],
+        cores: 2,
+        scale: "smoke".into(),
+        seed: 1,
+        suites: vec!["attention".into()],
+        percentile_method: "nearest-rank".into(),
+        started: "a".into(),
+        ended: "b".into(),
+        infermark_version: "0.1.0".into(),
+    }
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("infermark-files-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn parquet_and_ndjson_read_back_to_the_records_written() {
+    let dir = tmp("roundtrip").join("run");
+    io::write_run(&dir, &records(), &env(), false).unwrap();
+    assert_eq!(io::read_parquet(&dir.join(io::PARQUET)).unwrap(), records());
+    assert_eq!(io::read_ndjson(&dir.join(io::NDJSON)).unwrap(), records());
+    let run = io::read_run(&dir).unwrap();
+    assert_eq!(run.env, env());
+}
+
+#[test]
+fn existing_run_dir_is_refused_without_force_and_replaced_with_it() {
+    let root = tmp("force");
+    let dir = root.join("run");
+    io::write_run(&dir, &records(), &env(), false).unwrap();
+    let err = io::write_run(&dir, &records()[..2], &env(), false).unwrap_err();
+    assert!(matches!(err, ReportError::OutExists(_)));
+    assert_eq!(io::read_ndjson(&dir.join(io::NDJSON)).unwrap().len(), records().len());
+    io::write_run(&dir, &records()[..2], &env(), true).unwrap();
+    assert_eq!(io::read_ndjson(&dir.join(io::NDJSON)).unwrap().len(), 2);
+    let left: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("run")], "no staging or replaced folders left");
+}
+
+#[test]
+fn malformed_ndjson_names_the_line() {
+    let dir = tmp("malformed");
+    let path = dir.join("r.ndjson");
+    let good = serde_json::to_string(&records()[0]).unwrap();
+    std::fs::write(&path, format!("{good}\n{{\"suite\": 3}}\n")).unwrap();
+    let err = io::read_ndjson(&path).unwrap_err().to_string();
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn report_is_self_contained_with_a_chart_per_swept_metric() {
+    let page = html::render(&env(), &records(), &|_| "desc".into()).unwrap();
+    assert_eq!(page.matches("<svg").count(), 1, "one chart: decode_latency_ms (core)");
+    assert!(page.contains("gqa") && page.contains("mla-absorbed"));
+    assert!(!page.contains("<script") && !page.contains("<link") && !page.contains("src=\"http"));
+    // Every opened tag of the table structure is closed.
+    assert_eq!(page.matches("<table").count(), page.matches("</table>").count());
+    assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());
+}
