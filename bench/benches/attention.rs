@@ -13,7 +13,12 @@ const CTX: usize = 1024;
 
 fn fill(c: &mut ContiguousCache<B>, n: usize) {
     let [b, h, _, w] = c.dims();
-    c.append(Tensor::random([b, h, n, w], Distribution::Normal(0.0, 1.0), &Default::default())).expect("capacity");
+    c.append(Tensor::random(
+        [b, h, n, w],
+        Distribution::Normal(0.0, 1.0),
+        &Default::default(),
+    ))
+    .expect("capacity");
 }
 
 fn gqa(c: &mut Criterion) {
@@ -28,7 +33,9 @@ fn gqa(c: &mut Criterion) {
         fill(&mut cache.v, CTX);
         let x = Tensor::<B, 3>::random([1, 1, 4096], Distribution::Normal(0.0, 1.0), &dev);
         let p = layer.prepare(x, &mut cache).expect("capacity");
-        group.throughput(Throughput::Bytes((cfg.kv_bytes_per_token(4) * (CTX + 1)) as u64));
+        group.throughput(Throughput::Bytes(
+            (cfg.kv_bytes_per_token(4) * (CTX + 1)) as u64,
+        ));
         group.bench_function(format!("{variant}/h32_kv{kv}_d128_ctx{CTX}"), |b| {
             b.iter(|| {
                 let o = layer.attend(&p, &cache);
@@ -50,8 +57,13 @@ fn mla(c: &mut Criterion) {
     fill(&mut cache.latent, CTX);
     let x = Tensor::<B, 3>::random([1, 1, 5120], Distribution::Normal(0.0, 1.0), &dev);
     let p = layer.prepare(x, &mut cache).expect("capacity");
-    group.throughput(Throughput::Bytes((cfg.kv_bytes_per_token(4) * (CTX + 1)) as u64));
-    for (variant, path) in [("mla-naive", MlaPath::Naive), ("mla-absorbed", MlaPath::Absorbed)] {
+    group.throughput(Throughput::Bytes(
+        (cfg.kv_bytes_per_token(4) * (CTX + 1)) as u64,
+    ));
+    for (variant, path) in [
+        ("mla-naive", MlaPath::Naive),
+        ("mla-absorbed", MlaPath::Absorbed),
+    ] {
         group.bench_function(format!("{variant}/h128_dc512_dr64_ctx{CTX}"), |b| {
             b.iter(|| {
                 let o = layer.attend(&p, &cache, path);

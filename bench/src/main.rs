@@ -73,11 +73,13 @@ struct ReportArgs {
 }
 
 fn parse_scale(s: &str) -> std::result::Result<Scale, String> {
-    s.parse().map_err(|e: infermark_suites::SuiteError| e.to_string())
+    s.parse()
+        .map_err(|e: infermark_suites::SuiteError| e.to_string())
 }
 
 fn parse_backend(s: &str) -> std::result::Result<BackendKind, String> {
-    s.parse().map_err(|e: infermark_suites::SuiteError| e.to_string())
+    s.parse()
+        .map_err(|e: infermark_suites::SuiteError| e.to_string())
 }
 
 fn main() {
@@ -111,7 +113,11 @@ fn list() -> Result<()> {
     }
     println!("backends:");
     for b in BackendKind::ALL {
-        let state = if b.available() { "available" } else { "not in this build (rebuild with --features cuda)" };
+        let state = if b.available() {
+            "available"
+        } else {
+            "not in this build (rebuild with --features cuda)"
+        };
         println!("  {:<6} {state}", b.name());
     }
     Ok(())
@@ -129,19 +135,28 @@ fn run(args: RunArgs) -> Result<()> {
     let suites = if args.suites.is_empty() {
         registry()
     } else {
-        args.suites.iter().map(|n| suite::find(n)).collect::<std::result::Result<Vec<_>, _>>()?
+        args.suites
+            .iter()
+            .map(|n| suite::find(n))
+            .collect::<std::result::Result<Vec<_>, _>>()?
     };
     for v in &args.variants {
         if !suites.iter().any(|s| s.variants().contains(&v.as_str())) {
             let known: Vec<_> = suites.iter().flat_map(|s| s.variants()).collect();
-            bail!("unknown variant `{v}` for the selected suites; known: {}", known.join(", "));
+            bail!(
+                "unknown variant `{v}` for the selected suites; known: {}",
+                known.join(", ")
+            );
         }
     }
     args.backend.check_available()?;
     let started = env::now_rfc3339();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let run_id = format!("{stamp}-{}-{}", args.scale.name(), args.backend.name());
-    let out = args.out.clone().unwrap_or_else(|| Path::new("results").join(&run_id));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("results").join(&run_id));
     io::check_out_dir(&out, args.force)?;
 
     let (cpu_model, cpu_flags) = env::cpu_info();
@@ -174,7 +189,9 @@ fn run(args: RunArgs) -> Result<()> {
     let mut records: Vec<Record> = Vec::new();
     for (s, case) in &cases {
         bar.set_message(format!("{}: {}", s.name(), case.label()));
-        let recs = s.run_case(case, &ctx).with_context(|| format!("suite {} case {}", s.name(), case.label()))?;
+        let recs = s
+            .run_case(case, &ctx)
+            .with_context(|| format!("suite {} case {}", s.name(), case.label()))?;
         records.extend(recs);
         bar.inc(1);
     }
@@ -184,7 +201,10 @@ fn run(args: RunArgs) -> Result<()> {
         run_id,
         git_rev,
         backend: args.backend.name().into(),
-        burn_features: BackendKind::build_features().into_iter().map(String::from).collect(),
+        burn_features: BackendKind::build_features()
+            .into_iter()
+            .map(String::from)
+            .collect(),
         burn_version: "0.21.0".into(),
         device,
         cpu_model,
@@ -214,7 +234,11 @@ fn run(args: RunArgs) -> Result<()> {
 /// Prints each metric's headline values; for context sweeps, only the longest context.
 fn print_summary(records: &[Record]) {
     for t in table::summarise(records) {
-        let max_ctx = t.rows.iter().filter_map(|r| r.param_map.get("ctx")?.parse::<usize>().ok()).max();
+        let max_ctx = t
+            .rows
+            .iter()
+            .filter_map(|r| r.param_map.get("ctx")?.parse::<usize>().ok())
+            .max();
         println!("\n{} / {} ({})", t.suite, t.metric, t.unit);
         for r in &t.rows {
             let ctx = r.param_map.get("ctx").and_then(|c| c.parse::<usize>().ok());
@@ -222,25 +246,47 @@ fn print_summary(records: &[Record]) {
                 continue;
             }
             let spread = match (r.min, r.p90) {
-                (Some(a), Some(b)) => format!("  [{} – {}]", table::fmt_value(a), table::fmt_value(b)),
+                (Some(a), Some(b)) => {
+                    format!("  [{} – {}]", table::fmt_value(a), table::fmt_value(b))
+                }
                 _ => String::new(),
             };
-            println!("  {:<13} {:>12} {:<6} n={:<4} {}{}", r.variant, table::fmt_value(r.value), r.stat, r.n, r.params, spread);
+            println!(
+                "  {:<13} {:>12} {:<6} n={:<4} {}{}",
+                r.variant,
+                table::fmt_value(r.value),
+                r.stat,
+                r.n,
+                r.params,
+                spread
+            );
         }
     }
 }
 
 fn report(args: ReportArgs) -> Result<()> {
     if args.out.exists() && !args.force {
-        bail!("{} already exists; choose another --out or pass --force to replace it", args.out.display());
+        bail!(
+            "{} already exists; choose another --out or pass --force to replace it",
+            args.out.display()
+        );
     }
     let run = io::read_run(&args.run)?;
     if run.records.is_empty() {
         bail!("{}: the run has no records", args.run.display());
     }
-    let describe = |name: &str| suite::find(name).map(|s| s.description().to_string()).unwrap_or_default();
+    let describe = |name: &str| {
+        suite::find(name)
+            .map(|s| s.description().to_string())
+            .unwrap_or_default()
+    };
     let page = html::render(&run.env, &run.records, &describe)?;
     io::write_file_atomic(&args.out, page.as_bytes(), args.force)?;
-    println!("wrote {} ({} records, {} KiB)", args.out.display(), run.records.len(), page.len() / 1024);
+    println!(
+        "wrote {} ({} records, {} KiB)",
+        args.out.display(),
+        run.records.len(),
+        page.len() / 1024
+    );
     Ok(())
 }

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn infermark(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infermark")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_infermark"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -20,7 +23,10 @@ fn tmp(name: &str) -> std::path::PathBuf {
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -29,10 +35,21 @@ fn entries(dir: &Path) -> Vec<String> {
 fn unknown_suite_is_refused_and_nothing_is_written() {
     let dir = tmp("suite");
     let out = dir.join("out");
-    let o = infermark(&["run", "--suite", "nosuch", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    let o = infermark(&[
+        "run",
+        "--suite",
+        "nosuch",
+        "--scale",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("unknown suite `nosuch`") && e.contains("attention"), "{e}");
+    assert!(
+        e.contains("unknown suite `nosuch`") && e.contains("attention"),
+        "{e}"
+    );
     assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
 }
 
@@ -43,16 +60,31 @@ fn bad_scale_is_refused_and_nothing_is_written() {
     let o = infermark(&["run", "--scale", "huge", "--out", out.to_str().unwrap()]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("unknown scale `huge`") && e.contains("smoke, quick, full"), "{e}");
+    assert!(
+        e.contains("unknown scale `huge`") && e.contains("smoke, quick, full"),
+        "{e}"
+    );
     assert!(entries(&dir).is_empty());
 }
 
 #[test]
 fn unknown_variant_is_refused() {
     let dir = tmp("variant");
-    let o = infermark(&["run", "--variant", "gpa", "--scale", "smoke", "--out", dir.join("out").to_str().unwrap()]);
+    let o = infermark(&[
+        "run",
+        "--variant",
+        "gpa",
+        "--scale",
+        "smoke",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown variant `gpa`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown variant `gpa`"),
+        "{}",
+        stderr(&o)
+    );
     assert!(entries(&dir).is_empty());
 }
 
@@ -60,7 +92,15 @@ fn unknown_variant_is_refused() {
 #[test]
 fn cuda_without_the_feature_names_the_feature() {
     let dir = tmp("cuda");
-    let o = infermark(&["run", "--backend", "cuda", "--scale", "smoke", "--out", dir.join("out").to_str().unwrap()]);
+    let o = infermark(&[
+        "run",
+        "--backend",
+        "cuda",
+        "--scale",
+        "smoke",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--features cuda"), "{}", stderr(&o));
     assert!(entries(&dir).is_empty());
@@ -72,9 +112,21 @@ fn existing_out_dir_is_refused_and_left_untouched() {
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
-    let o = infermark(&["run", "--suite", "attention", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    let o = infermark(&[
+        "run",
+        "--suite",
+        "attention",
+        "--scale",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("already exists") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(entries(&out), vec!["keep.txt"]);
     assert_eq!(entries(&dir), vec!["out"]);
 }
@@ -83,57 +135,152 @@ fn existing_out_dir_is_refused_and_left_untouched() {
 fn smoke_run_writes_results_and_report() {
     let dir = tmp("smoke");
     let out = dir.join("run");
-    let o = infermark(&["run", "--suite", "attention", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    let o = infermark(&[
+        "run",
+        "--suite",
+        "attention",
+        "--scale",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(entries(&out), vec!["results.ndjson", "results.parquet", "run.json"]);
+    assert_eq!(
+        entries(&out),
+        vec!["results.ndjson", "results.parquet", "run.json"]
+    );
     assert_eq!(entries(&dir), vec!["run"], "no staging folder left behind");
 
     let ndjson = std::fs::read_to_string(out.join("results.ndjson")).unwrap();
-    let records: Vec<serde_json::Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    for key in ["suite", "experiment", "variant", "backend", "scale", "params", "metric", "value", "unit", "stat", "n"] {
-        assert!(records.iter().all(|r| r.get(key).is_some()), "key {key} missing");
+    let records: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for key in [
+        "suite",
+        "experiment",
+        "variant",
+        "backend",
+        "scale",
+        "params",
+        "metric",
+        "value",
+        "unit",
+        "stat",
+        "n",
+    ] {
+        assert!(
+            records.iter().all(|r| r.get(key).is_some()),
+            "key {key} missing"
+        );
     }
     for variant in ["mha", "gqa", "mqa", "mla-naive", "mla-absorbed"] {
-        for metric in ["kv_cache_bytes_per_token", "decode_latency_ms", "prefill_latency_ms", "kv_read_gbps", "flops_per_token"] {
+        for metric in [
+            "kv_cache_bytes_per_token",
+            "decode_latency_ms",
+            "prefill_latency_ms",
+            "kv_read_gbps",
+            "flops_per_token",
+        ] {
             assert!(
-                records.iter().any(|r| r["variant"] == variant && r["metric"] == metric),
+                records
+                    .iter()
+                    .any(|r| r["variant"] == variant && r["metric"] == metric),
                 "{variant}/{metric} missing"
             );
         }
     }
-    assert!(records.iter().any(|r| r["metric"] == "mla_absorbed_vs_naive_max_abs_diff" && r["value"].as_f64().unwrap() < 1e-4));
+    assert!(records
+        .iter()
+        .any(|r| r["metric"] == "mla_absorbed_vs_naive_max_abs_diff"
+            && r["value"].as_f64().unwrap() < 1e-4));
     // Analytic and measured cache bytes agree for every variant and preset.
-    let kv: Vec<_> = records.iter().filter(|r| r["metric"] == "kv_cache_bytes_per_token").collect();
+    let kv: Vec<_> = records
+        .iter()
+        .filter(|r| r["metric"] == "kv_cache_bytes_per_token")
+        .collect();
     for a in kv.iter().filter(|r| r["params"]["source"] == "analytic") {
         let m = kv
             .iter()
-            .find(|r| r["params"]["source"] == "measured" && r["variant"] == a["variant"] && r["params"]["preset"] == a["params"]["preset"])
+            .find(|r| {
+                r["params"]["source"] == "measured"
+                    && r["variant"] == a["variant"]
+                    && r["params"]["preset"] == a["params"]["preset"]
+            })
             .expect("measured twin");
         assert_eq!(a["value"], m["value"]);
     }
-    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
-    for key in ["git_rev", "backend", "burn_features", "cpu_model", "cpu_flags", "cores", "scale", "seed", "started", "ended", "percentile_method"] {
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    for key in [
+        "git_rev",
+        "backend",
+        "burn_features",
+        "cpu_model",
+        "cpu_flags",
+        "cores",
+        "scale",
+        "seed",
+        "started",
+        "ended",
+        "percentile_method",
+    ] {
         assert!(env.get(key).is_some(), "run.json lacks {key}");
     }
 
     // A second run into the same folder is refused; with --force it replaces it.
-    let again = infermark(&["run", "--suite", "attention", "--scale", "smoke", "--out", out.to_str().unwrap()]);
+    let again = infermark(&[
+        "run",
+        "--suite",
+        "attention",
+        "--scale",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!again.status.success());
 
     let html = dir.join("report.html");
-    let o = infermark(&["report", "--run", out.to_str().unwrap(), "--out", html.to_str().unwrap()]);
+    let o = infermark(&[
+        "report",
+        "--run",
+        out.to_str().unwrap(),
+        "--out",
+        html.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg") && page.contains("decode_latency_ms"));
-    assert!(!page.contains("http://") || page.matches("http://").all(|_| page.contains("http://www.w3.org")), "no network fetches");
-    let o = infermark(&["report", "--run", out.to_str().unwrap(), "--out", html.to_str().unwrap()]);
-    assert!(!o.status.success(), "existing report is not overwritten without --force");
+    assert!(
+        !page.contains("http://")
+            || page
+                .matches("http://")
+                .all(|_| page.contains("http://www.w3.org")),
+        "no network fetches"
+    );
+    let o = infermark(&[
+        "report",
+        "--run",
+        out.to_str().unwrap(),
+        "--out",
+        html.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success(),
+        "existing report is not overwritten without --force"
+    );
 }
 
 #[test]
 fn report_of_a_missing_run_is_a_clear_error() {
     let dir = tmp("report");
-    let o = infermark(&["report", "--run", dir.join("nope").to_str().unwrap(), "--out", dir.join("r.html").to_str().unwrap()]);
+    let o = infermark(&[
+        "report",
+        "--run",
+        dir.join("nope").to_str().unwrap(),
+        "--out",
+        dir.join("r.html").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
     assert!(entries(&dir).is_empty());

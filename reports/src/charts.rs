@@ -37,8 +37,14 @@ const PALETTE: [RGBColor; 8] = [
 
 /// Renders a log-log line chart.
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) -> Result<String> {
-    let err = |e: String| ReportError::Render { what: format!("chart `{title}`"), reason: e };
-    let pts = series.values().flatten().filter(|(x, y)| *x > 0.0 && *y > 0.0);
+    let err = |e: String| ReportError::Render {
+        what: format!("chart `{title}`"),
+        reason: e,
+    };
+    let pts = series
+        .values()
+        .flatten()
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
@@ -46,7 +52,11 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) ->
     if x0 > x1 {
         return Err(err("no positive points to plot".into()));
     }
-    let (x0, x1) = if x0 == x1 { (x0 / 2.0, x1 * 2.0) } else { (x0, x1) };
+    let (x0, x1) = if x0 == x1 {
+        (x0 / 2.0, x1 * 2.0)
+    } else {
+        (x0, x1)
+    };
     let (y0, y1) = (y0 / 1.5, y1 * 1.5);
     let mut svg = String::new();
     {
@@ -75,8 +85,12 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) ->
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                 .map_err(|e| err(e.to_string()))?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| err(e.to_string()))?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| err(e.to_string()))?;
         }
         chart
             .configure_series_labels()
@@ -97,33 +111,69 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
         // One chart per metric and `part`; one series per preset/variant.
         let mut by_part: BTreeMap<String, Series> = BTreeMap::new();
         for row in &table.rows {
-            let Some(ctx) = row.param_map.get("ctx").and_then(|c| c.parse::<f64>().ok()) else { continue };
+            let Some(ctx) = row.param_map.get("ctx").and_then(|c| c.parse::<f64>().ok()) else {
+                continue;
+            };
             let part = row.param_map.get("part").cloned().unwrap_or_default();
             let name = match row.param_map.get("preset") {
                 Some(p) => format!("{p}/{}", row.variant),
                 None => row.variant.clone(),
             };
-            by_part.entry(part).or_default().entry(name).or_default().push((ctx, row.value));
+            by_part
+                .entry(part)
+                .or_default()
+                .entry(name)
+                .or_default()
+                .push((ctx, row.value));
         }
         for (part, series) in by_part {
             if series.values().all(|s| s.len() < 2) {
                 continue;
             }
-            let title = if part.is_empty() { table.metric.clone() } else { format!("{} ({part})", table.metric) };
+            let title = if part.is_empty() {
+                table.metric.clone()
+            } else {
+                format!("{} ({part})", table.metric)
+            };
             let svg = line_chart(&title, "context length (tokens)", &table.unit, &series)?;
-            out.push(Chart { suite: table.suite.clone(), title, svg });
+            out.push(Chart {
+                suite: table.suite.clone(),
+                title,
+                svg,
+            });
         }
         if table.metric == "kv_cache_bytes_per_token" {
             let contexts = [256.0, 1024.0, 4096.0, 16384.0, 32768.0, 131072.0];
             let mut series = Series::new();
-            for row in table.rows.iter().filter(|r| r.param_map.get("source").map(String::as_str) == Some("analytic")) {
-                let name = format!("{}/{}", row.param_map.get("preset").map(String::as_str).unwrap_or("-"), row.variant);
-                series.insert(name, contexts.iter().map(|&c| (c, c * row.value / (1024.0 * 1024.0))).collect());
+            for row in table
+                .rows
+                .iter()
+                .filter(|r| r.param_map.get("source").map(String::as_str) == Some("analytic"))
+            {
+                let name = format!(
+                    "{}/{}",
+                    row.param_map
+                        .get("preset")
+                        .map(String::as_str)
+                        .unwrap_or("-"),
+                    row.variant
+                );
+                series.insert(
+                    name,
+                    contexts
+                        .iter()
+                        .map(|&c| (c, c * row.value / (1024.0 * 1024.0)))
+                        .collect(),
+                );
             }
             if !series.is_empty() {
                 let title = "KV cache per layer and sequence (f32)".to_string();
                 let svg = line_chart(&title, "context length (tokens)", "MiB", &series)?;
-                out.push(Chart { suite: table.suite.clone(), title, svg });
+                out.push(Chart {
+                    suite: table.suite.clone(),
+                    title,
+                    svg,
+                });
             }
         }
     }

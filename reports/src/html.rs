@@ -38,7 +38,11 @@ struct SuiteView {
 }
 
 /// Renders the report of one run. `describe` gives a suite's one-line description.
-pub fn render(env: &RunEnv, records: &[Record], describe: &dyn Fn(&str) -> String) -> Result<String> {
+pub fn render(
+    env: &RunEnv,
+    records: &[Record],
+    describe: &dyn Fn(&str) -> String,
+) -> Result<String> {
     let mut suites: Vec<SuiteView> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for r in records {
@@ -74,14 +78,31 @@ pub fn render(env: &RunEnv, records: &[Record], describe: &dyn Fn(&str) -> Strin
             .collect();
         suites.push(SuiteView {
             description: describe(&name),
-            charts: all_charts.iter().filter(|c| c.suite == name).cloned().collect(),
+            charts: all_charts
+                .iter()
+                .filter(|c| c.suite == name)
+                .cloned()
+                .collect(),
             tables,
             name,
         });
     }
     let mut jinja = Environment::new();
-    jinja.add_template("report.html", TEMPLATE).map_err(|e| ReportError::Render { what: "template".into(), reason: e.to_string() })?;
-    let tmpl = jinja.get_template("report.html").map_err(|e| ReportError::Render { what: "template".into(), reason: e.to_string() })?;
+    jinja
+        .add_template("report.html", TEMPLATE)
+        .map_err(|e| ReportError::Render {
+            what: "template".into(),
+            reason: e.to_string(),
+        })?;
+    let tmpl = jinja
+        .get_template("report.html")
+        .map_err(|e| ReportError::Render {
+            what: "template".into(),
+            reason: e.to_string(),
+        })?;
     tmpl.render(context! { env => env, suites => suites, record_count => records.len() })
-        .map_err(|e| ReportError::Render { what: "report page".into(), reason: e.to_string() })
+        .map_err(|e| ReportError::Render {
+            what: "report page".into(),
+            reason: e.to_string(),
+        })
 }

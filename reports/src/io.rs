@@ -29,7 +29,10 @@ pub fn check_out_dir(out: &Path, force: bool) -> Result<()> {
 pub fn write_run(out: &Path, records: &[Record], env: &RunEnv, force: bool) -> Result<()> {
     check_out_dir(out, force)?;
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("run");
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
     let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let result = (|| {
@@ -60,7 +63,9 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
         return Err(ReportError::OutExists(path.to_path_buf()));
     }
     let tmp = path.with_extension(format!("partial-{}", std::process::id()));
-    let result = fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path)).map_err(io_err(path));
+    let result = fs::write(&tmp, bytes)
+        .and_then(|_| fs::rename(&tmp, path))
+        .map_err(io_err(path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -99,7 +104,10 @@ pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
 }
 
 fn write_parquet(path: &Path, records: &[Record]) -> Result<()> {
-    let perr = |e: PolarsError| ReportError::Parquet { path: path.to_path_buf(), reason: e.to_string() };
+    let perr = |e: PolarsError| ReportError::Parquet {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let mut df = to_frame(records).map_err(perr)?;
     let file = fs::File::create(path).map_err(io_err(path))?;
     ParquetWriter::new(file).finish(&mut df).map_err(perr)?;
@@ -108,19 +116,53 @@ fn write_parquet(path: &Path, records: &[Record]) -> Result<()> {
 
 /// Reads the records of a run directory from its Parquet file.
 pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
-    let perr = |e: PolarsError| ReportError::Parquet { path: path.to_path_buf(), reason: e.to_string() };
+    let perr = |e: PolarsError| ReportError::Parquet {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let file = fs::File::open(path).map_err(io_err(path))?;
     let df = ParquetReader::new(file).finish().map_err(perr)?;
     let strs = |name: &str| -> PolarsResult<Vec<String>> {
-        Ok(df.column(name)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        Ok(df
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
     };
-    let bad = |reason: String| ReportError::Malformed { path: path.to_path_buf(), reason };
+    let bad = |reason: String| ReportError::Malformed {
+        path: path.to_path_buf(),
+        reason,
+    };
     let get = |name: &str| strs(name).map_err(perr);
-    let (run_id, suite, experiment, variant, backend, device, scale) =
-        (get("run_id")?, get("suite")?, get("experiment")?, get("variant")?, get("backend")?, get("device")?, get("scale")?);
-    let (params, metric, unit, stat, git_rev, timestamp) = (get("params")?, get("metric")?, get("unit")?, get("stat")?, get("git_rev")?, get("timestamp")?);
-    let value: Vec<f64> = df.column("value").and_then(|c| c.f64().map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())).map_err(perr)?;
-    let n: Vec<u64> = df.column("n").and_then(|c| c.u64().map(|c| c.iter().map(|v| v.unwrap_or(0)).collect())).map_err(perr)?;
+    let (run_id, suite, experiment, variant, backend, device, scale) = (
+        get("run_id")?,
+        get("suite")?,
+        get("experiment")?,
+        get("variant")?,
+        get("backend")?,
+        get("device")?,
+        get("scale")?,
+    );
+    let (params, metric, unit, stat, git_rev, timestamp) = (
+        get("params")?,
+        get("metric")?,
+        get("unit")?,
+        get("stat")?,
+        get("git_rev")?,
+        get("timestamp")?,
+    );
+    let value: Vec<f64> = df
+        .column("value")
+        .and_then(|c| {
+            c.f64()
+                .map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        })
+        .map_err(perr)?;
+    let n: Vec<u64> = df
+        .column("n")
+        .and_then(|c| c.u64().map(|c| c.iter().map(|v| v.unwrap_or(0)).collect()))
+        .map_err(perr)?;
     (0..df.height())
         .map(|i| {
             Ok(Record {
@@ -131,11 +173,13 @@ pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
                 backend: backend[i].clone(),
                 device: device[i].clone(),
                 scale: scale[i].clone(),
-                params: serde_json::from_str(&params[i]).map_err(|e| bad(format!("row {i}: params: {e}")))?,
+                params: serde_json::from_str(&params[i])
+                    .map_err(|e| bad(format!("row {i}: params: {e}")))?,
                 metric: metric[i].clone(),
                 value: value[i],
                 unit: unit[i].clone(),
-                stat: serde_json::from_value::<Stat>(serde_json::Value::String(stat[i].clone())).map_err(|e| bad(format!("row {i}: stat: {e}")))?,
+                stat: serde_json::from_value::<Stat>(serde_json::Value::String(stat[i].clone()))
+                    .map_err(|e| bad(format!("row {i}: stat: {e}")))?,
                 n: n[i],
                 git_rev: git_rev[i].clone(),
                 timestamp: timestamp[i].clone(),
@@ -182,7 +226,14 @@ pub fn read_run(dir: &Path) -> Result<Run> {
     }
     let env_path = dir.join(RUN_JSON);
     let text = fs::read_to_string(&env_path).map_err(io_err(&env_path))?;
-    let env: RunEnv = serde_json::from_str(&text).map_err(|e| ReportError::Malformed { path: env_path.clone(), reason: e.to_string() })?;
+    let env: RunEnv = serde_json::from_str(&text).map_err(|e| ReportError::Malformed {
+        path: env_path.clone(),
+        reason: e.to_string(),
+    })?;
     let records = read_parquet(&dir.join(PARQUET))?;
-    Ok(Run { dir: dir.to_path_buf(), env, records })
+    Ok(Run {
+        dir: dir.to_path_buf(),
+        env,
+        records,
+    })
 }

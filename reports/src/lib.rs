@@ -12,7 +12,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The output directory exists and `--force` was not given.
-    #[error("output directory {0} already exists; choose another --out or pass --force to replace it")]
+    #[error(
+        "output directory {0} already exists; choose another --out or pass --force to replace it"
+    )]
     OutExists(PathBuf),
     /// A file could not be read or written.
     #[error("{path}: {source}")]

@@ -57,12 +57,31 @@ pub fn summarise(records: &[Record]) -> Vec<MetricTable> {
     // (suite, metric, variant, params) → (headline rank, row)
     let mut groups: Vec<((String, String, String, String), Option<u8>, Row, String)> = Vec::new();
     for r in records {
-        let params = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-        let key = (r.suite.clone(), r.metric.clone(), r.variant.clone(), params.clone());
+        let params = r
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let key = (
+            r.suite.clone(),
+            r.metric.clone(),
+            r.variant.clone(),
+            params.clone(),
+        );
         let idx = match groups.iter().position(|g| g.0 == key) {
             Some(i) => i,
             None => {
-                let row = Row { variant: r.variant.clone(), params, param_map: r.params.clone(), value: f64::NAN, stat: String::new(), min: None, p90: None, n: r.n };
+                let row = Row {
+                    variant: r.variant.clone(),
+                    params,
+                    param_map: r.params.clone(),
+                    value: f64::NAN,
+                    stat: String::new(),
+                    min: None,
+                    p90: None,
+                    n: r.n,
+                };
                 groups.push((key, None, row, r.unit.clone()));
                 groups.len() - 1
             }
@@ -87,9 +106,17 @@ pub fn summarise(records: &[Record]) -> Vec<MetricTable> {
         if headline.is_none() {
             continue;
         }
-        match tables.iter_mut().find(|t| t.suite == suite && t.metric == metric) {
+        match tables
+            .iter_mut()
+            .find(|t| t.suite == suite && t.metric == metric)
+        {
             Some(t) => t.rows.push(row),
-            None => tables.push(MetricTable { suite, metric, unit, rows: vec![row] }),
+            None => tables.push(MetricTable {
+                suite,
+                metric,
+                unit,
+                rows: vec![row],
+            }),
         }
     }
     tables
@@ -137,10 +164,18 @@ mod tests {
 
     #[test]
     fn median_is_the_headline_and_min_p90_the_spread() {
-        let t = summarise(&[rec("lat", Stat::Min, 1.0), rec("lat", Stat::Median, 2.0), rec("lat", Stat::P90, 3.0), rec("lat", Stat::Max, 4.0)]);
+        let t = summarise(&[
+            rec("lat", Stat::Min, 1.0),
+            rec("lat", Stat::Median, 2.0),
+            rec("lat", Stat::P90, 3.0),
+            rec("lat", Stat::Max, 4.0),
+        ]);
         assert_eq!(t.len(), 1);
         let r = &t[0].rows[0];
-        assert_eq!((r.value, r.stat.as_str(), r.min, r.p90, r.n), (2.0, "median", Some(1.0), Some(3.0), 9));
+        assert_eq!(
+            (r.value, r.stat.as_str(), r.min, r.p90, r.n),
+            (2.0, "median", Some(1.0), Some(3.0), 9)
+        );
         assert_eq!(r.params, "ctx=64");
     }
 

@@ -16,7 +16,10 @@ fn record(variant: &str, ctx: usize, value: f64, stat: Stat) -> Record {
         backend: "flex".into(),
         device: "cpu: test".into(),
         scale: "smoke".into(),
-        params: BTreeMap::from([("ctx".to_string(), ctx.to_string()), ("part".to_string(), "core".to_string())]),
+        params: BTreeMap::from([
+            ("ctx".to_string(), ctx.to_string()),
+            ("part".to_string(), "core".to_string()),
+        ]),
         metric: "decode_latency_ms".into(),
         value,
         unit: "ms".into(),
@@ -31,7 +34,12 @@ fn records() -> Vec<Record> {
     let mut v = Vec::new();
     for (i, variant) in ["gqa", "mla-absorbed"].iter().enumerate() {
         for ctx in [64, 128, 256] {
-            v.push(record(variant, ctx, 0.1 * ctx as f64 * (i + 1) as f64, Stat::Median));
+            v.push(record(
+                variant,
+                ctx,
+                0.1 * ctx as f64 * (i + 1) as f64,
+                Stat::Median,
+            ));
             v.push(record(variant, ctx, 0.09 * ctx as f64, Stat::Min));
         }
     }
@@ -83,11 +91,21 @@ fn existing_run_dir_is_refused_without_force_and_replaced_with_it() {
     io::write_run(&dir, &records(), &env(), false).unwrap();
     let err = io::write_run(&dir, &records()[..2], &env(), false).unwrap_err();
     assert!(matches!(err, ReportError::OutExists(_)));
-    assert_eq!(io::read_ndjson(&dir.join(io::NDJSON)).unwrap().len(), records().len());
+    assert_eq!(
+        io::read_ndjson(&dir.join(io::NDJSON)).unwrap().len(),
+        records().len()
+    );
     io::write_run(&dir, &records()[..2], &env(), true).unwrap();
     assert_eq!(io::read_ndjson(&dir.join(io::NDJSON)).unwrap().len(), 2);
-    let left: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("run")], "no staging or replaced folders left");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("run")],
+        "no staging or replaced folders left"
+    );
 }
 
 #[test]
@@ -103,10 +121,17 @@ fn malformed_ndjson_names_the_line() {
 #[test]
 fn report_is_self_contained_with_a_chart_per_swept_metric() {
     let page = html::render(&env(), &records(), &|_| "desc".into()).unwrap();
-    assert_eq!(page.matches("<svg").count(), 1, "one chart: decode_latency_ms (core)");
+    assert_eq!(
+        page.matches("<svg").count(),
+        1,
+        "one chart: decode_latency_ms (core)"
+    );
     assert!(page.contains("gqa") && page.contains("mla-absorbed"));
     assert!(!page.contains("<script") && !page.contains("<link") && !page.contains("src=\"http"));
     // Every opened tag of the table structure is closed.
-    assert_eq!(page.matches("<table").count(), page.matches("</table>").count());
+    assert_eq!(
+        page.matches("<table").count(),
+        page.matches("</table>").count()
+    );
     assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());
 }

@@ -61,11 +61,14 @@ impl BackendKind {
 impl std::str::FromStr for BackendKind {
     type Err = SuiteError;
     fn from_str(s: &str) -> Result<Self> {
-        BackendKind::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| SuiteError::Unknown {
-            kind: "backend",
-            name: s.into(),
-            known: "flex, cuda".into(),
-        })
+        BackendKind::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| SuiteError::Unknown {
+                kind: "backend",
+                name: s.into(),
+                known: "flex, cuda".into(),
+            })
     }
 }
 

@@ -57,7 +57,8 @@ pub fn git_rev() -> String {
     };
     match run(&["rev-parse", "HEAD"]) {
         Some(rev) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{rev}-dirty")
             } else {
@@ -79,12 +80,30 @@ pub fn cpu_info() -> (String, Vec<String>) {
     };
     let model = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let flags = field("flags").unwrap_or_default();
-    let wanted = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile"];
-    let present = flags.split_whitespace().filter(|f| wanted.contains(f)).map(String::from).collect();
+    let wanted = [
+        "sse4_2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512_bf16",
+        "avx512_fp16",
+        "amx_tile",
+    ];
+    let present = flags
+        .split_whitespace()
+        .filter(|f| wanted.contains(f))
+        .map(String::from)
+        .collect();
     (model, present)
 }
 
 /// Logical cores available.
 pub fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

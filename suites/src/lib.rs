@@ -13,8 +13,8 @@ pub mod suite;
 pub use backend::BackendKind;
 pub use record::{Record, Stat};
 pub use scale::Scale;
-pub use suite::{registry, Case, RunContext, Suite};
 pub use suite::find as find_suite;
+pub use suite::{registry, Case, RunContext, Suite};
 
 /// Errors of the suites. Each names the offending input.
 #[derive(Debug, thiserror::Error)]

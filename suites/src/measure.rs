@@ -59,7 +59,12 @@ impl Summary {
 /// Times `step` under `plan`. `step` must include the backend sync so that asynchronous
 /// backends are timed honestly; `between` runs untimed after each sample (e.g. a cache rollback).
 /// Both get `state` (what they share, such as a cache).
-pub fn time<S, F: FnMut(&mut S), G: FnMut(&mut S)>(plan: Plan, state: &mut S, mut step: F, mut between: G) -> Summary {
+pub fn time<S, F: FnMut(&mut S), G: FnMut(&mut S)>(
+    plan: Plan,
+    state: &mut S,
+    mut step: F,
+    mut between: G,
+) -> Summary {
     for _ in 0..plan.warmup {
         step(state);
         between(state);
@@ -99,7 +104,12 @@ mod tests {
     #[test]
     fn timing_respects_sample_bounds() {
         let mut calls = 0;
-        let plan = Plan { warmup: 2, min_samples: 3, max_samples: 5, budget: Duration::from_secs(10) };
+        let plan = Plan {
+            warmup: 2,
+            min_samples: 3,
+            max_samples: 5,
+            budget: Duration::from_secs(10),
+        };
         let s = time(plan, &mut calls, |c| *c += 1, |_| {});
         assert_eq!(s.n, 5);
         assert_eq!(calls, 7);

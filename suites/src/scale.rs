@@ -32,7 +32,9 @@ impl Scale {
     pub fn describe(self) -> &'static str {
         match self {
             Scale::Smoke => "seconds; small shapes, for tests and CI",
-            Scale::Quick => "minutes on a 2-core CPU; real-model shapes, contexts up to 4096 (default)",
+            Scale::Quick => {
+                "minutes on a 2-core CPU; real-model shapes, contexts up to 4096 (default)"
+            }
             Scale::Full => "hours on a CPU; contexts up to 32768, meant for a GPU",
         }
     }
@@ -41,10 +43,13 @@ impl Scale {
 impl std::str::FromStr for Scale {
     type Err = crate::SuiteError;
     fn from_str(s: &str) -> crate::Result<Self> {
-        Scale::ALL.into_iter().find(|x| x.name() == s).ok_or_else(|| crate::SuiteError::Unknown {
-            kind: "scale",
-            name: s.to_string(),
-            known: "smoke, quick, full".into(),
-        })
+        Scale::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| crate::SuiteError::Unknown {
+                kind: "scale",
+                name: s.to_string(),
+                known: "smoke, quick, full".into(),
+            })
     }
 }

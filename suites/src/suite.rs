@@ -65,11 +65,14 @@ pub fn registry() -> Vec<Box<dyn Suite>> {
 pub fn find(name: &str) -> Result<Box<dyn Suite>> {
     let all = registry();
     let known = all.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
-    registry().into_iter().find(|s| s.name() == name).ok_or(SuiteError::Unknown {
-        kind: "suite",
-        name: name.into(),
-        known,
-    })
+    registry()
+        .into_iter()
+        .find(|s| s.name() == name)
+        .ok_or(SuiteError::Unknown {
+            kind: "suite",
+            name: name.into(),
+            known,
+        })
 }
 
 /// Collects the records of one case, filling in the run's context.
@@ -84,8 +87,19 @@ pub struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     /// A recorder for `variant` whose records all carry `base` params.
-    pub fn new(ctx: &'a RunContext<'a>, suite: &'static str, variant: &str, base: BTreeMap<String, String>) -> Self {
-        Self { ctx, suite, variant: variant.into(), base, records: Vec::new() }
+    pub fn new(
+        ctx: &'a RunContext<'a>,
+        suite: &'static str,
+        variant: &str,
+        base: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            ctx,
+            suite,
+            variant: variant.into(),
+            base,
+            records: Vec::new(),
+        }
     }
 
     /// Adds one record; refuses a value that is not finite.
@@ -101,7 +115,11 @@ impl<'a> Recorder<'a> {
         extra: &[(&str, String)],
     ) -> Result<()> {
         if !value.is_finite() {
-            return Err(SuiteError::NotFinite { metric: metric.into(), variant: self.variant.clone(), value });
+            return Err(SuiteError::NotFinite {
+                metric: metric.into(),
+                variant: self.variant.clone(),
+                value,
+            });
         }
         let mut params = self.base.clone();
         params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
@@ -126,8 +144,20 @@ impl<'a> Recorder<'a> {
     }
 
     /// Adds median, p90, p99, min and max of timed samples (ms).
-    pub fn timing(&mut self, experiment: &str, metric: &str, s: &Summary, extra: &[(&str, String)]) -> Result<()> {
-        for (stat, v) in [(Stat::Median, s.median), (Stat::P90, s.p90), (Stat::P99, s.p99), (Stat::Min, s.min), (Stat::Max, s.max)] {
+    pub fn timing(
+        &mut self,
+        experiment: &str,
+        metric: &str,
+        s: &Summary,
+        extra: &[(&str, String)],
+    ) -> Result<()> {
+        for (stat, v) in [
+            (Stat::Median, s.median),
+            (Stat::P90, s.p90),
+            (Stat::P99, s.p99),
+            (Stat::Min, s.min),
+            (Stat::Max, s.max),
+        ] {
             self.push(experiment, metric, v, "ms", stat, s.n, extra)?;
         }
         Ok(())

@@ -16,7 +16,13 @@ pub struct ContiguousCache<B: Backend> {
 
 impl<B: Backend> ContiguousCache<B> {
     /// Reserves `capacity` zeroed token slots.
-    pub fn new(batch: usize, heads: usize, capacity: usize, width: usize, device: &B::Device) -> Self {
+    pub fn new(
+        batch: usize,
+        heads: usize,
+        capacity: usize,
+        width: usize,
+        device: &B::Device,
+    ) -> Self {
         Self {
             buf: Some(Tensor::zeros([batch, heads, capacity, width], device)),
             len: 0,
@@ -24,7 +30,9 @@ impl<B: Backend> ContiguousCache<B> {
     }
 
     fn buf(&self) -> &Tensor<B, 4> {
-        self.buf.as_ref().expect("cache buffer present between calls")
+        self.buf
+            .as_ref()
+            .expect("cache buffer present between calls")
     }
 
     /// Tokens cached.

@@ -60,12 +60,22 @@ impl GqaConfig {
     /// Analytic FLOPs of one decode step at context `ctx`: the four projections, then scores and
     /// the weighted sum over `ctx` cached positions for every query head.
     pub fn decode_flops(&self, ctx: usize) -> f64 {
-        let (m, h, kv, d) = (self.d_model as f64, self.n_heads as f64, self.n_kv_heads as f64, self.d_head as f64);
+        let (m, h, kv, d) = (
+            self.d_model as f64,
+            self.n_heads as f64,
+            self.n_kv_heads as f64,
+            self.d_head as f64,
+        );
         2.0 * m * (h * d + 2.0 * kv * d) + 2.0 * h * d * m + 4.0 * h * d * ctx as f64
     }
 
     /// An empty cache for this layer with room for `capacity` tokens.
-    pub fn new_cache<B: Backend>(&self, batch: usize, capacity: usize, device: &B::Device) -> GqaCache<B> {
+    pub fn new_cache<B: Backend>(
+        &self,
+        batch: usize,
+        capacity: usize,
+        device: &B::Device,
+    ) -> GqaCache<B> {
         let mk = || ContiguousCache::new(batch, self.n_kv_heads, capacity, self.d_head, device);
         GqaCache { k: mk(), v: mk() }
     }
@@ -179,7 +189,11 @@ impl<B: AttentionBackend> Gqa<B> {
         let past = cache.len();
         let max = self.rope.freq_complex.dims()[0];
         if past + s > max {
-            return Err(ModelError::CacheFull { len: past, adding: s, capacity: max });
+            return Err(ModelError::CacheFull {
+                len: past,
+                adding: s,
+                capacity: max,
+            });
         }
         let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
         let q = self.rope.apply(split(self.wq.forward(x.clone()), h), past); // [b, h, s, d]
@@ -187,8 +201,16 @@ impl<B: AttentionBackend> Gqa<B> {
         let v = split(self.wv.forward(x), kv); // [b, kv, s, d]
         cache.k.append(k)?;
         cache.v.append(v)?;
-        let vis = if s == 1 { Visibility::All } else { Visibility::Causal { s, past } };
-        Ok(Prepared { q: q.reshape([b, kv, (h / kv) * s, d]), s, vis })
+        let vis = if s == 1 {
+            Visibility::All
+        } else {
+            Visibility::Causal { s, past }
+        };
+        Ok(Prepared {
+            q: q.reshape([b, kv, (h / kv) * s, d]),
+            s,
+            vis,
+        })
     }
 
     /// Output projection of the attention core's result.

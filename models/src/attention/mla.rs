@@ -60,12 +60,24 @@ pub enum MlaPath {
 impl MlaConfig {
     /// Checks that the shapes describe a valid layer.
     pub fn validate(&self) -> crate::Result<()> {
-        let sizes = [self.d_model, self.n_heads, self.d_head, self.d_rope, self.d_latent_kv, self.d_latent_q];
+        let sizes = [
+            self.d_model,
+            self.n_heads,
+            self.d_head,
+            self.d_rope,
+            self.d_latent_kv,
+            self.d_latent_q,
+        ];
         if sizes.contains(&0) {
-            return Err(ModelError::InvalidConfig(format!("all sizes must be positive: {self:?}")));
+            return Err(ModelError::InvalidConfig(format!(
+                "all sizes must be positive: {self:?}"
+            )));
         }
         if self.d_rope % 2 != 0 {
-            return Err(ModelError::InvalidConfig(format!("d_rope = {} must be even for RoPE", self.d_rope)));
+            return Err(ModelError::InvalidConfig(format!(
+                "d_rope = {} must be even for RoPE",
+                self.d_rope
+            )));
         }
         Ok(())
     }
@@ -93,15 +105,30 @@ impl MlaConfig {
         let t = ctx as f64;
         let proj = 2.0 * (m * cq + cq * h * (d + r) + m * (c + r) + h * d * m);
         match path {
-            MlaPath::Naive => proj + 2.0 * t * c * h * d * 2.0 + 2.0 * h * (d + r) * t + 2.0 * h * d * t,
-            MlaPath::Absorbed => proj + 2.0 * h * d * c + 2.0 * h * (c + r) * t + 2.0 * h * c * t + 2.0 * h * c * d,
+            MlaPath::Naive => {
+                proj + 2.0 * t * c * h * d * 2.0 + 2.0 * h * (d + r) * t + 2.0 * h * d * t
+            }
+            MlaPath::Absorbed => {
+                proj + 2.0 * h * d * c + 2.0 * h * (c + r) * t + 2.0 * h * c * t + 2.0 * h * c * d
+            }
         }
     }
 
     /// An empty cache for this layer with room for `capacity` tokens.
-    pub fn new_cache<B: Backend>(&self, batch: usize, capacity: usize, device: &B::Device) -> MlaCache<B> {
+    pub fn new_cache<B: Backend>(
+        &self,
+        batch: usize,
+        capacity: usize,
+        device: &B::Device,
+    ) -> MlaCache<B> {
         MlaCache {
-            latent: ContiguousCache::new(batch, 1, capacity, self.d_latent_kv + self.d_rope, device),
+            latent: ContiguousCache::new(
+                batch,
+                1,
+                capacity,
+                self.d_latent_kv + self.d_rope,
+                device,
+            ),
         }
     }
 
@@ -109,9 +136,21 @@ impl MlaConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Mla<B>> {
         self.validate()?;
         let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
-        let (h, d, r, c, cq) = (self.n_heads, self.d_head, self.d_rope, self.d_latent_kv, self.d_latent_q);
+        let (h, d, r, c, cq) = (
+            self.n_heads,
+            self.d_head,
+            self.d_rope,
+            self.d_latent_kv,
+            self.d_latent_q,
+        );
         let k = 1.0 / (c as f64).sqrt();
-        let up = || Param::from_tensor(Tensor::random([h, c, d], Distribution::Uniform(-k, k), device));
+        let up = || {
+            Param::from_tensor(Tensor::random(
+                [h, c, d],
+                Distribution::Uniform(-k, k),
+                device,
+            ))
+        };
         Ok(Mla {
             w_dq: lin(self.d_model, cq),
             q_norm: RmsNormConfig::new(cq).init(device),
@@ -123,7 +162,9 @@ impl MlaConfig {
             w_uk: up(),
             w_uv: up(),
             w_o: lin(h * d, self.d_model),
-            rope: RotaryEncodingConfig::new(self.max_seq_len, r).with_theta(self.rope_theta).init(device),
+            rope: RotaryEncodingConfig::new(self.max_seq_len, r)
+                .with_theta(self.rope_theta)
+                .init(device),
             n_heads: h,
             d_head: d,
             d_rope: r,
@@ -213,7 +254,13 @@ impl<B: AttentionBackend> Mla<B> {
     /// An empty cache with room for `capacity` tokens.
     pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> MlaCache<B> {
         MlaCache {
-            latent: ContiguousCache::new(batch, 1, capacity, self.d_latent_kv + self.d_rope, device),
+            latent: ContiguousCache::new(
+                batch,
+                1,
+                capacity,
+                self.d_latent_kv + self.d_rope,
+                device,
+            ),
         }
     }
 
@@ -227,16 +274,26 @@ impl<B: AttentionBackend> Mla<B> {
         let past = cache.len();
         let max = self.rope.freq_complex.dims()[0];
         if past + s > max {
-            return Err(ModelError::CacheFull { len: past, adding: s, capacity: max });
+            return Err(ModelError::CacheFull {
+                len: past,
+                adding: s,
+                capacity: max,
+            });
         }
         let c_q = self.q_norm.forward(self.w_dq.forward(x.clone())); // [b, s, d_cq]
-        let q_c = self.w_uq.forward(c_q.clone()).reshape([b, s, h, d]).swap_dims(1, 2);
+        let q_c = self
+            .w_uq
+            .forward(c_q.clone())
+            .reshape([b, s, h, d])
+            .swap_dims(1, 2);
         let q_r = self.w_qr.forward(c_q).reshape([b, s, h, r]).swap_dims(1, 2);
         let q_r = self.rope.apply(q_r, past); // [b, h, s, r]
 
         let c_kv = self.kv_norm.forward(self.w_dkv.forward(x.clone())); // [b, s, d_c]
         let k_r = self.rope.apply(self.w_kr.forward(x), past); // [b, s, r]
-        cache.latent.append(Tensor::cat(vec![c_kv, k_r], 2).unsqueeze_dim(1))?;
+        cache
+            .latent
+            .append(Tensor::cat(vec![c_kv, k_r], 2).unsqueeze_dim(1))?;
         Ok(Prepared { q_c, q_r, s, past })
     }
 
@@ -258,7 +315,10 @@ impl<B: AttentionBackend> Mla<B> {
         if p.s == 1 {
             Visibility::All
         } else {
-            Visibility::Causal { s: p.s, past: p.past }
+            Visibility::Causal {
+                s: p.s,
+                past: p.past,
+            }
         }
     }
 }
@@ -275,19 +335,24 @@ impl<B: AttentionBackend> Mla<B> {
         let latent = rows.clone().narrow(3, 0, c); // [b, 1, t, d_c]
         match path {
             MlaPath::Naive => {
-                let latent = latent.expand([b, h, t, c]);
-                let k_c = latent.clone().matmul(self.w_uk.val().unsqueeze::<4>()); // [b, h, t, d]
-                let v = latent.matmul(self.w_uv.val().unsqueeze::<4>()); // [b, h, t, d]
+                // [b, 1, t, d_c] against [1, h, d_c, d]: batch dims broadcast, nothing repeated.
+                let w_uk = self.w_uk.val().unsqueeze::<4>();
+                let w_uv = self.w_uv.val().unsqueeze::<4>();
+                let k_c = latent.clone().matmul(w_uk); // [b, h, t, d]
+                let v = latent.matmul(w_uv); // [b, h, t, d]
                 let k_r = rows.narrow(3, c, r).expand([b, h, t, r]);
                 let k = Tensor::cat(vec![k_c, k_r], 3);
                 let q = Tensor::cat(vec![p.q_c.clone(), p.q_r.clone()], 3);
                 B::grouped_attention(q, k, v, Self::visibility(p), self.scale())
             }
             MlaPath::Absorbed => {
-                let w_uk_t = self.w_uk.val().swap_dims(1, 2).unsqueeze::<4>(); // [1, h, d, d_c]
-                let q_lat = p.q_c.clone().matmul(w_uk_t); // [b, h, s, d_c]
+                // q_lat = q_C·W_UKᵀ, computed as (W_UK·q_Cᵀ)ᵀ so the weight is read in its stored
+                // layout (a transposed weight view would be copied every step).
+                let w_uk = self.w_uk.val().unsqueeze::<4>(); // [1, h, d_c, d]
+                let q_lat = w_uk.matmul(p.q_c.clone().swap_dims(2, 3)).swap_dims(2, 3); // [b, h, s, d_c]
                 let q = Tensor::cat(vec![q_lat, p.q_r.clone()], 3).reshape([b, 1, h * p.s, c + r]);
-                let o_lat = B::grouped_attention(q, rows, latent, Self::visibility(p), self.scale());
+                let o_lat =
+                    B::grouped_attention(q, rows, latent, Self::visibility(p), self.scale());
                 let o_lat = o_lat.reshape([b, h, p.s, c]);
                 o_lat.matmul(self.w_uv.val().unsqueeze::<4>()) // [b, h, s, d]
             }
@@ -299,7 +364,12 @@ impl<B: AttentionBackend> Mla<B> {
     /// # Shapes
     /// - `x`: `[batch, s, d_model]`
     /// - output: `[batch, s, d_model]`
-    pub fn forward(&self, x: Tensor<B, 3>, cache: &mut MlaCache<B>, path: MlaPath) -> crate::Result<Tensor<B, 3>> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut MlaCache<B>,
+        path: MlaPath,
+    ) -> crate::Result<Tensor<B, 3>> {
         let p = self.prepare(x, cache)?;
         let o = self.attend(&p, cache, path);
         Ok(self.finish(o))

@@ -56,20 +56,16 @@ pub struct GqaShape {
 ///
 /// # Shapes
 /// - `x`: `[batch, s, d_model]` row-major; output likewise.
-pub fn gqa_forward(
-    w: [&Dense; 4],
-    shape: GqaShape,
-    x: &[f32],
-    batch: usize,
-    s: usize,
-) -> Vec<f32> {
+pub fn gqa_forward(w: [&Dense; 4], shape: GqaShape, x: &[f32], batch: usize, s: usize) -> Vec<f32> {
     let [wq, wk, wv, wo] = w;
     let (h, kv, d) = (shape.n_heads, shape.n_kv_heads, shape.d_head);
     let d_model = wq.d_in;
     let group = h / kv;
     let mut out = Vec::with_capacity(batch * s * d_model);
     for b in 0..batch {
-        let rows: Vec<&[f32]> = (0..s).map(|t| &x[(b * s + t) * d_model..(b * s + t + 1) * d_model]).collect();
+        let rows: Vec<&[f32]> = (0..s)
+            .map(|t| &x[(b * s + t) * d_model..(b * s + t + 1) * d_model])
+            .collect();
         let heads = |w: &Dense, n: usize, rotate: bool| -> Vec<Vec<Vec<f32>>> {
             // [t][head][d]
             rows.iter()
@@ -88,13 +84,24 @@ pub fn gqa_forward(
                 })
                 .collect()
         };
-        let (q, k, v) = (heads(wq, h, true), heads(wk, kv, true), heads(wv, kv, false));
+        let (q, k, v) = (
+            heads(wq, h, true),
+            heads(wk, kv, true),
+            heads(wv, kv, false),
+        );
         for t in 0..s {
             let mut concat = vec![0f32; h * d];
             for hh in 0..h {
                 let g = hh / group;
                 let scores: Vec<f32> = (0..=t)
-                    .map(|j| q[t][hh].iter().zip(&k[j][g]).map(|(a, b)| a * b).sum::<f32>() / (d as f32).sqrt())
+                    .map(|j| {
+                        q[t][hh]
+                            .iter()
+                            .zip(&k[j][g])
+                            .map(|(a, b)| a * b)
+                            .sum::<f32>()
+                            / (d as f32).sqrt()
+                    })
                     .collect();
                 let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = scores.iter().map(|x| (x - m).exp()).collect();

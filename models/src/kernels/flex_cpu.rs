@@ -21,9 +21,12 @@ use super::{grouped_attention_generic, Visibility};
 const MIN_CHUNK: usize = 256;
 
 /// Above this many query rows per K/V head the core is compute-bound (MQA, absorbed MLA,
-/// prefill), and GEMM-based generic code is faster than streaming; the fused kernel is for the
-/// bandwidth-bound few-rows case.
-const MAX_FUSED_ROWS: usize = 8;
+/// prefill) and two strided GEMMs beat streaming; the streaming kernel is for the
+/// bandwidth-bound few-rows case (MHA, GQA decode).
+const MAX_STREAMING_ROWS: usize = 8;
+
+/// Largest score tile of the GEMM path, in elements (16 MiB of f32).
+const MAX_SCORE_TILE: usize = 4 << 20;
 
 /// A strided 4-D f32 view `[batch, heads, seq, dim]` with a unit inner stride.
 struct View<'a> {
@@ -85,10 +88,11 @@ pub(super) fn grouped_attention(
     let (Some(qv), Some(kv), Some(vv)) = (View::of(&qp), View::of(&kp), View::of(&vp)) else {
         return grouped_attention_generic(q, k, v, vis, scale);
     };
-    if qv.dims[2] > MAX_FUSED_ROWS {
-        return grouped_attention_generic(q, k, v, vis, scale);
-    }
-    let out = fused(&qv, &kv, &vv, vis, scale);
+    let out = if qv.dims[2] > MAX_STREAMING_ROWS {
+        gemm_path(&qv, &kv, &vv, vis, scale)
+    } else {
+        fused(&qv, &kv, &vv, vis, scale)
+    };
     let [b, h, rows, _] = qv.dims;
     let dv = vv.dims[3];
     let data = TensorData::new(out, [b, h, rows, dv]);
@@ -103,19 +107,108 @@ pub(super) fn cache_write(buf: Tensor<Flex, 4>, at: usize, x: Tensor<Flex, 4>) -
     let xp = x.into_primitive().tensor();
     let [b, h, cap, w] = bp.layout().shape().dims::<4>();
     let s = xp.layout().shape().dims::<4>()[2];
-    let plain = |t: &FlexTensor| t.dtype() == DType::F32 && t.layout().is_contiguous() && t.layout().start_offset() == 0;
+    let plain = |t: &FlexTensor| {
+        t.dtype() == DType::F32 && t.layout().is_contiguous() && t.layout().start_offset() == 0
+    };
     if plain(&bp) {
         let xc = xp.to_contiguous();
         let src = &xc.storage::<f32>()[..b * h * s * w];
         if let Some(dst) = bp.try_storage_mut::<f32>() {
             for bh in 0..b * h {
-                dst[(bh * cap + at) * w..(bh * cap + at + s) * w].copy_from_slice(&src[bh * s * w..(bh + 1) * s * w]);
+                dst[(bh * cap + at) * w..(bh * cap + at + s) * w]
+                    .copy_from_slice(&src[bh * s * w..(bh + 1) * s * w]);
             }
             return Tensor::from_primitive(TensorPrimitive::Float(bp));
         }
     }
     let buf = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(bp));
-    buf.slice_assign([0..b, 0..h, at..at + s, 0..w], Tensor::from_primitive(TensorPrimitive::Float(xp)))
+    buf.slice_assign(
+        [0..b, 0..h, at..at + s, 0..w],
+        Tensor::from_primitive(TensorPrimitive::Float(xp)),
+    )
+}
+
+/// Many query rows: scores = q·Kᵀ and out = P·V as GEMMs that read the cache views in place
+/// (strided, no copies), with the softmax in between; rows in tiles to bound the score buffer.
+fn gemm_path(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> {
+    let [b, h, rows, dk] = q.dims;
+    let t = k.dims[2];
+    let dv = v.dims[3];
+    let tile = (MAX_SCORE_TILE / t.max(1)).clamp(1, rows);
+    let mut out = vec![0f32; b * h * rows * dv];
+    let mut scores = vec![0f32; tile * t];
+    let ptr = |x: &View, bi: usize, hi: usize, r: usize| -> *const f32 {
+        x.data[x.offset + bi * x.strides[0] + hi * x.strides[1] + r * x.strides[2]..].as_ptr()
+    };
+    for bi in 0..b {
+        for hi in 0..h {
+            for r0 in (0..rows).step_by(tile) {
+                let m = tile.min(rows - r0);
+                let sc = &mut scores[..m * t];
+                // SAFETY: every operand lies within its view: q rows r0..r0+m (dk wide), K and V
+                // rows 0..t (dk and dv wide) at the views' strides, checked by `View::of`; dst
+                // buffers are sized m·t and m·dv.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        t,
+                        dk,
+                        sc.as_mut_ptr(),
+                        1,
+                        t as isize,
+                        false,
+                        ptr(q, bi, hi, r0),
+                        1,
+                        q.strides[2] as isize,
+                        ptr(k, bi, hi, 0),
+                        k.strides[2] as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(0),
+                    );
+                }
+                sc.par_chunks_mut(t).enumerate().for_each(|(i, row)| {
+                    let (seen, hidden) = row.split_at_mut(vis.visible(r0 + i, t));
+                    hidden.iter_mut().for_each(|x| *x = 0.0);
+                    let mx = lanes_fold(seen, f32::NEG_INFINITY, f32::max);
+                    seen.iter_mut().for_each(|x| *x = exp_nonpositive(*x - mx));
+                    let inv = 1.0 / lanes_fold(seen, 0.0, |a, b| a + b);
+                    seen.iter_mut().for_each(|x| *x *= inv);
+                });
+                let dst = &mut out
+                    [((bi * h + hi) * rows + r0) * dv..((bi * h + hi) * rows + r0 + m) * dv];
+                // SAFETY: as above.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        dv,
+                        t,
+                        dst.as_mut_ptr(),
+                        1,
+                        dv as isize,
+                        false,
+                        sc.as_ptr(),
+                        1,
+                        t as isize,
+                        ptr(v, bi, hi, 0),
+                        1,
+                        v.strides[2] as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(0),
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> {
@@ -141,7 +234,10 @@ fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> 
     let mut out = vec![0f32; heads * rows * dv];
     for (bh, parts) in partials.chunks(n_chunks).enumerate() {
         for r in 0..rows {
-            let m = parts.iter().map(|p| p.max[r]).fold(f32::NEG_INFINITY, f32::max);
+            let m = parts
+                .iter()
+                .map(|p| p.max[r])
+                .fold(f32::NEG_INFINITY, f32::max);
             let o = &mut out[(bh * rows + r) * dv..(bh * rows + r + 1) * dv];
             let mut denom = 0f32;
             for p in parts {
@@ -174,7 +270,8 @@ fn run_task(
 ) -> Partial {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return task_body::<avx2::Avx2>(q, k, v, b, h, range, vis, scale);
         }
     }
@@ -240,7 +337,10 @@ mod avx2 {
         let t3 = _mm256_hadd_ps(r[6], r[7]);
         let u0 = _mm256_hadd_ps(t0, t1);
         let u1 = _mm256_hadd_ps(t2, t3);
-        _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31))
+        _mm256_add_ps(
+            _mm256_permute2f128_ps(u0, u1, 0x20),
+            _mm256_permute2f128_ps(u0, u1, 0x31),
+        )
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -300,7 +400,11 @@ fn prefetch(row: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     for line in row.chunks(16) {
         // SAFETY: prefetching is a hint; any address is allowed and SSE is baseline on x86-64.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = row;
@@ -358,7 +462,9 @@ fn task_body<K: Block>(
     let t_total = k.dims[2];
     let len = range.len();
     // Keys visible to each row within this chunk: [range.start, ends[r]).
-    let ends: Vec<usize> = (0..rows).map(|r| vis.visible(r, t_total).clamp(range.start, range.end)).collect();
+    let ends: Vec<usize> = (0..rows)
+        .map(|r| vis.visible(r, t_total).clamp(range.start, range.end))
+        .collect();
     let qrows: Vec<&[f32]> = (0..rows).map(|r| q.row(b, h, r)).collect();
     let blocks = len / BLOCK;
 
@@ -408,7 +514,9 @@ fn task_body<K: Block>(
         }
         for r in 0..rows {
             if j0 < ends[r] {
-                let p: &[f32; BLOCK] = scores[r * len + blk * BLOCK..r * len + (blk + 1) * BLOCK].try_into().expect("block");
+                let p: &[f32; BLOCK] = scores[r * len + blk * BLOCK..r * len + (blk + 1) * BLOCK]
+                    .try_into()
+                    .expect("block");
                 K::weighted_sum(&mut acc[r * dv..(r + 1) * dv], p, &vrows);
             }
         }

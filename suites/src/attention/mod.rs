@@ -30,11 +30,23 @@ pub const NAME: &str = "attention";
 pub struct AttentionSuite;
 
 const EXPERIMENTS: [(&str, &str); 5] = [
-    ("kv_memory", "kv_cache_bytes_per_token, analytic and measured from the cache tensors"),
-    ("flops", "flops_per_token of one decode step, analytic, per context length"),
-    ("decode", "decode_latency_ms (layer and core) and kv_read_gbps over context lengths"),
+    (
+        "kv_memory",
+        "kv_cache_bytes_per_token, analytic and measured from the cache tensors",
+    ),
+    (
+        "flops",
+        "flops_per_token of one decode step, analytic, per context length",
+    ),
+    (
+        "decode",
+        "decode_latency_ms (layer and core) and kv_read_gbps over context lengths",
+    ),
     ("prefill", "prefill_latency_ms of a causal prompt"),
-    ("equivalence", "mla_absorbed_vs_naive_max_abs_diff over a decode run, relative to output scale"),
+    (
+        "equivalence",
+        "mla_absorbed_vs_naive_max_abs_diff over a decode run, relative to output scale",
+    ),
 ];
 
 /// What a scale runs.
@@ -51,19 +63,34 @@ fn sizes(scale: Scale) -> Sizes {
             contexts: &[64, 128, 256],
             prefill: 64,
             equivalence: (8, 8),
-            plan: Plan { warmup: 2, min_samples: 5, max_samples: 30, budget: Duration::from_millis(150) },
+            plan: Plan {
+                warmup: 2,
+                min_samples: 5,
+                max_samples: 30,
+                budget: Duration::from_millis(150),
+            },
         },
         Scale::Quick => Sizes {
             contexts: &[256, 512, 1024, 2048, 4096],
             prefill: 256,
             equivalence: (16, 16),
-            plan: Plan { warmup: 3, min_samples: 7, max_samples: 60, budget: Duration::from_millis(1200) },
+            plan: Plan {
+                warmup: 3,
+                min_samples: 7,
+                max_samples: 60,
+                budget: Duration::from_millis(1200),
+            },
         },
         Scale::Full => Sizes {
             contexts: &[512, 1024, 2048, 4096, 8192, 16384, 32768],
             prefill: 2048,
             equivalence: (64, 32),
-            plan: Plan { warmup: 5, min_samples: 10, max_samples: 200, budget: Duration::from_secs(5) },
+            plan: Plan {
+                warmup: 5,
+                min_samples: 10,
+                max_samples: 200,
+                budget: Duration::from_secs(5),
+            },
         },
     }
 }
@@ -98,18 +125,32 @@ impl Suite for AttentionSuite {
                     (_, "tiny") => return None,
                     _ => all,
                 };
-                let params = BTreeMap::from([("preset".to_string(), p.name.to_string()), ("parts".to_string(), parts.to_string())]);
-                Some(Case { variant: p.variant.into(), params })
+                let params = BTreeMap::from([
+                    ("preset".to_string(), p.name.to_string()),
+                    ("parts".to_string(), parts.to_string()),
+                ]);
+                Some(Case {
+                    variant: p.variant.into(),
+                    params,
+                })
             })
             .collect()
     }
 
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
-        let name = case.params.get("preset").map(String::as_str).unwrap_or_default();
+        let name = case
+            .params
+            .get("preset")
+            .map(String::as_str)
+            .unwrap_or_default();
         let preset = presets::find(name, &case.variant).ok_or_else(|| SuiteError::Unknown {
             kind: "attention preset",
             name: format!("{name}/{}", case.variant),
-            known: presets::all().iter().map(|p| format!("{}/{}", p.name, p.variant)).collect::<Vec<_>>().join(", "),
+            known: presets::all()
+                .iter()
+                .map(|p| format!("{}/{}", p.name, p.variant))
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
         let parts = case.params.get("parts").cloned().unwrap_or_default();
         run_on(ctx.backend, Job { preset, parts, ctx })?
@@ -128,7 +169,10 @@ impl BackendJob for Job<'_> {
     fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
         let Job { preset, parts, ctx } = self;
         let sizes = sizes(ctx.scale);
-        let base = BTreeMap::from([("preset".to_string(), preset.name.to_string()), ("batch".to_string(), "1".to_string())]);
+        let base = BTreeMap::from([
+            ("preset".to_string(), preset.name.to_string()),
+            ("batch".to_string(), "1".to_string()),
+        ]);
         let mut rec = Recorder::new(ctx, NAME, preset.variant, base);
         let has = |p: &str| parts.split(',').any(|x| x == p);
         let label = format!("{}/{}", preset.name, preset.variant);
@@ -140,7 +184,15 @@ impl BackendJob for Job<'_> {
         }
         if has("flops") {
             for &t in sizes.contexts {
-                rec.push("flops", "flops_per_token", preset.shape.decode_flops(t), "FLOP", Stat::Exact, 1, &[("ctx", t.to_string())])?;
+                rec.push(
+                    "flops",
+                    "flops_per_token",
+                    preset.shape.decode_flops(t),
+                    "FLOP",
+                    Stat::Exact,
+                    1,
+                    &[("ctx", t.to_string())],
+                )?;
             }
         }
         if !(has("decode") || has("prefill") || has("equivalence")) {
@@ -157,7 +209,11 @@ impl BackendJob for Job<'_> {
         if has("prefill") {
             (ctx.progress)(&format!("{label}: prefill of {} tokens", sizes.prefill));
             let s = sizes.prefill;
-            let x = Tensor::<B, 3>::random([1, s, preset.shape.d_model()], Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<B, 3>::random(
+                [1, s, preset.shape.d_model()],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
             let mut cache = preset.shape.new_cache::<B>(s, &device);
             let mut failed = None;
             let summary = measure::time(
@@ -172,17 +228,31 @@ impl BackendJob for Job<'_> {
             if let Some(e) = failed {
                 return Err(e);
             }
-            rec.timing("prefill", "prefill_latency_ms", &summary, &[("tokens", s.to_string())])?;
+            rec.timing(
+                "prefill",
+                "prefill_latency_ms",
+                &summary,
+                &[("tokens", s.to_string())],
+            )?;
         }
         if has("equivalence") {
             if let Layer::Mla(mla, MlaPath::Absorbed) = &layer {
                 (ctx.progress)(&format!("{label}: absorbed vs naive"));
                 let (prefix, steps) = sizes.equivalence;
-                let diff = mla_path_difference::<B>(mla, preset.shape.d_model(), prefix, steps, &device)?;
-                rec.push("equivalence", "mla_absorbed_vs_naive_max_abs_diff", diff, "ratio", Stat::Max, prefix + steps, &[
-                    ("prefix", prefix.to_string()),
-                    ("decode_steps", steps.to_string()),
-                ])?;
+                let diff =
+                    mla_path_difference::<B>(mla, preset.shape.d_model(), prefix, steps, &device)?;
+                rec.push(
+                    "equivalence",
+                    "mla_absorbed_vs_naive_max_abs_diff",
+                    diff,
+                    "ratio",
+                    Stat::Max,
+                    prefix + steps,
+                    &[
+                        ("prefix", prefix.to_string()),
+                        ("decode_steps", steps.to_string()),
+                    ],
+                )?;
             }
         }
         Ok(rec.records)
@@ -190,7 +260,11 @@ impl BackendJob for Job<'_> {
 }
 
 /// Analytic bytes per token, and the same measured from the cache tensors after filling them.
-fn kv_memory<B: AttentionBackend>(shape: &Shape, rec: &mut Recorder, device: &B::Device) -> Result<()> {
+fn kv_memory<B: AttentionBackend>(
+    shape: &Shape,
+    rec: &mut Recorder,
+    device: &B::Device,
+) -> Result<()> {
     const CAPACITY: usize = 16;
     const FILLED: usize = 10;
     let mut cache = shape.new_cache::<B>(CAPACITY, device);
@@ -198,16 +272,41 @@ fn kv_memory<B: AttentionBackend>(shape: &Shape, rec: &mut Recorder, device: &B:
     let reserved = cache.bytes_reserved() as f64 / CAPACITY as f64;
     let used = cache.bytes_used() as f64 / FILLED as f64;
     let analytic = shape.kv_bytes_per_token() as f64;
-    rec.push("kv_memory", "kv_cache_bytes_per_token", analytic, "bytes", Stat::Exact, 1, &[("source", "analytic".into()), ("dtype", "f32".into())])?;
-    rec.push("kv_memory", "kv_cache_bytes_per_token", reserved, "bytes", Stat::Exact, 1, &[("source", "measured".into()), ("dtype", "f32".into())])?;
+    rec.push(
+        "kv_memory",
+        "kv_cache_bytes_per_token",
+        analytic,
+        "bytes",
+        Stat::Exact,
+        1,
+        &[("source", "analytic".into()), ("dtype", "f32".into())],
+    )?;
+    rec.push(
+        "kv_memory",
+        "kv_cache_bytes_per_token",
+        reserved,
+        "bytes",
+        Stat::Exact,
+        1,
+        &[("source", "measured".into()), ("dtype", "f32".into())],
+    )?;
     if used != reserved {
-        return Err(SuiteError::Backend(format!("cache bytes used per token {used} differ from reserved per slot {reserved}")));
+        return Err(SuiteError::Backend(format!(
+            "cache bytes used per token {used} differ from reserved per slot {reserved}"
+        )));
     }
     Ok(())
 }
 
 /// Times one decode step at context `t`: the whole layer, and the attention core alone.
-fn decode<B: AttentionBackend>(layer: &Layer<B>, shape: &Shape, t: usize, plan: Plan, rec: &mut Recorder, device: &B::Device) -> Result<()> {
+fn decode<B: AttentionBackend>(
+    layer: &Layer<B>,
+    shape: &Shape,
+    t: usize,
+    plan: Plan,
+    rec: &mut Recorder,
+    device: &B::Device,
+) -> Result<()> {
     let d_model = shape.d_model();
     let mut cache = shape.new_cache::<B>(t + 1, device);
     cache.fill(t, device)?;
@@ -227,34 +326,80 @@ fn decode<B: AttentionBackend>(layer: &Layer<B>, shape: &Shape, t: usize, plan: 
     }
     let core = layer.time_core(x, &mut cache, plan, device)?;
     let ctx = ("ctx", t.to_string());
-    rec.timing("decode", "decode_latency_ms", &whole, &[ctx.clone(), ("part", "layer".into())])?;
-    rec.timing("decode", "decode_latency_ms", &core, &[ctx.clone(), ("part", "core".into())])?;
+    rec.timing(
+        "decode",
+        "decode_latency_ms",
+        &whole,
+        &[ctx.clone(), ("part", "layer".into())],
+    )?;
+    rec.timing(
+        "decode",
+        "decode_latency_ms",
+        &core,
+        &[ctx.clone(), ("part", "core".into())],
+    )?;
     let kv_bytes = (shape.kv_bytes_per_token() * (t + 1)) as f64;
     let gbps = kv_bytes / (core.median * 1e-3) / 1e9;
-    rec.push("decode", "kv_read_gbps", gbps, "GB/s", Stat::Median, core.n, &[ctx, ("part", "core".into())])?;
+    rec.push(
+        "decode",
+        "kv_read_gbps",
+        gbps,
+        "GB/s",
+        Stat::Median,
+        core.n,
+        &[ctx, ("part", "core".into())],
+    )?;
     Ok(())
 }
 
 /// Largest |absorbed − naive| over a prefill and a decode run on the same weights and inputs,
 /// divided by the largest |naive| output.
-fn mla_path_difference<B: AttentionBackend>(mla: &Mla<B>, d_model: usize, prefix: usize, steps: usize, device: &B::Device) -> Result<f64> {
-    let x = Tensor::<B, 3>::random([1, prefix + steps, d_model], Distribution::Normal(0.0, 1.0), device);
+fn mla_path_difference<B: AttentionBackend>(
+    mla: &Mla<B>,
+    d_model: usize,
+    prefix: usize,
+    steps: usize,
+    device: &B::Device,
+) -> Result<f64> {
+    let x = Tensor::<B, 3>::random(
+        [1, prefix + steps, d_model],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
     let run = |path| -> Result<Vec<f32>> {
         let mut cache = mla.new_cache(1, prefix + steps, device);
-        let mut outs = vec![mla.forward(x.clone().narrow(1, 0, prefix), &mut cache, path).map_err(model_err("MLA prefill"))?];
+        let mut outs = vec![mla
+            .forward(x.clone().narrow(1, 0, prefix), &mut cache, path)
+            .map_err(model_err("MLA prefill"))?];
         for i in prefix..prefix + steps {
-            outs.push(mla.forward(x.clone().narrow(1, i, 1), &mut cache, path).map_err(model_err("MLA decode"))?);
+            outs.push(
+                mla.forward(x.clone().narrow(1, i, 1), &mut cache, path)
+                    .map_err(model_err("MLA decode"))?,
+            );
         }
-        Ok(Tensor::cat(outs, 1).into_data().convert::<f32>().to_vec().unwrap_or_default())
+        Ok(Tensor::cat(outs, 1)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .unwrap_or_default())
     };
     let (naive, absorbed) = (run(MlaPath::Naive)?, run(MlaPath::Absorbed)?);
-    let scale = naive.iter().fold(0f32, |m, x| m.max(x.abs())).max(f32::MIN_POSITIVE);
-    let diff = naive.iter().zip(&absorbed).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let scale = naive
+        .iter()
+        .fold(0f32, |m, x| m.max(x.abs()))
+        .max(f32::MIN_POSITIVE);
+    let diff = naive
+        .iter()
+        .zip(&absorbed)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     Ok((diff / scale) as f64)
 }
 
 fn model_err(context: &'static str) -> impl Fn(infermark_models::ModelError) -> SuiteError {
-    move |error| SuiteError::Model { context: context.into(), error }
+    move |error| SuiteError::Model {
+        context: context.into(),
+        error,
+    }
 }
 
 /// Waits for the backend to finish, keeping `y` alive until then so that lazy backends cannot
@@ -297,7 +442,12 @@ impl<B: AttentionBackend> Cache<B> {
     fn fill(&mut self, n: usize, device: &B::Device) -> Result<()> {
         for buf in self.buffers() {
             let [b, h, _, w] = buf.dims();
-            buf.append(Tensor::random([b, h, n, w], Distribution::Normal(0.0, 1.0), device)).map_err(model_err("cache fill"))?;
+            buf.append(Tensor::random(
+                [b, h, n, w],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            ))
+            .map_err(model_err("cache fill"))?;
         }
         Ok(())
     }
@@ -319,7 +469,9 @@ impl<B: AttentionBackend> Layer<B> {
     fn init(shape: &Shape, device: &B::Device) -> Result<Self> {
         Ok(match shape {
             Shape::Gqa(c) => Layer::Gqa(c.init(device).map_err(model_err("GQA init"))?),
-            Shape::Mla(c, path) => Layer::Mla(c.init(device).map_err(model_err("MLA init"))?, *path),
+            Shape::Mla(c, path) => {
+                Layer::Mla(c.init(device).map_err(model_err("MLA init"))?, *path)
+            }
         })
     }
 
@@ -328,13 +480,21 @@ impl<B: AttentionBackend> Layer<B> {
     fn forward(&self, x: Tensor<B, 3>, cache: &mut Cache<B>) -> Result<Tensor<B, 3>> {
         match (self, cache) {
             (Layer::Gqa(l), Cache::Gqa(c)) => l.forward(x, c).map_err(model_err("GQA forward")),
-            (Layer::Mla(l, path), Cache::Mla(c)) => l.forward(x, c, *path).map_err(model_err("MLA forward")),
+            (Layer::Mla(l, path), Cache::Mla(c)) => {
+                l.forward(x, c, *path).map_err(model_err("MLA forward"))
+            }
             _ => unreachable!("layer and cache come from the same preset"),
         }
     }
 
     /// Prepares one decode token (appending it), then times the attention core over the cache.
-    fn time_core(&self, x: Tensor<B, 3>, cache: &mut Cache<B>, plan: Plan, device: &B::Device) -> Result<Summary> {
+    fn time_core(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut Cache<B>,
+        plan: Plan,
+        device: &B::Device,
+    ) -> Result<Summary> {
         Ok(match (self, cache) {
             (Layer::Gqa(l), Cache::Gqa(c)) => {
                 let p = l.prepare(x, c).map_err(model_err("GQA prepare"))?;
@@ -342,7 +502,12 @@ impl<B: AttentionBackend> Layer<B> {
             }
             (Layer::Mla(l, path), Cache::Mla(c)) => {
                 let p = l.prepare(x, c).map_err(model_err("MLA prepare"))?;
-                measure::time(plan, c, |c| sync_keep(device, l.attend(&p, c, *path)), |_| {})
+                measure::time(
+                    plan,
+                    c,
+                    |c| sync_keep(device, l.attend(&p, c, *path)),
+                    |_| {},
+                )
             }
             _ => unreachable!("layer and cache come from the same preset"),
         })

@@ -32,38 +32,73 @@ pub const VARIANTS: [&str; 5] = ["mha", "gqa", "mqa", "mla-naive", "mla-absorbed
 /// RoPE tables cover the longest context of any scale, plus the decode token.
 const MAX_SEQ_LEN: usize = 32768 + 64;
 
-fn family(name: &'static str, d_model: usize, heads: usize, gqa_kv: usize, d_head: usize, mla: MlaConfig) -> Vec<Preset> {
-    let gqa = |variant, kv| Preset { name, variant, shape: Shape::Gqa(GqaConfig::new(d_model, heads, kv, d_head).with_max_seq_len(MAX_SEQ_LEN)) };
+fn family(
+    name: &'static str,
+    d_model: usize,
+    heads: usize,
+    gqa_kv: usize,
+    d_head: usize,
+    mla: MlaConfig,
+) -> Vec<Preset> {
+    let gqa = |variant, kv| Preset {
+        name,
+        variant,
+        shape: Shape::Gqa(GqaConfig::new(d_model, heads, kv, d_head).with_max_seq_len(MAX_SEQ_LEN)),
+    };
     let mla = mla.with_max_seq_len(MAX_SEQ_LEN);
     vec![
         gqa("mha", heads),
         gqa("gqa", gqa_kv),
         gqa("mqa", 1),
-        Preset { name, variant: "mla-naive", shape: Shape::Mla(mla.clone(), MlaPath::Naive) },
-        Preset { name, variant: "mla-absorbed", shape: Shape::Mla(mla, MlaPath::Absorbed) },
+        Preset {
+            name,
+            variant: "mla-naive",
+            shape: Shape::Mla(mla.clone(), MlaPath::Naive),
+        },
+        Preset {
+            name,
+            variant: "mla-absorbed",
+            shape: Shape::Mla(mla, MlaPath::Absorbed),
+        },
     ]
 }
 
 /// Every preset: `tiny` (smoke runs), `llama3-8b` (the GQA family at Llama 3 8B's shape) and
 /// `deepseek-v2` (MLA at DeepSeek-V2's shape).
 pub fn all() -> Vec<Preset> {
-    let mut out = family("tiny", 256, 8, 2, 32, MlaConfig::new(256, 8, 32, 16, 64, 96));
+    let mut out = family(
+        "tiny",
+        256,
+        8,
+        2,
+        32,
+        MlaConfig::new(256, 8, 32, 16, 64, 96),
+    );
     out.extend(
-        family("llama3-8b", 4096, 32, 8, 128, MlaConfig::new(5120, 128, 128, 64, 512, 1536))
-            .into_iter()
-            .map(|mut p| {
-                if let Shape::Mla(..) = p.shape {
-                    p.name = "deepseek-v2";
-                }
-                p
-            }),
+        family(
+            "llama3-8b",
+            4096,
+            32,
+            8,
+            128,
+            MlaConfig::new(5120, 128, 128, 64, 512, 1536),
+        )
+        .into_iter()
+        .map(|mut p| {
+            if let Shape::Mla(..) = p.shape {
+                p.name = "deepseek-v2";
+            }
+            p
+        }),
     );
     out
 }
 
 /// Looks a preset up by family and variant.
 pub fn find(name: &str, variant: &str) -> Option<Preset> {
-    all().into_iter().find(|p| p.name == name && p.variant == variant)
+    all()
+        .into_iter()
+        .find(|p| p.name == name && p.variant == variant)
 }
 
 impl Shape {
