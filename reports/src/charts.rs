@@ -73,8 +73,8 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) ->
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
-            .x_label_formatter(&|v| crate::table::fmt_value(*v))
-            .y_label_formatter(&|v| crate::table::fmt_value(*v))
+            .x_label_formatter(&|v| axis_label(*v))
+            .y_label_formatter(&|v| axis_label(*v))
             .draw()
             .map_err(|e| err(e.to_string()))?;
         for (i, (name, points)) in series.iter().enumerate() {
@@ -102,6 +102,24 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) ->
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(svg)
+}
+
+/// Short tick labels: 3 significant digits, no trailing zeros, exponents for extremes.
+fn axis_label(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        return "0".into();
+    }
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:.0e}");
+    }
+    let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// Charts for every metric with a `ctx` sweep, and KV memory against context.
