@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use infermark_reports::{html, io, table};
+use infermark_reports::maturity::Weights;
+use infermark_reports::{gate, html, io, table};
 use infermark_suites::env::{self, RunEnv};
 use infermark_suites::{registry, suite, BackendKind, Record, RunContext, Scale};
 
@@ -32,6 +33,22 @@ enum Command {
     Run(RunArgs),
     /// Render a self-contained HTML report (tables and inline SVG charts) of a run directory.
     Report(ReportArgs),
+    /// Compare a run with a baseline under gate rules; exit 0 pass, 1 regression, 2 bad input.
+    Gate(GateArgs),
+}
+
+#[derive(clap::Args)]
+struct GateArgs {
+    /// Run directory to check.
+    #[arg(long = "run", value_name = "DIR")]
+    run: PathBuf,
+    /// Baseline run directory (CI: ci/baseline, refreshed with
+    /// `cargo run --release -- run --scale smoke --out ci/baseline --force`).
+    #[arg(long, value_name = "DIR", default_value = "ci/baseline")]
+    baseline: PathBuf,
+    /// Gate rules (TOML).
+    #[arg(long, value_name = "FILE", default_value = "ci/gates.toml")]
+    rules: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -67,9 +84,19 @@ struct ReportArgs {
     /// HTML file to write; must not exist (see --force).
     #[arg(long, value_name = "FILE.html")]
     out: PathBuf,
+    /// Baseline run(s) to compare with (repeatable); the first also feeds M(P)'s iterability.
+    #[arg(long = "baseline", value_name = "DIR")]
+    baselines: Vec<PathBuf>,
+    /// Weights of S, C and I in M(P), as `a,b,c`.
+    #[arg(long, default_value = "0.3333333333,0.3333333333,0.3333333333", value_parser = parse_weights)]
+    weights: Weights,
     /// Replace an existing file.
     #[arg(long)]
     force: bool,
+}
+
+fn parse_weights(s: &str) -> std::result::Result<Weights, String> {
+    s.parse()
 }
 
 fn parse_scale(s: &str) -> std::result::Result<Scale, String> {
@@ -88,6 +115,14 @@ fn main() {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Report(args) => report(args),
+        Command::Gate(args) => match run_gate(args) {
+            Ok(true) => std::process::exit(0),
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
+        },
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -280,7 +315,17 @@ fn report(args: ReportArgs) -> Result<()> {
             .map(|s| s.description().to_string())
             .unwrap_or_default()
     };
-    let page = html::render(&run.env, &run.records, &describe)?;
+    let baselines = args
+        .baselines
+        .iter()
+        .map(|dir| {
+            io::read_run(dir).map(|b| html::Baseline {
+                label: dir.display().to_string(),
+                records: b.records,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let page = html::render(&run.env, &run.records, &baselines, args.weights, &describe)?;
     io::write_file_atomic(&args.out, page.as_bytes(), args.force)?;
     println!(
         "wrote {} ({} records, {} KiB)",
@@ -289,4 +334,42 @@ fn report(args: ReportArgs) -> Result<()> {
         page.len() / 1024
     );
     Ok(())
+}
+
+/// Runs the gate; `Ok(false)` on a regression, `Err` on bad input.
+fn run_gate(args: GateArgs) -> Result<bool> {
+    let text = std::fs::read_to_string(&args.rules)
+        .with_context(|| format!("reading rules {}", args.rules.display()))?;
+    let rules = gate::parse_rules(&text, &args.rules)?;
+    let run = io::read_run(&args.run)?;
+    let baseline = io::read_run(&args.baseline)?;
+    let verdicts = gate::evaluate(&rules, &run.records, &baseline.records);
+    let width = verdicts
+        .iter()
+        .map(|v| v.rule.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:<width$}  {:>12}  {:>12}  verdict",
+        "rule", "baseline", "current"
+    );
+    let show = |x: Option<f64>| x.map(table::fmt_value).unwrap_or_else(|| "—".into());
+    for v in &verdicts {
+        let verdict = if v.pass { "pass" } else { "FAIL" };
+        println!(
+            "{:<width$}  {:>12}  {:>12}  {verdict}: {}",
+            v.rule,
+            show(v.baseline),
+            show(v.current),
+            v.note
+        );
+    }
+    let failed = verdicts.iter().filter(|v| !v.pass).count();
+    println!(
+        "\ngate: {} of {} rules pass",
+        verdicts.len() - failed,
+        verdicts.len()
+    );
+    Ok(failed == 0)
 }

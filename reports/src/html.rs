@@ -7,8 +7,122 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 
 use crate::charts::{charts, Chart};
+use crate::claims::{self, ClaimVerdict};
+use crate::maturity::{self, Score, Weights};
+use crate::metrics::{self, Kind};
 use crate::table::{fmt_value, summarise};
 use crate::{ReportError, Result};
+
+/// A baseline run to compare against.
+pub struct Baseline {
+    /// Shown in the report (its directory).
+    pub label: String,
+    /// Its records.
+    pub records: Vec<Record>,
+}
+
+#[derive(Serialize)]
+struct DeltaRow {
+    suite: String,
+    metric: String,
+    variant: String,
+    params: String,
+    baseline: String,
+    current: String,
+    delta: String,
+    delta_pct: String,
+    /// `better`, `worse` or `same`.
+    class: &'static str,
+    noisy: bool,
+}
+
+#[derive(Serialize)]
+struct Comparison {
+    label: String,
+    rows: Vec<DeltaRow>,
+    better: usize,
+    worse: usize,
+    missing: usize,
+}
+
+/// Headline values of `current` against `baseline`, coloured by each metric's direction.
+fn compare(label: &str, current: &[Record], baseline: &[Record]) -> Comparison {
+    let cur = summarise(current);
+    let base = summarise(baseline);
+    let mut rows = Vec::new();
+    let (mut better, mut worse, mut missing) = (0, 0, 0);
+    for t in &cur {
+        let metric = metrics::lookup(&t.metric);
+        for r in &t.rows {
+            let b = base
+                .iter()
+                .find(|bt| bt.suite == t.suite && bt.metric == t.metric)
+                .and_then(|bt| {
+                    bt.rows
+                        .iter()
+                        .find(|br| br.variant == r.variant && br.params == r.params)
+                });
+            let Some(b) = b else {
+                missing += 1;
+                continue;
+            };
+            let imp = metric
+                .map(|m| metrics::relative_improvement(m, b.value, r.value))
+                .unwrap_or(0.0);
+            let noisy = metric.is_none_or(|m| m.kind == Kind::Noisy);
+            // Noisy metrics within 5% are shown as unchanged; deterministic ones must match exactly.
+            let band = if noisy { 0.05 } else { 1e-12 };
+            let class = if imp > band {
+                better += 1;
+                "better"
+            } else if imp < -band {
+                worse += 1;
+                "worse"
+            } else {
+                "same"
+            };
+            rows.push(DeltaRow {
+                suite: t.suite.clone(),
+                metric: t.metric.clone(),
+                variant: r.variant.clone(),
+                params: r.params.clone(),
+                baseline: fmt_value(b.value),
+                current: fmt_value(r.value),
+                delta: fmt_value(r.value - b.value),
+                delta_pct: if b.value != 0.0 {
+                    format!("{:+.1}%", (r.value - b.value) / b.value.abs() * 100.0)
+                } else {
+                    "—".into()
+                },
+                class,
+                noisy,
+            });
+        }
+    }
+    Comparison {
+        label: label.into(),
+        rows,
+        better,
+        worse,
+        missing,
+    }
+}
+
+#[derive(Serialize)]
+struct ScoreView {
+    suite: String,
+    technique: String,
+    s: String,
+    c: String,
+    i: String,
+    m: String,
+    inputs: Vec<String>,
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.3}"))
+        .unwrap_or_else(|| "not measured".into())
+}
 
 const TEMPLATE: &str = include_str!("../templates/report.html");
 
@@ -37,10 +151,14 @@ struct SuiteView {
     tables: Vec<TableView>,
 }
 
-/// Renders the report of one run. `describe` gives a suite's one-line description.
+/// Renders the report of one run: per-suite charts and tables, comparisons with each baseline,
+/// M(P) (I against the first baseline) and the claims ledger. `describe` gives a suite's
+/// one-line description.
 pub fn render(
     env: &RunEnv,
     records: &[Record],
+    baselines: &[Baseline],
+    weights: Weights,
     describe: &dyn Fn(&str) -> String,
 ) -> Result<String> {
     let mut suites: Vec<SuiteView> = Vec::new();
@@ -100,9 +218,39 @@ pub fn render(
             what: "template".into(),
             reason: e.to_string(),
         })?;
-    tmpl.render(context! { env => env, suites => suites, record_count => records.len() })
-        .map_err(|e| ReportError::Render {
-            what: "report page".into(),
-            reason: e.to_string(),
-        })
+    let comparisons: Vec<Comparison> = baselines
+        .iter()
+        .map(|b| compare(&b.label, records, &b.records))
+        .collect();
+    let scores: Vec<ScoreView> = maturity::scores(
+        records,
+        baselines.first().map(|b| b.records.as_slice()),
+        weights,
+    )
+    .into_iter()
+    .map(|s: Score| ScoreView {
+        suite: s.suite,
+        technique: s.technique,
+        s: opt(s.s),
+        c: opt(s.c),
+        i: opt(s.i),
+        m: opt(s.m),
+        inputs: s.inputs,
+    })
+    .collect();
+    let ledger = claims::parse(claims::LEDGER)?;
+    let verdicts: Vec<ClaimVerdict> = claims::evaluate(&ledger, records);
+    tmpl.render(context! {
+        env => env,
+        suites => suites,
+        record_count => records.len(),
+        comparisons => comparisons,
+        scores => scores,
+        weights => weights,
+        claims => verdicts,
+    })
+    .map_err(|e| ReportError::Render {
+        what: "report page".into(),
+        reason: e.to_string(),
+    })
 }

@@ -2,8 +2,13 @@
 //! summary tables, plotters SVG charts and the self-contained HTML report.
 
 pub mod charts;
+pub mod claims;
+pub mod gate;
 pub mod html;
 pub mod io;
+pub mod maturity;
+pub mod metrics;
+pub mod select;
 pub mod table;
 
 use std::path::PathBuf;

@@ -120,7 +120,10 @@ fn malformed_ndjson_names_the_line() {
 
 #[test]
 fn report_is_self_contained_with_a_chart_per_swept_metric() {
-    let page = html::render(&env(), &records(), &|_| "desc".into()).unwrap();
+    let page = html::render(&env(), &records(), &[], Default::default(), &|_| {
+        "desc".into()
+    })
+    .unwrap();
     assert_eq!(
         page.matches("<svg").count(),
         1,

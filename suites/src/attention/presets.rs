@@ -32,65 +32,59 @@ pub const VARIANTS: [&str; 5] = ["mha", "gqa", "mqa", "mla-naive", "mla-absorbed
 /// RoPE tables cover the longest context of any scale, plus the decode token.
 const MAX_SEQ_LEN: usize = 32768 + 64;
 
-fn family(
+fn gqa(
     name: &'static str,
+    variant: &'static str,
     d_model: usize,
     heads: usize,
-    gqa_kv: usize,
+    kv: usize,
     d_head: usize,
-    mla: MlaConfig,
-) -> Vec<Preset> {
-    let gqa = |variant, kv| Preset {
+) -> Preset {
+    Preset {
         name,
         variant,
         shape: Shape::Gqa(GqaConfig::new(d_model, heads, kv, d_head).with_max_seq_len(MAX_SEQ_LEN)),
-    };
-    let mla = mla.with_max_seq_len(MAX_SEQ_LEN);
-    vec![
-        gqa("mha", heads),
-        gqa("gqa", gqa_kv),
-        gqa("mqa", 1),
+    }
+}
+
+fn mla(name: &'static str, cfg: MlaConfig) -> [Preset; 2] {
+    let cfg = cfg.with_max_seq_len(MAX_SEQ_LEN);
+    [
         Preset {
             name,
             variant: "mla-naive",
-            shape: Shape::Mla(mla.clone(), MlaPath::Naive),
+            shape: Shape::Mla(cfg.clone(), MlaPath::Naive),
         },
         Preset {
             name,
             variant: "mla-absorbed",
-            shape: Shape::Mla(mla, MlaPath::Absorbed),
+            shape: Shape::Mla(cfg, MlaPath::Absorbed),
         },
     ]
 }
 
-/// Every preset: `tiny` (smoke runs), `llama3-8b` (the GQA family at Llama 3 8B's shape) and
-/// `deepseek-v2` (MLA at DeepSeek-V2's shape).
+/// Every preset:
+/// - `tiny` (smoke runs): every variant at one small head configuration (8 heads of 32);
+/// - `llama3-8b`: the GQA family at Llama 3 8B's shape (MHA, GQA with 8 KV heads, MQA);
+/// - `deepseek-v2`: MLA at DeepSeek-V2's shape, and its MHA twin (same 128 heads of 128, as the
+///   paper compares), so that MLA's memory and speed are set against MHA of the same model.
 pub fn all() -> Vec<Preset> {
-    let mut out = family(
-        "tiny",
-        256,
-        8,
-        2,
-        32,
-        MlaConfig::new(256, 8, 32, 16, 64, 96),
-    );
-    out.extend(
-        family(
-            "llama3-8b",
-            4096,
-            32,
-            8,
-            128,
-            MlaConfig::new(5120, 128, 128, 64, 512, 1536),
-        )
-        .into_iter()
-        .map(|mut p| {
-            if let Shape::Mla(..) = p.shape {
-                p.name = "deepseek-v2";
-            }
-            p
-        }),
-    );
+    let mut out = vec![
+        gqa("tiny", "mha", 256, 8, 8, 32),
+        gqa("tiny", "gqa", 256, 8, 2, 32),
+        gqa("tiny", "mqa", 256, 8, 1, 32),
+    ];
+    out.extend(mla("tiny", MlaConfig::new(256, 8, 32, 16, 64, 96)));
+    out.extend([
+        gqa("llama3-8b", "mha", 4096, 32, 32, 128),
+        gqa("llama3-8b", "gqa", 4096, 32, 8, 128),
+        gqa("llama3-8b", "mqa", 4096, 32, 1, 128),
+        gqa("deepseek-v2", "mha", 5120, 128, 128, 128),
+    ]);
+    out.extend(mla(
+        "deepseek-v2",
+        MlaConfig::new(5120, 128, 128, 64, 512, 1536),
+    ));
     out
 }
 
@@ -142,6 +136,7 @@ mod tests {
         // MLA: (d_c + d_rope) · 4 bytes = 576 elements for DeepSeek-V2.
         assert_eq!(bytes("deepseek-v2", "mla-naive"), 576 * 4);
         assert_eq!(bytes("deepseek-v2", "mla-absorbed"), 576 * 4);
+        assert_eq!(bytes("deepseek-v2", "mha"), 2 * 128 * 128 * 4);
         assert_eq!(bytes("tiny", "mla-absorbed"), (64 + 16) * 4);
     }
 
@@ -153,7 +148,7 @@ mod tests {
         for v in ["mha", "gqa", "mqa"] {
             assert!(find("llama3-8b", v).is_some());
         }
-        for v in ["mla-naive", "mla-absorbed"] {
+        for v in ["mha", "mla-naive", "mla-absorbed"] {
             assert!(find("deepseek-v2", v).is_some());
         }
     }

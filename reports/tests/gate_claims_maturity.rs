@@ -1,0 +1,280 @@
+//! Gate verdicts, claims ledger verdicts, M(P) components on hand-made records, and the metric
+//! registry's coverage of everything the suites emit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use infermark_reports::{claims, gate, maturity, metrics};
+use infermark_suites::{Record, Stat};
+
+fn rec(variant: &str, metric: &str, value: f64, stat: Stat, params: &[(&str, &str)]) -> Record {
+    Record {
+        run_id: "r".into(),
+        suite: "attention".into(),
+        experiment: "x".into(),
+        variant: variant.into(),
+        backend: "flex".into(),
+        device: "cpu".into(),
+        scale: "smoke".into(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        metric: metric.into(),
+        value,
+        unit: "u".into(),
+        stat,
+        n: 1,
+        git_rev: "g".into(),
+        timestamp: "t".into(),
+    }
+}
+
+const RULES: &str = r#"
+[[rule]]
+name = "bytes"
+metric = "kv_cache_bytes_per_token"
+select = { variant = "gqa" }
+
+[[rule]]
+name = "ratio"
+metric = "decode_latency_ms"
+select = { variant = "gqa", ctx = "64" }
+over = { variant = "mha", ctx = "64" }
+tolerance = 0.5
+"#;
+
+fn run(bytes: f64, gqa_ms: f64) -> Vec<Record> {
+    vec![
+        rec("gqa", "kv_cache_bytes_per_token", bytes, Stat::Exact, &[]),
+        rec(
+            "gqa",
+            "decode_latency_ms",
+            gqa_ms,
+            Stat::Median,
+            &[("ctx", "64")],
+        ),
+        rec(
+            "mha",
+            "decode_latency_ms",
+            2.0,
+            Stat::Median,
+            &[("ctx", "64")],
+        ),
+    ]
+}
+
+fn verdicts(current: &[Record]) -> Vec<gate::Verdict> {
+    let rules = gate::parse_rules(RULES, Path::new("rules.toml")).unwrap();
+    gate::evaluate(&rules, current, &run(1000.0, 1.0))
+}
+
+#[test]
+fn a_worse_deterministic_metric_fails_the_gate() {
+    let v = verdicts(&run(1001.0, 1.0));
+    assert!(!v[0].pass, "{v:?}");
+    assert!(v[0].note.contains("worse"), "{}", v[0].note);
+    assert!(v[1].pass);
+}
+
+#[test]
+fn a_better_metric_passes() {
+    let v = verdicts(&run(512.0, 0.5));
+    assert!(v.iter().all(|x| x.pass), "{v:?}");
+    assert!((v[0].improvement.unwrap() - 0.488).abs() < 1e-9);
+}
+
+#[test]
+fn a_noisy_ratio_within_tolerance_passes_and_beyond_it_fails() {
+    // Baseline ratio 0.5; 0.7 is 40% worse (tolerance 50%), 0.8 is 60% worse.
+    assert!(verdicts(&run(1000.0, 1.4))[1].pass);
+    assert!(!verdicts(&run(1000.0, 1.6))[1].pass);
+}
+
+#[test]
+fn a_metric_the_run_lacks_fails() {
+    let v = verdicts(&run(1000.0, 1.0)[1..]);
+    assert!(!v[0].pass && v[0].note.contains("run lacks it"), "{v:?}");
+}
+
+#[test]
+fn malformed_rules_name_the_line() {
+    let err = gate::parse_rules("[[rule]]\nname = \"x\"\nmetric = \n", Path::new("g.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("g.toml") && err.contains("line 3"), "{err}");
+    let err = gate::parse_rules(
+        "[[rule]]\nname = \"x\"\nmetric = \"nope\"\n",
+        Path::new("g.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown metric `nope`"), "{err}");
+    let err = gate::parse_rules(
+        "[[rule]]\nname = \"t\"\nmetric = \"decode_latency_ms\"\n",
+        Path::new("g.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("noisy"), "{err}");
+}
+
+#[test]
+fn shipped_rules_parse_and_pass_against_the_shipped_baseline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("ci/gates.toml")).unwrap();
+    let rules = gate::parse_rules(&text, Path::new("ci/gates.toml")).unwrap();
+    let base = infermark_reports::io::read_run(&root.join("ci/baseline")).unwrap();
+    let v = gate::evaluate(&rules, &base.records, &base.records);
+    assert!(v.iter().all(|x| x.pass), "{v:?}");
+}
+
+#[test]
+fn claims_are_reproduced_not_reproduced_or_not_measured() {
+    let ledger = claims::parse(claims::LEDGER).unwrap();
+    let mem = |mla: f64| {
+        vec![
+            rec(
+                "mla-absorbed",
+                "kv_cache_bytes_per_token",
+                mla,
+                Stat::Exact,
+                &[("preset", "deepseek-v2"), ("source", "measured")],
+            ),
+            rec(
+                "mha",
+                "kv_cache_bytes_per_token",
+                1000.0,
+                Stat::Exact,
+                &[("preset", "deepseek-v2"), ("source", "measured")],
+            ),
+        ]
+    };
+    let verdict = |records: &[Record], id: &str| {
+        claims::evaluate(&ledger, records)
+            .into_iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .verdict
+    };
+    assert_eq!(verdict(&mem(400.0), "mla-memory"), "reproduced");
+    assert_eq!(verdict(&mem(600.0), "mla-memory"), "not reproduced");
+    assert_eq!(verdict(&mem(400.0), "paged-throughput"), "not measured");
+    // "max" picks the longest context.
+    let speed = |mla: f64| {
+        vec![
+            rec(
+                "mla-absorbed",
+                "decode_latency_ms",
+                100.0,
+                Stat::Median,
+                &[("preset", "deepseek-v2"), ("part", "layer"), ("ctx", "64")],
+            ),
+            rec(
+                "mla-absorbed",
+                "decode_latency_ms",
+                mla,
+                Stat::Median,
+                &[
+                    ("preset", "deepseek-v2"),
+                    ("part", "layer"),
+                    ("ctx", "4096"),
+                ],
+            ),
+            rec(
+                "mha",
+                "decode_latency_ms",
+                30.0,
+                Stat::Median,
+                &[
+                    ("preset", "deepseek-v2"),
+                    ("part", "layer"),
+                    ("ctx", "4096"),
+                ],
+            ),
+        ]
+    };
+    assert_eq!(verdict(&speed(10.0), "mla-speed"), "reproduced");
+    assert_eq!(verdict(&speed(20.0), "mla-speed"), "not reproduced");
+}
+
+fn latency(variant: &str, ctx: &str, median: f64, min: f64, p90: f64) -> Vec<Record> {
+    let p = [("preset", "p"), ("part", "layer"), ("ctx", ctx)];
+    vec![
+        rec(variant, "decode_latency_ms", median, Stat::Median, &p),
+        rec(variant, "decode_latency_ms", min, Stat::Min, &p),
+        rec(variant, "decode_latency_ms", p90, Stat::P90, &p),
+    ]
+}
+
+#[test]
+fn maturity_components_match_hand_computation() {
+    let mut run = latency("mla-absorbed", "64", 2.0, 1.9, 2.1);
+    run.extend(latency("mla-absorbed", "1024", 8.0, 7.0, 9.0));
+    run.push(rec(
+        "mla-absorbed",
+        "mla_absorbed_vs_naive_max_abs_diff",
+        0.01,
+        Stat::Max,
+        &[("preset", "p")],
+    ));
+    run.push(rec(
+        "mla-absorbed",
+        "kv_cache_bytes_per_token",
+        2304.0,
+        Stat::Exact,
+        &[("preset", "p")],
+    ));
+    run.push(rec(
+        "mla-absorbed",
+        "flops_per_token",
+        5.0,
+        Stat::Exact,
+        &[("preset", "p")],
+    ));
+    let mut base = run.clone();
+    base.last_mut().unwrap().value = 6.0; // one of three deterministic records differs
+    let w = maturity::Weights {
+        s: 1.0,
+        c: 1.0,
+        i: 2.0,
+    };
+    let s = &maturity::scores(&run, Some(&base), w)[0];
+    // S = 2 / 8; C = (1 − (9 − 7) / 8) · (1 − 0.01); I = 2 / 3.
+    assert!((s.s.unwrap() - 0.25).abs() < 1e-12);
+    assert!((s.c.unwrap() - 0.75 * 0.99).abs() < 1e-12);
+    assert!((s.i.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{:?}", s.inputs);
+    let m = (0.25 + 0.75 * 0.99 + 2.0 * 2.0 / 3.0) / 4.0;
+    assert!((s.m.unwrap() - m).abs() < 1e-12);
+    // Without a baseline, I is not measured and M renormalises over S and C.
+    let s = &maturity::scores(&run, None, w)[0];
+    assert_eq!(s.i, None);
+    assert!((s.m.unwrap() - (0.25 + 0.75 * 0.99) / 2.0).abs() < 1e-12);
+}
+
+#[test]
+fn weights_parse_and_reject_bad_input() {
+    assert_eq!(
+        "1,2,3".parse::<maturity::Weights>().unwrap(),
+        maturity::Weights {
+            s: 1.0,
+            c: 2.0,
+            i: 3.0
+        }
+    );
+    assert!("1,2".parse::<maturity::Weights>().is_err());
+    assert!("1,-2,3".parse::<maturity::Weights>().is_err());
+    assert!("0,0,0".parse::<maturity::Weights>().is_err());
+    assert!("a,b,c".parse::<maturity::Weights>().is_err());
+}
+
+#[test]
+fn registry_covers_every_metric_the_suites_emit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let base = infermark_reports::io::read_run(&root.join("ci/baseline")).unwrap();
+    for r in &base.records {
+        let m = metrics::lookup(&r.metric)
+            .unwrap_or_else(|| panic!("metric `{}` missing from the registry", r.metric));
+        assert_eq!(m.unit, r.unit, "unit of {}", r.metric);
+    }
+}
