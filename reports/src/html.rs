@@ -21,32 +21,34 @@ pub struct Baseline {
     pub records: Vec<Record>,
 }
 
-#[derive(Serialize)]
-struct DeltaRow {
-    suite: String,
-    metric: String,
-    variant: String,
-    params: String,
-    baseline: String,
-    current: String,
-    delta: String,
-    delta_pct: String,
+/// One headline value against its baseline.
+#[derive(Serialize, Debug)]
+pub struct DeltaRow {
+    pub suite: String,
+    pub metric: String,
+    pub variant: String,
+    pub params: String,
+    pub baseline: String,
+    pub current: String,
+    pub delta: String,
+    pub delta_pct: String,
     /// `better`, `worse` or `same`.
-    class: &'static str,
-    noisy: bool,
+    pub class: &'static str,
+    pub noisy: bool,
 }
 
-#[derive(Serialize)]
-struct Comparison {
-    label: String,
-    rows: Vec<DeltaRow>,
-    better: usize,
-    worse: usize,
-    missing: usize,
+/// A run against one baseline.
+#[derive(Serialize, Debug)]
+pub struct Comparison {
+    pub label: String,
+    pub rows: Vec<DeltaRow>,
+    pub better: usize,
+    pub worse: usize,
+    pub missing: usize,
 }
 
 /// Headline values of `current` against `baseline`, coloured by each metric's direction.
-fn compare(label: &str, current: &[Record], baseline: &[Record]) -> Comparison {
+pub fn compare(label: &str, current: &[Record], baseline: &[Record]) -> Comparison {
     let cur = summarise(current);
     let base = summarise(baseline);
     let mut rows = Vec::new();

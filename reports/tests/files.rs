@@ -138,3 +138,66 @@ fn report_is_self_contained_with_a_chart_per_swept_metric() {
     );
     assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());
 }
+
+#[test]
+fn every_svg_in_the_report_parses() {
+    let page = html::render(&env(), &records(), &[], Default::default(), &|_| {
+        "desc".into()
+    })
+    .unwrap();
+    let mut rest = page.as_str();
+    let mut n = 0;
+    while let Some(start) = rest.find("<svg") {
+        let end = rest[start..].find("</svg>").expect("closed svg") + start + "</svg>".len();
+        roxmltree::Document::parse(&rest[start..end]).unwrap_or_else(|e| panic!("svg {n}: {e}"));
+        n += 1;
+        rest = &rest[end..];
+    }
+    assert!(n > 0);
+}
+
+#[test]
+fn deltas_follow_each_metrics_direction() {
+    let mut base = vec![record("gqa", 64, 2.0, Stat::Median)];
+    let mut cur = vec![record("gqa", 64, 1.0, Stat::Median)];
+    let bytes = |v: f64| Record {
+        metric: "kv_cache_bytes_per_token".into(),
+        unit: "bytes".into(),
+        stat: Stat::Exact,
+        value: v,
+        ..record("gqa", 64, 0.0, Stat::Exact)
+    };
+    base.push(bytes(100.0));
+    cur.push(bytes(120.0));
+    let gbps = |v: f64| Record {
+        metric: "kv_read_gbps".into(),
+        unit: "GB/s".into(),
+        value: v,
+        ..record("gqa", 64, 0.0, Stat::Median)
+    };
+    base.push(gbps(10.0));
+    cur.push(gbps(10.2));
+    let c = html::compare("b", &cur, &base);
+    let row = |m: &str| c.rows.iter().find(|r| r.metric == m).unwrap();
+    assert_eq!(
+        (
+            row("decode_latency_ms").class,
+            row("decode_latency_ms").delta_pct.as_str()
+        ),
+        ("better", "-50.0%")
+    );
+    assert_eq!(
+        (
+            row("kv_cache_bytes_per_token").class,
+            row("kv_cache_bytes_per_token").delta_pct.as_str()
+        ),
+        ("worse", "+20.0%")
+    );
+    assert_eq!(
+        row("kv_read_gbps").class,
+        "same",
+        "noisy +2% is within the 5% band"
+    );
+    assert!(row("kv_read_gbps").noisy && !row("kv_cache_bytes_per_token").noisy);
+    assert_eq!((c.better, c.worse, c.missing), (1, 1, 0));
+}
