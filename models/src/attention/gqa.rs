@@ -76,8 +76,7 @@ impl GqaConfig {
         capacity: usize,
         device: &B::Device,
     ) -> GqaCache<B> {
-        let mk = || ContiguousCache::new(batch, self.n_kv_heads, capacity, self.d_head, device);
-        GqaCache { k: mk(), v: mk() }
+        GqaCache::new(batch, self.n_kv_heads, capacity, self.d_head, device)
     }
 
     /// Initializes the layer with burn's default (uniform Kaiming-style) weights.
@@ -110,6 +109,18 @@ pub struct GqaCache<B: Backend> {
 }
 
 impl<B: Backend> GqaCache<B> {
+    /// Reserves `capacity` positions of K and of V for `kv_heads` heads of width `d_head`.
+    pub fn new(
+        batch: usize,
+        kv_heads: usize,
+        capacity: usize,
+        d_head: usize,
+        device: &B::Device,
+    ) -> Self {
+        let mk = || ContiguousCache::new(batch, kv_heads, capacity, d_head, device);
+        GqaCache { k: mk(), v: mk() }
+    }
+
     /// Tokens cached.
     pub fn len(&self) -> usize {
         self.k.len()
@@ -173,8 +184,7 @@ impl<B: AttentionBackend> Gqa<B> {
 
     /// An empty cache with room for `capacity` tokens.
     pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> GqaCache<B> {
-        let mk = || ContiguousCache::new(batch, self.n_kv_heads, capacity, self.d_head, device);
-        GqaCache { k: mk(), v: mk() }
+        GqaCache::new(batch, self.n_kv_heads, capacity, self.d_head, device)
     }
 
     /// Projects `x`, rotates queries and keys, appends K and V to the cache, and groups the

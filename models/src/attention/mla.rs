@@ -121,15 +121,7 @@ impl MlaConfig {
         capacity: usize,
         device: &B::Device,
     ) -> MlaCache<B> {
-        MlaCache {
-            latent: ContiguousCache::new(
-                batch,
-                1,
-                capacity,
-                self.d_latent_kv + self.d_rope,
-                device,
-            ),
-        }
+        MlaCache::new(batch, capacity, self.d_latent_kv + self.d_rope, device)
     }
 
     /// Initializes the layer with burn's default (uniform Kaiming-style) weights.
@@ -181,6 +173,13 @@ pub struct MlaCache<B: Backend> {
 }
 
 impl<B: Backend> MlaCache<B> {
+    /// Reserves `capacity` rows of `width = d_latent_kv + d_rope`.
+    pub fn new(batch: usize, capacity: usize, width: usize, device: &B::Device) -> Self {
+        MlaCache {
+            latent: ContiguousCache::new(batch, 1, capacity, width, device),
+        }
+    }
+
     /// Tokens cached.
     pub fn len(&self) -> usize {
         self.latent.len()
@@ -253,15 +252,7 @@ pub struct Prepared<B: Backend> {
 impl<B: AttentionBackend> Mla<B> {
     /// An empty cache with room for `capacity` tokens.
     pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> MlaCache<B> {
-        MlaCache {
-            latent: ContiguousCache::new(
-                batch,
-                1,
-                capacity,
-                self.d_latent_kv + self.d_rope,
-                device,
-            ),
-        }
+        MlaCache::new(batch, capacity, self.d_latent_kv + self.d_rope, device)
     }
 
     /// Projects `x` to queries, and appends its latents and RoPE keys to the cache.

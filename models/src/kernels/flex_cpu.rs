@@ -63,6 +63,18 @@ impl<'a> View<'a> {
     }
 }
 
+/// One unit of parallel work: head `(b, h)` over the context positions `range`.
+struct Task<'a> {
+    q: &'a View<'a>,
+    k: &'a View<'a>,
+    v: &'a View<'a>,
+    b: usize,
+    h: usize,
+    range: std::ops::Range<usize>,
+    vis: Visibility,
+    scale: f32,
+}
+
 /// Partial softmax state of one (batch, head, chunk) task over all rows.
 struct Partial {
     /// Running max per row.
@@ -227,7 +239,16 @@ fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> 
             let (bh, c) = (task / n_chunks, task % n_chunks);
             let (bi, hi) = (bh / h, bh % h);
             let range = (c * chunk).min(t)..((c + 1) * chunk).min(t);
-            run_task(q, k, v, bi, hi, range, vis, scale)
+            run_task(&Task {
+                q,
+                k,
+                v,
+                b: bi,
+                h: hi,
+                range,
+                vis,
+                scale,
+            })
         })
         .collect();
 
@@ -257,25 +278,15 @@ fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> 
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_task(
-    q: &View,
-    k: &View,
-    v: &View,
-    b: usize,
-    h: usize,
-    range: std::ops::Range<usize>,
-    vis: Visibility,
-    scale: f32,
-) -> Partial {
+fn run_task(task: &Task) -> Partial {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return task_body::<avx2::Avx2>(q, k, v, b, h, range, vis, scale);
+            return task_body::<avx2::Avx2>(task);
         }
     }
-    task_body::<Portable>(q, k, v, b, h, range, vis, scale)
+    task_body::<Portable>(task)
 }
 
 /// Inner products and weighted sums over blocks of [`BLOCK`] cached rows.
@@ -446,17 +457,18 @@ fn lanes_fold(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn task_body<K: Block>(
-    q: &View,
-    k: &View,
-    v: &View,
-    b: usize,
-    h: usize,
-    range: std::ops::Range<usize>,
-    vis: Visibility,
-    scale: f32,
-) -> Partial {
+fn task_body<K: Block>(task: &Task) -> Partial {
+    let Task {
+        q,
+        k,
+        v,
+        b,
+        h,
+        vis,
+        scale,
+        ..
+    } = *task;
+    let range = task.range.clone();
     let rows = q.dims[2];
     let dv = v.dims[3];
     let t_total = k.dims[2];
