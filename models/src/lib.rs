@@ -8,6 +8,7 @@
 
 pub mod attention;
 pub mod kernels;
+pub mod kv_cache;
 
 /// Errors of the model components. Each names the offending value.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod backend;
 pub mod env;
+pub mod kv_cache;
 pub mod measure;
 pub mod record;
 pub mod scale;
