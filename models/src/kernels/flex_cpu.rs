@@ -28,12 +28,16 @@ const MAX_STREAMING_ROWS: usize = 8;
 /// Largest score tile of the GEMM path, in elements (16 MiB of f32).
 const MAX_SCORE_TILE: usize = 4 << 20;
 
-/// A strided 4-D f32 view `[batch, heads, seq, dim]` with a unit inner stride.
+/// A strided 4-D f32 view `[batch, heads, seq, dim]` with a unit inner stride; for a paged
+/// cache, `seq` is logical and rows are found through a block table.
 struct View<'a> {
     data: &'a [f32],
     offset: usize,
     strides: [usize; 3],
     dims: [usize; 4],
+    /// Block table and block size: logical row `i` is slot `i % bs` of block `table[i / bs]`
+    /// (dim 0 of the pool tensor).
+    blocks: Option<(&'a [usize], usize)>,
 }
 
 impl<'a> View<'a> {
@@ -52,13 +56,35 @@ impl<'a> View<'a> {
             offset: layout.start_offset(),
             strides: [s[0] as usize, s[1] as usize, s[2] as usize],
             dims,
+            blocks: None,
         })
+    }
+
+    /// A pool `[blocks, heads, block_size, dim]` read as one sequence of `len` rows through
+    /// `table`.
+    fn paged(pool: &'a FlexTensor, table: &'a [usize], len: usize) -> Option<Self> {
+        let mut v = Self::of(pool)?;
+        let [n_blocks, h, bs, w] = v.dims;
+        if table.len() < len.div_ceil(bs) || table.iter().any(|&b| b >= n_blocks) {
+            return None;
+        }
+        v.dims = [1, h, len, w];
+        v.blocks = Some((table, bs));
+        Some(v)
     }
 
     /// Row `i` of head `(b, h)`.
     #[inline(always)]
     fn row(&self, b: usize, h: usize, i: usize) -> &'a [f32] {
-        let start = self.offset + b * self.strides[0] + h * self.strides[1] + i * self.strides[2];
+        let start = match self.blocks {
+            None => self.offset + b * self.strides[0] + h * self.strides[1] + i * self.strides[2],
+            Some((table, bs)) => {
+                self.offset
+                    + table[i / bs] * self.strides[0]
+                    + h * self.strides[1]
+                    + (i % bs) * self.strides[2]
+            }
+        };
         &self.data[start..start + self.dims[3]]
     }
 }
@@ -111,31 +137,71 @@ pub(super) fn grouped_attention(
     Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
 }
 
-/// Copies `x` into rows `at..at + s` of the cache buffer in place. burn-flex 0.21's
-/// `slice_assign` copies the whole destination first (it keeps a second reference to it while
-/// writing), which would make every cache append cost a full copy of the cache.
-pub(super) fn cache_write(buf: Tensor<Flex, 4>, at: usize, x: Tensor<Flex, 4>) -> Tensor<Flex, 4> {
+/// Attention over a paged cache, streaming rows through the block table (no gather) when the
+/// streaming kernel applies; otherwise the gather-then-attend reference.
+pub(super) fn paged_attention(
+    q: Tensor<Flex, 4>,
+    k_pool: Tensor<Flex, 4>,
+    v_pool: Tensor<Flex, 4>,
+    table: &[usize],
+    len: usize,
+    vis: Visibility,
+    scale: f32,
+) -> Tensor<Flex, 4> {
+    let (qp, kp, vp) = (
+        q.clone().into_primitive().tensor(),
+        k_pool.clone().into_primitive().tensor(),
+        v_pool.clone().into_primitive().tensor(),
+    );
+    let views = (
+        View::of(&qp),
+        View::paged(&kp, table, len),
+        View::paged(&vp, table, len),
+    );
+    match views {
+        (Some(qv), Some(kv), Some(vv)) if qv.dims[2] <= MAX_STREAMING_ROWS && qv.dims[0] == 1 => {
+            let out = fused(&qv, &kv, &vv, vis, scale);
+            let [b, h, rows, _] = qv.dims;
+            let data = TensorData::new(out, [b, h, rows, vv.dims[3]]);
+            Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
+        }
+        _ => super::paged_attention_gather(q, k_pool, v_pool, table, len, vis, scale),
+    }
+}
+
+/// Copies `x` into `buf[first.., :, at.., :]` in place. burn-flex 0.21's `slice_assign` copies
+/// the whole destination first (it keeps a second reference to it while writing), which would
+/// make every cache append cost a full copy of the cache.
+pub(super) fn cache_write(
+    buf: Tensor<Flex, 4>,
+    first: usize,
+    at: usize,
+    x: Tensor<Flex, 4>,
+) -> Tensor<Flex, 4> {
     let mut bp = buf.into_primitive().tensor();
     let xp = x.into_primitive().tensor();
-    let [b, h, cap, w] = bp.layout().shape().dims::<4>();
-    let s = xp.layout().shape().dims::<4>()[2];
+    let [_, h, cap, w] = bp.layout().shape().dims::<4>();
+    let [n0, _, s, _] = xp.layout().shape().dims::<4>();
     let plain = |t: &FlexTensor| {
         t.dtype() == DType::F32 && t.layout().is_contiguous() && t.layout().start_offset() == 0
     };
     if plain(&bp) {
         let xc = xp.to_contiguous();
-        let src = &xc.storage::<f32>()[..b * h * s * w];
+        let src = &xc.storage::<f32>()[..n0 * h * s * w];
         if let Some(dst) = bp.try_storage_mut::<f32>() {
-            for bh in 0..b * h {
-                dst[(bh * cap + at) * w..(bh * cap + at + s) * w]
-                    .copy_from_slice(&src[bh * s * w..(bh + 1) * s * w]);
+            for i in 0..n0 {
+                for hi in 0..h {
+                    let d = (((first + i) * h + hi) * cap + at) * w;
+                    let o = (i * h + hi) * s * w;
+                    dst[d..d + s * w].copy_from_slice(&src[o..o + s * w]);
+                }
             }
             return Tensor::from_primitive(TensorPrimitive::Float(bp));
         }
     }
     let buf = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(bp));
     buf.slice_assign(
-        [0..b, 0..h, at..at + s, 0..w],
+        [first..first + n0, 0..h, at..at + s, 0..w],
         Tensor::from_primitive(TensorPrimitive::Float(xp)),
     )
 }

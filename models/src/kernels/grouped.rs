@@ -1,4 +1,4 @@
-use burn::tensor::{activation::softmax, backend::Backend, Tensor, TensorData};
+use burn::tensor::{activation::softmax, backend::Backend, Int, Tensor, TensorData};
 
 /// Which keys each query row may see.
 ///
@@ -48,17 +48,72 @@ pub trait AttentionBackend: Backend {
         grouped_attention_generic(q, k, v, vis, scale)
     }
 
-    /// Writes `x` into positions `at..at + s` of a cache buffer and returns the buffer, in place
-    /// where the backend allows it. The generic version is `slice_assign`.
+    /// Attention over a paged cache: logical position `j` of the sequence lives in block
+    /// `table[j / block_size]` at slot `j % block_size`. The generic version gathers the blocks
+    /// into a contiguous tensor first (the reference); flex streams through the table.
     ///
     /// # Shapes
-    /// - `buf`: `[batch, heads, capacity, width]`
-    /// - `x`: `[batch, heads, s, width]`
-    fn cache_write(buf: Tensor<Self, 4>, at: usize, x: Tensor<Self, 4>) -> Tensor<Self, 4> {
-        let [b, h, _, w] = buf.dims();
-        let s = x.dims()[2];
-        buf.slice_assign([0..b, 0..h, at..at + s, 0..w], x)
+    /// - `q`: `[1, kv_heads, rows, d_k]`
+    /// - `k_pool`: `[blocks, kv_heads, block_size, d_k]`, `v_pool`: `[blocks, kv_heads, block_size, d_v]`
+    /// - output: `[1, kv_heads, rows, d_v]`
+    fn paged_attention(
+        q: Tensor<Self, 4>,
+        k_pool: Tensor<Self, 4>,
+        v_pool: Tensor<Self, 4>,
+        table: &[usize],
+        len: usize,
+        vis: Visibility,
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        paged_attention_gather(q, k_pool, v_pool, table, len, vis, scale)
     }
+
+    /// Writes `x` into `buf[first..first + n, :, at..at + s, :]` and returns the buffer, in place
+    /// where the backend allows it (cache appends; paged blocks, where dim 0 is the block). The
+    /// generic version is `slice_assign`.
+    ///
+    /// # Shapes
+    /// - `buf`: `[batch or blocks, heads, capacity, width]`
+    /// - `x`: `[n, heads, s, width]`
+    fn cache_write(
+        buf: Tensor<Self, 4>,
+        first: usize,
+        at: usize,
+        x: Tensor<Self, 4>,
+    ) -> Tensor<Self, 4> {
+        let [n, h, s, w] = x.dims();
+        buf.slice_assign([first..first + n, 0..h, at..at + s, 0..w], x)
+    }
+}
+
+/// Gathers a sequence's blocks into a contiguous `[1, heads, len, width]` tensor.
+pub fn gather_blocks<B: Backend>(pool: Tensor<B, 4>, table: &[usize], len: usize) -> Tensor<B, 4> {
+    let [_, h, bs, w] = pool.dims();
+    let used = &table[..len.div_ceil(bs)];
+    let ids: Vec<i32> = used.iter().map(|&b| b as i32).collect();
+    let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [used.len()]), &pool.device());
+    let g = pool.select(0, idx); // [n, h, bs, w]
+    g.swap_dims(0, 1)
+        .reshape([1, h, used.len() * bs, w])
+        .narrow(2, 0, len)
+}
+
+/// The paged reference: gather K and V, then the generic core.
+///
+/// # Shapes
+/// As [`AttentionBackend::paged_attention`].
+pub fn paged_attention_gather<B: Backend>(
+    q: Tensor<B, 4>,
+    k_pool: Tensor<B, 4>,
+    v_pool: Tensor<B, 4>,
+    table: &[usize],
+    len: usize,
+    vis: Visibility,
+    scale: f32,
+) -> Tensor<B, 4> {
+    let k = gather_blocks(k_pool, table, len);
+    let v = gather_blocks(v_pool, table, len);
+    grouped_attention_generic(q, k, v, vis, scale)
 }
 
 /// The generic core: two matmuls and a softmax, with an additive causal bias where needed.
@@ -99,8 +154,25 @@ impl AttentionBackend for burn::backend::Flex {
         super::flex_cpu::grouped_attention(q, k, v, vis, scale)
     }
 
-    fn cache_write(buf: Tensor<Self, 4>, at: usize, x: Tensor<Self, 4>) -> Tensor<Self, 4> {
-        super::flex_cpu::cache_write(buf, at, x)
+    fn cache_write(
+        buf: Tensor<Self, 4>,
+        first: usize,
+        at: usize,
+        x: Tensor<Self, 4>,
+    ) -> Tensor<Self, 4> {
+        super::flex_cpu::cache_write(buf, first, at, x)
+    }
+
+    fn paged_attention(
+        q: Tensor<Self, 4>,
+        k_pool: Tensor<Self, 4>,
+        v_pool: Tensor<Self, 4>,
+        table: &[usize],
+        len: usize,
+        vis: Visibility,
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        super::flex_cpu::paged_attention(q, k_pool, v_pool, table, len, vis, scale)
     }
 }
 

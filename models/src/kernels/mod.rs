@@ -10,4 +10,6 @@
 mod flex_cpu;
 mod grouped;
 
-pub use grouped::{grouped_attention_generic, AttentionBackend, Visibility};
+pub use grouped::{
+    gather_blocks, grouped_attention_generic, paged_attention_gather, AttentionBackend, Visibility,
+};

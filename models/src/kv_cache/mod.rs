@@ -4,8 +4,11 @@
 //!   demand, freeing, reference counts, copy-on-write fork for shared prefixes, and truncation for
 //!   speculative rollback. Its logic is tested on its own, with no tensors.
 //!
-//! The tensor-backed paged cache, its attention path and the `kv_cache` suite build on this.
+//! - [`paged`]: the tensor-backed paged cache of one layer; attention reads it through the block
+//!   table (flex streams rows through the table; other backends gather blocks first).
 
 pub mod block_pool;
+pub mod paged;
 
 pub use block_pool::{BlockPool, PoolError, SeqId};
+pub use paged::{PagedCache, Values};

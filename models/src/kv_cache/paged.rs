@@ -1,0 +1,200 @@
+//! The paged KV cache of one layer (PagedAttention): K and V pools of fixed-size blocks
+//! `[blocks, heads, block_size, width]` shared by all sequences, addressed through the block
+//! tables of a [`BlockPool`]. Serves GQA (separate K and V pools) and MLA (one pool of
+//! `[c_KV | k_R]` rows whose first `d_c` columns are the values).
+
+use burn::tensor::{backend::Backend, Tensor};
+
+use super::block_pool::{BlockPool, PoolError, SeqId};
+use crate::kernels::{gather_blocks, AttentionBackend, Visibility};
+
+/// Where the values are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Values {
+    /// A separate V pool of this width (GQA).
+    Separate(usize),
+    /// The first `width` columns of the key rows (MLA: values are the latent `c_KV`).
+    PrefixOfKeys(usize),
+}
+
+/// Paged K/V storage of one layer.
+#[derive(Debug)]
+pub struct PagedCache<B: Backend> {
+    /// Block tables and reference counts.
+    pub pool: BlockPool,
+    k: Option<Tensor<B, 4>>,
+    v: Option<Tensor<B, 4>>,
+    values: Values,
+}
+
+impl<B: AttentionBackend> PagedCache<B> {
+    /// Reserves `n_blocks` blocks of `block_size` tokens for `heads` heads of key width `k_width`.
+    pub fn new(
+        n_blocks: usize,
+        block_size: usize,
+        heads: usize,
+        k_width: usize,
+        values: Values,
+        device: &B::Device,
+    ) -> Result<Self, PoolError> {
+        let pool = BlockPool::new(n_blocks, block_size)?;
+        let k = Tensor::zeros([n_blocks, heads, block_size, k_width], device);
+        let v = match values {
+            Values::Separate(w) => Some(Tensor::zeros([n_blocks, heads, block_size, w], device)),
+            Values::PrefixOfKeys(_) => None,
+        };
+        Ok(Self {
+            pool,
+            k: Some(k),
+            v,
+            values,
+        })
+    }
+
+    fn k_pool(&self) -> &Tensor<B, 4> {
+        self.k.as_ref().expect("pool present between calls")
+    }
+
+    /// The value rows as a pool-shaped tensor (a view of the key pool for MLA).
+    fn v_pool(&self) -> Tensor<B, 4> {
+        match (self.values, &self.v) {
+            (Values::Separate(_), Some(v)) => v.clone(),
+            (Values::PrefixOfKeys(w), _) => self.k_pool().clone().narrow(3, 0, w),
+            _ => unreachable!("a separate V pool exists exactly for Values::Separate"),
+        }
+    }
+
+    /// A new empty sequence.
+    pub fn add_sequence(&mut self) -> SeqId {
+        self.pool.add_sequence()
+    }
+
+    /// A sequence sharing all of `seq`'s blocks.
+    pub fn fork(&mut self, seq: SeqId) -> Result<SeqId, PoolError> {
+        self.pool.fork(seq)
+    }
+
+    /// Keeps the first `len` tokens of `seq`.
+    pub fn truncate(&mut self, seq: SeqId, len: usize) -> Result<(), PoolError> {
+        self.pool.truncate(seq, len)
+    }
+
+    /// Drops `seq`, releasing its blocks.
+    pub fn free(&mut self, seq: SeqId) -> Result<(), PoolError> {
+        self.pool.free(seq)
+    }
+
+    /// Tokens held by `seq`.
+    pub fn len(&self, seq: SeqId) -> Result<usize, PoolError> {
+        self.pool.len(seq)
+    }
+
+    /// Copies block `src` into block `dst` in every pool (copy on write).
+    fn copy_block(&mut self, src: usize, dst: usize) {
+        for slot in [&mut self.k, &mut self.v] {
+            if let Some(pool) = slot.take() {
+                // `* 1.0` makes an owned copy, so the in-place write below does not see a second
+                // reference to the pool.
+                let block = pool.clone().narrow(0, src, 1) * 1.0;
+                *slot = Some(B::cache_write(pool, dst, 0, block));
+            }
+        }
+    }
+
+    /// Appends `s` tokens to `seq`. All or nothing: when the pool is exhausted, nothing changes.
+    ///
+    /// # Shapes
+    /// - `k`: `[heads, s, k_width]`
+    /// - `v`: `[heads, s, v_width]` for [`Values::Separate`], `None` for [`Values::PrefixOfKeys`]
+    pub fn append(
+        &mut self,
+        seq: SeqId,
+        k: Tensor<B, 3>,
+        v: Option<Tensor<B, 3>>,
+    ) -> Result<(), PoolError> {
+        let s = k.dims()[1];
+        let a = self.pool.append(seq, s)?;
+        if let Some(src) = a.copy_from {
+            self.copy_block(src, a.new_blocks[0]);
+        }
+        // Write runs of consecutive slots within one block at once.
+        let mut i = 0;
+        while i < s {
+            let (block, slot) = a.slots[i];
+            let run = a.slots[i..].iter().take_while(|(b, _)| *b == block).count();
+            let write = |pool: Tensor<B, 4>, x: &Tensor<B, 3>| {
+                B::cache_write(
+                    pool,
+                    block,
+                    slot,
+                    x.clone().narrow(1, i, run).unsqueeze_dim(0),
+                )
+            };
+            let kp = self.k.take().expect("pool present");
+            self.k = Some(write(kp, &k));
+            if let (Some(vp), Some(v)) = (self.v.take(), v.as_ref()) {
+                self.v = Some(write(vp, v));
+            }
+            i += run;
+        }
+        Ok(())
+    }
+
+    /// Attention of `q` over `seq`'s cached tokens, read through its block table.
+    ///
+    /// # Shapes
+    /// - `q`: `[1, heads, rows, k_width]`
+    /// - output: `[1, heads, rows, v_width]`
+    pub fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        seq: SeqId,
+        vis: Visibility,
+        scale: f32,
+    ) -> Result<Tensor<B, 4>, PoolError> {
+        let len = self.pool.len(seq)?;
+        let table = self.pool.table(seq)?;
+        Ok(B::paged_attention(
+            q,
+            self.k_pool().clone(),
+            self.v_pool(),
+            table,
+            len,
+            vis,
+            scale,
+        ))
+    }
+
+    /// `seq`'s keys and values gathered into contiguous tensors (the reference read).
+    ///
+    /// # Shapes
+    /// - output: `[1, heads, len, k_width]` and `[1, heads, len, v_width]`
+    pub fn gather(&self, seq: SeqId) -> Result<(Tensor<B, 4>, Tensor<B, 4>), PoolError> {
+        let len = self.pool.len(seq)?;
+        let table = self.pool.table(seq)?;
+        Ok((
+            gather_blocks(self.k_pool().clone(), table, len),
+            gather_blocks(self.v_pool(), table, len),
+        ))
+    }
+
+    /// Bytes of one token slot across all pools.
+    pub fn bytes_per_slot(&self) -> usize {
+        let [_, h, _, wk] = self.k_pool().dims();
+        let wv = match self.values {
+            Values::Separate(w) => w,
+            Values::PrefixOfKeys(_) => 0,
+        };
+        h * (wk + wv) * self.k_pool().dtype().size()
+    }
+
+    /// Bytes held by blocks in use.
+    pub fn bytes_reserved(&self) -> usize {
+        self.pool.slots_reserved() * self.bytes_per_slot()
+    }
+
+    /// Bytes holding live tokens.
+    pub fn bytes_used(&self) -> usize {
+        self.pool.slots_used() * self.bytes_per_slot()
+    }
+}

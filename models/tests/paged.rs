@@ -1,0 +1,144 @@
+//! Paged attention equals contiguous attention, for GQA-shaped (separate K and V) and
+//! MLA-shaped (values are the latent prefix of the key rows) caches, on the streaming path and the
+//! gather path, before and after a copy-on-write fork.
+
+use burn::backend::Flex;
+use burn::tensor::{backend::Backend, Distribution, Tensor};
+use infermark_models::kernels::{grouped_attention_generic, Visibility};
+use infermark_models::kv_cache::{PagedCache, Values};
+
+type B = Flex;
+const ATOL: f32 = 1e-5;
+
+fn dev() -> burn::backend::flex::FlexDevice {
+    Default::default()
+}
+
+fn rand<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<B, D> {
+    B::seed(&dev(), seed);
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev())
+}
+
+fn max_diff(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (
+        a.into_data().to_vec::<f32>().unwrap(),
+        b.into_data().to_vec::<f32>().unwrap(),
+    );
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Appends `chunks` of tokens, then checks paged attention against the contiguous tensors.
+fn check(values: Values, heads: usize, wk: usize, rows: usize, block: usize) {
+    let mut cache = PagedCache::<B>::new(64, block, heads, wk, values, &dev()).unwrap();
+    let wv = match values {
+        Values::Separate(w) | Values::PrefixOfKeys(w) => w,
+    };
+    // A second sequence interleaved with the first, so blocks are not in order.
+    let (s, other) = (cache.add_sequence(), cache.add_sequence());
+    let (mut ks, mut vs) = (Vec::new(), Vec::new());
+    for (i, n) in [5usize, 1, 31, 2].into_iter().enumerate() {
+        let k = rand([heads, n, wk], 10 + i as u64);
+        let v = rand([heads, n, wv], 20 + i as u64);
+        let sep = matches!(values, Values::Separate(_));
+        cache.append(s, k.clone(), sep.then(|| v.clone())).unwrap();
+        cache
+            .append(
+                other,
+                rand([heads, 3, wk], 30 + i as u64),
+                sep.then(|| rand([heads, 3, wv], 40)),
+            )
+            .unwrap();
+        ks.push(k.clone());
+        vs.push(if sep { v } else { k.narrow(2, 0, wv) });
+    }
+    let k = Tensor::cat(ks, 1).unsqueeze_dim::<4>(0);
+    let v = Tensor::cat(vs, 1).unsqueeze_dim::<4>(0);
+    let q = rand([1, heads, rows, wk], 99);
+    for vis in [Visibility::All, Visibility::Causal { s: 2, past: 30 }] {
+        let want = grouped_attention_generic(q.clone(), k.clone(), v.clone(), vis, 0.2);
+        let got = cache.attend(q.clone(), s, vis, 0.2).unwrap();
+        let d = max_diff(got, want.clone());
+        assert!(
+            d < ATOL,
+            "{values:?} rows {rows} block {block} {vis:?}: {d}"
+        );
+        let (gk, gv) = cache.gather(s).unwrap();
+        assert_eq!(
+            max_diff(gk, k.clone()),
+            0.0,
+            "gathered keys are the appended keys"
+        );
+        assert_eq!(
+            max_diff(gv, v.clone()),
+            0.0,
+            "gathered values are the appended values"
+        );
+    }
+}
+
+#[test]
+fn paged_equals_contiguous_for_gqa_on_the_streaming_path() {
+    for block in [8, 16] {
+        check(Values::Separate(16), 2, 16, 4, block);
+    }
+}
+
+#[test]
+fn paged_equals_contiguous_for_gqa_on_the_gather_path() {
+    check(Values::Separate(16), 2, 16, 24, 8);
+}
+
+#[test]
+fn paged_equals_contiguous_for_mla_latent_rows() {
+    // Absorbed MLA: one "head" of [c_KV | k_R] rows, all query heads as rows, values = c_KV.
+    check(Values::PrefixOfKeys(16), 1, 20, 4, 8);
+    check(Values::PrefixOfKeys(16), 1, 20, 32, 16);
+}
+
+#[test]
+fn a_write_after_fork_leaves_the_parent_unchanged() {
+    let mut cache = PagedCache::<B>::new(16, 8, 2, 8, Values::Separate(8), &dev()).unwrap();
+    let parent = cache.add_sequence();
+    cache
+        .append(parent, rand([2, 12, 8], 1), Some(rand([2, 12, 8], 2)))
+        .unwrap();
+    let q = rand([1, 2, 4, 8], 3);
+    let before = cache
+        .attend(q.clone(), parent, Visibility::All, 0.3)
+        .unwrap();
+    let child = cache.fork(parent).unwrap();
+    cache
+        .append(child, rand([2, 3, 8], 4), Some(rand([2, 3, 8], 5)))
+        .unwrap();
+    let after = cache
+        .attend(q.clone(), parent, Visibility::All, 0.3)
+        .unwrap();
+    assert_eq!(max_diff(before, after), 0.0);
+    // The child sees the shared prefix and its own tokens.
+    let (pk, _) = cache.gather(parent).unwrap();
+    let (ck, _) = cache.gather(child).unwrap();
+    assert_eq!(ck.dims(), [1, 2, 15, 8]);
+    assert_eq!(max_diff(ck.narrow(2, 0, 12), pk), 0.0);
+    cache.free(parent).unwrap();
+    cache.free(child).unwrap();
+    assert_eq!(cache.pool.free_blocks(), 16);
+}
+
+#[test]
+fn exhausting_the_pool_is_an_error_and_leaves_the_cache_unchanged() {
+    let mut cache = PagedCache::<B>::new(2, 8, 1, 4, Values::Separate(4), &dev()).unwrap();
+    let s = cache.add_sequence();
+    cache
+        .append(s, rand([1, 10, 4], 1), Some(rand([1, 10, 4], 2)))
+        .unwrap();
+    assert!(cache
+        .append(s, rand([1, 7, 4], 3), Some(rand([1, 7, 4], 4)))
+        .is_err());
+    assert_eq!(cache.len(s).unwrap(), 10);
+    assert_eq!(cache.bytes_reserved(), 2 * 8 * 8 * 4);
+    assert_eq!(cache.bytes_used(), 10 * 8 * 4);
+}
