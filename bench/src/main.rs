@@ -74,6 +74,10 @@ struct RunArgs {
     /// Replace an existing output directory.
     #[arg(long)]
     force: bool,
+    /// Request trace for the kv_cache suite: CSV with header `prompt_tokens,output_tokens` (and
+    /// optionally `arrival_s`). Without it the built-in ShareGPT- and Alpaca-like traces are used.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -185,6 +189,10 @@ fn run(args: RunArgs) -> Result<()> {
         }
     }
     args.backend.check_available()?;
+    if let Some(path) = &args.trace {
+        // Parse now: a malformed trace stops the run before anything is written.
+        infermark_suites::kv_cache::traces::read_csv(path).map_err(anyhow::Error::msg)?;
+    }
     let started = env::now_rfc3339();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let run_id = format!("{stamp}-{}-{}", args.scale.name(), args.backend.name());
@@ -218,6 +226,7 @@ fn run(args: RunArgs) -> Result<()> {
         run_id: run_id.clone(),
         git_rev: git_rev.clone(),
         device: device.clone(),
+        trace: args.trace.clone(),
         progress: &progress,
     };
     let t0 = Instant::now();

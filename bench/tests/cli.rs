@@ -135,15 +135,7 @@ fn existing_out_dir_is_refused_and_left_untouched() {
 fn smoke_run_writes_results_and_report() {
     let dir = tmp("smoke");
     let out = dir.join("run");
-    let o = infermark(&[
-        "run",
-        "--suite",
-        "attention",
-        "--scale",
-        "smoke",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = infermark(&["run", "--scale", "smoke", "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         entries(&out),
@@ -174,6 +166,42 @@ fn smoke_run_writes_results_and_report() {
             "key {key} missing"
         );
     }
+    for metric in [
+        "kv_fragmentation",
+        "max_concurrent_sequences",
+        "kv_bytes_reserved_peak",
+        "kv_bytes_used_peak",
+        "decode_tokens_per_s",
+        "kv_bytes_saved_by_sharing",
+        "decode_latency_ms",
+        "paged_vs_contiguous_max_abs_diff",
+    ] {
+        for variant in ["contiguous", "paged"] {
+            let n = records
+                .iter()
+                .filter(|r| {
+                    r["suite"] == "kv_cache" && r["variant"] == variant && r["metric"] == metric
+                })
+                .count();
+            let shared_only = matches!(
+                metric,
+                "kv_bytes_saved_by_sharing" | "paged_vs_contiguous_max_abs_diff"
+            );
+            assert!(
+                n > 0 || (variant == "contiguous" && shared_only),
+                "kv_cache {variant}/{metric} missing"
+            );
+        }
+    }
+    let block_sizes: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter(|r| r["suite"] == "kv_cache")
+        .filter_map(|r| r["params"]["block_size"].as_str())
+        .collect();
+    assert!(
+        block_sizes.len() >= 2,
+        "at least two block sizes: {block_sizes:?}"
+    );
     for variant in ["mha", "gqa", "mqa", "mla-naive", "mla-absorbed"] {
         for metric in [
             "kv_cache_bytes_per_token",
@@ -284,4 +312,59 @@ fn report_of_a_missing_run_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
     assert!(entries(&dir).is_empty());
+}
+
+#[test]
+fn a_trace_file_drives_the_kv_cache_suite_and_a_malformed_one_writes_nothing() {
+    let dir = tmp("trace");
+    let good = dir.join("mytrace.csv");
+    let rows: String = (0..40)
+        .map(|i| format!("{},{},{}\n", 20 + i % 9, 10 + i % 7, i))
+        .collect();
+    std::fs::write(
+        &good,
+        format!("prompt_tokens,output_tokens,arrival_s\n{rows}"),
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = infermark(&[
+        "run",
+        "--suite",
+        "kv_cache",
+        "--scale",
+        "smoke",
+        "--trace",
+        good.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ndjson = std::fs::read_to_string(out.join("results.ndjson")).unwrap();
+    let frag: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["metric"] == "kv_fragmentation")
+        .collect();
+    assert!(!frag.is_empty() && frag.iter().all(|r| r["params"]["trace"] == "mytrace"));
+    for variant in ["contiguous", "paged"] {
+        assert!(frag.iter().any(|r| r["variant"] == variant));
+    }
+
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "prompt_tokens,output_tokens\n10,5\n7,-3\n").unwrap();
+    let out2 = dir.join("run2");
+    let o = infermark(&[
+        "run",
+        "--suite",
+        "kv_cache",
+        "--scale",
+        "smoke",
+        "--trace",
+        bad.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
+    assert!(!out2.exists(), "nothing written for a malformed trace");
 }

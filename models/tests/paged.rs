@@ -142,3 +142,41 @@ fn exhausting_the_pool_is_an_error_and_leaves_the_cache_unchanged() {
     assert_eq!(cache.bytes_reserved(), 2 * 8 * 8 * 4);
     assert_eq!(cache.bytes_used(), 10 * 8 * 4);
 }
+
+#[test]
+fn batched_attention_equals_one_sequence_at_a_time() {
+    use infermark_models::kernels::AttentionBackend;
+    let mut cache = PagedCache::<B>::new(64, 8, 2, 16, Values::Separate(16), &dev()).unwrap();
+    let seqs: Vec<_> = (0..3).map(|_| cache.add_sequence()).collect();
+    let (mut ks, mut vs) = (Vec::new(), Vec::new());
+    for (i, &s) in seqs.iter().enumerate() {
+        let n = 5 + 11 * i;
+        let (k, v) = (
+            rand([2, n, 16], 50 + i as u64),
+            rand([2, n, 16], 60 + i as u64),
+        );
+        cache.append(s, k.clone(), Some(v.clone())).unwrap();
+        ks.push(k.unsqueeze_dim::<4>(0));
+        vs.push(v.unsqueeze_dim::<4>(0));
+    }
+    let q = rand([3, 2, 4, 16], 70);
+    let paged = cache.attend_batch(q.clone(), &seqs, 0.25).unwrap();
+    let contiguous = <B as AttentionBackend>::grouped_attention_batch(q.clone(), &ks, &vs, 0.25);
+    for i in 0..3 {
+        let one = grouped_attention_generic(
+            q.clone().narrow(0, i, 1),
+            ks[i].clone(),
+            vs[i].clone(),
+            Visibility::All,
+            0.25,
+        );
+        assert!(
+            max_diff(paged.clone().narrow(0, i, 1), one.clone()) < ATOL,
+            "paged sequence {i}"
+        );
+        assert!(
+            max_diff(contiguous.clone().narrow(0, i, 1), one) < ATOL,
+            "contiguous sequence {i}"
+        );
+    }
+}

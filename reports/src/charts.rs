@@ -126,10 +126,61 @@ fn axis_label(v: f64) -> String {
     }
 }
 
-/// Charts for every metric with a `ctx` sweep, and KV memory against context.
+/// KV-cache policy metrics drawn against block size: one series per trace for the paged cache,
+/// and the contiguous policy (which has no block size) as a flat line for comparison.
+const PER_BLOCK_SIZE: [&str; 3] = [
+    "kv_fragmentation",
+    "max_concurrent_sequences",
+    "decode_tokens_per_s",
+];
+
+fn block_size_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> {
+    let rows: Vec<_> = table
+        .rows
+        .iter()
+        .filter(|r| r.param_map.get("at").is_none() && r.param_map.get("trace").is_some())
+        .collect();
+    let sizes: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.param_map.get("block_size")?.parse().ok())
+        .collect();
+    let (Some(lo), Some(hi)) = (
+        sizes.iter().copied().reduce(f64::min),
+        sizes.iter().copied().reduce(f64::max),
+    ) else {
+        return Ok(None);
+    };
+    let mut series = Series::new();
+    for r in rows {
+        let name = format!("{}/{}", r.param_map["trace"], r.variant);
+        match r
+            .param_map
+            .get("block_size")
+            .and_then(|b| b.parse::<f64>().ok())
+        {
+            Some(b) => series.entry(name).or_default().push((b, r.value)),
+            None => {
+                series.insert(name, vec![(lo, r.value), (hi, r.value)]);
+            }
+        }
+    }
+    let title = format!("{} by block size (contiguous: flat)", table.metric);
+    let svg = line_chart(&title, "block size (tokens)", &table.unit, &series)?;
+    Ok(Some(Chart {
+        suite: table.suite.clone(),
+        title,
+        svg,
+    }))
+}
+
+/// Charts for every metric with a `ctx` sweep, KV memory against context, and KV-cache policy
+/// metrics against block size.
 pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
     let mut out = Vec::new();
     for table in summarise(records) {
+        if PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
+            out.extend(block_size_chart(&table)?);
+        }
         // One chart per metric and `part`; one series per preset/variant.
         let mut by_part: BTreeMap<String, Series> = BTreeMap::new();
         for row in &table.rows {
@@ -137,10 +188,16 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 continue;
             };
             let part = row.param_map.get("part").cloned().unwrap_or_default();
-            let name = match row.param_map.get("preset") {
+            // Series: everything but the swept context (so only true sweeps get lines).
+            let mut name = match row.param_map.get("preset") {
                 Some(p) => format!("{p}/{}", row.variant),
                 None => row.variant.clone(),
             };
+            for (k, v) in &row.param_map {
+                if !["ctx", "part", "batch", "preset"].contains(&k.as_str()) {
+                    name.push_str(&format!(" {k}={v}"));
+                }
+            }
             by_part
                 .entry(part)
                 .or_default()

@@ -36,6 +36,9 @@ pub enum SuiteError {
         context: String,
         error: infermark_models::ModelError,
     },
+    /// A malformed user input (trace file, ...): the message names the file and line.
+    #[error("{0}")]
+    Input(String),
     /// The backend failed while running.
     #[error("backend error: {0}")]
     Backend(String),

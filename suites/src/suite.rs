@@ -36,6 +36,8 @@ pub struct RunContext<'a> {
     pub git_rev: String,
     /// Device description, copied into each record.
     pub device: String,
+    /// A user trace file for the KV cache suite (`--trace`); built-in traces when `None`.
+    pub trace: Option<std::path::PathBuf>,
     /// Reports what a case is doing right now (shown beside the progress bar).
     pub progress: &'a (dyn Fn(&str) + Sync),
 }
@@ -58,7 +60,10 @@ pub trait Suite: Sync {
 
 /// Every suite this build has.
 pub fn registry() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(crate::attention::AttentionSuite)]
+    vec![
+        Box::new(crate::attention::AttentionSuite),
+        Box::new(crate::kv_cache::KvCacheSuite),
+    ]
 }
 
 /// Looks a suite up by name.

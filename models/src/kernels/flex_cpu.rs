@@ -25,6 +25,9 @@ const MIN_CHUNK: usize = 256;
 /// bandwidth-bound few-rows case (MHA, GQA decode).
 const MAX_STREAMING_ROWS: usize = 8;
 
+/// Calls reading fewer K/V elements than this run on the calling thread.
+const SEQUENTIAL_BELOW: usize = 1 << 17;
+
 /// Largest score tile of the GEMM path, in elements (16 MiB of f32).
 const MAX_SCORE_TILE: usize = 4 << 20;
 
@@ -89,12 +92,14 @@ impl<'a> View<'a> {
     }
 }
 
-/// One unit of parallel work: head `(b, h)` over the context positions `range`.
+/// One unit of parallel work: head `h` of query batch entry `b` against K/V batch entry `kb`,
+/// over the context positions `range`.
 struct Task<'a> {
     q: &'a View<'a>,
     k: &'a View<'a>,
     v: &'a View<'a>,
     b: usize,
+    kb: usize,
     h: usize,
     range: std::ops::Range<usize>,
     vis: Visibility,
@@ -289,37 +294,79 @@ fn gemm_path(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f
     out
 }
 
+/// One sequence of a fused call: batch entry `b` of its views.
+struct Item<'a> {
+    q: &'a View<'a>,
+    k: &'a View<'a>,
+    v: &'a View<'a>,
+    /// Batch entry of `q`.
+    b: usize,
+    /// Batch entry of `k` and `v`.
+    kb: usize,
+}
+
 fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> {
-    let [b, h, rows, _] = q.dims;
-    let t = k.dims[2];
-    let dv = v.dims[3];
-    let heads = b * h;
+    let items: Vec<Item> = (0..q.dims[0]).map(|b| Item { q, k, v, b, kb: b }).collect();
+    fused_many(&items, vis, scale)
+}
+
+/// Streams every item's K and V once, all items in one parallel dispatch: tasks are
+/// (item, head, context chunk); partial softmaxes are combined per (item, head).
+/// Output: `[items, heads, rows, d_v]`.
+fn fused_many(items: &[Item], vis: Visibility, scale: f32) -> Vec<f32> {
+    let Some(first) = items.first() else {
+        return Vec::new();
+    };
+    let [_, h, rows, _] = first.q.dims;
+    let dv = first.v.dims[3];
     let threads = rayon::current_num_threads().max(1);
-    let want_chunks = (2 * threads).div_ceil(heads).max(1);
-    let chunk = t.div_ceil(want_chunks).max(MIN_CHUNK).min(t.max(1));
-    let n_chunks = t.div_ceil(chunk).max(1);
-
-    let partials: Vec<Partial> = (0..heads * n_chunks)
-        .into_par_iter()
-        .map(|task| {
-            let (bh, c) = (task / n_chunks, task % n_chunks);
-            let (bi, hi) = (bh / h, bh % h);
-            let range = (c * chunk).min(t)..((c + 1) * chunk).min(t);
-            run_task(&Task {
-                q,
-                k,
-                v,
-                b: bi,
-                h: hi,
-                range,
-                vis,
-                scale,
-            })
+    let heads_total = items.len() * h;
+    let mut tasks: Vec<(usize, usize, std::ops::Range<usize>)> = Vec::new();
+    let mut elems = 0;
+    for (ii, it) in items.iter().enumerate() {
+        let t = it.k.dims[2];
+        let want_chunks = (2 * threads).div_ceil(heads_total).max(1);
+        let chunk = t.div_ceil(want_chunks).max(MIN_CHUNK).min(t.max(1));
+        let n_chunks = t.div_ceil(chunk).max(1);
+        for hi in 0..h {
+            for c in 0..n_chunks {
+                tasks.push((ii, hi, (c * chunk).min(t)..((c + 1) * chunk).min(t)));
+            }
+        }
+        elems += h * t * (it.k.dims[3] + dv);
+    }
+    let run = |(ii, hi, range): &(usize, usize, std::ops::Range<usize>)| {
+        let it = &items[*ii];
+        run_task(&Task {
+            q: it.q,
+            k: it.k,
+            v: it.v,
+            b: it.b,
+            kb: it.kb,
+            h: *hi,
+            range: range.clone(),
+            vis,
+            scale,
         })
-        .collect();
+    };
+    // Below this many K/V elements a call is too small to pay for waking the thread pool.
+    let partials: Vec<Partial> = if elems < SEQUENTIAL_BELOW {
+        tasks.iter().map(run).collect()
+    } else {
+        tasks.par_iter().map(run).collect()
+    };
 
-    let mut out = vec![0f32; heads * rows * dv];
-    for (bh, parts) in partials.chunks(n_chunks).enumerate() {
+    let mut out = vec![0f32; heads_total * rows * dv];
+    let mut start = 0;
+    while start < tasks.len() {
+        let (ii, hi, _) = tasks[start];
+        let end = start
+            + tasks[start..]
+                .iter()
+                .take_while(|t| t.0 == ii && t.1 == hi)
+                .count();
+        let parts = &partials[start..end];
+        let bh = ii * h + hi;
         for r in 0..rows {
             let m = parts
                 .iter()
@@ -340,8 +387,53 @@ fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f32> 
             let inv = 1.0 / denom;
             o.iter_mut().for_each(|x| *x *= inv);
         }
+        start = end;
     }
     out
+}
+
+/// Decode attention of many sequences in one dispatch, each over its own cache views
+/// (`caches[i]` = K and V of sequence `i`, `[1, heads, t_i, d]`), all keys visible.
+pub(super) fn attention_many(
+    q: Tensor<Flex, 4>,
+    caches: &[(FlexTensor, FlexTensor)],
+    paged: Option<(&[&[usize]], &[usize])>,
+    scale: f32,
+) -> Option<Tensor<Flex, 4>> {
+    let qp = q.into_primitive().tensor();
+    let qv = View::of(&qp)?;
+    if qv.dims[2] > MAX_STREAMING_ROWS {
+        return None;
+    }
+    let mut views = Vec::with_capacity(caches.len());
+    for (i, (k, v)) in caches.iter().enumerate() {
+        let kv = match paged {
+            None => (View::of(k)?, View::of(v)?),
+            Some((tables, lens)) => (
+                View::paged(k, tables[i], lens[i])?,
+                View::paged(v, tables[i], lens[i])?,
+            ),
+        };
+        views.push(kv);
+    }
+    let items: Vec<Item> = views
+        .iter()
+        .enumerate()
+        .map(|(b, (k, v))| Item {
+            q: &qv,
+            k,
+            v,
+            b,
+            kb: 0,
+        })
+        .collect();
+    let out = fused_many(&items, Visibility::All, scale);
+    let [n, h, rows, _] = qv.dims;
+    let dv = views.first().map(|(_, v)| v.dims[3]).unwrap_or(0);
+    let data = TensorData::new(out, [n, h, rows, dv]);
+    Some(Tensor::from_primitive(TensorPrimitive::Float(
+        FlexTensor::from_data(data),
+    )))
 }
 
 fn run_task(task: &Task) -> Partial {
@@ -529,6 +621,7 @@ fn task_body<K: Block>(task: &Task) -> Partial {
         k,
         v,
         b,
+        kb,
         h,
         vis,
         scale,
@@ -550,9 +643,9 @@ fn task_body<K: Block>(task: &Task) -> Partial {
     let mut scores = vec![0f32; rows * len];
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
-        let krows: [&[f32]; BLOCK] = std::array::from_fn(|i| k.row(b, h, j0 + i));
+        let krows: [&[f32]; BLOCK] = std::array::from_fn(|i| k.row(kb, h, j0 + i));
         if blk + PREFETCH_BLOCKS < blocks {
-            (0..BLOCK).for_each(|i| prefetch(k.row(b, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
+            (0..BLOCK).for_each(|i| prefetch(k.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }
         for r in 0..rows {
             if j0 < ends[r] {
@@ -562,7 +655,7 @@ fn task_body<K: Block>(task: &Task) -> Partial {
         }
     }
     for j in range.start + blocks * BLOCK..range.end {
-        let krow = k.row(b, h, j);
+        let krow = k.row(kb, h, j);
         for r in 0..rows {
             scores[r * len + j - range.start] = qrows[r].iter().zip(krow).map(|(a, b)| a * b).sum();
         }
@@ -586,9 +679,9 @@ fn task_body<K: Block>(task: &Task) -> Partial {
     let mut acc = vec![0f32; rows * dv];
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
-        let vrows: [&[f32]; BLOCK] = std::array::from_fn(|i| v.row(b, h, j0 + i));
+        let vrows: [&[f32]; BLOCK] = std::array::from_fn(|i| v.row(kb, h, j0 + i));
         if blk + PREFETCH_BLOCKS < blocks {
-            (0..BLOCK).for_each(|i| prefetch(v.row(b, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
+            (0..BLOCK).for_each(|i| prefetch(v.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }
         for r in 0..rows {
             if j0 < ends[r] {
@@ -600,7 +693,7 @@ fn task_body<K: Block>(task: &Task) -> Partial {
         }
     }
     for j in range.start + blocks * BLOCK..range.end {
-        let vrow = v.row(b, h, j);
+        let vrow = v.row(kb, h, j);
         for r in 0..rows {
             let p = scores[r * len + j - range.start];
             for (a, x) in acc[r * dv..(r + 1) * dv].iter_mut().zip(vrow) {

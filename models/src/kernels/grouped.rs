@@ -68,6 +68,60 @@ pub trait AttentionBackend: Backend {
         paged_attention_gather(q, k_pool, v_pool, table, len, vis, scale)
     }
 
+    /// Decode attention of a batch of sequences over their own contiguous caches, in one call.
+    ///
+    /// # Shapes
+    /// - `q`: `[n, kv_heads, rows, d_k]`; `k[i]`: `[1, kv_heads, t_i, d_k]`; `v[i]`: `[1, kv_heads, t_i, d_v]`
+    /// - output: `[n, kv_heads, rows, d_v]`
+    fn grouped_attention_batch(
+        q: Tensor<Self, 4>,
+        k: &[Tensor<Self, 4>],
+        v: &[Tensor<Self, 4>],
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        let outs = (0..k.len())
+            .map(|i| {
+                Self::grouped_attention(
+                    q.clone().narrow(0, i, 1),
+                    k[i].clone(),
+                    v[i].clone(),
+                    Visibility::All,
+                    scale,
+                )
+            })
+            .collect();
+        Tensor::cat(outs, 0)
+    }
+
+    /// Decode attention of a batch of sequences over one paged cache, in one call.
+    ///
+    /// # Shapes
+    /// - `q`: `[n, kv_heads, rows, d_k]`; pools as in [`AttentionBackend::paged_attention`]
+    /// - output: `[n, kv_heads, rows, d_v]`
+    fn paged_attention_batch(
+        q: Tensor<Self, 4>,
+        k_pool: Tensor<Self, 4>,
+        v_pool: Tensor<Self, 4>,
+        tables: &[&[usize]],
+        lens: &[usize],
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        let outs = (0..tables.len())
+            .map(|i| {
+                Self::paged_attention(
+                    q.clone().narrow(0, i, 1),
+                    k_pool.clone(),
+                    v_pool.clone(),
+                    tables[i],
+                    lens[i],
+                    Visibility::All,
+                    scale,
+                )
+            })
+            .collect();
+        Tensor::cat(outs, 0)
+    }
+
     /// Writes `x` into `buf[first..first + n, :, at..at + s, :]` and returns the buffer, in place
     /// where the backend allows it (cache appends; paged blocks, where dim 0 is the block). The
     /// generic version is `slice_assign`.
@@ -173,6 +227,72 @@ impl AttentionBackend for burn::backend::Flex {
         scale: f32,
     ) -> Tensor<Self, 4> {
         super::flex_cpu::paged_attention(q, k_pool, v_pool, table, len, vis, scale)
+    }
+
+    fn grouped_attention_batch(
+        q: Tensor<Self, 4>,
+        k: &[Tensor<Self, 4>],
+        v: &[Tensor<Self, 4>],
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        let caches: Vec<_> = k
+            .iter()
+            .zip(v)
+            .map(|(k, v)| {
+                (
+                    k.clone().into_primitive().tensor(),
+                    v.clone().into_primitive().tensor(),
+                )
+            })
+            .collect();
+        super::flex_cpu::attention_many(q.clone(), &caches, None, scale).unwrap_or_else(|| {
+            let outs = (0..k.len())
+                .map(|i| {
+                    Self::grouped_attention(
+                        q.clone().narrow(0, i, 1),
+                        k[i].clone(),
+                        v[i].clone(),
+                        Visibility::All,
+                        scale,
+                    )
+                })
+                .collect();
+            Tensor::cat(outs, 0)
+        })
+    }
+
+    fn paged_attention_batch(
+        q: Tensor<Self, 4>,
+        k_pool: Tensor<Self, 4>,
+        v_pool: Tensor<Self, 4>,
+        tables: &[&[usize]],
+        lens: &[usize],
+        scale: f32,
+    ) -> Tensor<Self, 4> {
+        let pools = vec![
+            (
+                k_pool.clone().into_primitive().tensor(),
+                v_pool.clone().into_primitive().tensor()
+            );
+            tables.len()
+        ];
+        super::flex_cpu::attention_many(q.clone(), &pools, Some((tables, lens)), scale)
+            .unwrap_or_else(|| {
+                let outs = (0..tables.len())
+                    .map(|i| {
+                        Self::paged_attention(
+                            q.clone().narrow(0, i, 1),
+                            k_pool.clone(),
+                            v_pool.clone(),
+                            tables[i],
+                            lens[i],
+                            Visibility::All,
+                            scale,
+                        )
+                    })
+                    .collect();
+                Tensor::cat(outs, 0)
+            })
     }
 }
 

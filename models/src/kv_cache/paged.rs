@@ -165,6 +165,35 @@ impl<B: AttentionBackend> PagedCache<B> {
         ))
     }
 
+    /// Decode attention of several sequences in one call, row `i` of `q` against `seqs[i]`.
+    ///
+    /// # Shapes
+    /// - `q`: `[seqs, heads, rows, k_width]`
+    /// - output: `[seqs, heads, rows, v_width]`
+    pub fn attend_batch(
+        &self,
+        q: Tensor<B, 4>,
+        seqs: &[SeqId],
+        scale: f32,
+    ) -> Result<Tensor<B, 4>, PoolError> {
+        let tables = seqs
+            .iter()
+            .map(|&s| self.pool.table(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lens = seqs
+            .iter()
+            .map(|&s| self.pool.len(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(B::paged_attention_batch(
+            q,
+            self.k_pool().clone(),
+            self.v_pool(),
+            &tables,
+            &lens,
+            scale,
+        ))
+    }
+
     /// `seq`'s keys and values gathered into contiguous tensors (the reference read).
     ///
     /// # Shapes

@@ -1,5 +1,606 @@
-//! The KV cache suite (in progress): paged versus contiguous KV memory.
+//! The KV cache suite: paged (PagedAttention, Kwon et al., SOSP 2023) against contiguous
+//! reservation of `max_len` tokens per sequence (the pre-paging baseline).
 //!
-//! - [`sim`]: trace-driven admission under a KV budget, the capacity and fragmentation model.
+//! - *capacity*: each trace admitted first-come-first-served into one KV budget under each policy
+//!   ([`sim`]): `kv_fragmentation` (time-averaged, and at the peak of reserved memory),
+//!   `max_concurrent_sequences`, `kv_bytes_reserved_peak`, `kv_bytes_used_peak`, `preemptions`.
+//! - *throughput*: a GQA decoder stack ([`decode`]) decodes at the batch each policy admitted for
+//!   the trace, with real caches: `decode_tokens_per_s`, and `decode_throughput_gain` (paged over
+//!   contiguous, measured in the same run).
+//! - *sharing*: parallel samples of one prompt and a system prompt shared by many requests, with
+//!   copy-on-write forks: `kv_bytes_saved_by_sharing`.
+//! - *overhead*: the attention core of one decode step over a paged and a contiguous cache at
+//!   equal context, for several block sizes: `decode_latency_ms`.
+//! - *equivalence*: `paged_vs_contiguous_max_abs_diff` over a decode run, for GQA-shaped and
+//!   MLA-shaped (latent) caches.
 
+pub mod decode;
 pub mod sim;
+pub mod traces;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use burn::tensor::{backend::Backend, Distribution, Tensor};
+use infermark_models::attention::GqaConfig;
+use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
+use infermark_models::kv_cache::{BlockPool, PagedCache, Values};
+
+use crate::backend::{run_on, BackendJob};
+use crate::measure::{self, Plan};
+use crate::suite::Recorder;
+use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use decode::{Layout, Stack};
+use sim::{simulate, Policy};
+use traces::Trace;
+
+/// Suite name.
+pub const NAME: &str = "kv_cache";
+
+/// Contiguous reservation per sequence (OPT's and the vLLM paper's 2048-token maximum).
+pub const MAX_LEN: usize = 2048;
+
+/// The KV cache suite.
+pub struct KvCacheSuite;
+
+struct Sizes {
+    requests: usize,
+    budget_tokens: usize,
+    block_sizes: &'static [usize],
+    /// d_model, heads, KV heads, head width, layers, MLP width.
+    stack: (usize, usize, usize, usize, usize, usize),
+    decode_plan: Plan,
+    overhead: (usize, usize, &'static [usize]),
+    overhead_plan: Plan,
+    equivalence_steps: usize,
+}
+
+fn sizes(scale: Scale) -> Sizes {
+    match scale {
+        Scale::Smoke => Sizes {
+            requests: 100,
+            budget_tokens: 8192,
+            block_sizes: &[16, 32],
+            stack: (256, 4, 2, 64, 2, 1024),
+            decode_plan: Plan {
+                warmup: 1,
+                min_samples: 3,
+                max_samples: 3,
+                budget: Duration::from_millis(200),
+            },
+            overhead: (2, 32, &[256, 1024]),
+            overhead_plan: Plan {
+                warmup: 2,
+                min_samples: 5,
+                max_samples: 30,
+                budget: Duration::from_millis(100),
+            },
+            equivalence_steps: 8,
+        },
+        Scale::Quick => Sizes {
+            requests: 1000,
+            budget_tokens: 32768,
+            block_sizes: &[8, 16, 32, 64],
+            stack: (1024, 16, 4, 64, 4, 4096),
+            decode_plan: Plan {
+                warmup: 2,
+                min_samples: 5,
+                max_samples: 12,
+                budget: Duration::from_secs(3),
+            },
+            overhead: (8, 128, &[1024, 4096]),
+            overhead_plan: Plan {
+                warmup: 3,
+                min_samples: 10,
+                max_samples: 60,
+                budget: Duration::from_millis(1500),
+            },
+            equivalence_steps: 16,
+        },
+        Scale::Full => Sizes {
+            requests: 5000,
+            budget_tokens: 131072,
+            block_sizes: &[8, 16, 32, 64],
+            stack: (2048, 16, 4, 128, 8, 8192),
+            decode_plan: Plan {
+                warmup: 2,
+                min_samples: 10,
+                max_samples: 30,
+                budget: Duration::from_secs(10),
+            },
+            overhead: (8, 128, &[1024, 4096, 16384]),
+            overhead_plan: Plan {
+                warmup: 5,
+                min_samples: 20,
+                max_samples: 200,
+                budget: Duration::from_secs(4),
+            },
+            equivalence_steps: 32,
+        },
+    }
+}
+
+fn stack_config(s: &Sizes) -> (GqaConfig, usize, usize) {
+    let (d_model, h, kv, d, layers, mlp) = s.stack;
+    (
+        GqaConfig::new(d_model, h, kv, d).with_max_seq_len(MAX_LEN + 64),
+        layers,
+        mlp,
+    )
+}
+
+/// The traces a run uses: the file given with `--trace`, else the built-in ones.
+fn traces(ctx: &RunContext, n: usize) -> Result<Vec<Trace>> {
+    match &ctx.trace {
+        Some(path) => traces::read_csv(path)
+            .map(|t| vec![t])
+            .map_err(SuiteError::Input),
+        None => Ok(traces::built_in(n, ctx.seed)),
+    }
+}
+
+impl Suite for KvCacheSuite {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn description(&self) -> &'static str {
+        "paged vs contiguous KV cache: fragmentation, capacity and decode throughput under one budget, prefix sharing, paged read overhead"
+    }
+
+    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            (
+                "capacity",
+                "trace admitted into one KV budget: fragmentation, concurrency, peak bytes",
+            ),
+            (
+                "throughput",
+                "decode_tokens_per_s of a GQA stack at the batch each policy admits",
+            ),
+            (
+                "sharing",
+                "kv_bytes_saved_by_sharing for parallel samples and a shared system prompt",
+            ),
+            (
+                "overhead",
+                "decode_latency_ms of attention over paged vs contiguous caches, per block size",
+            ),
+            (
+                "equivalence",
+                "paged_vs_contiguous_max_abs_diff over a decode run (GQA and MLA rows)",
+            ),
+        ]
+    }
+
+    fn variants(&self) -> Vec<&'static str> {
+        vec!["contiguous", "paged"]
+    }
+
+    /// One case per trace (capacity, throughput and sharing), then overhead and equivalence.
+    fn cases(&self, _scale: Scale) -> Vec<Case> {
+        let case = |variant: &str, part: &str| Case {
+            variant: variant.into(),
+            params: BTreeMap::from([
+                ("preset".to_string(), part.to_string()),
+                ("part".to_string(), part.to_string()),
+            ]),
+        };
+        vec![
+            case("paged", "traces"),
+            case("paged", "overhead"),
+            case("paged", "equivalence"),
+        ]
+    }
+
+    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
+        let part = case.params.get("part").cloned().unwrap_or_default();
+        run_on(ctx.backend, Job { part, ctx })?
+    }
+}
+
+struct Job<'a> {
+    part: String,
+    ctx: &'a RunContext<'a>,
+}
+
+impl BackendJob for Job<'_> {
+    type Output = Result<Vec<Record>>;
+
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
+        let ctx = self.ctx;
+        let s = sizes(ctx.scale);
+        B::seed(&device, ctx.seed);
+        let mut records = Vec::new();
+        match self.part.as_str() {
+            "traces" => {
+                let (cfg, layers, mlp) = stack_config(&s);
+                let stack = Stack::<B>::new(cfg, layers, mlp, &device)?;
+                for trace in traces(ctx, s.requests)? {
+                    records.extend(run_trace(&trace, &stack, &s, ctx, &device)?);
+                }
+            }
+            "overhead" => records.extend(overhead::<B>(&s, ctx, &device)?),
+            "equivalence" => records.extend(equivalence::<B>(&s, ctx, &device)?),
+            other => {
+                return Err(SuiteError::Unknown {
+                    kind: "kv_cache case",
+                    name: other.into(),
+                    known: "traces, overhead, equivalence".into(),
+                })
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn base(trace: &str, budget: usize, bytes_per_token: usize) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("trace".to_string(), trace.to_string()),
+        ("budget_tokens".to_string(), budget.to_string()),
+        (
+            "kv_bytes_per_token".to_string(),
+            bytes_per_token.to_string(),
+        ),
+    ])
+}
+
+fn run_trace<B: AttentionBackend>(
+    trace: &Trace,
+    stack: &Stack<B>,
+    s: &Sizes,
+    ctx: &RunContext,
+    device: &B::Device,
+) -> Result<Vec<Record>> {
+    let bpt = stack.kv_bytes_per_token();
+    let budget = s.budget_tokens;
+    let mut policies = vec![("contiguous", Policy::Contiguous { max_len: MAX_LEN }, None)];
+    policies.extend(
+        s.block_sizes
+            .iter()
+            .map(|&b| ("paged", Policy::Paged { block_size: b }, Some(b))),
+    );
+    let mean_prompt = (trace.requests.iter().map(|r| r.prompt).sum::<usize>() as f64
+        / trace.requests.len() as f64)
+        .round() as usize;
+    let mut out = Vec::new();
+    let mut contiguous_tps = None;
+    for (variant, policy, block) in policies {
+        (ctx.progress)(&format!(
+            "{}: {variant}{} capacity",
+            trace.name,
+            block.map(|b| format!(" b{b}")).unwrap_or_default()
+        ));
+        let o = simulate(&trace.requests, policy, budget)
+            .map_err(|e| SuiteError::Input(format!("trace {}: {e}", trace.name)))?;
+        let mut params = base(&trace.name, budget, bpt);
+        if let Some(b) = block {
+            params.insert("block_size".into(), b.to_string());
+        }
+        let mut rec = Recorder::new(ctx, NAME, variant, params);
+        let n = o.steps.len();
+        rec.push(
+            "capacity",
+            "kv_fragmentation",
+            o.fragmentation_mean,
+            "ratio",
+            Stat::Mean,
+            n,
+            &[("over", "time".into())],
+        )?;
+        rec.push(
+            "capacity",
+            "kv_fragmentation",
+            o.fragmentation_at_peak,
+            "ratio",
+            Stat::Exact,
+            1,
+            &[("at", "peak_reserved".into())],
+        )?;
+        rec.push(
+            "capacity",
+            "max_concurrent_sequences",
+            o.max_concurrent as f64,
+            "sequences",
+            Stat::Exact,
+            1,
+            &[],
+        )?;
+        rec.push(
+            "capacity",
+            "kv_bytes_reserved_peak",
+            (o.reserved_peak * bpt) as f64,
+            "bytes",
+            Stat::Exact,
+            1,
+            &[],
+        )?;
+        rec.push(
+            "capacity",
+            "kv_bytes_used_peak",
+            (o.used_peak * bpt) as f64,
+            "bytes",
+            Stat::Exact,
+            1,
+            &[],
+        )?;
+        rec.push(
+            "capacity",
+            "preemptions",
+            o.preemptions as f64,
+            "count",
+            Stat::Exact,
+            1,
+            &[],
+        )?;
+
+        // Decode at the admitted batch, with the trace's mean prompt already cached.
+        (ctx.progress)(&format!(
+            "{}: {variant}{} decoding a batch of {}",
+            trace.name,
+            block.map(|b| format!(" b{b}")).unwrap_or_default(),
+            o.max_concurrent
+        ));
+        let steps = s.decode_plan.warmup + s.decode_plan.max_samples + 1;
+        let layout = match policy {
+            Policy::Contiguous { max_len } => Layout::Contiguous { max_len },
+            Policy::Paged { block_size } => {
+                let per_seq = (mean_prompt + steps).div_ceil(block_size);
+                Layout::Paged {
+                    block_size,
+                    n_blocks: (budget / block_size).max(per_seq * o.max_concurrent),
+                }
+            }
+        };
+        let batch = o.max_concurrent.max(1);
+        let t = stack.time_decode(layout, batch, mean_prompt, s.decode_plan, device)?;
+        let tps = batch as f64 / (t.median * 1e-3);
+        let dp = [
+            ("batch", batch.to_string()),
+            ("ctx", mean_prompt.to_string()),
+        ];
+        rec.timing("throughput", "decode_step_ms", &t, &dp)?;
+        rec.push(
+            "throughput",
+            "decode_tokens_per_s",
+            tps,
+            "tokens/s",
+            Stat::Median,
+            t.n,
+            &dp,
+        )?;
+        match contiguous_tps {
+            None => contiguous_tps = Some(tps),
+            Some(c) => rec.push(
+                "throughput",
+                "decode_throughput_gain",
+                tps / c,
+                "x",
+                Stat::Median,
+                t.n,
+                &dp,
+            )?,
+        }
+        if let Some(b) = block {
+            sharing(&mut rec, b, bpt)?;
+        }
+        out.extend(rec.records);
+    }
+    Ok(out)
+}
+
+/// Bytes saved by copy-on-write sharing, measured from the block pool after the real appends.
+fn sharing(rec: &mut Recorder, block: usize, bpt: usize) -> Result<()> {
+    let pool_err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
+    // (scenario, shared prefix, requests, private prompt, generated)
+    for (scenario, prefix, n, own, gen) in [
+        ("parallel_sampling", 161, 4, 0, 338),
+        ("parallel_sampling", 161, 8, 0, 338),
+        ("system_prompt", 512, 16, 32, 64),
+    ] {
+        let mut shared = BlockPool::new(1 << 16, block).map_err(pool_err)?;
+        let root = shared.add_sequence();
+        shared.append(root, prefix).map_err(pool_err)?;
+        for _ in 0..n {
+            let s = shared.fork(root).map_err(pool_err)?;
+            shared.append(s, own + gen).map_err(pool_err)?;
+        }
+        shared.free(root).map_err(pool_err)?;
+        let mut alone = BlockPool::new(1 << 16, block).map_err(pool_err)?;
+        for _ in 0..n {
+            let s = alone.add_sequence();
+            alone.append(s, prefix + own + gen).map_err(pool_err)?;
+        }
+        let saved = (alone.slots_reserved() - shared.slots_reserved()) * bpt;
+        rec.push(
+            "sharing",
+            "kv_bytes_saved_by_sharing",
+            saved as f64,
+            "bytes",
+            Stat::Exact,
+            1,
+            &[
+                ("scenario", scenario.into()),
+                ("requests", n.to_string()),
+                ("shared_tokens", prefix.to_string()),
+                (
+                    "bytes_without_sharing",
+                    (alone.slots_reserved() * bpt).to_string(),
+                ),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn rand<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Attention core of one decode step, paged against contiguous, at equal context.
+fn overhead<B: AttentionBackend>(
+    s: &Sizes,
+    ctx: &RunContext,
+    device: &B::Device,
+) -> Result<Vec<Record>> {
+    let (kv, d, contexts) = s.overhead;
+    let rows = 4;
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut out = Vec::new();
+    for &t in contexts {
+        (ctx.progress)(&format!("overhead at context {t}"));
+        let (k, v, q) = (
+            rand::<B, 4>([1, kv, t, d], device),
+            rand::<B, 4>([1, kv, t, d], device),
+            rand::<B, 4>([1, kv, rows, d], device),
+        );
+        let params = BTreeMap::from([
+            ("ctx".to_string(), t.to_string()),
+            ("part".to_string(), "core".to_string()),
+            ("kv_heads".to_string(), kv.to_string()),
+            ("d_head".to_string(), d.to_string()),
+        ]);
+        let mut rec = Recorder::new(ctx, NAME, "contiguous", params.clone());
+        let c = measure::time(
+            s.overhead_plan,
+            &mut (),
+            |_| {
+                let o =
+                    B::grouped_attention(q.clone(), k.clone(), v.clone(), Visibility::All, scale);
+                let _ = B::sync(device);
+                drop(o);
+            },
+            |_| {},
+        );
+        rec.timing("overhead", "decode_latency_ms", &c, &[])?;
+        out.extend(rec.records);
+        for &b in s.block_sizes {
+            let mut cache =
+                PagedCache::<B>::new(2 * t.div_ceil(b) + 4, b, kv, d, Values::Separate(d), device)
+                    .map_err(|e| SuiteError::Backend(e.to_string()))?;
+            // Two interleaved sequences, so the measured one's blocks are not in order.
+            let (seq, other) = (cache.add_sequence(), cache.add_sequence());
+            let chunk = b * 4;
+            for i in (0..t).step_by(chunk) {
+                let n = chunk.min(t - i);
+                let sq = |x: &Tensor<B, 4>| x.clone().narrow(2, i, n).squeeze_dim::<3>(0);
+                cache
+                    .append(seq, sq(&k), Some(sq(&v)))
+                    .map_err(|e| SuiteError::Backend(e.to_string()))?;
+                cache
+                    .append(
+                        other,
+                        rand::<B, 3>([kv, n, d], device),
+                        Some(rand::<B, 3>([kv, n, d], device)),
+                    )
+                    .map_err(|e| SuiteError::Backend(e.to_string()))?;
+            }
+            let mut rec = Recorder::new(ctx, NAME, "paged", params.clone());
+            let p = measure::time(
+                s.overhead_plan,
+                &mut (),
+                |_| {
+                    let o = cache.attend(q.clone(), seq, Visibility::All, scale);
+                    let _ = B::sync(device);
+                    drop(o);
+                },
+                |_| {},
+            );
+            rec.timing(
+                "overhead",
+                "decode_latency_ms",
+                &p,
+                &[("block_size", b.to_string())],
+            )?;
+            rec.push(
+                "overhead",
+                "paged_over_contiguous_latency",
+                p.median / c.median,
+                "x",
+                Stat::Median,
+                p.n,
+                &[("block_size", b.to_string())],
+            )?;
+            out.extend(rec.records);
+        }
+    }
+    Ok(out)
+}
+
+/// Largest |paged − contiguous| attention output over a decode run, for GQA-shaped and
+/// MLA-shaped caches.
+fn equivalence<B: AttentionBackend>(
+    s: &Sizes,
+    ctx: &RunContext,
+    device: &B::Device,
+) -> Result<Vec<Record>> {
+    let err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
+    let mut out = Vec::new();
+    // (layout, heads, key width, value width (MLA: latent prefix), query rows)
+    for (layout, heads, wk, wv, rows) in [("gqa", 2, 32, 32, 4), ("mla", 1, 80, 64, 16)] {
+        (ctx.progress)(&format!("equivalence ({layout})"));
+        let values = if layout == "mla" {
+            Values::PrefixOfKeys(wv)
+        } else {
+            Values::Separate(wv)
+        };
+        let block = s.block_sizes[0];
+        let mut cache = PagedCache::<B>::new(64, block, heads, wk, values, device).map_err(err)?;
+        let seq = cache.add_sequence();
+        let (mut ks, mut vs) = (Vec::new(), Vec::new());
+        let mut worst = 0f32;
+        for step in 0..s.equivalence_steps {
+            let n = if step == 0 { 37 } else { 1 };
+            let k = rand::<B, 3>([heads, n, wk], device);
+            let v = if layout == "mla" {
+                k.clone().narrow(2, 0, wv)
+            } else {
+                rand::<B, 3>([heads, n, wv], device)
+            };
+            cache
+                .append(seq, k.clone(), (layout == "gqa").then(|| v.clone()))
+                .map_err(err)?;
+            ks.push(k);
+            vs.push(v);
+            let q = rand::<B, 4>([1, heads, rows, wk], device);
+            let want = grouped_attention_generic(
+                q.clone(),
+                Tensor::cat(ks.clone(), 1).unsqueeze_dim(0),
+                Tensor::cat(vs.clone(), 1).unsqueeze_dim(0),
+                Visibility::All,
+                0.1,
+            );
+            let got = cache.attend(q, seq, Visibility::All, 0.1).map_err(err)?;
+            let d = (got - want)
+                .abs()
+                .max()
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .ok()
+                .and_then(|v| v.first().copied())
+                .unwrap_or(f32::NAN);
+            worst = worst.max(d);
+        }
+        let mut rec = Recorder::new(
+            ctx,
+            NAME,
+            "paged",
+            BTreeMap::from([
+                ("layout".to_string(), layout.to_string()),
+                ("block_size".to_string(), block.to_string()),
+            ]),
+        );
+        rec.push(
+            "equivalence",
+            "paged_vs_contiguous_max_abs_diff",
+            worst as f64,
+            "abs",
+            Stat::Max,
+            s.equivalence_steps,
+            &[],
+        )?;
+        out.extend(rec.records);
+    }
+    Ok(out)
+}

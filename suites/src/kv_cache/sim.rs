@@ -169,16 +169,22 @@ pub fn simulate(trace: &[Request], policy: Policy, budget: usize) -> Result<Outc
         while i < running.len() {
             if let Some(pool) = &mut pool {
                 let seq = running[i].seq.expect("paged sequences have a pool id");
+                let mut preempted_self = false;
                 while pool.append(seq, 1).is_err() {
-                    // Preempt the most recently admitted other sequence; recompute it later.
+                    // Preempt the most recently admitted sequence (possibly this one) and
+                    // recompute it later. Alone, a sequence always fits: the budget was checked.
                     let victim = running.len() - 1;
-                    if victim == i {
-                        unreachable!("a lone sequence always fits: the budget was checked");
-                    }
                     let v = running.remove(victim);
                     pool.free(v.seq.expect("paged")).expect("resident");
                     queue.push_front(v.index);
                     preemptions += 1;
+                    if victim == i {
+                        preempted_self = true;
+                        break;
+                    }
+                }
+                if preempted_self {
+                    continue;
                 }
             }
             let s = &mut running[i];

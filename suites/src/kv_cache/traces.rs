@@ -1,0 +1,209 @@
+//! Request traces: built-in synthetic ones whose mean lengths match published dataset statistics,
+//! and user traces read from CSV.
+//!
+//! Sources for the built-in means (Kwon et al., "Efficient Memory Management for Large Language
+//! Model Serving with PagedAttention", SOSP 2023, section 6.1 and figure 11): ShareGPT has on
+//! average 161.31 input and 337.99 output tokens (8.4x longer inputs and 5.8x longer outputs than
+//! Alpaca), Alpaca 19.31 input and 58.45 output tokens. Lengths are drawn from a log-normal with
+//! σ = 0.8 whose mean matches, clipped to [1, 1024].
+
+use std::path::Path;
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::sim::Request;
+
+/// A named trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    /// Name used in records (`trace` param).
+    pub name: String,
+    /// Where it came from.
+    pub source: String,
+    /// The requests, in arrival order.
+    pub requests: Vec<Request>,
+}
+
+/// Built-in synthetic traces: (name, mean prompt, mean output, source).
+pub const BUILT_IN: [(&str, f64, f64, &str); 2] = [
+    (
+        "sharegpt",
+        161.31,
+        337.99,
+        "ShareGPT means from the vLLM paper (SOSP 2023), fig. 11",
+    ),
+    (
+        "alpaca",
+        19.31,
+        58.45,
+        "Alpaca means from the vLLM paper (SOSP 2023), fig. 11",
+    ),
+];
+
+const SIGMA: f64 = 0.8;
+const MAX_LEN: f64 = 1024.0;
+
+/// A standard normal draw (Box–Muller).
+fn normal(rng: &mut StdRng) -> f64 {
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn lognormal_len(rng: &mut StdRng, mean: f64) -> usize {
+    let mu = mean.ln() - SIGMA * SIGMA / 2.0;
+    (mu + SIGMA * normal(rng)).exp().round().clamp(1.0, MAX_LEN) as usize
+}
+
+/// The built-in traces with `n` requests each, seeded.
+pub fn built_in(n: usize, seed: u64) -> Vec<Trace> {
+    BUILT_IN
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, prompt, output, source))| {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(i as u64));
+            let requests = (0..n)
+                .map(|_| Request {
+                    prompt: lognormal_len(&mut rng, prompt),
+                    output: lognormal_len(&mut rng, output),
+                })
+                .collect();
+            Trace {
+                name: name.into(),
+                source: source.into(),
+                requests,
+            }
+        })
+        .collect()
+}
+
+/// Reads a CSV trace with header `prompt_tokens,output_tokens` and optionally `arrival_s`.
+/// Errors name the file and the line at fault.
+pub fn read_csv(path: &Path) -> Result<Trace, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let bad = |line: usize, why: String| format!("{} line {}: {why}", path.display(), line + 1);
+    let (hl, header) = lines.next().ok_or_else(|| {
+        format!(
+            "{}: empty file (expected the header `prompt_tokens,output_tokens`)",
+            path.display()
+        )
+    })?;
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    if cols != ["prompt_tokens", "output_tokens"]
+        && cols != ["prompt_tokens", "output_tokens", "arrival_s"]
+    {
+        return Err(bad(hl, format!("header `{header}`: expected `prompt_tokens,output_tokens` or `prompt_tokens,output_tokens,arrival_s`")));
+    }
+    let mut requests = Vec::new();
+    for (i, line) in lines {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != cols.len() {
+            return Err(bad(
+                i,
+                format!("{} fields, expected {}", fields.len(), cols.len()),
+            ));
+        }
+        let count = |f: &str, name: &str| -> Result<usize, String> {
+            match f.parse::<usize>() {
+                Ok(v) if v >= 1 => Ok(v),
+                _ => Err(bad(
+                    i,
+                    format!("{name} `{f}` is not a whole number of at least 1"),
+                )),
+            }
+        };
+        let prompt = count(fields[0], "prompt_tokens")?;
+        let output = count(fields[1], "output_tokens")?;
+        if let Some(a) = fields.get(2) {
+            if !a.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 0.0) {
+                return Err(bad(
+                    i,
+                    format!("arrival_s `{a}` is not a finite number of seconds >= 0"),
+                ));
+            }
+        }
+        requests.push(Request { prompt, output });
+    }
+    if requests.is_empty() {
+        return Err(format!("{}: no requests after the header", path.display()));
+    }
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("trace")
+        .to_string();
+    Ok(Trace {
+        name,
+        source: path.display().to_string(),
+        requests,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_traces_are_deterministic_and_match_their_means() {
+        let (a, b) = (built_in(4000, 7), built_in(4000, 7));
+        assert_eq!(a, b);
+        for (t, &(_, prompt, output, _)) in a.iter().zip(&BUILT_IN) {
+            let n = t.requests.len() as f64;
+            let mp = t.requests.iter().map(|r| r.prompt as f64).sum::<f64>() / n;
+            let mo = t.requests.iter().map(|r| r.output as f64).sum::<f64>() / n;
+            assert!(
+                (mp / prompt - 1.0).abs() < 0.06,
+                "{}: prompt mean {mp} vs {prompt}",
+                t.name
+            );
+            assert!(
+                (mo / output - 1.0).abs() < 0.06,
+                "{}: output mean {mo} vs {output}",
+                t.name
+            );
+        }
+    }
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("infermark-trace-{}-{name}.csv", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn csv_traces_parse_and_malformed_rows_name_their_line() {
+        let ok = read_csv(&write(
+            "ok",
+            "prompt_tokens,output_tokens,arrival_s\n10,5,0\n\n3,7,0.5\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.requests,
+            vec![
+                Request {
+                    prompt: 10,
+                    output: 5
+                },
+                Request {
+                    prompt: 3,
+                    output: 7
+                }
+            ]
+        );
+        let e = read_csv(&write("bad", "prompt_tokens,output_tokens\n10,5\n7,x\n")).unwrap_err();
+        assert!(
+            e.contains("line 3") && e.contains("output_tokens `x`"),
+            "{e}"
+        );
+        let e = read_csv(&write("hdr", "prompt,output\n1,2\n")).unwrap_err();
+        assert!(e.contains("line 1") && e.contains("header"), "{e}");
+        let e = read_csv(&write("zero", "prompt_tokens,output_tokens\n0,2\n")).unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        let e = read_csv(&write("fields", "prompt_tokens,output_tokens\n1,2,3\n")).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("3 fields"), "{e}");
+    }
+}
