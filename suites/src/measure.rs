@@ -82,6 +82,31 @@ pub fn time<S, F: FnMut(&mut S), G: FnMut(&mut S)>(
     Summary::of(&samples)
 }
 
+/// Times `a` and `b` alternately (A B A B ...), so that slow drifts of the machine hit both
+/// alike; for ratios measured side by side. Each sample of each counts toward `plan`.
+pub fn time_pair<F: FnMut(), G: FnMut()>(plan: Plan, mut a: F, mut b: G) -> (Summary, Summary) {
+    for _ in 0..plan.warmup {
+        a();
+        b();
+    }
+    let (mut sa, mut sb) = (
+        Vec::with_capacity(plan.max_samples),
+        Vec::with_capacity(plan.max_samples),
+    );
+    let start = Instant::now();
+    while sa.len() < plan.max_samples.max(1)
+        && (sa.len() < plan.min_samples.max(1) || start.elapsed() < plan.budget)
+    {
+        let t = Instant::now();
+        a();
+        sa.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        b();
+        sb.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    (Summary::of(&sa), Summary::of(&sb))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +124,24 @@ mod tests {
     fn summary_of_unsorted_samples() {
         let s = Summary::of(&[3.0, 1.0, 2.0]);
         assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+    }
+
+    #[test]
+    fn paired_timing_alternates_and_counts_both() {
+        let log = std::cell::RefCell::new(String::new());
+        let plan = Plan {
+            warmup: 1,
+            min_samples: 2,
+            max_samples: 2,
+            budget: Duration::from_secs(10),
+        };
+        let (a, b) = time_pair(
+            plan,
+            || log.borrow_mut().push('a'),
+            || log.borrow_mut().push('b'),
+        );
+        assert_eq!(log.into_inner(), "ababab");
+        assert_eq!((a.n, b.n), (2, 2));
     }
 
     #[test]

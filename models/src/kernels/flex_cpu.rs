@@ -38,9 +38,10 @@ struct View<'a> {
     offset: usize,
     strides: [usize; 3],
     dims: [usize; 4],
-    /// Block table and block size: logical row `i` is slot `i % bs` of block `table[i / bs]`
-    /// (dim 0 of the pool tensor).
-    blocks: Option<(&'a [usize], usize)>,
+    /// Block table and log2 of the block size: logical row `i` is slot `i % bs` of block
+    /// `table[i / bs]` (dim 0 of the pool tensor). Block sizes are powers of two, so this is a
+    /// shift and a mask.
+    blocks: Option<(&'a [usize], u32)>,
 }
 
 impl<'a> View<'a> {
@@ -68,11 +69,14 @@ impl<'a> View<'a> {
     fn paged(pool: &'a FlexTensor, table: &'a [usize], len: usize) -> Option<Self> {
         let mut v = Self::of(pool)?;
         let [n_blocks, h, bs, w] = v.dims;
-        if table.len() < len.div_ceil(bs) || table.iter().any(|&b| b >= n_blocks) {
+        if !bs.is_power_of_two()
+            || table.len() < len.div_ceil(bs)
+            || table.iter().any(|&b| b >= n_blocks)
+        {
             return None;
         }
         v.dims = [1, h, len, w];
-        v.blocks = Some((table, bs));
+        v.blocks = Some((table, bs.trailing_zeros()));
         Some(v)
     }
 
@@ -81,11 +85,12 @@ impl<'a> View<'a> {
     fn row(&self, b: usize, h: usize, i: usize) -> &'a [f32] {
         let start = match self.blocks {
             None => self.offset + b * self.strides[0] + h * self.strides[1] + i * self.strides[2],
-            Some((table, bs)) => {
+            Some((table, shift)) => {
+                let slot = i & ((1 << shift) - 1);
                 self.offset
-                    + table[i / bs] * self.strides[0]
+                    + table[i >> shift] * self.strides[0]
                     + h * self.strides[1]
-                    + (i % bs) * self.strides[2]
+                    + slot * self.strides[2]
             }
         };
         &self.data[start..start + self.dims[3]]
@@ -172,6 +177,40 @@ pub(super) fn paged_attention(
         }
         _ => super::paged_attention_gather(q, k_pool, v_pool, table, len, vis, scale),
     }
+}
+
+/// Copies row `i` of `x` into `buf[slots[i].0, :, slots[i].1, :]` in place, in one pass.
+pub(super) fn cache_scatter(
+    buf: Tensor<Flex, 4>,
+    slots: &[(usize, usize)],
+    x: Tensor<Flex, 4>,
+) -> Tensor<Flex, 4> {
+    let mut bp = buf.into_primitive().tensor();
+    let xp = x.into_primitive().tensor();
+    let [_, h, bs, w] = bp.layout().shape().dims::<4>();
+    let plain = |t: &FlexTensor| {
+        t.dtype() == DType::F32 && t.layout().is_contiguous() && t.layout().start_offset() == 0
+    };
+    if plain(&bp) && xp.layout().shape().dims::<4>()[2] == 1 {
+        let xc = xp.to_contiguous();
+        let src = &xc.storage::<f32>()[..slots.len() * h * w];
+        if let Some(dst) = bp.try_storage_mut::<f32>() {
+            for (i, &(block, slot)) in slots.iter().enumerate() {
+                for hi in 0..h {
+                    let d = ((block * h + hi) * bs + slot) * w;
+                    let o = (i * h + hi) * w;
+                    dst[d..d + w].copy_from_slice(&src[o..o + w]);
+                }
+            }
+            return Tensor::from_primitive(TensorPrimitive::Float(bp));
+        }
+    }
+    let mut buf = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(bp));
+    let x = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(xp));
+    for (i, &(block, slot)) in slots.iter().enumerate() {
+        buf = cache_write(buf, block, slot, x.clone().narrow(0, i, 1));
+    }
+    buf
 }
 
 /// Copies `x` into `buf[first.., :, at.., :]` in place. burn-flex 0.21's `slice_assign` copies

@@ -122,6 +122,24 @@ pub trait AttentionBackend: Backend {
         Tensor::cat(outs, 0)
     }
 
+    /// Writes row `i` of `x` into `buf[slots[i].0, :, slots[i].1, :]` for every `i` (one decode
+    /// token per sequence into a paged pool), in place where the backend allows it.
+    ///
+    /// # Shapes
+    /// - `buf`: `[blocks, heads, block_size, width]`
+    /// - `x`: `[n, heads, 1, width]` with `n == slots.len()`
+    fn cache_scatter(
+        buf: Tensor<Self, 4>,
+        slots: &[(usize, usize)],
+        x: Tensor<Self, 4>,
+    ) -> Tensor<Self, 4> {
+        let mut buf = buf;
+        for (i, &(block, slot)) in slots.iter().enumerate() {
+            buf = Self::cache_write(buf, block, slot, x.clone().narrow(0, i, 1));
+        }
+        buf
+    }
+
     /// Writes `x` into `buf[first..first + n, :, at..at + s, :]` and returns the buffer, in place
     /// where the backend allows it (cache appends; paged blocks, where dim 0 is the block). The
     /// generic version is `slice_assign`.
@@ -215,6 +233,14 @@ impl AttentionBackend for burn::backend::Flex {
         x: Tensor<Self, 4>,
     ) -> Tensor<Self, 4> {
         super::flex_cpu::cache_write(buf, first, at, x)
+    }
+
+    fn cache_scatter(
+        buf: Tensor<Self, 4>,
+        slots: &[(usize, usize)],
+        x: Tensor<Self, 4>,
+    ) -> Tensor<Self, 4> {
+        super::flex_cpu::cache_scatter(buf, slots, x)
     }
 
     fn paged_attention(

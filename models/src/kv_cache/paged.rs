@@ -165,6 +165,33 @@ impl<B: AttentionBackend> PagedCache<B> {
         ))
     }
 
+    /// Appends one token to each of `seqs` (a decode step), writing all rows in one pass.
+    /// All or nothing per sequence: on error, sequences before the failing one have their token.
+    ///
+    /// # Shapes
+    /// - `k`: `[seqs, heads, 1, k_width]`, `v`: `[seqs, heads, 1, v_width]` or `None` (MLA)
+    pub fn append_step(
+        &mut self,
+        seqs: &[SeqId],
+        k: Tensor<B, 4>,
+        v: Option<Tensor<B, 4>>,
+    ) -> Result<(), PoolError> {
+        let mut slots = Vec::with_capacity(seqs.len());
+        for &s in seqs {
+            let a = self.pool.append(s, 1)?;
+            if let Some(src) = a.copy_from {
+                self.copy_block(src, a.new_blocks[0]);
+            }
+            slots.push(a.slots[0]);
+        }
+        let kp = self.k.take().expect("pool present");
+        self.k = Some(B::cache_scatter(kp, &slots, k));
+        if let (Some(vp), Some(v)) = (self.v.take(), v) {
+            self.v = Some(B::cache_scatter(vp, &slots, v));
+        }
+        Ok(())
+    }
+
     /// Decode attention of several sequences in one call, row `i` of `q` against `seqs[i]`.
     ///
     /// # Shapes

@@ -6,7 +6,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{activation::gelu, backend::Backend, Distribution, Tensor};
 use infermark_models::attention::{Gqa, GqaCache, GqaConfig};
-use infermark_models::kernels::AttentionBackend;
+use infermark_models::kernels::{AttentionBackend, Visibility};
 use infermark_models::kv_cache::{PagedCache, SeqId, Values};
 
 use crate::measure::{self, Plan, Summary};
@@ -22,7 +22,8 @@ pub enum Layout {
 }
 
 enum Caches<B: Backend> {
-    Contiguous(Vec<Vec<GqaCache<B>>>),
+    /// Per layer: one `[batch, kv, max_len, d]` reservation, a fixed slot per sequence.
+    Contiguous(Vec<GqaCache<B>>),
     Paged(Vec<PagedCache<B>>, Vec<SeqId>),
 }
 
@@ -80,14 +81,17 @@ impl<B: AttentionBackend> Stack<B> {
             Layout::Contiguous { max_len } => {
                 let mut all = Vec::new();
                 for _ in &self.layers {
-                    let mut per_seq = Vec::new();
-                    for _ in 0..batch {
-                        let mut c = self.cfg.new_cache::<B>(1, max_len, device);
-                        c.k.append(rand(ctx).unsqueeze_dim(0)).map_err(model_err)?;
-                        c.v.append(rand(ctx).unsqueeze_dim(0)).map_err(model_err)?;
-                        per_seq.push(c);
-                    }
-                    all.push(per_seq);
+                    let mut c = self.cfg.new_cache::<B>(batch, max_len, device);
+                    let fill = || {
+                        Tensor::<B, 4>::random(
+                            [batch, kv, ctx, d],
+                            Distribution::Normal(0.0, 1.0),
+                            device,
+                        )
+                    };
+                    c.k.append(fill()).map_err(model_err)?;
+                    c.v.append(fill()).map_err(model_err)?;
+                    all.push(c);
                 }
                 Caches::Contiguous(all)
             }
@@ -117,48 +121,36 @@ impl<B: AttentionBackend> Stack<B> {
     /// # Shapes
     /// - `x`: `[batch, 1, d_model]` → `[batch, 1, d_model]`
     fn step(&self, x: Tensor<B, 3>, caches: &mut Caches<B>, pos: usize) -> Result<Tensor<B, 3>> {
-        let [batch, _, _] = x.dims();
+        let [batch, _, d_model] = x.dims();
         let (h, kv, d) = (self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head);
         let scale = 1.0 / (d as f32).sqrt();
-        let mut x = x;
+        // [batch, d_model] rows: each projection is one GEMM over the batch, so a weight is read
+        // once per step whatever the batch (a 3-D input would be a batch of matrix-vector products).
+        let mut x = x.reshape([batch, d_model]);
         for (li, l) in self.layers.iter().enumerate() {
-            let split = |t: Tensor<B, 3>, n| t.reshape([batch, 1, n, d]).swap_dims(1, 2);
+            let split = |t: Tensor<B, 2>, n| t.reshape([batch, n, 1, d]);
             let q = l.rope.apply(split(l.wq.forward(x.clone()), h), pos); // [batch, h, 1, d]
             let k = l.rope.apply(split(l.wk.forward(x.clone()), kv), pos); // [batch, kv, 1, d]
             let v = split(l.wv.forward(x.clone()), kv);
             let qg = q.reshape([batch, kv, h / kv, d]); // grouped query heads per sequence
             let o = match caches {
                 Caches::Contiguous(c) => {
-                    let (mut ks, mut vs) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
-                    for (i, c) in c[li].iter_mut().enumerate() {
-                        c.k.append(k.clone().narrow(0, i, 1)).map_err(model_err)?;
-                        c.v.append(v.clone().narrow(0, i, 1)).map_err(model_err)?;
-                        ks.push(c.k.view());
-                        vs.push(c.v.view());
-                    }
-                    B::grouped_attention_batch(qg, &ks, &vs, scale)
+                    let c = &mut c[li];
+                    c.k.append(k).map_err(model_err)?;
+                    c.v.append(v).map_err(model_err)?;
+                    B::grouped_attention(qg, c.k.view(), c.v.view(), Visibility::All, scale)
                 }
                 Caches::Paged(pools, seqs) => {
                     let p = &mut pools[li];
-                    for (i, &s) in seqs.iter().enumerate() {
-                        let (ki, vi) = (
-                            k.clone().narrow(0, i, 1).squeeze_dim(0),
-                            v.clone().narrow(0, i, 1).squeeze_dim(0),
-                        );
-                        p.append(s, ki, Some(vi)).map_err(pool_err)?;
-                    }
+                    p.append_step(seqs, k, Some(v)).map_err(pool_err)?;
                     p.attend_batch(qg, seqs, scale).map_err(pool_err)?
                 }
             };
-            let o = o
-                .reshape([batch, h, 1, d])
-                .swap_dims(1, 2)
-                .reshape([batch, 1, h * d]);
-            x = x.clone() + l.wo.forward(o);
+            x = x.clone() + l.wo.forward(o.reshape([batch, h * d]));
             let (up, down) = &self.mlps[li];
             x = x.clone() + down.forward(gelu(up.forward(x)));
         }
-        Ok(x)
+        Ok(x.reshape([batch, 1, d_model]))
     }
 
     /// Times decode steps of `batch` sequences that start at `ctx` cached tokens; the summary is

@@ -437,12 +437,14 @@ fn rand<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Te
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
-/// Attention core of one decode step, paged against contiguous, at equal context.
+/// Attention core of one decode step, paged against contiguous, at equal context; each block
+/// size is timed alternately with the contiguous cache (A B A B ...).
 fn overhead<B: AttentionBackend>(
     s: &Sizes,
     ctx: &RunContext,
     device: &B::Device,
 ) -> Result<Vec<Record>> {
+    let pool_err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
     let (kv, d, contexts) = s.overhead;
     let rows = 4;
     let scale = 1.0 / (d as f32).sqrt();
@@ -460,58 +462,54 @@ fn overhead<B: AttentionBackend>(
             ("kv_heads".to_string(), kv.to_string()),
             ("d_head".to_string(), d.to_string()),
         ]);
-        let mut rec = Recorder::new(ctx, NAME, "contiguous", params.clone());
-        let c = measure::time(
-            s.overhead_plan,
-            &mut (),
-            |_| {
-                let o =
-                    B::grouped_attention(q.clone(), k.clone(), v.clone(), Visibility::All, scale);
-                let _ = B::sync(device);
-                drop(o);
-            },
-            |_| {},
-        );
-        rec.timing("overhead", "decode_latency_ms", &c, &[])?;
-        out.extend(rec.records);
-        for &b in s.block_sizes {
+        for (i, &b) in s.block_sizes.iter().enumerate() {
             let mut cache =
                 PagedCache::<B>::new(2 * t.div_ceil(b) + 4, b, kv, d, Values::Separate(d), device)
-                    .map_err(|e| SuiteError::Backend(e.to_string()))?;
+                    .map_err(pool_err)?;
             // Two interleaved sequences, so the measured one's blocks are not in order.
             let (seq, other) = (cache.add_sequence(), cache.add_sequence());
             let chunk = b * 4;
-            for i in (0..t).step_by(chunk) {
-                let n = chunk.min(t - i);
-                let sq = |x: &Tensor<B, 4>| x.clone().narrow(2, i, n).squeeze_dim::<3>(0);
+            for at in (0..t).step_by(chunk) {
+                let n = chunk.min(t - at);
+                let part = |x: &Tensor<B, 4>| x.clone().narrow(2, at, n).squeeze_dim::<3>(0);
                 cache
-                    .append(seq, sq(&k), Some(sq(&v)))
-                    .map_err(|e| SuiteError::Backend(e.to_string()))?;
+                    .append(seq, part(&k), Some(part(&v)))
+                    .map_err(pool_err)?;
                 cache
                     .append(
                         other,
                         rand::<B, 3>([kv, n, d], device),
                         Some(rand::<B, 3>([kv, n, d], device)),
                     )
-                    .map_err(|e| SuiteError::Backend(e.to_string()))?;
+                    .map_err(pool_err)?;
             }
-            let mut rec = Recorder::new(ctx, NAME, "paged", params.clone());
-            let p = measure::time(
+            let (c, p) = measure::time_pair(
                 s.overhead_plan,
-                &mut (),
-                |_| {
+                || {
+                    let o = B::grouped_attention(
+                        q.clone(),
+                        k.clone(),
+                        v.clone(),
+                        Visibility::All,
+                        scale,
+                    );
+                    let _ = B::sync(device);
+                    drop(o);
+                },
+                || {
                     let o = cache.attend(q.clone(), seq, Visibility::All, scale);
                     let _ = B::sync(device);
                     drop(o);
                 },
-                |_| {},
             );
-            rec.timing(
-                "overhead",
-                "decode_latency_ms",
-                &p,
-                &[("block_size", b.to_string())],
-            )?;
+            if i == 0 {
+                let mut rec = Recorder::new(ctx, NAME, "contiguous", params.clone());
+                rec.timing("overhead", "decode_latency_ms", &c, &[])?;
+                out.extend(rec.records);
+            }
+            let mut rec = Recorder::new(ctx, NAME, "paged", params.clone());
+            let bs = ("block_size", b.to_string());
+            rec.timing("overhead", "decode_latency_ms", &p, &[bs.clone()])?;
             rec.push(
                 "overhead",
                 "paged_over_contiguous_latency",
@@ -519,7 +517,7 @@ fn overhead<B: AttentionBackend>(
                 "x",
                 Stat::Median,
                 p.n,
-                &[("block_size", b.to_string())],
+                &[bs],
             )?;
             out.extend(rec.records);
         }
