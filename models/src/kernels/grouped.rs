@@ -79,18 +79,7 @@ pub trait AttentionBackend: Backend {
         v: &[Tensor<Self, 4>],
         scale: f32,
     ) -> Tensor<Self, 4> {
-        let outs = (0..k.len())
-            .map(|i| {
-                Self::grouped_attention(
-                    q.clone().narrow(0, i, 1),
-                    k[i].clone(),
-                    v[i].clone(),
-                    Visibility::All,
-                    scale,
-                )
-            })
-            .collect();
-        Tensor::cat(outs, 0)
+        grouped_attention_each(q, k, v, scale)
     }
 
     /// Decode attention of a batch of sequences over one paged cache, in one call.
@@ -106,20 +95,7 @@ pub trait AttentionBackend: Backend {
         lens: &[usize],
         scale: f32,
     ) -> Tensor<Self, 4> {
-        let outs = (0..tables.len())
-            .map(|i| {
-                Self::paged_attention(
-                    q.clone().narrow(0, i, 1),
-                    k_pool.clone(),
-                    v_pool.clone(),
-                    tables[i],
-                    lens[i],
-                    Visibility::All,
-                    scale,
-                )
-            })
-            .collect();
-        Tensor::cat(outs, 0)
+        paged_attention_each(q, k_pool, v_pool, tables, lens, scale)
     }
 
     /// Writes row `i` of `x` into `buf[slots[i].0, :, slots[i].1, :]` for every `i` (one decode
@@ -156,6 +132,58 @@ pub trait AttentionBackend: Backend {
         let [n, h, s, w] = x.dims();
         buf.slice_assign([first..first + n, 0..h, at..at + s, 0..w], x)
     }
+}
+
+/// Batched decode over contiguous caches, one sequence at a time (the default, and the fallback).
+///
+/// # Shapes
+/// As [`AttentionBackend::grouped_attention_batch`].
+pub fn grouped_attention_each<B: AttentionBackend>(
+    q: Tensor<B, 4>,
+    k: &[Tensor<B, 4>],
+    v: &[Tensor<B, 4>],
+    scale: f32,
+) -> Tensor<B, 4> {
+    let outs = (0..k.len())
+        .map(|i| {
+            B::grouped_attention(
+                q.clone().narrow(0, i, 1),
+                k[i].clone(),
+                v[i].clone(),
+                Visibility::All,
+                scale,
+            )
+        })
+        .collect();
+    Tensor::cat(outs, 0)
+}
+
+/// Batched decode over a paged cache, one sequence at a time (the default, and the fallback).
+///
+/// # Shapes
+/// As [`AttentionBackend::paged_attention_batch`].
+pub fn paged_attention_each<B: AttentionBackend>(
+    q: Tensor<B, 4>,
+    k_pool: Tensor<B, 4>,
+    v_pool: Tensor<B, 4>,
+    tables: &[&[usize]],
+    lens: &[usize],
+    scale: f32,
+) -> Tensor<B, 4> {
+    let outs = (0..tables.len())
+        .map(|i| {
+            B::paged_attention(
+                q.clone().narrow(0, i, 1),
+                k_pool.clone(),
+                v_pool.clone(),
+                tables[i],
+                lens[i],
+                Visibility::All,
+                scale,
+            )
+        })
+        .collect();
+    Tensor::cat(outs, 0)
 }
 
 /// Gathers a sequence's blocks into a contiguous `[1, heads, len, width]` tensor.
@@ -271,20 +299,8 @@ impl AttentionBackend for burn::backend::Flex {
                 )
             })
             .collect();
-        super::flex_cpu::attention_many(q.clone(), &caches, None, scale).unwrap_or_else(|| {
-            let outs = (0..k.len())
-                .map(|i| {
-                    Self::grouped_attention(
-                        q.clone().narrow(0, i, 1),
-                        k[i].clone(),
-                        v[i].clone(),
-                        Visibility::All,
-                        scale,
-                    )
-                })
-                .collect();
-            Tensor::cat(outs, 0)
-        })
+        super::flex_cpu::attention_many(q.clone(), &caches, None, scale)
+            .unwrap_or_else(|| grouped_attention_each(q, k, v, scale))
     }
 
     fn paged_attention_batch(
@@ -303,22 +319,7 @@ impl AttentionBackend for burn::backend::Flex {
             tables.len()
         ];
         super::flex_cpu::attention_many(q.clone(), &pools, Some((tables, lens)), scale)
-            .unwrap_or_else(|| {
-                let outs = (0..tables.len())
-                    .map(|i| {
-                        Self::paged_attention(
-                            q.clone().narrow(0, i, 1),
-                            k_pool.clone(),
-                            v_pool.clone(),
-                            tables[i],
-                            lens[i],
-                            Visibility::All,
-                            scale,
-                        )
-                    })
-                    .collect();
-                Tensor::cat(outs, 0)
-            })
+            .unwrap_or_else(|| paged_attention_each(q, k_pool, v_pool, tables, lens, scale))
     }
 }
 
