@@ -5,7 +5,7 @@
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::kernels::{grouped_attention_generic, Visibility};
-use infermark_models::kv_cache::{PagedCache, Values};
+use infermark_models::kv_cache::{ContiguousKv, KvCache, PagedCache, Values};
 
 type B = Flex;
 const ATOL: f32 = 1e-5;
@@ -179,4 +179,66 @@ fn batched_attention_equals_one_sequence_at_a_time() {
             "contiguous sequence {i}"
         );
     }
+}
+
+/// The same operations through the `KvCache` trait on both implementations.
+fn drive(cache: &mut dyn KvCache<B>, mla: bool) -> Vec<Tensor<B, 4>> {
+    let (heads, wk, wv) = if mla { (1, 20, 16) } else { (2, 16, 16) };
+    let kv = |n, seed| {
+        let k = rand([heads, n, wk], seed);
+        let v = (!mla).then(|| rand([heads, n, wv], seed + 100));
+        (k, v)
+    };
+    let a = cache.add_sequence().unwrap();
+    let (k, v) = kv(21, 1);
+    cache.append(a, k, v).unwrap();
+    let b = cache.fork(a).unwrap();
+    let (k, v) = kv(3, 2);
+    cache.append(b, k, v).unwrap();
+    let (k, v) = kv(5, 3);
+    cache.append(a, k, v).unwrap();
+    cache.truncate(a, 24).unwrap();
+    assert_eq!((cache.len(a).unwrap(), cache.len(b).unwrap()), (24, 24));
+    let q = rand([1, heads, 4, wk], 9);
+    let out = vec![
+        cache.attend(q.clone(), a, Visibility::All, 0.3).unwrap(),
+        cache.attend(q, b, Visibility::All, 0.3).unwrap(),
+    ];
+    cache.free(a).unwrap();
+    cache.free(b).unwrap();
+    assert_eq!((cache.bytes_reserved(), cache.bytes_used()), (0, 0));
+    out
+}
+
+#[test]
+fn both_caches_behave_alike_through_the_kv_cache_trait() {
+    for mla in [false, true] {
+        let (heads, wk, wv) = if mla { (1, 20, 16) } else { (2, 16, 16) };
+        let values = if mla {
+            Values::PrefixOfKeys(wv)
+        } else {
+            Values::Separate(wv)
+        };
+        let mut paged = PagedCache::<B>::new(32, 8, heads, wk, values, &dev()).unwrap();
+        let mut contiguous = ContiguousKv::<B>::new(4, 64, heads, wk, wv, &dev());
+        let (p, c) = (drive(&mut paged, mla), drive(&mut contiguous, mla));
+        for (x, y) in p.into_iter().zip(c) {
+            assert!(max_diff(x, y) < ATOL, "mla {mla}");
+        }
+    }
+}
+
+#[test]
+fn contiguous_reserves_max_len_per_sequence_and_refuses_past_it() {
+    let mut c = ContiguousKv::<B>::new(2, 32, 2, 8, 8, &dev());
+    let s = c.add_sequence().unwrap();
+    c.append(s, rand([2, 5, 8], 1), Some(rand([2, 5, 8], 2)))
+        .unwrap();
+    assert_eq!(c.bytes_reserved(), 32 * 2 * 16 * 4);
+    assert_eq!(c.bytes_used(), 5 * 2 * 16 * 4);
+    assert!(c
+        .append(s, rand([2, 28, 8], 3), Some(rand([2, 28, 8], 4)))
+        .is_err());
+    c.add_sequence().unwrap();
+    assert!(c.add_sequence().is_err(), "only two reservations fit");
 }
