@@ -40,13 +40,13 @@ impl GqaConfig {
         if self.n_heads == 0 || self.n_kv_heads == 0 || self.d_head == 0 || self.d_model == 0 {
             return bad(format!("all sizes must be positive: {self:?}"));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad(format!(
                 "n_kv_heads = {} does not divide n_heads = {}",
                 self.n_kv_heads, self.n_heads
             ));
         }
-        if self.d_head % 2 != 0 {
+        if !self.d_head.is_multiple_of(2) {
             return bad(format!("d_head = {} must be even for RoPE", self.d_head));
         }
         Ok(())

@@ -73,7 +73,7 @@ impl MlaConfig {
                 "all sizes must be positive: {self:?}"
             )));
         }
-        if self.d_rope % 2 != 0 {
+        if !self.d_rope.is_multiple_of(2) {
             return Err(ModelError::InvalidConfig(format!(
                 "d_rope = {} must be even for RoPE",
                 self.d_rope

@@ -167,7 +167,7 @@ impl BlockPool {
             new_blocks: Vec::new(),
             slots: Vec::with_capacity(n),
         };
-        if n > 0 && seq.len % bs != 0 {
+        if n > 0 && !seq.len.is_multiple_of(bs) {
             let last = *seq.table.last().expect("a partial block exists");
             if self.refcount[last] > 1 {
                 let copy = self.take();
