@@ -102,7 +102,7 @@ impl<B: AttentionBackend> ContiguousCache<B> {
             });
         }
         let buf = self.buf.take().expect("cache buffer present between calls");
-        self.buf = Some(B::cache_write(buf, 0, self.len, x));
+        self.buf = Some(B::cache_write(buf, [0, 0, self.len], x));
         self.len += s;
         Ok(())
     }

@@ -38,10 +38,10 @@ struct View<'a> {
     offset: usize,
     strides: [usize; 3],
     dims: [usize; 4],
-    /// Block table and log2 of the block size: logical row `i` is slot `i % bs` of block
-    /// `table[i / bs]` (dim 0 of the pool tensor). Block sizes are powers of two, so this is a
-    /// shift and a mask.
-    blocks: Option<(&'a [usize], u32)>,
+    /// Block table, log2 of the block size and the block stride: logical row `i` is slot
+    /// `i % bs` of block `table[i / bs]` (dim 1 of a head-major pool). Block sizes are powers
+    /// of two, so this is a shift and a mask.
+    blocks: Option<(&'a [usize], u32, usize)>,
 }
 
 impl<'a> View<'a> {
@@ -64,19 +64,21 @@ impl<'a> View<'a> {
         })
     }
 
-    /// A pool `[blocks, heads, block_size, dim]` read as one sequence of `len` rows through
+    /// A head-major pool `[heads, blocks, block_size, dim]` read as one sequence of `len` rows through
     /// `table`.
     fn paged(pool: &'a FlexTensor, table: &'a [usize], len: usize) -> Option<Self> {
         let mut v = Self::of(pool)?;
-        let [n_blocks, h, bs, w] = v.dims;
+        let [h, n_blocks, bs, w] = v.dims;
         if !bs.is_power_of_two()
             || table.len() < len.div_ceil(bs)
             || table.iter().any(|&b| b >= n_blocks)
         {
             return None;
         }
+        let [head_stride, block_stride, slot_stride] = v.strides;
         v.dims = [1, h, len, w];
-        v.blocks = Some((table, bs.trailing_zeros()));
+        v.strides = [0, head_stride, slot_stride];
+        v.blocks = Some((table, bs.trailing_zeros(), block_stride));
         Some(v)
     }
 
@@ -85,10 +87,10 @@ impl<'a> View<'a> {
     fn row(&self, b: usize, h: usize, i: usize) -> &'a [f32] {
         let start = match self.blocks {
             None => self.offset + b * self.strides[0] + h * self.strides[1] + i * self.strides[2],
-            Some((table, shift)) => {
+            Some((table, shift, block_stride)) => {
                 let slot = i & ((1 << shift) - 1);
                 self.offset
-                    + table[i >> shift] * self.strides[0]
+                    + table[i >> shift] * block_stride
                     + h * self.strides[1]
                     + slot * self.strides[2]
             }
@@ -179,7 +181,8 @@ pub(super) fn paged_attention(
     }
 }
 
-/// Copies row `i` of `x` into `buf[slots[i].0, :, slots[i].1, :]` in place, in one pass.
+/// Copies token row `(i, h)` of `x` into `buf[h, slots[i].0, slots[i].1, :]` in place, in one
+/// pass over all sequences.
 pub(super) fn cache_scatter(
     buf: Tensor<Flex, 4>,
     slots: &[(usize, usize)],
@@ -187,7 +190,7 @@ pub(super) fn cache_scatter(
 ) -> Tensor<Flex, 4> {
     let mut bp = buf.into_primitive().tensor();
     let xp = x.into_primitive().tensor();
-    let [_, h, bs, w] = bp.layout().shape().dims::<4>();
+    let [h, n_blocks, bs, w] = bp.layout().shape().dims::<4>();
     let plain = |t: &FlexTensor| {
         t.dtype() == DType::F32 && t.layout().is_contiguous() && t.layout().start_offset() == 0
     };
@@ -197,7 +200,7 @@ pub(super) fn cache_scatter(
         if let Some(dst) = bp.try_storage_mut::<f32>() {
             for (i, &(block, slot)) in slots.iter().enumerate() {
                 for hi in 0..h {
-                    let d = ((block * h + hi) * bs + slot) * w;
+                    let d = ((hi * n_blocks + block) * bs + slot) * w;
                     let o = (i * h + hi) * w;
                     dst[d..d + w].copy_from_slice(&src[o..o + w]);
                 }
@@ -208,36 +211,39 @@ pub(super) fn cache_scatter(
     let mut buf = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(bp));
     let x = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(xp));
     for (i, &(block, slot)) in slots.iter().enumerate() {
-        buf = cache_write(buf, block, slot, x.clone().narrow(0, i, 1));
+        buf = cache_write(
+            buf,
+            [0, block, slot],
+            x.clone().narrow(0, i, 1).swap_dims(0, 1),
+        );
     }
     buf
 }
 
-/// Copies `x` into `buf[first.., :, at.., :]` in place. burn-flex 0.21's `slice_assign` copies
-/// the whole destination first (it keeps a second reference to it while writing), which would
-/// make every cache append cost a full copy of the cache.
+/// Copies `x` into `buf[at[0].., at[1].., at[2].., :]` in place. burn-flex 0.21's
+/// `slice_assign` copies the whole destination first (it keeps a second reference to it while
+/// writing), which would make every cache append cost a full copy of the cache.
 pub(super) fn cache_write(
     buf: Tensor<Flex, 4>,
-    first: usize,
-    at: usize,
+    at: [usize; 3],
     x: Tensor<Flex, 4>,
 ) -> Tensor<Flex, 4> {
     let mut bp = buf.into_primitive().tensor();
     let xp = x.into_primitive().tensor();
-    let [_, h, cap, w] = bp.layout().shape().dims::<4>();
-    let [n0, _, s, _] = xp.layout().shape().dims::<4>();
+    let [_, d1, d2, w] = bp.layout().shape().dims::<4>();
+    let [n0, n1, n2, _] = xp.layout().shape().dims::<4>();
     let plain = |t: &FlexTensor| {
         t.dtype() == DType::F32 && t.layout().is_contiguous() && t.layout().start_offset() == 0
     };
     if plain(&bp) {
         let xc = xp.to_contiguous();
-        let src = &xc.storage::<f32>()[..n0 * h * s * w];
+        let src = &xc.storage::<f32>()[..n0 * n1 * n2 * w];
         if let Some(dst) = bp.try_storage_mut::<f32>() {
-            for i in 0..n0 {
-                for hi in 0..h {
-                    let d = (((first + i) * h + hi) * cap + at) * w;
-                    let o = (i * h + hi) * s * w;
-                    dst[d..d + s * w].copy_from_slice(&src[o..o + s * w]);
+            for i0 in 0..n0 {
+                for i1 in 0..n1 {
+                    let d = (((at[0] + i0) * d1 + at[1] + i1) * d2 + at[2]) * w;
+                    let o = (i0 * n1 + i1) * n2 * w;
+                    dst[d..d + n2 * w].copy_from_slice(&src[o..o + n2 * w]);
                 }
             }
             return Tensor::from_primitive(TensorPrimitive::Float(bp));
@@ -245,7 +251,12 @@ pub(super) fn cache_write(
     }
     let buf = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(bp));
     buf.slice_assign(
-        [first..first + n0, 0..h, at..at + s, 0..w],
+        [
+            at[0]..at[0] + n0,
+            at[1]..at[1] + n1,
+            at[2]..at[2] + n2,
+            0..w,
+        ],
         Tensor::from_primitive(TensorPrimitive::Float(xp)),
     )
 }

@@ -1,4 +1,4 @@
-use burn::tensor::{activation::softmax, backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{activation::softmax, backend::Backend, Tensor, TensorData};
 
 /// Which keys each query row may see.
 ///
@@ -54,7 +54,8 @@ pub trait AttentionBackend: Backend {
     ///
     /// # Shapes
     /// - `q`: `[1, kv_heads, rows, d_k]`
-    /// - `k_pool`: `[blocks, kv_heads, block_size, d_k]`, `v_pool`: `[blocks, kv_heads, block_size, d_v]`
+    /// - `k_pool`: `[kv_heads, blocks, block_size, d_k]`, `v_pool`: `[kv_heads, blocks, block_size, d_v]`
+    ///   (head-major, so each head's blocks are long sequential runs in memory)
     /// - output: `[1, kv_heads, rows, d_v]`
     fn paged_attention(
         q: Tensor<Self, 4>,
@@ -98,11 +99,12 @@ pub trait AttentionBackend: Backend {
         paged_attention_each(q, k_pool, v_pool, tables, lens, scale)
     }
 
-    /// Writes row `i` of `x` into `buf[slots[i].0, :, slots[i].1, :]` for every `i` (one decode
-    /// token per sequence into a paged pool), in place where the backend allows it.
+    /// Writes the token row `(i, h)` of `x` into `buf[h, slots[i].0, slots[i].1, :]` for every
+    /// sequence `i` and head `h` (one decode token per sequence into a head-major paged pool), in
+    /// place where the backend allows it.
     ///
     /// # Shapes
-    /// - `buf`: `[blocks, heads, block_size, width]`
+    /// - `buf`: `[heads, blocks, block_size, width]`
     /// - `x`: `[n, heads, 1, width]` with `n == slots.len()`
     fn cache_scatter(
         buf: Tensor<Self, 4>,
@@ -111,26 +113,32 @@ pub trait AttentionBackend: Backend {
     ) -> Tensor<Self, 4> {
         let mut buf = buf;
         for (i, &(block, slot)) in slots.iter().enumerate() {
-            buf = Self::cache_write(buf, block, slot, x.clone().narrow(0, i, 1));
+            buf = Self::cache_write(
+                buf,
+                [0, block, slot],
+                x.clone().narrow(0, i, 1).swap_dims(0, 1),
+            );
         }
         buf
     }
 
-    /// Writes `x` into `buf[first..first + n, :, at..at + s, :]` and returns the buffer, in place
-    /// where the backend allows it (cache appends; paged blocks, where dim 0 is the block). The
-    /// generic version is `slice_assign`.
+    /// Writes `x` into `buf[at[0].., at[1].., at[2].., :]` and returns the buffer, in place where
+    /// the backend allows it (cache appends at `[0, 0, len]`; paged blocks at `[0, block, slot]`).
+    /// The generic version is `slice_assign`.
     ///
     /// # Shapes
-    /// - `buf`: `[batch or blocks, heads, capacity, width]`
-    /// - `x`: `[n, heads, s, width]`
-    fn cache_write(
-        buf: Tensor<Self, 4>,
-        first: usize,
-        at: usize,
-        x: Tensor<Self, 4>,
-    ) -> Tensor<Self, 4> {
-        let [n, h, s, w] = x.dims();
-        buf.slice_assign([first..first + n, 0..h, at..at + s, 0..w], x)
+    /// - `buf`: `[d0, d1, d2, width]`, `x`: `[n0, n1, n2, width]`
+    fn cache_write(buf: Tensor<Self, 4>, at: [usize; 3], x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        let [n0, n1, n2, w] = x.dims();
+        buf.slice_assign(
+            [
+                at[0]..at[0] + n0,
+                at[1]..at[1] + n1,
+                at[2]..at[2] + n2,
+                0..w,
+            ],
+            x,
+        )
     }
 }
 
@@ -186,16 +194,18 @@ pub fn paged_attention_each<B: AttentionBackend>(
     Tensor::cat(outs, 0)
 }
 
-/// Gathers a sequence's blocks into a contiguous `[1, heads, len, width]` tensor.
+/// Gathers a sequence's blocks of a head-major pool `[heads, blocks, block_size, width]` into a
+/// contiguous `[1, heads, len, width]` tensor.
 pub fn gather_blocks<B: Backend>(pool: Tensor<B, 4>, table: &[usize], len: usize) -> Tensor<B, 4> {
-    let [_, h, bs, w] = pool.dims();
+    let [h, _, bs, w] = pool.dims();
     let used = &table[..len.div_ceil(bs)];
-    let ids: Vec<i32> = used.iter().map(|&b| b as i32).collect();
-    let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [used.len()]), &pool.device());
-    let g = pool.select(0, idx); // [n, h, bs, w]
-    g.swap_dims(0, 1)
-        .reshape([1, h, used.len() * bs, w])
-        .narrow(2, 0, len)
+    // A concatenation of block views along dim 1 (burn-flex 0.21's `select` mis-indexes strided
+    // views, such as MLA's value columns of a pool).
+    let g = Tensor::cat(
+        used.iter().map(|&b| pool.clone().narrow(1, b, 1)).collect(),
+        1,
+    ); // [h, n, bs, w]
+    g.reshape([1, h, used.len() * bs, w]).narrow(2, 0, len)
 }
 
 /// The paged reference: gather K and V, then the generic core.
@@ -254,13 +264,8 @@ impl AttentionBackend for burn::backend::Flex {
         super::flex_cpu::grouped_attention(q, k, v, vis, scale)
     }
 
-    fn cache_write(
-        buf: Tensor<Self, 4>,
-        first: usize,
-        at: usize,
-        x: Tensor<Self, 4>,
-    ) -> Tensor<Self, 4> {
-        super::flex_cpu::cache_write(buf, first, at, x)
+    fn cache_write(buf: Tensor<Self, 4>, at: [usize; 3], x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        super::flex_cpu::cache_write(buf, at, x)
     }
 
     fn cache_scatter(

@@ -1,5 +1,6 @@
 //! The paged KV cache of one layer (PagedAttention): K and V pools of fixed-size blocks
-//! `[blocks, heads, block_size, width]` shared by all sequences, addressed through the block
+//! `[heads, blocks, block_size, width]` shared by all sequences (head-major: on a CPU each head
+//! then reads its blocks as long sequential runs; vLLM's GPU layout puts blocks first), addressed through the block
 //! tables of a [`BlockPool`]. Serves GQA (separate K and V pools) and MLA (one pool of
 //! `[c_KV | k_R]` rows whose first `d_c` columns are the values).
 
@@ -38,9 +39,9 @@ impl<B: AttentionBackend> PagedCache<B> {
         device: &B::Device,
     ) -> Result<Self, PoolError> {
         let pool = BlockPool::new(n_blocks, block_size)?;
-        let k = Tensor::zeros([n_blocks, heads, block_size, k_width], device);
+        let k = Tensor::zeros([heads, n_blocks, block_size, k_width], device);
         let v = match values {
-            Values::Separate(w) => Some(Tensor::zeros([n_blocks, heads, block_size, w], device)),
+            Values::Separate(w) => Some(Tensor::zeros([heads, n_blocks, block_size, w], device)),
             Values::PrefixOfKeys(_) => None,
         };
         Ok(Self {
@@ -95,8 +96,8 @@ impl<B: AttentionBackend> PagedCache<B> {
             if let Some(pool) = slot.take() {
                 // `* 1.0` makes an owned copy, so the in-place write below does not see a second
                 // reference to the pool.
-                let block = pool.clone().narrow(0, src, 1) * 1.0;
-                *slot = Some(B::cache_write(pool, dst, 0, block));
+                let block = pool.clone().narrow(1, src, 1) * 1.0;
+                *slot = Some(B::cache_write(pool, [0, dst, 0], block));
             }
         }
     }
@@ -123,11 +124,11 @@ impl<B: AttentionBackend> PagedCache<B> {
             let (block, slot) = a.slots[i];
             let run = a.slots[i..].iter().take_while(|(b, _)| *b == block).count();
             let write = |pool: Tensor<B, 4>, x: &Tensor<B, 3>| {
+                // [heads, run, w] → [heads, 1, run, w] at (all heads, block, slot)
                 B::cache_write(
                     pool,
-                    block,
-                    slot,
-                    x.clone().narrow(1, i, run).unsqueeze_dim(0),
+                    [0, block, slot],
+                    x.clone().narrow(1, i, run).unsqueeze_dim(1),
                 )
             };
             let kp = self.k.take().expect("pool present");
@@ -236,7 +237,7 @@ impl<B: AttentionBackend> PagedCache<B> {
 
     /// Bytes of one token slot across all pools.
     pub fn bytes_per_slot(&self) -> usize {
-        let [_, h, _, wk] = self.k_pool().dims();
+        let [h, _, _, wk] = self.k_pool().dims();
         let wv = match self.values {
             Values::Separate(w) => w,
             Values::PrefixOfKeys(_) => 0,
