@@ -10,7 +10,7 @@
 //!   retention is `1 − relative deviation from the reference` where the suite measures one (MLA
 //!   absorbed against naive), and 1 for variants that are their own reference.
 //! - **I, iterability**: the share of the technique's deterministic records (metric registry) that
-//!   are identical in the baseline run, i.e. that re-measure the same and would pass a zero-
+//!   are identical in the baseline run, among those the baseline also has, i.e. that re-measure the same and would pass a zero-
 //!   tolerance gate. Needs a baseline; without one I is not measured.
 //!
 //! Components that cannot be computed are left out and the weights of the rest renormalised; the
@@ -237,9 +237,11 @@ fn iterability(
         .iter()
         .filter(|r| r.suite == suite && r.variant == variant)
         .filter(|r| metrics::lookup(&r.metric).is_some_and(|m| m.kind == Kind::Deterministic))
+        // Only records the baseline also has can be compared (a run at another scale shares few).
+        .filter(|r| base.contains_key(&key(r)))
         .collect();
     if det.is_empty() {
-        inputs.push("I not measured: no deterministic records".into());
+        inputs.push("I not measured: no deterministic records in common with the baseline".into());
         return None;
     }
     let same = det
