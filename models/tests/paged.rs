@@ -181,28 +181,45 @@ fn batched_attention_equals_one_sequence_at_a_time() {
     }
 }
 
-/// The same operations through the `KvCache` trait on both implementations.
-fn drive(cache: &mut dyn KvCache<B>, mla: bool) -> Vec<Tensor<B, 4>> {
+/// Inputs for [`drive`], drawn once so both caches see the same tensors (the backend's random
+/// generator is shared by tests running in parallel).
+struct Inputs {
+    chunks: Vec<(Tensor<B, 3>, Option<Tensor<B, 3>>)>,
+    q: Tensor<B, 4>,
+}
+
+fn inputs(mla: bool) -> Inputs {
     let (heads, wk, wv) = if mla { (1, 20, 16) } else { (2, 16, 16) };
-    let kv = |n, seed| {
-        let k = rand([heads, n, wk], seed);
-        let v = (!mla).then(|| rand([heads, n, wv], seed + 100));
-        (k, v)
-    };
+    let chunks = [(21, 1), (3, 2), (5, 3)]
+        .into_iter()
+        .map(|(n, seed)| {
+            (
+                rand([heads, n, wk], seed),
+                (!mla).then(|| rand([heads, n, wv], seed + 100)),
+            )
+        })
+        .collect();
+    Inputs {
+        chunks,
+        q: rand([1, heads, 4, wk], 9),
+    }
+}
+
+/// The same operations through the `KvCache` trait on both implementations.
+fn drive(cache: &mut dyn KvCache<B>, x: &Inputs) -> Vec<Tensor<B, 4>> {
     let a = cache.add_sequence().unwrap();
-    let (k, v) = kv(21, 1);
+    let (k, v) = x.chunks[0].clone();
     cache.append(a, k, v).unwrap();
     let b = cache.fork(a).unwrap();
-    let (k, v) = kv(3, 2);
+    let (k, v) = x.chunks[1].clone();
     cache.append(b, k, v).unwrap();
-    let (k, v) = kv(5, 3);
+    let (k, v) = x.chunks[2].clone();
     cache.append(a, k, v).unwrap();
     cache.truncate(a, 24).unwrap();
     assert_eq!((cache.len(a).unwrap(), cache.len(b).unwrap()), (24, 24));
-    let q = rand([1, heads, 4, wk], 9);
     let out = vec![
-        cache.attend(q.clone(), a, Visibility::All, 0.3).unwrap(),
-        cache.attend(q, b, Visibility::All, 0.3).unwrap(),
+        cache.attend(x.q.clone(), a, Visibility::All, 0.3).unwrap(),
+        cache.attend(x.q.clone(), b, Visibility::All, 0.3).unwrap(),
     ];
     cache.free(a).unwrap();
     cache.free(b).unwrap();
@@ -221,9 +238,10 @@ fn both_caches_behave_alike_through_the_kv_cache_trait() {
         };
         let mut paged = PagedCache::<B>::new(32, 8, heads, wk, values, &dev()).unwrap();
         let mut contiguous = ContiguousKv::<B>::new(4, 64, heads, wk, wv, &dev());
-        let (p, c) = (drive(&mut paged, mla), drive(&mut contiguous, mla));
-        for (x, y) in p.into_iter().zip(c) {
-            assert!(max_diff(x, y) < ATOL, "mla {mla}");
+        let x = inputs(mla);
+        let (p, c) = (drive(&mut paged, &x), drive(&mut contiguous, &x));
+        for (a, b) in p.into_iter().zip(c) {
+            assert!(max_diff(a, b) < ATOL, "mla {mla}");
         }
     }
 }
