@@ -8,7 +8,7 @@ use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use infermark_models::kernels::{AttentionBackend, Visibility};
-use infermark_models::kv_cache::{BlockPool, PagedCache, Values};
+use infermark_models::kv_cache::{BlockPool, KvCache, PagedCache, Values};
 
 type B = Flex;
 const CTX: usize = 4096;

@@ -31,79 +31,62 @@ fn entries(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Runs `infermark run <args> --out <fresh dir>/out` and checks it fails, says every one of
+/// `needles` on stderr, and writes nothing.
+fn refused(name: &str, args: &[&str], needles: &[&str]) {
+    let dir = tmp(name);
+    let out = dir.join("out");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend(["--out", out.to_str().unwrap()]);
+    let o = infermark(&all);
+    assert!(!o.status.success(), "{name}: succeeded");
+    let e = stderr(&o);
+    for n in needles {
+        assert!(e.contains(n), "{name}: stderr lacks `{n}`: {e}");
+    }
+    assert!(
+        entries(&dir).is_empty(),
+        "{name}: wrote {:?}",
+        entries(&dir)
+    );
+}
+
 #[test]
 fn unknown_suite_is_refused_and_nothing_is_written() {
-    let dir = tmp("suite");
-    let out = dir.join("out");
-    let o = infermark(&[
-        "run",
-        "--suite",
-        "nosuch",
-        "--scale",
-        "smoke",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    let e = stderr(&o);
-    assert!(
-        e.contains("unknown suite `nosuch`") && e.contains("attention"),
-        "{e}"
+    refused(
+        "suite",
+        &["--suite", "nosuch", "--scale", "smoke"],
+        &["unknown suite `nosuch`", "attention"],
     );
-    assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
 }
 
 #[test]
 fn bad_scale_is_refused_and_nothing_is_written() {
-    let dir = tmp("scale");
-    let out = dir.join("out");
-    let o = infermark(&["run", "--scale", "huge", "--out", out.to_str().unwrap()]);
-    assert!(!o.status.success());
-    let e = stderr(&o);
-    assert!(
-        e.contains("unknown scale `huge`") && e.contains("smoke, quick, full"),
-        "{e}"
+    refused(
+        "scale",
+        &["--scale", "huge"],
+        &["unknown scale `huge`", "smoke, quick, full"],
     );
-    assert!(entries(&dir).is_empty());
 }
 
 #[test]
 fn unknown_variant_is_refused() {
-    let dir = tmp("variant");
-    let o = infermark(&[
-        "run",
-        "--variant",
-        "gpa",
-        "--scale",
-        "smoke",
-        "--out",
-        dir.join("out").to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("unknown variant `gpa`"),
-        "{}",
-        stderr(&o)
+    refused(
+        "variant",
+        &["--variant", "gpa", "--scale", "smoke"],
+        &["unknown variant `gpa`"],
     );
-    assert!(entries(&dir).is_empty());
 }
 
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_without_the_feature_names_the_feature() {
-    let dir = tmp("cuda");
-    let o = infermark(&[
-        "run",
-        "--backend",
+    refused(
         "cuda",
-        "--scale",
-        "smoke",
-        "--out",
-        dir.join("out").to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--features cuda"), "{}", stderr(&o));
-    assert!(entries(&dir).is_empty());
+        &["--backend", "cuda", "--scale", "smoke"],
+        &["--features cuda"],
+    );
 }
 
 #[test]

@@ -49,11 +49,6 @@ impl Summary {
             n: s.len(),
         }
     }
-
-    /// Coefficient of spread: (p90 − min) / median.
-    pub fn spread(&self) -> f64 {
-        (self.p90 - self.min) / self.median
-    }
 }
 
 /// Times `step` under `plan`. `step` must include the backend sync so that asynchronous

@@ -7,6 +7,7 @@
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::block_pool::{BlockPool, PoolError, SeqId};
+use super::KvCache;
 use crate::kernels::{gather_blocks, AttentionBackend, Visibility};
 
 /// Where the values are stored.
@@ -70,26 +71,6 @@ impl<B: AttentionBackend> PagedCache<B> {
         self.pool.add_sequence()
     }
 
-    /// A sequence sharing all of `seq`'s blocks.
-    pub fn fork(&mut self, seq: SeqId) -> Result<SeqId, PoolError> {
-        self.pool.fork(seq)
-    }
-
-    /// Keeps the first `len` tokens of `seq`.
-    pub fn truncate(&mut self, seq: SeqId, len: usize) -> Result<(), PoolError> {
-        self.pool.truncate(seq, len)
-    }
-
-    /// Drops `seq`, releasing its blocks.
-    pub fn free(&mut self, seq: SeqId) -> Result<(), PoolError> {
-        self.pool.free(seq)
-    }
-
-    /// Tokens held by `seq`.
-    pub fn len(&self, seq: SeqId) -> Result<usize, PoolError> {
-        self.pool.len(seq)
-    }
-
     /// Copies block `src` into block `dst` in every pool (copy on write).
     fn copy_block(&mut self, src: usize, dst: usize) {
         for slot in [&mut self.k, &mut self.v] {
@@ -100,70 +81,6 @@ impl<B: AttentionBackend> PagedCache<B> {
                 *slot = Some(B::cache_write(pool, [0, dst, 0], block));
             }
         }
-    }
-
-    /// Appends `s` tokens to `seq`. All or nothing: when the pool is exhausted, nothing changes.
-    ///
-    /// # Shapes
-    /// - `k`: `[heads, s, k_width]`
-    /// - `v`: `[heads, s, v_width]` for [`Values::Separate`], `None` for [`Values::PrefixOfKeys`]
-    pub fn append(
-        &mut self,
-        seq: SeqId,
-        k: Tensor<B, 3>,
-        v: Option<Tensor<B, 3>>,
-    ) -> Result<(), PoolError> {
-        let s = k.dims()[1];
-        let a = self.pool.append(seq, s)?;
-        if let Some(src) = a.copy_from {
-            self.copy_block(src, a.new_blocks[0]);
-        }
-        // Write runs of consecutive slots within one block at once.
-        let mut i = 0;
-        while i < s {
-            let (block, slot) = a.slots[i];
-            let run = a.slots[i..].iter().take_while(|(b, _)| *b == block).count();
-            let write = |pool: Tensor<B, 4>, x: &Tensor<B, 3>| {
-                // [heads, run, w] → [heads, 1, run, w] at (all heads, block, slot)
-                B::cache_write(
-                    pool,
-                    [0, block, slot],
-                    x.clone().narrow(1, i, run).unsqueeze_dim(1),
-                )
-            };
-            let kp = self.k.take().expect("pool present");
-            self.k = Some(write(kp, &k));
-            if let (Some(vp), Some(v)) = (self.v.take(), v.as_ref()) {
-                self.v = Some(write(vp, v));
-            }
-            i += run;
-        }
-        Ok(())
-    }
-
-    /// Attention of `q` over `seq`'s cached tokens, read through its block table.
-    ///
-    /// # Shapes
-    /// - `q`: `[1, heads, rows, k_width]`
-    /// - output: `[1, heads, rows, v_width]`
-    pub fn attend(
-        &self,
-        q: Tensor<B, 4>,
-        seq: SeqId,
-        vis: Visibility,
-        scale: f32,
-    ) -> Result<Tensor<B, 4>, PoolError> {
-        let len = self.pool.len(seq)?;
-        let table = self.pool.table(seq)?;
-        Ok(B::paged_attention(
-            q,
-            self.k_pool().clone(),
-            self.v_pool(),
-            table,
-            len,
-            vis,
-            scale,
-        ))
     }
 
     /// Appends one token to each of `seqs` (a decode step), writing all rows in one pass.
@@ -244,14 +161,105 @@ impl<B: AttentionBackend> PagedCache<B> {
         };
         h * (wk + wv) * self.k_pool().dtype().size()
     }
+}
+
+/// The paged cache behind the common [`KvCache`] interface.
+impl<B: AttentionBackend> KvCache<B> for PagedCache<B> {
+    fn add_sequence(&mut self) -> Result<SeqId, PoolError> {
+        Ok(PagedCache::add_sequence(self))
+    }
+
+    /// A sequence sharing all of `seq`'s blocks.
+    fn fork(&mut self, seq: SeqId) -> Result<SeqId, PoolError> {
+        self.pool.fork(seq)
+    }
+
+    /// Keeps the first `len` tokens of `seq`.
+    fn truncate(&mut self, seq: SeqId, len: usize) -> Result<(), PoolError> {
+        self.pool.truncate(seq, len)
+    }
+
+    /// Drops `seq`, releasing its blocks.
+    fn free(&mut self, seq: SeqId) -> Result<(), PoolError> {
+        self.pool.free(seq)
+    }
+
+    /// Tokens held by `seq`.
+    fn len(&self, seq: SeqId) -> Result<usize, PoolError> {
+        self.pool.len(seq)
+    }
+
+    /// Appends `s` tokens to `seq`. All or nothing: when the pool is exhausted, nothing changes.
+    ///
+    /// # Shapes
+    /// - `k`: `[heads, s, k_width]`
+    /// - `v`: `[heads, s, v_width]` for [`Values::Separate`], `None` for [`Values::PrefixOfKeys`]
+    fn append(
+        &mut self,
+        seq: SeqId,
+        k: Tensor<B, 3>,
+        v: Option<Tensor<B, 3>>,
+    ) -> Result<(), PoolError> {
+        let s = k.dims()[1];
+        let a = self.pool.append(seq, s)?;
+        if let Some(src) = a.copy_from {
+            self.copy_block(src, a.new_blocks[0]);
+        }
+        // Write runs of consecutive slots within one block at once.
+        let mut i = 0;
+        while i < s {
+            let (block, slot) = a.slots[i];
+            let run = a.slots[i..].iter().take_while(|(b, _)| *b == block).count();
+            let write = |pool: Tensor<B, 4>, x: &Tensor<B, 3>| {
+                // [heads, run, w] → [heads, 1, run, w] at (all heads, block, slot)
+                B::cache_write(
+                    pool,
+                    [0, block, slot],
+                    x.clone().narrow(1, i, run).unsqueeze_dim(1),
+                )
+            };
+            let kp = self.k.take().expect("pool present");
+            self.k = Some(write(kp, &k));
+            if let (Some(vp), Some(v)) = (self.v.take(), v.as_ref()) {
+                self.v = Some(write(vp, v));
+            }
+            i += run;
+        }
+        Ok(())
+    }
+
+    /// Attention of `q` over `seq`'s cached tokens, read through its block table.
+    ///
+    /// # Shapes
+    /// - `q`: `[1, heads, rows, k_width]`
+    /// - output: `[1, heads, rows, v_width]`
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        seq: SeqId,
+        vis: Visibility,
+        scale: f32,
+    ) -> Result<Tensor<B, 4>, PoolError> {
+        let len = self.pool.len(seq)?;
+        let table = self.pool.table(seq)?;
+        Ok(B::paged_attention(
+            q,
+            self.k_pool().clone(),
+            self.v_pool(),
+            table,
+            len,
+            vis,
+            scale,
+        ))
+    }
 
     /// Bytes held by blocks in use.
-    pub fn bytes_reserved(&self) -> usize {
+    fn bytes_reserved(&self) -> usize {
         self.pool.slots_reserved() * self.bytes_per_slot()
     }
 
     /// Bytes holding live tokens.
-    pub fn bytes_used(&self) -> usize {
+    fn bytes_used(&self) -> usize {
         self.pool.slots_used() * self.bytes_per_slot()
     }
 }

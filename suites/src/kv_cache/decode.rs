@@ -7,7 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{activation::gelu, backend::Backend, Distribution, Tensor};
 use infermark_models::attention::{Gqa, GqaCache, GqaConfig};
 use infermark_models::kernels::{AttentionBackend, Visibility};
-use infermark_models::kv_cache::{PagedCache, SeqId, Values};
+use infermark_models::kv_cache::{KvCache, PagedCache, SeqId, Values};
 
 use crate::measure::{self, Plan, Summary};
 use crate::{Result, SuiteError};

@@ -24,7 +24,7 @@ use std::time::Duration;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::attention::GqaConfig;
 use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
-use infermark_models::kv_cache::{BlockPool, PagedCache, Values};
+use infermark_models::kv_cache::{BlockPool, KvCache, PagedCache, Values};
 
 use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, Plan};

@@ -18,27 +18,13 @@ use super::sim::Request;
 pub struct Trace {
     /// Name used in records (`trace` param).
     pub name: String,
-    /// Where it came from.
-    pub source: String,
     /// The requests, in arrival order.
     pub requests: Vec<Request>,
 }
 
-/// Built-in synthetic traces: (name, mean prompt, mean output, source).
-pub const BUILT_IN: [(&str, f64, f64, &str); 2] = [
-    (
-        "sharegpt",
-        161.31,
-        337.99,
-        "ShareGPT means from the vLLM paper (SOSP 2023), fig. 11",
-    ),
-    (
-        "alpaca",
-        19.31,
-        58.45,
-        "Alpaca means from the vLLM paper (SOSP 2023), fig. 11",
-    ),
-];
+/// Built-in synthetic traces: (name, mean prompt, mean output); sources in the module docs.
+pub const BUILT_IN: [(&str, f64, f64); 2] =
+    [("sharegpt", 161.31, 337.99), ("alpaca", 19.31, 58.45)];
 
 const SIGMA: f64 = 0.8;
 const MAX_LEN: f64 = 1024.0;
@@ -59,7 +45,7 @@ pub fn built_in(n: usize, seed: u64) -> Vec<Trace> {
     BUILT_IN
         .iter()
         .enumerate()
-        .map(|(i, &(name, prompt, output, source))| {
+        .map(|(i, &(name, prompt, output))| {
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(i as u64));
             let requests = (0..n)
                 .map(|_| Request {
@@ -69,7 +55,6 @@ pub fn built_in(n: usize, seed: u64) -> Vec<Trace> {
                 .collect();
             Trace {
                 name: name.into(),
-                source: source.into(),
                 requests,
             }
         })
@@ -135,11 +120,7 @@ pub fn read_csv(path: &Path) -> Result<Trace, String> {
         .and_then(|s| s.to_str())
         .unwrap_or("trace")
         .to_string();
-    Ok(Trace {
-        name,
-        source: path.display().to_string(),
-        requests,
-    })
+    Ok(Trace { name, requests })
 }
 
 #[cfg(test)]
@@ -150,7 +131,7 @@ mod tests {
     fn built_in_traces_are_deterministic_and_match_their_means() {
         let (a, b) = (built_in(4000, 7), built_in(4000, 7));
         assert_eq!(a, b);
-        for (t, &(_, prompt, output, _)) in a.iter().zip(&BUILT_IN) {
+        for (t, &(_, prompt, output)) in a.iter().zip(&BUILT_IN) {
             let n = t.requests.len() as f64;
             let mp = t.requests.iter().map(|r| r.prompt as f64).sum::<f64>() / n;
             let mo = t.requests.iter().map(|r| r.output as f64).sum::<f64>() / n;
