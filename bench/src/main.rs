@@ -1,5 +1,8 @@
 //! `infermark`: run inference-technique suites, write comparable result files, render reports.
 
+mod eval_cmd;
+mod train_cmd;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -35,6 +38,11 @@ enum Command {
     Report(ReportArgs),
     /// Compare a run with a baseline under gate rules; exit 0 pass, 1 regression, 2 bad input.
     Gate(GateArgs),
+    /// Train a decoder preset (byte-level LM) and write its checkpoint and card.
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a trained model: validation perplexity; for `arith`, accuracy per difficulty
+    /// bucket, answering directly and step by step.
+    Eval(eval_cmd::EvalArgs),
 }
 
 #[derive(clap::Args)]
@@ -103,12 +111,12 @@ fn parse_weights(s: &str) -> std::result::Result<Weights, String> {
     s.parse()
 }
 
-fn parse_scale(s: &str) -> std::result::Result<Scale, String> {
+pub(crate) fn parse_scale(s: &str) -> std::result::Result<Scale, String> {
     s.parse()
         .map_err(|e: infermark_suites::SuiteError| e.to_string())
 }
 
-fn parse_backend(s: &str) -> std::result::Result<BackendKind, String> {
+pub(crate) fn parse_backend(s: &str) -> std::result::Result<BackendKind, String> {
     s.parse()
         .map_err(|e: infermark_suites::SuiteError| e.to_string())
 }
@@ -119,6 +127,8 @@ fn main() {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Report(args) => report(args),
+        Command::Train(args) => train_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
         Command::Gate(args) => match run_gate(args) {
             Ok(true) => std::process::exit(0),
             Ok(false) => std::process::exit(1),
@@ -193,23 +203,59 @@ fn run(args: RunArgs) -> Result<()> {
         // Parse now: a malformed trace stops the run before anything is written.
         infermark_suites::kv_cache::traces::read_csv(path).map_err(anyhow::Error::msg)?;
     }
-    let started = env::now_rfc3339();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
-    let run_id = format!("{stamp}-{}-{}", args.scale.name(), args.backend.name());
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("results").join(&run_id));
-    io::check_out_dir(&out, args.force)?;
-
-    let (cpu_model, cpu_flags) = env::cpu_info();
-    let device = device_name(args.backend, &cpu_model);
-    let git_rev = env::git_rev();
+    let out = args.out.clone().unwrap_or_else(|| {
+        Path::new("results").join(format!(
+            "{stamp}-{}-{}",
+            args.scale.name(),
+            args.backend.name()
+        ))
+    });
     let cases: Vec<_> = suites
-        .iter()
-        .flat_map(|s| s.cases(args.scale).into_iter().map(move |c| (s, c)))
+        .into_iter()
+        .flat_map(|s| {
+            let cases = s.cases(args.scale);
+            let s: std::sync::Arc<dyn suite::Suite> = s.into();
+            cases.into_iter().map(move |c| (s.clone(), c))
+        })
         .filter(|(_, c)| args.variants.is_empty() || args.variants.contains(&c.variant))
         .collect();
+    execute(
+        cases,
+        args.scale,
+        args.backend,
+        args.seed,
+        &out,
+        args.force,
+        args.trace,
+    )?;
+    Ok(())
+}
+
+/// Runs `cases` and writes the run directory `out` (refusing an existing one unless `force`);
+/// prints the summary and returns the records.
+pub(crate) fn execute(
+    cases: Vec<(std::sync::Arc<dyn suite::Suite>, suite::Case)>,
+    scale: Scale,
+    backend: BackendKind,
+    seed: u64,
+    out: &Path,
+    force: bool,
+    trace: Option<PathBuf>,
+) -> Result<Vec<Record>> {
+    let started = env::now_rfc3339();
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let run_id = format!("{stamp}-{}-{}", scale.name(), backend.name());
+    io::check_out_dir(out, force)?;
+    let (cpu_model, cpu_flags) = env::cpu_info();
+    let device = device_name(backend, &cpu_model);
+    let git_rev = env::git_rev();
+    let mut suite_names: Vec<String> = Vec::new();
+    for (s, _) in &cases {
+        if !suite_names.iter().any(|n| n == s.name()) {
+            suite_names.push(s.name().to_string());
+        }
+    }
 
     let bar = ProgressBar::new(cases.len() as u64);
     bar.set_style(
@@ -220,13 +266,13 @@ fn run(args: RunArgs) -> Result<()> {
     let bar_msg = bar.clone();
     let progress = move |m: &str| bar_msg.set_message(m.to_string());
     let ctx = RunContext {
-        backend: args.backend,
-        scale: args.scale,
-        seed: args.seed,
+        backend: backend,
+        scale: scale,
+        seed: seed,
         run_id: run_id.clone(),
         git_rev: git_rev.clone(),
         device: device.clone(),
-        trace: args.trace.clone(),
+        trace: trace,
         progress: &progress,
     };
     let t0 = Instant::now();
@@ -244,7 +290,7 @@ fn run(args: RunArgs) -> Result<()> {
     let run_env = RunEnv {
         run_id,
         git_rev,
-        backend: args.backend.name().into(),
+        backend: backend.name().into(),
         burn_features: BackendKind::build_features()
             .into_iter()
             .map(String::from)
@@ -254,15 +300,15 @@ fn run(args: RunArgs) -> Result<()> {
         cpu_model,
         cpu_flags,
         cores: env::cores(),
-        scale: args.scale.name().into(),
-        seed: args.seed,
-        suites: suites.iter().map(|s| s.name().to_string()).collect(),
+        scale: scale.name().into(),
+        seed: seed,
+        suites: suite_names,
         percentile_method: "nearest-rank".into(),
         started,
         ended: env::now_rfc3339(),
         infermark_version: env!("CARGO_PKG_VERSION").into(),
     };
-    io::write_run(&out, &records, &run_env, args.force)?;
+    io::write_run(out, &records, &run_env, force)?;
     print_summary(&records);
     println!(
         "\n{} records from {} cases in {:.1} s → {}\nreport: infermark report --run {} --out report.html",
@@ -272,7 +318,7 @@ fn run(args: RunArgs) -> Result<()> {
         out.display(),
         out.display()
     );
-    Ok(())
+    Ok(records)
 }
 
 /// Prints each metric's headline values; for context sweeps, only the longest context.

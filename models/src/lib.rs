@@ -7,8 +7,10 @@
 //!   the flex backend.
 
 pub mod attention;
+pub mod decoder;
 pub mod kernels;
 pub mod kv_cache;
+pub mod quant;
 
 /// Errors of the model components. Each names the offending value.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod backend;
 pub mod env;
 pub mod kv_cache;
+pub mod lm;
 pub mod measure;
 pub mod record;
 pub mod scale;

@@ -63,6 +63,7 @@ pub fn registry() -> Vec<Box<dyn Suite>> {
     vec![
         Box::new(crate::attention::AttentionSuite),
         Box::new(crate::kv_cache::KvCacheSuite),
+        Box::new(crate::lm::eval::LmSuite),
     ]
 }
 

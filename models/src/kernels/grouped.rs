@@ -330,3 +330,9 @@ impl AttentionBackend for burn::backend::Flex {
 
 #[cfg(feature = "cuda")]
 impl AttentionBackend for burn::backend::Cuda {}
+
+/// Training: autodiff backends take the generic (differentiable) paths.
+impl<B: Backend, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy>
+    AttentionBackend for burn::backend::Autodiff<B, C>
+{
+}

@@ -1,0 +1,148 @@
+//! `infermark eval`: evaluates one trained model (committed, trained with `infermark train`, or a
+//! Hugging Face Llama directory) and writes the records as a run.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use infermark_suites::lm::checkpoint;
+use infermark_suites::lm::eval::{model_case, LmSuite};
+use infermark_suites::{BackendKind, Record, Scale};
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Model to evaluate: target, target-mha, target-mla, draft, arith (the committed
+    /// checkpoints in models/checkpoints/), or a label for --checkpoint / --model-path.
+    #[arg(long, value_name = "NAME", default_value = "target")]
+    pub model: String,
+    /// Checkpoint stem written by `infermark train` (STEM.safetensors + STEM.json).
+    #[arg(long, value_name = "STEM", conflicts_with = "model_path")]
+    pub checkpoint: Option<PathBuf>,
+    /// Hugging Face Llama-architecture directory: config.json, model.safetensors, tokenizer.json.
+    #[arg(long, value_name = "DIR")]
+    pub model_path: Option<PathBuf>,
+    /// smoke: 4 KiB of validation text and 4 problems per bucket; quick: the whole 64 KiB
+    /// validation split and 50 problems per bucket and format; full: 250 problems.
+    #[arg(long, default_value = "quick", value_parser = crate::parse_scale)]
+    pub scale: Scale,
+    /// Backend: flex (CPU) or cuda (build with `--features cuda`).
+    #[arg(long, default_value = "flex", value_parser = crate::parse_backend)]
+    pub backend: BackendKind,
+    /// Output run directory; must not exist (see --force). Default: results/<timestamp>-eval-<model>.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let source = match (&args.checkpoint, &args.model_path) {
+        (Some(c), _) => Some(c.clone()),
+        (_, Some(d)) => {
+            if !d.is_dir() {
+                bail!("--model-path {} is not a directory", d.display());
+            }
+            Some(d.clone())
+        }
+        (None, None) => {
+            let stem = checkpoint::committed(&args.model);
+            if !checkpoint::paths(&stem).1.exists() {
+                let known = infermark_suites::lm::eval::MODELS.join(", ");
+                bail!(
+                    "no committed checkpoint `{}`; known: {known} (or pass --checkpoint / --model-path)",
+                    args.model
+                );
+            }
+            None
+        }
+    };
+    let card = match (&args.checkpoint, &args.model_path) {
+        (_, Some(_)) => None,
+        (Some(c), _) => Some(checkpoint::read_card(c)?),
+        _ => Some(checkpoint::read_card(&checkpoint::committed(&args.model))?),
+    };
+    let case = model_case(&args.model, source);
+    let suite: std::sync::Arc<dyn infermark_suites::Suite> = std::sync::Arc::new(LmSuite);
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("{stamp}-eval-{}", args.model)));
+    let records = crate::execute(
+        vec![(suite, case)],
+        args.scale,
+        args.backend,
+        1,
+        &out,
+        args.force,
+        None,
+    )?;
+    print_eval(&records, card.as_ref());
+    println!("\n→ {}", out.display());
+    Ok(())
+}
+
+fn value(records: &[Record], metric: &str, filter: &[(&str, &str)]) -> Option<f64> {
+    records
+        .iter()
+        .find(|r| {
+            r.metric == metric
+                && filter
+                    .iter()
+                    .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|r| r.value)
+}
+
+fn print_eval(records: &[Record], card: Option<&checkpoint::Card>) {
+    if let Some(ppl) = value(records, "valid_perplexity", &[]) {
+        print!("validation perplexity {ppl:.4}");
+        if let Some(u) = value(records, "unigram_perplexity", &[]) {
+            print!(" (unigram baseline {u:.3})");
+        }
+        println!();
+        if let Some(c) = card {
+            let full = records
+                .iter()
+                .any(|r| r.metric == "valid_perplexity" && r.scale != "smoke");
+            let diff = (ppl.ln() - c.valid_loss) / c.valid_loss * 100.0;
+            println!(
+                "card: validation loss {:.4} nats (perplexity {:.4}); measured {:.4} nats, {diff:+.2}%{}",
+                c.valid_loss,
+                c.valid_perplexity,
+                ppl.ln(),
+                if full { "" } else { " (smoke scores a 4 KiB prefix, not the card's whole split)" }
+            );
+        }
+    }
+    let buckets: Vec<String> = {
+        let mut b: Vec<String> = records
+            .iter()
+            .filter(|r| r.metric == "arith_accuracy")
+            .filter_map(|r| r.params.get("bucket_digits").cloned())
+            .collect();
+        b.sort();
+        b.dedup();
+        b
+    };
+    if buckets.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<8} {:>16} {:>16} {:>14} {:>14}",
+        "digits", "direct accuracy", "think accuracy", "direct tokens", "think tokens"
+    );
+    for b in &buckets {
+        let get = |m: &str, f: &str| {
+            value(records, m, &[("bucket_digits", b), ("format", f)]).unwrap_or(f64::NAN)
+        };
+        println!(
+            "{:<8} {:>15.1}% {:>15.1}% {:>14.1} {:>14.1}",
+            b,
+            100.0 * get("arith_accuracy", "direct"),
+            100.0 * get("arith_accuracy", "think"),
+            get("arith_generated_tokens", "direct"),
+            get("arith_generated_tokens", "think"),
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! Weight formats: what a code means, how many bits it costs, and the names used on the command
+//! line and in records.
+
+use std::fmt;
+
+/// The two OCP 8-bit floating-point encodings (OCP "8-bit Floating Point Specification", 2023).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fp8Kind {
+    /// 4 exponent bits, 3 mantissa bits, bias 7; no infinities; largest finite 448; NaN is
+    /// `S.1111.111` (0x7F, 0xFF).
+    E4M3,
+    /// 5 exponent bits, 2 mantissa bits, bias 15; IEEE-like infinities and NaNs; largest finite
+    /// 57344.
+    E5M2,
+}
+
+impl Fp8Kind {
+    /// Largest finite value.
+    pub fn max(self) -> f32 {
+        match self {
+            Fp8Kind::E4M3 => 448.0,
+            Fp8Kind::E5M2 => 57344.0,
+        }
+    }
+
+    /// Value of a code (the spec's decoding; NaN codes give NaN).
+    pub fn decode(self, code: u8) -> f32 {
+        match self {
+            Fp8Kind::E4M3 => float8::F8E4M3::from_bits(code).to_f32(),
+            Fp8Kind::E5M2 => float8::F8E5M2::from_bits(code).to_f32(),
+        }
+    }
+
+    /// Nearest code, ties to even, saturating to ±max (infinities too); NaN stays NaN.
+    pub fn encode(self, x: f32) -> u8 {
+        match self {
+            Fp8Kind::E4M3 => float8::F8E4M3::from_f32(x).to_bits(),
+            Fp8Kind::E5M2 => float8::F8E5M2::from_f32(x).to_bits(),
+        }
+    }
+}
+
+/// How an FP8 tensor is scaled before encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fp8Scaling {
+    /// One f32 scale for the whole tensor: `max |w| / max_fp8`.
+    Tensor,
+    /// One f32 scale per output channel (row).
+    Channel,
+}
+
+/// A weight format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuantFormat {
+    /// The reference: 32-bit floats.
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16 (f32 with the low 16 mantissa bits rounded off).
+    Bf16,
+    /// 8-bit float with a scale.
+    Fp8(Fp8Kind, Fp8Scaling),
+    /// Signed 8-bit integers, symmetric, one f32 scale per output channel.
+    Int8,
+    /// 4-bit integers in groups of `group` weights along the input dimension, each group with an
+    /// f16 scale (and, when `asym`, a zero point); two codes per byte.
+    Int4 {
+        /// Weights per group (32, 64 or 128).
+        group: usize,
+        /// Asymmetric (min/max with a zero point) instead of symmetric (max |w|).
+        asym: bool,
+    },
+    /// llama.cpp's Q4_0 block: 32 weights, one f16 scale, 16 bytes of codes (18 bytes a block).
+    Q4_0,
+}
+
+impl QuantFormat {
+    /// Every format the suite compares, reference first.
+    pub fn all() -> Vec<QuantFormat> {
+        use Fp8Kind::*;
+        use Fp8Scaling::*;
+        let mut v = vec![
+            QuantFormat::F32,
+            QuantFormat::F16,
+            QuantFormat::Bf16,
+            QuantFormat::Fp8(E4M3, Tensor),
+            QuantFormat::Fp8(E4M3, Channel),
+            QuantFormat::Fp8(E5M2, Tensor),
+            QuantFormat::Fp8(E5M2, Channel),
+            QuantFormat::Int8,
+        ];
+        for group in [32, 64, 128] {
+            for asym in [false, true] {
+                v.push(QuantFormat::Int4 { group, asym });
+            }
+        }
+        v.push(QuantFormat::Q4_0);
+        v
+    }
+
+    /// Name used on the command line and in records, e.g. `fp8-e4m3-channel`, `int4-g32-asym`.
+    pub fn name(&self) -> String {
+        match self {
+            QuantFormat::F32 => "f32".into(),
+            QuantFormat::F16 => "f16".into(),
+            QuantFormat::Bf16 => "bf16".into(),
+            QuantFormat::Fp8(k, s) => {
+                let k = match k {
+                    Fp8Kind::E4M3 => "e4m3",
+                    Fp8Kind::E5M2 => "e5m2",
+                };
+                match s {
+                    Fp8Scaling::Tensor => format!("fp8-{k}"),
+                    Fp8Scaling::Channel => format!("fp8-{k}-channel"),
+                }
+            }
+            QuantFormat::Int8 => "int8".into(),
+            QuantFormat::Int4 { group, asym } => {
+                format!("int4-g{group}{}", if *asym { "-asym" } else { "" })
+            }
+            QuantFormat::Q4_0 => "q4_0".into(),
+        }
+    }
+
+    /// Weights per scale group along the input dimension (rows are padded to a multiple).
+    pub fn group(&self) -> usize {
+        match self {
+            QuantFormat::Int4 { group, .. } => *group,
+            QuantFormat::Q4_0 => 32,
+            _ => 1,
+        }
+    }
+
+    /// Storage bits per weight for a `[rows, cols]` matrix: codes plus scales and zero points,
+    /// padding included.
+    pub fn bits_per_weight(&self, rows: usize, cols: usize) -> f64 {
+        self.bytes(rows, cols) as f64 * 8.0 / (rows * cols) as f64
+    }
+
+    /// Storage bytes of a `[rows, cols]` matrix (what [`super::QuantizedTensor`] holds).
+    pub fn bytes(&self, rows: usize, cols: usize) -> usize {
+        let padded = cols.div_ceil(self.group()) * self.group();
+        let groups = rows * padded / self.group();
+        match self {
+            QuantFormat::F32 => rows * cols * 4,
+            QuantFormat::F16 | QuantFormat::Bf16 => rows * cols * 2,
+            QuantFormat::Fp8(_, Fp8Scaling::Tensor) => rows * cols + 4,
+            QuantFormat::Fp8(_, Fp8Scaling::Channel) | QuantFormat::Int8 => rows * cols + 4 * rows,
+            QuantFormat::Int4 { asym, .. } => {
+                rows * padded / 2 + groups * if *asym { 3 } else { 2 }
+            }
+            QuantFormat::Q4_0 => groups * 18,
+        }
+    }
+}
+
+impl fmt::Display for QuantFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl std::str::FromStr for QuantFormat {
+    type Err = crate::ModelError;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        QuantFormat::all()
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<String> = QuantFormat::all().iter().map(|f| f.name()).collect();
+                crate::ModelError::InvalidConfig(format!(
+                    "unknown weight format `{s}`; known: {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}

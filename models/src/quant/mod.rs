@@ -1,0 +1,20 @@
+//! Weight quantization: FP32 reference, F16, BF16, FP8 (OCP E4M3 and E5M2, per-tensor or
+//! per-channel scales, saturating), INT8 per-channel symmetric, INT4 group-wise (symmetric, or
+//! asymmetric with a zero point; two codes per byte), and llama.cpp's Q4_0 block layout.
+//!
+//! - [`format`]: the formats, their names and storage cost.
+//! - [`tensor`]: quantize and dequantize a `[out, in]` matrix.
+//! - [`matvec`]: fused dequantize-and-multiply for decode (a few rows).
+//! - [`linear`]: `QuantLinear`, a linear layer that holds only codes and scales.
+//!
+//! Number conversion uses the `float8` and `half` crates (round to nearest even; FP8 saturates to
+//! the largest finite value, NaN stays NaN).
+
+pub mod format;
+pub mod linear;
+pub mod matvec;
+pub mod tensor;
+
+pub use format::{Fp8Kind, Fp8Scaling, QuantFormat};
+pub use linear::{QuantBackend, QuantLinear};
+pub use tensor::{QuantizedTensor, Scales};

@@ -1,0 +1,364 @@
+//! Weight formats: spec-defined FP8 codes, INT4 packing and error bounds, the Q4_0 byte layout,
+//! storage cost in closed form, and the fused kernels against dequantize-then-multiply.
+
+use burn::backend::Flex;
+use burn::nn::LinearConfig;
+use burn::tensor::TensorData;
+use infermark_models::quant::matvec::matvec;
+use infermark_models::quant::tensor::q4_0_block;
+use infermark_models::quant::{Fp8Kind, Fp8Scaling, QuantFormat, QuantLinear, QuantizedTensor};
+
+type B = Flex;
+
+/// E4M3 by the spec's formula: bias 7; exponent 0 is subnormal; S.1111.111 is NaN.
+fn e4m3_spec(code: u8) -> f32 {
+    let s = if code & 0x80 != 0 { -1.0 } else { 1.0 };
+    let e = ((code >> 3) & 15) as i32;
+    let m = (code & 7) as f32;
+    if e == 15 && m == 7.0 {
+        return f32::NAN;
+    }
+    if e == 0 {
+        s * 2f32.powi(-6) * m / 8.0
+    } else {
+        s * 2f32.powi(e - 7) * (1.0 + m / 8.0)
+    }
+}
+
+/// E5M2 by the spec's formula: bias 15; exponent 31 is infinity (mantissa 0) or NaN.
+fn e5m2_spec(code: u8) -> f32 {
+    let s = if code & 0x80 != 0 { -1.0 } else { 1.0 };
+    let e = ((code >> 2) & 31) as i32;
+    let m = (code & 3) as f32;
+    match e {
+        31 if m == 0.0 => s * f32::INFINITY,
+        31 => f32::NAN,
+        0 => s * 2f32.powi(-14) * m / 4.0,
+        _ => s * 2f32.powi(e - 15) * (1.0 + m / 4.0),
+    }
+}
+
+fn same(a: f32, b: f32) -> bool {
+    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits() || (a == 0.0 && b == 0.0)
+}
+
+#[test]
+fn every_fp8_code_decodes_to_the_spec_value() {
+    for c in 0..=255u8 {
+        let (a, b) = (Fp8Kind::E4M3.decode(c), e4m3_spec(c));
+        assert!(same(a, b), "E4M3 {c:#04x}: {a} vs spec {b}");
+        let (a, b) = (Fp8Kind::E5M2.decode(c), e5m2_spec(c));
+        assert!(same(a, b), "E5M2 {c:#04x}: {a} vs spec {b}");
+    }
+}
+
+#[test]
+fn fp8_spot_values_worked_out_by_hand() {
+    let e4 = |c| Fp8Kind::E4M3.decode(c);
+    assert_eq!(e4(0x38), 1.0);
+    assert_eq!(e4(0x3C), 1.5);
+    assert_eq!(e4(0x40), 2.0);
+    assert_eq!(e4(0xB8), -1.0);
+    assert_eq!(e4(0x08), 0.015625); // smallest normal 2^-6
+    assert_eq!(e4(0x01), 0.001953125); // smallest subnormal 2^-9
+    assert_eq!(e4(0x77), 240.0);
+    assert_eq!(e4(0x78), 256.0);
+    assert_eq!(e4(0x7E), 448.0); // largest finite; E4M3 has no infinity
+    assert!(e4(0x7F).is_nan() && e4(0xFF).is_nan());
+    assert_eq!((0..=255u8).filter(|&c| e4(c).is_nan()).count(), 2);
+    assert!((0..=255u8).all(|c| !e4(c).is_infinite()));
+
+    let e5 = |c| Fp8Kind::E5M2.decode(c);
+    assert_eq!(e5(0x3C), 1.0);
+    assert_eq!(e5(0x01), 2f32.powi(-16));
+    assert_eq!(e5(0x7B), 57344.0); // largest finite
+    assert_eq!(e5(0x7C), f32::INFINITY);
+    assert_eq!(e5(0xFC), f32::NEG_INFINITY);
+    assert!(e5(0x7D).is_nan() && e5(0x7E).is_nan() && e5(0x7F).is_nan());
+}
+
+#[test]
+fn fp8_encoding_rounds_to_nearest_even_and_saturates() {
+    let e4 = |x| Fp8Kind::E4M3.encode(x);
+    assert_eq!(e4(1.0625), 0x38); // halfway 1.0 | 1.125 → even mantissa (1.0)
+    assert_eq!(e4(1.1875), 0x3A); // halfway 1.125 | 1.25 → even mantissa (1.25)
+    assert_eq!(e4(1.05), 0x38); // nearer 1.0 than 1.125
+    assert_eq!(e4(1000.0), 0x7E);
+    assert_eq!(e4(-1e9), 0xFE);
+    assert_eq!(e4(f32::INFINITY), 0x7E);
+    assert!(Fp8Kind::E4M3.decode(e4(f32::NAN)).is_nan());
+    let e5 = |x| Fp8Kind::E5M2.encode(x);
+    assert_eq!(e5(1.125), 0x3C); // halfway 1.0 | 1.25 → even (1.0)
+    assert_eq!(e5(1.375), 0x3E); // halfway 1.25 | 1.5 → even (1.5)
+    assert_eq!(e5(1e6), 0x7B);
+    assert_eq!(e5(f32::NEG_INFINITY), 0xFB);
+    assert!(Fp8Kind::E5M2.decode(e5(f32::NAN)).is_nan());
+}
+
+/// Deterministic weights with a spread of magnitudes (a few outliers).
+fn weights(rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols)
+        .map(|i| {
+            let t = (i as f32 * 0.618_034).fract() - 0.5;
+            if i % 97 == 0 {
+                4.0 * t
+            } else {
+                t * (1.0 + (i % 7) as f32 * 0.1)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn int4_codes_pack_two_per_byte_and_unpack_to_the_dequantized_values() {
+    let w = weights(3, 64);
+    let q = QuantizedTensor::quantize(
+        QuantFormat::Int4 {
+            group: 32,
+            asym: false,
+        },
+        &w,
+        3,
+        64,
+    )
+    .unwrap();
+    assert_eq!(q.codes.len(), 3 * 64 / 2);
+    let d = q.dequantize();
+    let infermark_models::quant::Scales::Group { scale, .. } = &q.scales else {
+        panic!("group scales")
+    };
+    for (i, &x) in d.iter().enumerate() {
+        let byte = q.codes[i / 2];
+        let code = if i % 2 == 0 { byte & 15 } else { byte >> 4 };
+        assert_eq!(
+            x,
+            (code as f32 - 8.0) * scale[i / 32].to_f32(),
+            "weight {i}"
+        );
+    }
+}
+
+#[test]
+fn symmetric_int4_error_is_at_most_half_a_step() {
+    for group in [32, 64, 128] {
+        let w = weights(4, 256);
+        let f = QuantFormat::Int4 { group, asym: false };
+        let q = QuantizedTensor::quantize(f, &w, 4, 256).unwrap();
+        let infermark_models::quant::Scales::Group { scale, .. } = &q.scales else {
+            panic!()
+        };
+        for (i, (a, b)) in w.iter().zip(q.dequantize()).enumerate() {
+            let step = scale[i / group].to_f32();
+            assert!(
+                (a - b).abs() <= 0.5 * step * (1.0 + 1e-6),
+                "{f} weight {i}: {a} → {b}, step {step}"
+            );
+        }
+    }
+}
+
+#[test]
+fn asymmetric_int4_error_is_at_most_a_step() {
+    let w: Vec<f32> = weights(2, 128).iter().map(|x| x + 0.7).collect();
+    let f = QuantFormat::Int4 {
+        group: 32,
+        asym: true,
+    };
+    let q = QuantizedTensor::quantize(f, &w, 2, 128).unwrap();
+    let infermark_models::quant::Scales::Group { scale, .. } = &q.scales else {
+        panic!()
+    };
+    for (i, (a, b)) in w.iter().zip(q.dequantize()).enumerate() {
+        assert!(
+            (a - b).abs() <= scale[i / 32].to_f32() * 1.0001,
+            "weight {i}: {a} → {b}"
+        );
+    }
+}
+
+#[test]
+fn rows_that_do_not_fill_a_group_are_padded_and_the_padding_is_counted() {
+    let w = weights(3, 40);
+    for f in [
+        QuantFormat::Int4 {
+            group: 32,
+            asym: false,
+        },
+        QuantFormat::Int4 {
+            group: 32,
+            asym: true,
+        },
+        QuantFormat::Q4_0,
+    ] {
+        let q = QuantizedTensor::quantize(f, &w, 3, 40).unwrap();
+        assert_eq!(q.dequantize().len(), 120);
+        assert_eq!(q.bytes(), f.bytes(3, 40), "{f}");
+        // 40 columns are stored as 64: two groups per row.
+        let per_group = match f {
+            QuantFormat::Q4_0 => 18,
+            QuantFormat::Int4 { asym: true, .. } => 16 + 3,
+            _ => 16 + 2,
+        };
+        assert_eq!(q.bytes(), 3 * 2 * per_group, "{f}");
+        let err = w
+            .iter()
+            .zip(q.dequantize())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 0.5, "{f}: {err}");
+    }
+}
+
+#[test]
+fn q4_0_block_is_byte_for_byte_the_hand_computed_block() {
+    // w_j = j - 16: the largest magnitude is w_0 = -16, so d = -16 / -8 = 2 and 1/d = 0.5.
+    // Code of w: trunc(w / 2 + 8.5), capped at 15.
+    let w: [f32; 32] = std::array::from_fn(|j| j as f32 - 16.0);
+    // Low nibbles (j = 0..16): trunc((j - 16) / 2 + 8.5) = 0,1,1,2,2,3,3,4,4,5,5,6,6,7,7,8
+    // High nibbles (j + 16):    trunc(j / 2 + 8.5)        = 8,9,9,10,10,11,11,12,12,13,13,14,14,15,15,15
+    let lo = [0u8, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8];
+    let hi = [
+        8u8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 15,
+    ];
+    let mut expect = vec![0x00, 0x40]; // f16 2.0 = 0x4000, little-endian
+    expect.extend((0..16).map(|j| lo[j] | (hi[j] << 4)));
+    assert_eq!(q4_0_block(&w).to_vec(), expect);
+    let q = QuantizedTensor::quantize(QuantFormat::Q4_0, &w, 1, 32).unwrap();
+    assert_eq!(q.codes, expect);
+}
+
+#[test]
+fn storage_cost_matches_the_closed_forms() {
+    let (r, c) = (64, 256);
+    let bpw = |f: QuantFormat| f.bits_per_weight(r, c);
+    assert_eq!(bpw(QuantFormat::F32), 32.0);
+    assert_eq!(bpw(QuantFormat::F16), 16.0);
+    assert_eq!(bpw(QuantFormat::Bf16), 16.0);
+    assert_eq!(bpw(QuantFormat::Int8), 8.0 + 32.0 / c as f64);
+    assert_eq!(
+        bpw(QuantFormat::Fp8(Fp8Kind::E4M3, Fp8Scaling::Tensor)),
+        8.0 + 32.0 / (r * c) as f64
+    );
+    assert_eq!(
+        bpw(QuantFormat::Int4 {
+            group: 32,
+            asym: false
+        }),
+        4.5
+    );
+    assert_eq!(
+        bpw(QuantFormat::Int4 {
+            group: 32,
+            asym: true
+        }),
+        4.75
+    );
+    assert_eq!(
+        bpw(QuantFormat::Int4 {
+            group: 128,
+            asym: false
+        }),
+        4.125
+    );
+    assert_eq!(bpw(QuantFormat::Q4_0), 4.5);
+    let w = weights(r, c);
+    for f in QuantFormat::all() {
+        let q = QuantizedTensor::quantize(f, &w, r, c).unwrap();
+        assert_eq!(q.bytes(), f.bytes(r, c), "{f}");
+        assert_eq!(q.bits_per_weight(), f.bits_per_weight(r, c), "{f}");
+    }
+}
+
+#[test]
+fn non_finite_weights_and_wrong_lengths_are_refused() {
+    let mut w = weights(2, 32);
+    w[37] = f32::NAN;
+    let err = QuantizedTensor::quantize(QuantFormat::Int8, &w, 2, 32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("weight 37") && err.contains("row 1"), "{err}");
+    let err = QuantizedTensor::quantize(QuantFormat::Int8, &w[..10], 2, 32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("64"), "{err}");
+    assert!("int3"
+        .parse::<QuantFormat>()
+        .unwrap_err()
+        .to_string()
+        .contains("int4-g32"));
+}
+
+#[test]
+fn fused_matvec_equals_dequantize_then_multiply_for_every_format() {
+    let (rows, cols) = (37, 200);
+    let w = weights(rows, cols);
+    let x: Vec<f32> = (0..3 * cols)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    for f in QuantFormat::all() {
+        let q = QuantizedTensor::quantize(f, &w, rows, cols).unwrap();
+        let d = q.dequantize();
+        let mut y = vec![0f32; 3 * rows];
+        matvec(&q, &x, &mut y);
+        for i in 0..3 {
+            for r in 0..rows {
+                let want: f32 = (0..cols).map(|c| d[r * cols + c] * x[i * cols + c]).sum();
+                let got = y[i * rows + r];
+                assert!(
+                    (want - got).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "{f} row {r} input {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+/// Error budgets of QuantLinear against FP32 on a fixed input: relative L2 error of the output.
+const INT8_TOLERANCE: f32 = 0.01;
+const FP8_E4M3_TOLERANCE: f32 = 0.05;
+const FP8_E5M2_TOLERANCE: f32 = 0.10;
+
+#[test]
+fn quant_linear_stays_within_named_tolerances_of_fp32() {
+    let device = Default::default();
+    let linear = LinearConfig::new(96, 64)
+        .with_bias(false)
+        .init::<B>(&device);
+    let w = linear.weight.val(); // [in, out]
+    let x = burn::tensor::Tensor::<B, 3>::from_data(
+        TensorData::new(
+            (0..2 * 3 * 96)
+                .map(|i| ((i * 29 % 83) as f32 / 41.0) - 1.0)
+                .collect::<Vec<_>>(),
+            [2, 3, 96],
+        ),
+        &device,
+    );
+    let exact = x.clone().reshape([6, 96]).matmul(w).reshape([2, 3, 64]);
+    let norm: f32 = exact.clone().powf_scalar(2.0).sum().sqrt().into_scalar();
+    use Fp8Kind::*;
+    use Fp8Scaling::*;
+    for (f, tol) in [
+        (QuantFormat::Int8, INT8_TOLERANCE),
+        (QuantFormat::Fp8(E4M3, Tensor), FP8_E4M3_TOLERANCE),
+        (QuantFormat::Fp8(E4M3, Channel), FP8_E4M3_TOLERANCE),
+        (QuantFormat::Fp8(E5M2, Channel), FP8_E5M2_TOLERANCE),
+    ] {
+        let q = QuantLinear::from_linear(&linear, f).unwrap();
+        for (path, y) in [
+            ("reference", q.forward_reference(x.clone())),
+            ("fused", q.forward(x.clone())),
+        ] {
+            let err: f32 = (y - exact.clone())
+                .powf_scalar(2.0)
+                .sum()
+                .sqrt()
+                .into_scalar();
+            assert!(
+                err / norm <= tol,
+                "{f} {path}: relative error {} > {tol}",
+                err / norm
+            );
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The `lm` suite: evaluates the trained reference models (or a user's checkpoint) on their
+//! validation split: perplexity against the unigram baseline, and for `arith` the per-bucket
+//! accuracy and generated length of the direct and the step-by-step format.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use infermark_models::attention::MlaPath;
+use infermark_models::decoder::{generate, preset, CorpusKind, Decoder};
+use infermark_models::kernels::AttentionBackend;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::checkpoint;
+use super::corpus::{self, check_answer, detokenize, tokenize, Format, BUCKETS};
+use super::hf;
+use super::train::mean_nll;
+use crate::backend::{run_on, BackendJob};
+use crate::suite::Recorder;
+use crate::{Case, Record, Result, RunContext, Scale, Suite, SuiteError};
+
+const NAME: &str = "lm";
+
+/// The committed models, evaluated by `infermark run`.
+pub const MODELS: [&str; 5] = ["target", "target-mha", "target-mla", "draft", "arith"];
+
+/// Seed of the arithmetic test problems (disjoint from the training and validation streams).
+const TEST_SEED: u64 = 3;
+
+/// The trained-model evaluation suite.
+pub struct LmSuite;
+
+struct Sizes {
+    /// Validation bytes scored (the whole split is 64 KiB).
+    valid_bytes: usize,
+    /// Arithmetic problems per bucket and format.
+    problems: usize,
+}
+
+fn sizes(scale: Scale) -> Sizes {
+    match scale {
+        Scale::Smoke => Sizes {
+            valid_bytes: 4 << 10,
+            problems: 4,
+        },
+        Scale::Quick => Sizes {
+            valid_bytes: 64 << 10,
+            problems: 50,
+        },
+        Scale::Full => Sizes {
+            valid_bytes: 64 << 10,
+            problems: 250,
+        },
+    }
+}
+
+impl Suite for LmSuite {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn description(&self) -> &'static str {
+        "trained reference models: validation perplexity vs the unigram baseline, arithmetic accuracy direct vs step by step"
+    }
+
+    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            (
+                "perplexity",
+                "valid_perplexity and unigram_perplexity on the validation split",
+            ),
+            (
+                "arith",
+                "arith_accuracy and arith_generated_tokens per bucket and format",
+            ),
+        ]
+    }
+
+    fn variants(&self) -> Vec<&'static str> {
+        MODELS.to_vec()
+    }
+
+    /// One case per committed model (smoke: `target` and `arith` only).
+    fn cases(&self, scale: Scale) -> Vec<Case> {
+        let models: &[&str] = match scale {
+            Scale::Smoke => &["target", "arith"],
+            _ => &MODELS,
+        };
+        models.iter().map(|m| model_case(m, None)).collect()
+    }
+
+    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
+        run_on(ctx.backend, Job { case, ctx })?
+    }
+}
+
+/// The case evaluating model `name` from the committed checkpoint, or from `checkpoint` (a stem
+/// written by `infermark train`, or a Hugging Face Llama directory).
+pub fn model_case(name: &str, checkpoint: Option<PathBuf>) -> Case {
+    let mut params = BTreeMap::from([("preset".to_string(), name.to_string())]);
+    if let Some(c) = checkpoint {
+        params.insert("checkpoint".into(), c.display().to_string());
+    }
+    Case {
+        variant: name.into(),
+        params,
+    }
+}
+
+struct Job<'a> {
+    case: &'a Case,
+    ctx: &'a RunContext<'a>,
+}
+
+impl BackendJob for Job<'_> {
+    type Output = Result<Vec<Record>>;
+
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
+        let name = self.case.variant.clone();
+        let s = sizes(self.ctx.scale);
+        let path = self.case.params.get("checkpoint").map(PathBuf::from);
+        let mut rec = Recorder::new(self.ctx, NAME, &name, BTreeMap::new());
+        (self.ctx.progress)(&format!("{name}: loading"));
+        if let Some(dir) = path.as_ref().filter(|p| p.is_dir()) {
+            let (model, tok) = hf::load_dir::<B>(dir, &device)?;
+            let split = corpus::stories_split();
+            let ids = tok.encode(&split.valid[..s.valid_bytes.min(split.valid.len())])?;
+            perplexity_records(&mut rec, &model, &ids, 128, None, &device)?;
+            return Ok(rec.records);
+        }
+        let stem = path.unwrap_or_else(|| checkpoint::committed(&name));
+        let (model, card) = checkpoint::load::<B>(&stem, &device)?;
+        let kind = preset(&card.name).map(|p| p.corpus);
+        let split = match kind {
+            Some(CorpusKind::Arith) => corpus::arithmetic_split(),
+            _ => corpus::stories_split(),
+        };
+        rec.push(
+            "perplexity",
+            "param_count",
+            card.param_count as f64,
+            "params",
+            crate::Stat::Exact,
+            1,
+            &[],
+        )?;
+        let n = s.valid_bytes.min(split.valid.len());
+        let unigram = corpus::unigram_perplexity(&split.train, &split.valid[..n]);
+        let ids = tokenize(&split.valid[..n]);
+        (self.ctx.progress)(&format!("{name}: perplexity"));
+        perplexity_records(&mut rec, &model, &ids, card.seq_len, Some(unigram), &device)?;
+        if kind == Some(CorpusKind::Arith) {
+            for (bucket, format, acc, toks) in
+                arith_eval(&model, s.problems, self.ctx, &name, &device)?
+            {
+                let extra = [
+                    ("bucket_digits", bucket.to_string()),
+                    ("format", format.name().to_string()),
+                ];
+                rec.push(
+                    "arith",
+                    "arith_accuracy",
+                    acc,
+                    "fraction",
+                    crate::Stat::Mean,
+                    s.problems,
+                    &extra,
+                )?;
+                rec.push(
+                    "arith",
+                    "arith_generated_tokens",
+                    toks,
+                    "tokens",
+                    crate::Stat::Mean,
+                    s.problems,
+                    &extra,
+                )?;
+            }
+        }
+        Ok(rec.records)
+    }
+}
+
+fn perplexity_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    model: &Decoder<B>,
+    ids: &[u32],
+    seq_len: usize,
+    unigram: Option<f64>,
+    device: &B::Device,
+) -> Result<()> {
+    let t0 = Instant::now();
+    let nll = mean_nll(model, ids, seq_len, 16, device)?;
+    let scored = ids.len() / seq_len * (seq_len - 1);
+    let extra = [("tokens", scored.to_string())];
+    rec.push(
+        "perplexity",
+        "valid_perplexity",
+        nll.exp(),
+        "ppl",
+        crate::Stat::Exact,
+        scored,
+        &extra,
+    )?;
+    if let Some(u) = unigram {
+        rec.push(
+            "perplexity",
+            "unigram_perplexity",
+            u,
+            "ppl",
+            crate::Stat::Exact,
+            scored,
+            &extra,
+        )?;
+    }
+    rec.push(
+        "perplexity",
+        "eval_tokens_per_s",
+        scored as f64 / t0.elapsed().as_secs_f64(),
+        "tokens/s",
+        crate::Stat::Exact,
+        1,
+        &extra,
+    )?;
+    Ok(())
+}
+
+/// Per bucket and format: (bucket, format, accuracy, mean generated tokens), greedy decoding of
+/// `problems` fresh problems per bucket (the same problems in both formats).
+pub fn arith_eval<B: AttentionBackend>(
+    model: &Decoder<B>,
+    problems: usize,
+    ctx: &RunContext,
+    name: &str,
+    device: &B::Device,
+) -> Result<Vec<(u32, Format, f64, f64)>> {
+    let mut rng = StdRng::seed_from_u64(TEST_SEED);
+    let mut out = Vec::new();
+    for bucket in BUCKETS {
+        let set: Vec<_> = (0..problems)
+            .map(|_| corpus::problem(&mut rng, bucket))
+            .collect();
+        for format in Format::ALL {
+            (ctx.progress)(&format!("{name}: arith {bucket}-digit {}", format.name()));
+            let (mut right, mut tokens) = (0usize, 0usize);
+            for p in &set {
+                let prompt = p.prompt(format);
+                // Training lines follow a newline; so does the prompt.
+                let gen = generate::greedy(
+                    model,
+                    &tokenize(&format!("\n{prompt}")),
+                    96,
+                    Some(b'\n' as u32),
+                    MlaPath::Absorbed,
+                    device,
+                )
+                .map_err(|e| SuiteError::Model {
+                    context: format!("generating for {prompt}"),
+                    error: e,
+                })?;
+                tokens += gen.len();
+                let text = detokenize(&gen);
+                if check_answer(&prompt, &text) == Some(true) {
+                    right += 1;
+                }
+            }
+            out.push((
+                bucket,
+                format,
+                right as f64 / problems as f64,
+                tokens as f64 / problems as f64,
+            ));
+        }
+    }
+    Ok(out)
+}
