@@ -351,3 +351,111 @@ fn a_trace_file_drives_the_kv_cache_suite_and_a_malformed_one_writes_nothing() {
     assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
     assert!(!out2.exists(), "nothing written for a malformed trace");
 }
+
+#[test]
+fn train_writes_a_checkpoint_and_card_that_eval_reproduces() {
+    let dir = tmp("train");
+    let stem = dir.join("tiny");
+    let o = infermark(&[
+        "train",
+        "--model",
+        "tiny",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--out",
+        stem.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(entries(&dir), vec!["tiny.json", "tiny.safetensors"]);
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tiny.json")).unwrap()).unwrap();
+    assert_eq!(card["steps"], 4);
+    assert!(card["tokens_per_s"].as_f64().unwrap() > 0.0);
+    // A second run may not overwrite it silently.
+    let o = infermark(&[
+        "train",
+        "--model",
+        "tiny",
+        "--steps",
+        "4",
+        "--out",
+        stem.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    let out = dir.join("eval");
+    let o = infermark(&[
+        "eval",
+        "--model",
+        "tiny",
+        "--checkpoint",
+        stem.to_str().unwrap(),
+        "--scale",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("validation perplexity"), "{text}");
+}
+
+#[test]
+fn unknown_models_are_refused_by_train_and_eval() {
+    let dir = tmp("badmodel");
+    let o = infermark(&[
+        "train",
+        "--model",
+        "gpt5",
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown model `gpt5`") && stderr(&o).contains("target"));
+    let o = infermark(&[
+        "eval",
+        "--model",
+        "gpt5",
+        "--out",
+        dir.join("y").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("gpt5") && stderr(&o).contains("arith"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
+}
+
+#[test]
+fn eval_of_arith_prints_direct_and_step_by_step_accuracy_per_bucket() {
+    let dir = tmp("arith");
+    let out = dir.join("eval");
+    let o = infermark(&[
+        "eval",
+        "--model",
+        "arith",
+        "--scale",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("direct accuracy") && text.contains("think accuracy"),
+        "{text}"
+    );
+    for bucket in ["1 ", "2 ", "3 ", "4 "] {
+        assert!(
+            text.lines().any(|l| l.starts_with(bucket)),
+            "bucket {bucket}missing: {text}"
+        );
+    }
+}

@@ -362,3 +362,71 @@ fn quant_linear_stays_within_named_tolerances_of_fp32() {
         }
     }
 }
+
+mod whole_model {
+    use super::B;
+    use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+    use infermark_models::attention::MlaPath;
+    use infermark_models::decoder::{AttentionKind, DecoderConfig};
+    use infermark_models::quant::{quantize_decoder, Assignment, QuantDecoder, QuantFormat};
+
+    fn tokens(ids: &[i64]) -> Tensor<B, 2, Int> {
+        Tensor::from_data(
+            TensorData::new(ids.to_vec(), [1, ids.len()]),
+            &Default::default(),
+        )
+    }
+
+    /// Prefill 4 tokens then decode one at a time with the quantized-projection decoder; every
+    /// position must match the full forward of the dequantized model.
+    #[test]
+    fn quantized_decoder_matches_the_dequantized_model() {
+        let device = Default::default();
+        B::seed(&device, 11);
+        let cfg = DecoderConfig::new(64, 64, 2, 4, 16, 96, AttentionKind::Gqa { n_kv_heads: 2 })
+            .with_max_seq_len(32);
+        let model = cfg.init::<B>(&device).unwrap();
+        let ids: Vec<i64> = (0..10).map(|i| (i * 13 + 5) % 64).collect();
+        for f in [
+            QuantFormat::F32,
+            QuantFormat::Int8,
+            QuantFormat::Int4 {
+                group: 32,
+                asym: false,
+            },
+        ] {
+            let (deq, _) = quantize_decoder(&model, Assignment::uniform(f)).unwrap();
+            let want = deq.forward_full(tokens(&ids)).unwrap();
+            let q = QuantDecoder::new(&model, Assignment::uniform(f)).unwrap();
+            let mut cache = model.new_cache(1, ids.len(), MlaPath::Naive, &device);
+            let mut parts = vec![q.forward(tokens(&ids[..4]), &mut cache).unwrap()];
+            for &t in &ids[4..] {
+                parts.push(q.forward(tokens(&[t]), &mut cache).unwrap());
+            }
+            let got = Tensor::cat(parts, 1);
+            let diff: f32 = (got - want).abs().max().into_scalar();
+            assert!(diff < 1e-4, "{f}: {diff}");
+        }
+    }
+
+    #[test]
+    fn mla_models_are_refused_by_the_quantized_decoder() {
+        let device = Default::default();
+        let cfg = DecoderConfig::new(
+            64,
+            32,
+            1,
+            4,
+            8,
+            48,
+            AttentionKind::Mla {
+                d_latent_kv: 16,
+                d_latent_q: 24,
+                d_rope: 4,
+            },
+        );
+        let model = cfg.init::<B>(&device).unwrap();
+        let err = QuantDecoder::new(&model, Assignment::uniform(QuantFormat::Int8)).unwrap_err();
+        assert!(err.to_string().contains("GQA"), "{err}");
+    }
+}

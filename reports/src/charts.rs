@@ -176,7 +176,7 @@ fn block_size_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> 
 /// Charts for every metric with a `ctx` sweep, KV memory against context, and KV-cache policy
 /// metrics against block size.
 pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
-    let mut out = Vec::new();
+    let mut out = crate::quant_view::tradeoff_charts(records)?;
     for table in summarise(records) {
         if PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
             out.extend(block_size_chart(&table)?);

@@ -150,6 +150,7 @@ struct SuiteView {
     name: String,
     description: String,
     charts: Vec<Chart>,
+    pivots: Vec<crate::quant_view::Pivot>,
     tables: Vec<TableView>,
 }
 
@@ -197,6 +198,10 @@ pub fn render(
             })
             .collect();
         suites.push(SuiteView {
+            pivots: crate::quant_view::speed_table(records)
+                .into_iter()
+                .filter(|_| name == "quantization")
+                .collect(),
             description: describe(&name),
             charts: all_charts
                 .iter()

@@ -8,6 +8,7 @@ pub mod html;
 pub mod io;
 pub mod maturity;
 pub mod metrics;
+pub mod quant_view;
 pub mod select;
 pub mod table;
 

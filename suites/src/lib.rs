@@ -8,6 +8,7 @@ pub mod env;
 pub mod kv_cache;
 pub mod lm;
 pub mod measure;
+pub mod quantization;
 pub mod record;
 pub mod scale;
 pub mod suite;

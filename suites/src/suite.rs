@@ -64,6 +64,7 @@ pub fn registry() -> Vec<Box<dyn Suite>> {
         Box::new(crate::attention::AttentionSuite),
         Box::new(crate::kv_cache::KvCacheSuite),
         Box::new(crate::lm::eval::LmSuite),
+        Box::new(crate::quantization::QuantizationSuite),
     ]
 }
 

@@ -13,5 +13,7 @@ pub mod model;
 pub mod presets;
 
 pub use config::{AttentionKind, DecoderConfig};
-pub use model::{next_token_nll, Attention, Block, Decoder, DecoderCache, LayerCache, SwiGlu};
+pub use model::{
+    materialize, next_token_nll, Attention, Block, Decoder, DecoderCache, LayerCache, SwiGlu,
+};
 pub use presets::{preset, presets, CorpusKind, Preset};

@@ -249,9 +249,11 @@ impl<B: AttentionBackend> Decoder<B> {
         self.forward(tokens, &mut cache)
     }
 
+    /// The LM head (tied or untied) on final hidden states.
+    ///
     /// # Shapes
     /// - `h`: `[batch, s, d_model]` → `[batch, s, vocab]`
-    fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
             Some(l) => l.forward(h),
             None => {
@@ -264,6 +266,19 @@ impl<B: AttentionBackend> Decoder<B> {
             }
         }
     }
+}
+
+/// Draws every lazily initialized parameter now. burn creates `Linear` weights on first use, and
+/// a clone taken before that draws its own values, so code that clones a fresh model calls this
+/// first.
+pub fn materialize<B: Backend>(model: &Decoder<B>) {
+    struct Touch;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
 }
 
 /// Negative log-likelihood of each next token: position `t` predicts `tokens[t + 1]`.

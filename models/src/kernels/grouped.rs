@@ -31,6 +31,12 @@ impl Visibility {
 /// Backends that compute the grouped attention core. Every backend has the generic
 /// implementation; flex overrides it with a fused kernel.
 pub trait AttentionBackend: Backend {
+    /// True when tensor data lives in host memory, so that fused CPU kernels (the quantized
+    /// matrix-vector products of `quant::matvec`) can read it directly.
+    fn host_tensors() -> bool {
+        false
+    }
+
     /// softmax(q·kᵀ·scale)·v, restricted by `vis`.
     ///
     /// # Shapes
@@ -254,6 +260,10 @@ pub fn grouped_attention_generic<B: Backend>(
 }
 
 impl AttentionBackend for burn::backend::Flex {
+    fn host_tensors() -> bool {
+        true
+    }
+
     fn grouped_attention(
         q: Tensor<Self, 4>,
         k: Tensor<Self, 4>,

@@ -13,28 +13,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use super::format::QuantFormat;
 use super::matvec::{matvec, MAX_ROWS};
 use super::tensor::QuantizedTensor;
-
-/// Backends that say whether the fused host matrix-vector kernels apply to their tensors.
-pub trait QuantBackend: Backend {
-    /// True when tensor data lives in host memory, so the fused CPU kernels read it directly.
-    fn host_matvec() -> bool {
-        false
-    }
-}
-
-impl QuantBackend for burn::backend::Flex {
-    fn host_matvec() -> bool {
-        true
-    }
-}
-
-#[cfg(feature = "cuda")]
-impl QuantBackend for burn::backend::Cuda {}
-
-impl<B: Backend, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> QuantBackend
-    for burn::backend::Autodiff<B, C>
-{
-}
+use crate::kernels::AttentionBackend;
 
 /// A quantized bias-free linear layer `y = x · Wᵀ` with `W` stored `[out, in]`.
 #[derive(Clone, Debug)]
@@ -45,7 +24,7 @@ pub struct QuantLinear<B: Backend> {
     _backend: PhantomData<B>,
 }
 
-impl<B: QuantBackend> QuantLinear<B> {
+impl<B: AttentionBackend> QuantLinear<B> {
     /// Quantizes a burn `Linear` (weight `[d_in, d_out]`); a bias is refused.
     pub fn from_linear(linear: &Linear<B>, format: QuantFormat) -> crate::Result<Self> {
         if linear.bias.is_some() {
@@ -114,7 +93,7 @@ impl<B: QuantBackend> QuantLinear<B> {
     /// - `x`: `[..., d_in]` → `[..., d_out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let rows = x.dims()[..D - 1].iter().product::<usize>();
-        if B::host_matvec() && rows <= MAX_ROWS && self.weight.format != QuantFormat::F32 {
+        if B::host_tensors() && rows <= MAX_ROWS && self.weight.format != QuantFormat::F32 {
             self.forward_fused(x)
         } else {
             self.forward_reference(x)

@@ -12,7 +12,7 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use super::format::QuantFormat;
+use super::format::{Fp8Kind, QuantFormat};
 use super::tensor::{padded_cols, QuantizedTensor, Scales};
 
 /// Input vectors per call that the fused path handles (more rows are a matrix product).
@@ -32,36 +32,36 @@ pub fn matvec(w: &QuantizedTensor, x: &[f32], y: &mut [f32]) {
     let prep = Prepared::new(w, x, n);
     // Results per weight row (n each), then transposed into y.
     let mut out = vec![0f32; w.rows * n];
-    let chunk = 16;
-    out.par_chunks_mut(chunk * n)
-        .enumerate()
-        .for_each(|(ci, o)| {
-            let r0 = ci * chunk;
-            let rows = o.len() / n;
-            if simd_available() {
-                // SAFETY: the CPU supports avx2, fma and f16c (checked at run time).
-                unsafe { rows_simd(w, &prep, r0, rows, o) }
-            } else {
-                rows_plain(w, &prep, r0, rows, o)
-            }
-        });
+    // At least 16 rows and about 32 K weights per task: small layers stay on few threads.
+    let chunk = (32 * 1024 / w.cols).max(16);
+    let run = |ci: usize, o: &mut [f32]| {
+        let r0 = ci * chunk;
+        let rows = o.len() / n;
+        match simd_level() {
+            // SAFETY: the CPU has the features of each kernel (checked at run time).
+            #[cfg(target_arch = "x86_64")]
+            2 => unsafe { rows_avx512(w, &prep, r0, rows, o) },
+            #[cfg(target_arch = "x86_64")]
+            1 => unsafe { rows_avx2(w, &prep, r0, rows, o) },
+            _ => rows_plain(w, &prep, r0, rows, o),
+        }
+    };
+    if w.rows <= chunk {
+        // One task: skip the thread pool (small layers are dominated by dispatch otherwise).
+        run(0, &mut out);
+    } else {
+        out.par_chunks_mut(chunk * n)
+            .enumerate()
+            .for_each(|(ci, o)| run(ci, o));
+    }
+    if n == 1 {
+        y.copy_from_slice(&out);
+        return;
+    }
     for r in 0..w.rows {
         for i in 0..n {
             y[i * w.rows + r] = out[r * n + i];
         }
-    }
-}
-
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -104,22 +104,202 @@ impl Prepared {
     }
 }
 
-/// `Σ_j lo(b_j)·p[j] + hi(b_j)·p[h + j]` for `h = b.len()` bytes and `p.len() = 2h`.
-#[inline(always)]
-fn nibble_dot(b: &[u8], p: &[f32]) -> f32 {
-    let h = b.len();
-    let (pa, pb) = p.split_at(h);
-    let mut acc = [0f32; 16];
-    for ((bc, ac), bcc) in b
-        .chunks_exact(16)
-        .zip(pa.chunks_exact(16))
-        .zip(pb.chunks_exact(16))
-    {
-        for j in 0..16 {
-            acc[j] += (bc[j] & 15) as f32 * ac[j] + (bc[j] >> 4) as f32 * bcc[j];
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! AVX2 + FMA + F16C dot products over packed codes. Callers guarantee the CPU features
+    //! and that slices have the documented lengths (multiples of 16 codes).
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn hsum(a: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// `Σ_k d[k] · Σ_j q_kj · p_kj` over a whole row of nibble groups: `g / 2` bytes and `g`
+    /// permuted inputs per group (`g` a multiple of 32), `stride` bytes from one group's codes to
+    /// the next (`g / 2` for INT4, 18 for Q4_0 blocks). One horizontal sum per row.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn nibble_row(
+        codes: *const u8,
+        stride: usize,
+        p: &[f32],
+        d: &[f32],
+        g: usize,
+    ) -> f32 {
+        let mask = _mm_set1_epi8(15);
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let h = g / 2;
+        for (k, &dk) in d.iter().enumerate() {
+            let b = codes.add(k * stride);
+            let pa = p.as_ptr().add(k * g);
+            let pb = pa.add(h);
+            let (mut t0, mut t1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut j = 0;
+            while j < h {
+                let bytes = _mm_loadu_si128(b.add(j) as *const __m128i);
+                let lo = _mm_and_si128(bytes, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+                let lo0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
+                let lo1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
+                let hi0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
+                let hi1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+                t0 = _mm256_fmadd_ps(lo0, _mm256_loadu_ps(pa.add(j)), t0);
+                t1 = _mm256_fmadd_ps(lo1, _mm256_loadu_ps(pa.add(j + 8)), t1);
+                t0 = _mm256_fmadd_ps(hi0, _mm256_loadu_ps(pb.add(j)), t0);
+                t1 = _mm256_fmadd_ps(hi1, _mm256_loadu_ps(pb.add(j + 8)), t1);
+                j += 16;
+            }
+            let dv = _mm256_set1_ps(dk);
+            acc0 = _mm256_fmadd_ps(t0, dv, acc0);
+            acc1 = _mm256_fmadd_ps(t1, dv, acc1);
+        }
+        hsum(_mm256_add_ps(acc0, acc1))
+    }
+
+    /// Which bytes make a half: F16 codes, E5M2 codes (the high byte of the same half), or
+    /// E4M3 codes (`S.EEEE.MMM` → `S.0EEEE.MMM0000000`, a half 256 times too small: the exponent
+    /// bias drops from 15 to 7, subnormals included; NaN codes are not handled, quantized
+    /// weights never hold them).
+    pub const F16: u8 = 0;
+    pub const E5M2: u8 = 1;
+    pub const E4M3: u8 = 2;
+
+    /// 16 codes starting at `p` as 16 halves.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn widen<const KIND: u8>(p: *const u8) -> __m256i {
+        match KIND {
+            F16 => _mm256_loadu_si256(p as *const __m256i),
+            E5M2 => _mm256_slli_epi16(
+                _mm256_cvtepu8_epi16(_mm_loadu_si128(p as *const __m128i)),
+                8,
+            ),
+            _ => {
+                let c = _mm256_cvtepu8_epi16(_mm_loadu_si128(p as *const __m128i));
+                let sign = _mm256_slli_epi16(_mm256_and_si256(c, _mm256_set1_epi16(0x80)), 8);
+                let rest = _mm256_slli_epi16(_mm256_and_si256(c, _mm256_set1_epi16(0x7F)), 7);
+                _mm256_or_si256(sign, rest)
+            }
         }
     }
-    acc.iter().sum()
+
+    /// `Σ_j half(c_j)·x[j]` over `x.len()` (a multiple of 16) codes of kind `KIND`; E4M3 sums
+    /// come back 256 times too small.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn half_dot<const KIND: u8>(codes: &[u8], x: &[f32]) -> f32 {
+        let bpc = if KIND == F16 { 2 } else { 1 };
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut j = 0;
+        while j < x.len() {
+            let h = widen::<KIND>(codes.as_ptr().add(j * bpc));
+            let f0 = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+            let f1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+            a0 = _mm256_fmadd_ps(f0, _mm256_loadu_ps(x.as_ptr().add(j)), a0);
+            a1 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x.as_ptr().add(j + 8)), a1);
+            j += 16;
+        }
+        hsum(_mm256_add_ps(a0, a1))
+    }
+
+    /// BF16 codes: the high half of an f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn bf16_dot(codes: &[u8], x: &[f32]) -> f32 {
+        let mut a = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < x.len() {
+            let h = _mm_loadu_si128(codes.as_ptr().add(2 * j) as *const __m128i);
+            let f = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+            a = _mm256_fmadd_ps(f, _mm256_loadu_ps(x.as_ptr().add(j)), a);
+            j += 8;
+        }
+        hsum(a)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! The nibble row kernel with 512-bit vectors: 16 codes widen straight to 16 floats, half
+    //! the instructions of the AVX2 form for the step that bounds INT4 decode on a CPU.
+    use std::arch::x86_64::*;
+
+    /// As `avx2::nibble_row`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn nibble_row(
+        codes: *const u8,
+        stride: usize,
+        p: &[f32],
+        d: &[f32],
+        g: usize,
+    ) -> f32 {
+        let mask = _mm_set1_epi8(15);
+        let mut acc = _mm512_setzero_ps();
+        let h = g / 2;
+        for (k, &dk) in d.iter().enumerate() {
+            let b = codes.add(k * stride);
+            let pa = p.as_ptr().add(k * g);
+            let pb = pa.add(h);
+            let mut t = _mm512_setzero_ps();
+            let mut j = 0;
+            while j < h {
+                let bytes = _mm_loadu_si128(b.add(j) as *const __m128i);
+                let lo = _mm_and_si128(bytes, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+                let lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo));
+                let hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi));
+                t = _mm512_fmadd_ps(lo, _mm512_loadu_ps(pa.add(j)), t);
+                t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(pb.add(j)), t);
+                j += 16;
+            }
+            acc = _mm512_fmadd_ps(t, _mm512_set1_ps(dk), acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+}
+
+/// `Σ_k d[k] · Σ_j q_kj · p_kj` over one row of nibble groups of `g` codes whose bytes start
+/// `stride` apart in `codes` (see `avx2::nibble_row`).
+#[inline(always)]
+fn nibble_row<const LEVEL: u8>(codes: &[u8], stride: usize, p: &[f32], d: &[f32], g: usize) -> f32 {
+    let groups = d.len();
+    assert!(codes.len() >= (groups - 1) * stride + g / 2 && p.len() >= groups * g);
+    #[cfg(target_arch = "x86_64")]
+    if LEVEL > 0 && g % 32 == 0 {
+        // SAFETY: LEVEL 1 runs inside `rows_avx2`, LEVEL 2 inside `rows_avx512`, whose callers
+        // checked the features; the bounds above cover every load.
+        return unsafe {
+            if LEVEL == 2 {
+                avx512::nibble_row(codes.as_ptr(), stride, p, d, g)
+            } else {
+                avx2::nibble_row(codes.as_ptr(), stride, p, d, g)
+            }
+        };
+    }
+    (0..groups)
+        .map(|k| {
+            d[k] * nibble_dot_plain(
+                &codes[k * stride..k * stride + g / 2],
+                &p[k * g..(k + 1) * g],
+            )
+        })
+        .sum()
+}
+
+#[inline(always)]
+fn nibble_dot_plain(b: &[u8], p: &[f32]) -> f32 {
+    let h = b.len();
+    let (pa, pb) = p.split_at(h);
+    b.iter()
+        .zip(pa.iter().zip(pb))
+        .map(|(&c, (x, y))| (c & 15) as f32 * x + (c >> 4) as f32 * y)
+        .sum()
 }
 
 #[inline(always)]
@@ -158,45 +338,99 @@ fn int8_dot(c: &[u8], x: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `Σ_j decode(c_j)·x[j]` for 8- or 16-bit float codes, vectorized over the largest multiple
+/// of 16 when `AVX`, the rest through the portable decode. Returns the sum before scaling; for
+/// E4M3 on the vector path the caller's scale is unchanged (the ×256 is applied here).
+#[inline(always)]
+fn float_code_dot<const LEVEL: u8>(
+    format: QuantFormat,
+    codes: &[u8],
+    x: &[f32],
+    buf: &mut [f32],
+) -> f32 {
+    let n = x.len();
+    let bpc = match format {
+        QuantFormat::F16 | QuantFormat::Bf16 => 2,
+        _ => 1,
+    };
+    let mut head = 0;
+    let mut acc = 0f32;
+    #[cfg(target_arch = "x86_64")]
+    if LEVEL > 0 {
+        head = n / 16 * 16;
+        let (c, xs) = (&codes[..head * bpc], &x[..head]);
+        // SAFETY: LEVEL > 0 only inside `rows_avx2`/`rows_avx512`, whose callers checked avx2,
+        // fma and f16c;
+        // `c` holds `head` codes and `xs` `head` floats, head a multiple of 16.
+        acc = unsafe {
+            match format {
+                QuantFormat::F16 => avx2::half_dot::<{ avx2::F16 }>(c, xs),
+                QuantFormat::Bf16 => avx2::bf16_dot(c, xs),
+                QuantFormat::Fp8(Fp8Kind::E5M2, _) => avx2::half_dot::<{ avx2::E5M2 }>(c, xs),
+                QuantFormat::Fp8(Fp8Kind::E4M3, _) => {
+                    256.0 * avx2::half_dot::<{ avx2::E4M3 }>(c, xs)
+                }
+                _ => unreachable!("float formats only"),
+            }
+        };
+    }
+    let tail = &mut buf[..n - head];
+    for (j, b) in tail.iter_mut().enumerate() {
+        let i = head + j;
+        *b = match format {
+            QuantFormat::F16 => f16::from_le_bytes([codes[2 * i], codes[2 * i + 1]]).to_f32(),
+            QuantFormat::Bf16 => bf16::from_le_bytes([codes[2 * i], codes[2 * i + 1]]).to_f32(),
+            QuantFormat::Fp8(kind, _) => kind.decode(codes[i]),
+            _ => unreachable!("float formats only"),
+        };
+    }
+    acc + dot(tail, &x[head..])
+}
+
 /// Weight rows `r0 .. r0 + rows` against every prepared input; `out` is `[rows, n]`.
 #[inline(always)]
-fn rows_body(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mut [f32]) {
+fn rows_body<const LEVEL: u8>(
+    w: &QuantizedTensor,
+    p: &Prepared,
+    r0: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
     let (n, pc, cols) = (p.n, p.pc, w.cols);
     let mut buf = vec![0f32; pc];
-    let fp8_lut: Option<[f32; 256]> = match w.format {
-        QuantFormat::Fp8(kind, _) => Some(std::array::from_fn(|c| kind.decode(c as u8))),
-        _ => None,
-    };
+    let g = w.format.group();
+    let gpr = pc / g;
+    // Per-row group scales and zero points as f32.
+    let (mut ds, mut zs) = (vec![0f32; gpr], vec![8f32; gpr]);
     for rr in 0..rows {
         let r = r0 + rr;
         let o = &mut out[rr * n..(rr + 1) * n];
         match (&w.format, &w.scales) {
-            (QuantFormat::Int4 { group, .. }, Scales::Group { scale, zero }) => {
-                let g = *group;
-                let gpr = pc / g;
-                let bytes = &w.codes[r * pc / 2..(r + 1) * pc / 2];
-                o.fill(0.0);
-                for k in 0..gpr {
-                    let gi = r * gpr + k;
-                    let d = scale[gi].to_f32();
-                    let z = zero.as_ref().map_or(8.0, |z| z[gi] as f32);
-                    let b = &bytes[k * g / 2..(k + 1) * g / 2];
-                    for (i, oi) in o.iter_mut().enumerate() {
-                        let px = &p.px[i * pc + k * g..i * pc + (k + 1) * g];
-                        *oi += d * (nibble_dot(b, px) - z * p.sums[i * gpr + k]);
+            (QuantFormat::Int4 { .. }, Scales::Group { scale, zero }) => {
+                for (d, s) in ds.iter_mut().zip(&scale[r * gpr..(r + 1) * gpr]) {
+                    *d = s.to_f32();
+                }
+                if let Some(z) = zero {
+                    for (zf, &zb) in zs.iter_mut().zip(&z[r * gpr..(r + 1) * gpr]) {
+                        *zf = zb as f32;
                     }
+                }
+                let bytes = &w.codes[r * pc / 2..(r + 1) * pc / 2];
+                for (i, oi) in o.iter_mut().enumerate() {
+                    let (px, sums) = (&p.px[i * pc..(i + 1) * pc], &p.sums[i * gpr..(i + 1) * gpr]);
+                    let corr: f32 = (0..gpr).map(|k| ds[k] * zs[k] * sums[k]).sum();
+                    *oi = nibble_row::<LEVEL>(bytes, g / 2, px, &ds, g) - corr;
                 }
             }
             (QuantFormat::Q4_0, _) => {
-                let gpr = pc / 32;
                 let blocks = &w.codes[r * gpr * 18..(r + 1) * gpr * 18];
-                o.fill(0.0);
-                for (k, blk) in blocks.chunks_exact(18).enumerate() {
-                    let d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-                    for (i, oi) in o.iter_mut().enumerate() {
-                        let px = &p.px[i * pc + k * 32..i * pc + (k + 1) * 32];
-                        *oi += d * (nibble_dot(&blk[2..], px) - 8.0 * p.sums[i * gpr + k]);
-                    }
+                for (d, blk) in ds.iter_mut().zip(blocks.chunks_exact(18)) {
+                    *d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                }
+                for (i, oi) in o.iter_mut().enumerate() {
+                    let (px, sums) = (&p.px[i * pc..(i + 1) * pc], &p.sums[i * gpr..(i + 1) * gpr]);
+                    let corr: f32 = (0..gpr).map(|k| ds[k] * 8.0 * sums[k]).sum();
+                    *oi = nibble_row::<LEVEL>(&blocks[2..], 18, px, &ds, 32) - corr;
                 }
             }
             (QuantFormat::Int8, Scales::Row(s)) => {
@@ -206,39 +440,30 @@ fn rows_body(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mu
                 }
             }
             (QuantFormat::Fp8(..), s) => {
-                let lut = fp8_lut.as_ref().expect("fp8 table");
                 let s = match s {
                     Scales::Tensor(s) => *s,
                     Scales::Row(v) => v[r],
                     _ => unreachable!("fp8 scales"),
                 };
-                for (b, &c) in buf.iter_mut().zip(&w.codes[r * cols..(r + 1) * cols]) {
-                    *b = lut[c as usize];
-                }
+                let c = &w.codes[r * cols..(r + 1) * cols];
                 for (i, oi) in o.iter_mut().enumerate() {
-                    *oi = s * dot(&buf[..cols], &p.px[i * pc..i * pc + cols]);
+                    *oi = s * float_code_dot::<LEVEL>(
+                        w.format,
+                        c,
+                        &p.px[i * pc..i * pc + cols],
+                        &mut buf,
+                    );
                 }
             }
-            (QuantFormat::F16, _) => {
-                for (b, c) in buf
-                    .iter_mut()
-                    .zip(w.codes[r * cols * 2..(r + 1) * cols * 2].chunks_exact(2))
-                {
-                    *b = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
-                }
+            (QuantFormat::F16 | QuantFormat::Bf16, _) => {
+                let c = &w.codes[r * cols * 2..(r + 1) * cols * 2];
                 for (i, oi) in o.iter_mut().enumerate() {
-                    *oi = dot(&buf[..cols], &p.px[i * pc..i * pc + cols]);
-                }
-            }
-            (QuantFormat::Bf16, _) => {
-                for (b, c) in buf
-                    .iter_mut()
-                    .zip(w.codes[r * cols * 2..(r + 1) * cols * 2].chunks_exact(2))
-                {
-                    *b = bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
-                }
-                for (i, oi) in o.iter_mut().enumerate() {
-                    *oi = dot(&buf[..cols], &p.px[i * pc..i * pc + cols]);
+                    *oi = float_code_dot::<LEVEL>(
+                        w.format,
+                        c,
+                        &p.px[i * pc..i * pc + cols],
+                        &mut buf,
+                    );
                 }
             }
             (QuantFormat::F32, _) => {
@@ -258,16 +483,42 @@ fn rows_body(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mu
 }
 
 fn rows_plain(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mut [f32]) {
-    rows_body(w, p, r0, rows, out)
+    rows_body::<0>(w, p, r0, rows, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows_simd(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mut [f32]) {
-    rows_body(w, p, r0, rows, out)
+unsafe fn rows_avx2(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mut [f32]) {
+    rows_body::<1>(w, p, r0, rows, out)
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn rows_simd(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mut [f32]) {
-    rows_body(w, p, r0, rows, out)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+unsafe fn rows_avx512(w: &QuantizedTensor, p: &Prepared, r0: usize, rows: usize, out: &mut [f32]) {
+    rows_body::<2>(w, p, r0, rows, out)
+}
+
+/// The widest kernel this CPU runs: 0 portable, 1 AVX2 + FMA + F16C, 2 also AVX-512 (F, BW).
+fn simd_level() -> u8 {
+    use std::sync::OnceLock;
+    static LEVEL: OnceLock<u8> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c");
+            let avx512 = std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw");
+            match (avx2, avx512) {
+                (true, true) => 2,
+                (true, false) => 1,
+                _ => 0,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            0
+        }
+    })
 }

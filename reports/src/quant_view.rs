@@ -1,0 +1,229 @@
+//! Views of the quantization suite: bits per weight against perplexity change and against KL
+//! divergence (one labelled point per format), and a speed table (each format beside FP32).
+
+use std::collections::BTreeMap;
+
+use infermark_suites::Record;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::charts::Chart;
+use crate::table::fmt_value;
+use crate::{ReportError, Result};
+
+const SUITE: &str = "quantization";
+
+/// A table of strings with a title, rendered as is.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pivot {
+    /// Heading.
+    pub title: String,
+    /// Column names.
+    pub header: Vec<String>,
+    /// Cells, row by row.
+    pub rows: Vec<Vec<String>>,
+    /// How the numbers were measured.
+    pub note: String,
+}
+
+fn value(
+    records: &[Record],
+    variant: &str,
+    metric: &str,
+    want: &[(&str, &str)],
+    baseline: bool,
+) -> Option<f64> {
+    records
+        .iter()
+        .find(|r| {
+            r.suite == SUITE
+                && r.variant == variant
+                && r.metric == metric
+                && r.params.contains_key("baseline") == baseline
+                && want
+                    .iter()
+                    .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
+                && matches!(
+                    r.stat,
+                    infermark_suites::Stat::Median
+                        | infermark_suites::Stat::Exact
+                        | infermark_suites::Stat::Mean
+                )
+        })
+        .map(|r| r.value)
+}
+
+fn variants(records: &[Record]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for r in records.iter().filter(|r| r.suite == SUITE) {
+        if !v.contains(&r.variant) {
+            v.push(r.variant.clone());
+        }
+    }
+    v
+}
+
+/// A scatter plot with a label beside each point (linear axes, zero line when y crosses 0).
+pub fn scatter(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(String, f64, f64)],
+) -> Result<String> {
+    let err = |e: String| ReportError::Render {
+        what: format!("chart `{title}`"),
+        reason: e,
+    };
+    if points.is_empty() {
+        return Err(err("no points".into()));
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (_, x, y) in points {
+        (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+    }
+    let (px, py) = (((x1 - x0) * 0.08).max(0.5), ((y1 - y0) * 0.1).max(1e-9));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x0 - px)..(x1 + 3.0 * px), (y0 - py)..(y1 + py))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        if y0 < 0.0 && y1 > 0.0 {
+            chart
+                .draw_series(LineSeries::new(
+                    [(x0 - px, 0.0), (x1 + 3.0 * px, 0.0)],
+                    BLACK.mix(0.3),
+                ))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        chart
+            .draw_series(points.iter().map(|(label, x, y)| {
+                EmptyElement::at((*x, *y))
+                    + Circle::new((0, 0), 4, RGBColor(31, 119, 180).filled())
+                    + Text::new(label.clone(), (6, -6), ("sans-serif", 11))
+            }))
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// Bits per weight of the whole model (32 / compression) against perplexity change and against
+/// mean KL divergence, one point per format.
+pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
+    let mut ppl = Vec::new();
+    let mut kl = Vec::new();
+    for v in variants(records) {
+        let Some(c) = value(records, &v, "compression_vs_fp32", &[], false) else {
+            continue;
+        };
+        let bits = 32.0 / c;
+        if let Some(d) = value(records, &v, "perplexity_delta_pct", &[], false) {
+            ppl.push((v.clone(), bits, d));
+        }
+        if let Some(k) = value(records, &v, "kl_divergence_mean", &[], false) {
+            kl.push((v.clone(), bits, k));
+        }
+    }
+    let mut out = Vec::new();
+    let x = "bits per weight, whole model (32 / compression)";
+    if !ppl.is_empty() {
+        let title = "perplexity change against bits per weight (target)";
+        out.push(Chart {
+            suite: SUITE.into(),
+            title: title.into(),
+            svg: scatter(title, x, "perplexity change (%)", &ppl)?,
+        });
+    }
+    if !kl.is_empty() {
+        let title = "KL divergence from FP32 against bits per weight (target)";
+        out.push(Chart {
+            suite: SUITE.into(),
+            title: title.into(),
+            svg: scatter(title, x, "mean KL (nats/token)", &kl)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Per format: decode (1 row) and prefill (many rows) products on the largest layer, beside
+/// burn's FP32 product timed alternately, and whole-model decode tokens per second.
+pub fn speed_table(records: &[Record]) -> Option<Pivot> {
+    let big = records
+        .iter()
+        .filter(|r| r.suite == SUITE && r.metric == "matvec_latency_ms")
+        .filter_map(|r| r.params.get("shape"))
+        .find(|s| !s.starts_with("target"))?
+        .clone();
+    let prefill_rows = records
+        .iter()
+        .filter(|r| r.suite == SUITE && r.metric == "matmul_latency_ms")
+        .filter_map(|r| r.params.get("rows"))
+        .next()?
+        .clone();
+    let mut rows = Vec::new();
+    let mut seen = BTreeMap::new();
+    for v in variants(records) {
+        let mv = value(records, &v, "matvec_latency_ms", &[("shape", &big)], false);
+        let dec = value(records, &v, "decode_tokens_per_s", &[], false);
+        if mv.is_none() && dec.is_none() {
+            continue;
+        }
+        let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "–".into(),
+        };
+        let mv_f32 = value(records, &v, "matvec_latency_ms", &[("shape", &big)], true);
+        let mm = value(records, &v, "matmul_latency_ms", &[("shape", &big)], false);
+        let mm_f32 = value(records, &v, "matmul_latency_ms", &[("shape", &big)], true);
+        let dec_f32 = value(records, &v, "decode_tokens_per_s", &[], true);
+        seen.insert(v.clone(), ());
+        rows.push(vec![
+            v.clone(),
+            cell(mv),
+            cell(mv_f32),
+            ratio(mv_f32, mv),
+            cell(mm),
+            cell(mm_f32),
+            ratio(mm_f32, mm),
+            cell(dec),
+            cell(dec_f32),
+            ratio(dec, dec_f32),
+        ]);
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    Some(Pivot {
+        title: format!("Speed: {big} layer and whole-model decode"),
+        header: [
+            "format",
+            "matvec ms",
+            "FP32 matvec ms",
+            "speedup",
+            &format!("matmul ms ({prefill_rows} rows)"),
+            "FP32 matmul ms",
+            "speedup",
+            "decode tokens/s",
+            "FP32 decode tokens/s",
+            "ratio",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+        note: "Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies.".into(),
+    })
+}

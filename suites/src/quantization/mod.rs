@@ -1,0 +1,595 @@
+//! The quantization suite: each weight format (and a mixed FP8 + INT4 assignment) against FP32,
+//! side by side in one run, at three levels:
+//!
+//! - **tensor**: storage bits per weight, RMSE, max error and SQNR, on Gaussian weights and on
+//!   the trained `target` model's projections;
+//! - **model**: the `target` model with its projections quantized (embeddings, norms and the tied
+//!   head in FP32) on its validation text: perplexity and its change, KL divergence of the
+//!   next-token distributions against FP32 (mean and p99 over tokens), top-1 agreement, bytes and
+//!   compression, as llama.cpp's perplexity tool reports them;
+//! - **speed**: decode matrix-vector and prefill matrix-matrix products at a 4096² layer and at the
+//!   model's own shapes, each format timed alternately with burn's FP32 product (A B A B).
+//!
+//! Model-level numbers use the dequantized weights: numerically `QuantLinear`'s reference
+//! forward. Speed numbers use `QuantLinear::forward`: the fused kernel for decode rows on flex,
+//! dequantize-and-multiply otherwise.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use burn::module::Module;
+use burn::nn::LinearConfig;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{backend::Backend, Distribution, Int, Tensor, TensorData};
+use infermark_models::attention::MlaPath;
+use infermark_models::decoder::{Attention, Decoder};
+use infermark_models::kernels::AttentionBackend;
+use infermark_models::quant::{
+    quantize_decoder, Assignment, Fp8Kind, Fp8Scaling, QuantDecoder, QuantFormat, QuantLinear,
+    QuantizedTensor,
+};
+
+use crate::backend::{run_on, BackendJob};
+use crate::lm::{checkpoint, corpus};
+use crate::measure::{percentile_nearest_rank, time_pair, Plan};
+use crate::suite::Recorder;
+use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+
+const NAME: &str = "quantization";
+
+/// The mixed-precision variant: FP8 E4M3 (per channel) attention, INT4 (groups of 32) MLP,
+/// FP32 embeddings and head.
+pub const MIXED: &str = "mixed-fp8-int4";
+
+fn mixed() -> Assignment {
+    Assignment {
+        attention: QuantFormat::Fp8(Fp8Kind::E4M3, Fp8Scaling::Channel),
+        mlp: QuantFormat::Int4 {
+            group: 32,
+            asym: false,
+        },
+    }
+}
+
+/// The quantization suite.
+pub struct QuantizationSuite;
+
+struct Sizes {
+    /// Side of the square Gaussian test matrix and of the large speed layer.
+    big: usize,
+    /// Rows of the prefill-shaped product.
+    prefill_rows: usize,
+    /// Validation bytes scored.
+    valid_bytes: usize,
+    plan: Plan,
+}
+
+fn sizes(scale: Scale) -> Sizes {
+    match scale {
+        Scale::Smoke => Sizes {
+            big: 512,
+            prefill_rows: 64,
+            valid_bytes: 4 << 10,
+            plan: Plan {
+                warmup: 1,
+                min_samples: 3,
+                max_samples: 20,
+                budget: Duration::from_millis(30),
+            },
+        },
+        Scale::Quick => Sizes {
+            big: 4096,
+            prefill_rows: 512,
+            valid_bytes: 32 << 10,
+            plan: Plan {
+                warmup: 3,
+                min_samples: 15,
+                max_samples: 60,
+                budget: Duration::from_millis(600),
+            },
+        },
+        Scale::Full => Sizes {
+            big: 4096,
+            prefill_rows: 512,
+            valid_bytes: 64 << 10,
+            plan: Plan {
+                warmup: 5,
+                min_samples: 30,
+                max_samples: 200,
+                budget: Duration::from_secs(3),
+            },
+        },
+    }
+}
+
+/// Variant names: every format, then the mixed assignment.
+fn variant_names() -> Vec<String> {
+    let mut v: Vec<String> = QuantFormat::all().iter().map(|f| f.name()).collect();
+    v.push(MIXED.into());
+    v
+}
+
+impl Suite for QuantizationSuite {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn description(&self) -> &'static str {
+        "FP8 (E4M3, E5M2), INT8, INT4 and Q4_0 weights against FP32: bits per weight, tensor error, perplexity/KL/top-1 on the trained target model, decode and prefill speed"
+    }
+
+    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("tensor", "bits_per_weight, weight_rmse, weight_max_abs_err, sqnr_db"),
+            (
+                "model",
+                "perplexity, perplexity_delta_pct, kl_divergence_mean/p99, top1_agreement, model_bytes, compression_vs_fp32 on target",
+            ),
+            (
+                "speed",
+                "matvec_latency_ms (1 row), matmul_latency_ms (prefill rows) and speedup_vs_f32 per format, FP32 alongside",
+            ),
+            ("decode", "decode_tokens_per_s of target with quantized projections, FP32 alongside"),
+        ]
+    }
+
+    fn variants(&self) -> Vec<&'static str> {
+        variant_names()
+            .into_iter()
+            .map(|s| &*Box::leak(s.into_boxed_str()))
+            .collect()
+    }
+
+    /// One case per format (the mixed assignment has no tensor or speed part of its own).
+    fn cases(&self, _scale: Scale) -> Vec<Case> {
+        variant_names()
+            .into_iter()
+            .map(|v| Case {
+                params: BTreeMap::from([("preset".to_string(), "target".to_string())]),
+                variant: v,
+            })
+            .collect()
+    }
+
+    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
+        run_on(ctx.backend, Job { case, ctx })?
+    }
+}
+
+struct Job<'a> {
+    case: &'a Case,
+    ctx: &'a RunContext<'a>,
+}
+
+impl BackendJob for Job<'_> {
+    type Output = Result<Vec<Record>>;
+
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
+        let (ctx, variant) = (self.ctx, self.case.variant.as_str());
+        let s = sizes(ctx.scale);
+        let mut rec = Recorder::new(ctx, NAME, variant, BTreeMap::new());
+        let (assign, format) = if variant == MIXED {
+            (mixed(), None)
+        } else {
+            let f: QuantFormat = variant.parse().map_err(|e| SuiteError::Model {
+                context: "quantization variant".into(),
+                error: e,
+            })?;
+            (Assignment::uniform(f), Some(f))
+        };
+        (ctx.progress)(&format!("{variant}: loading target"));
+        let (model, card) = checkpoint::load::<B>(&checkpoint::committed("target"), &device)?;
+        if let Some(f) = format {
+            (ctx.progress)(&format!("{variant}: tensor error"));
+            tensor_records::<B>(&mut rec, f, &model, &s, ctx.seed, &device)?;
+        }
+        (ctx.progress)(&format!("{variant}: model accuracy"));
+        model_records(&mut rec, &model, assign, card.seq_len, &s, &device)?;
+        // FP32 is every speed record's baseline (burn's own product), not a variant of its own.
+        if format != Some(QuantFormat::F32) {
+            if let Some(f) = format {
+                (ctx.progress)(&format!("{variant}: layer speed"));
+                speed_records::<B>(&mut rec, f, &model, &s, &device)?;
+            }
+            (ctx.progress)(&format!("{variant}: decode speed"));
+            decode_records::<B>(&mut rec, &model, assign, &s, &device)?;
+        }
+        Ok(rec.records)
+    }
+}
+
+fn model_err(context: &str) -> impl FnOnce(infermark_models::ModelError) -> SuiteError + '_ {
+    move |error| SuiteError::Model {
+        context: context.into(),
+        error,
+    }
+}
+
+/// Error statistics of one format on one matrix: (rmse, max abs error, Σw², Σerr²).
+fn errors(
+    f: QuantFormat,
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Result<(QuantizedTensor, f64, f64, f64)> {
+    let q = QuantizedTensor::quantize(f, w, rows, cols).map_err(model_err("quantizing weights"))?;
+    let d = q.dequantize();
+    let (mut sig, mut err, mut max) = (0f64, 0f64, 0f64);
+    for (a, b) in w.iter().zip(&d) {
+        let e = (*a as f64) - (*b as f64);
+        sig += (*a as f64).powi(2);
+        err += e * e;
+        max = max.max(e.abs());
+    }
+    Ok((q, max, sig, err))
+}
+
+/// `[d_out, d_in]` row-major copies of the target's projection weights.
+fn projections<B: Backend>(model: &Decoder<B>) -> Vec<(String, Vec<f32>, usize, usize)> {
+    let mut out = Vec::new();
+    let mut push = |name: String, w: Tensor<B, 2>| {
+        let [d_in, d_out] = w.dims();
+        let data = w.transpose().into_data().convert::<f32>();
+        out.push((name, data.to_vec::<f32>().expect("f32"), d_out, d_in));
+    };
+    for (i, b) in model.blocks.iter().enumerate() {
+        if let Attention::Gqa(a) = &b.attn {
+            push(format!("{i}.wq"), a.wq.weight.val());
+            push(format!("{i}.wk"), a.wk.weight.val());
+            push(format!("{i}.wv"), a.wv.weight.val());
+            push(format!("{i}.wo"), a.wo.weight.val());
+        }
+        push(format!("{i}.gate"), b.mlp.gate.weight.val());
+        push(format!("{i}.up"), b.mlp.up.weight.val());
+        push(format!("{i}.down"), b.mlp.down.weight.val());
+    }
+    out
+}
+
+fn tensor_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    f: QuantFormat,
+    model: &Decoder<B>,
+    s: &Sizes,
+    seed: u64,
+    device: &B::Device,
+) -> Result<()> {
+    let n = s.big.min(1024);
+    B::seed(device, seed);
+    let gauss = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 0.02), device)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32");
+    let mut sources = vec![("gaussian".to_string(), vec![(gauss, n, n)])];
+    sources.push((
+        "target".to_string(),
+        projections(model)
+            .into_iter()
+            .map(|(_, w, r, c)| (w, r, c))
+            .collect(),
+    ));
+    for (source, mats) in sources {
+        let (mut bytes, mut count, mut max, mut sig, mut err) = (0usize, 0usize, 0f64, 0f64, 0f64);
+        for (w, r, c) in &mats {
+            let (q, m, sg, e) = errors(f, w, *r, *c)?;
+            bytes += q.bytes();
+            count += r * c;
+            max = max.max(m);
+            sig += sg;
+            err += e;
+        }
+        let extra = [("source", source.clone())];
+        let sqnr = if err == 0.0 {
+            999.0
+        } else {
+            10.0 * (sig / err).log10()
+        };
+        rec.push(
+            "tensor",
+            "bits_per_weight",
+            bytes as f64 * 8.0 / count as f64,
+            "bits",
+            Stat::Exact,
+            count,
+            &extra,
+        )?;
+        rec.push(
+            "tensor",
+            "weight_rmse",
+            (err / count as f64).sqrt(),
+            "abs",
+            Stat::Exact,
+            count,
+            &extra,
+        )?;
+        rec.push(
+            "tensor",
+            "weight_max_abs_err",
+            max,
+            "abs",
+            Stat::Exact,
+            count,
+            &extra,
+        )?;
+        rec.push("tensor", "sqnr_db", sqnr, "dB", Stat::Exact, count, &extra)?;
+    }
+    Ok(())
+}
+
+/// Per validation token: NLL of the quantized model, KL(P_fp32 ‖ P_q), and whether the argmaxes
+/// agree; plus the FP32 NLL.
+struct TokenStats {
+    nll_ref: Vec<f64>,
+    nll_q: Vec<f64>,
+    kl: Vec<f64>,
+    agree: Vec<bool>,
+}
+
+fn compare<B: AttentionBackend>(
+    reference: &Decoder<B>,
+    quant: &Decoder<B>,
+    ids: &[u32],
+    seq_len: usize,
+    device: &B::Device,
+) -> Result<TokenStats> {
+    let mut st = TokenStats {
+        nll_ref: Vec::new(),
+        nll_q: Vec::new(),
+        kl: Vec::new(),
+        agree: Vec::new(),
+    };
+    let windows: Vec<&[u32]> = ids.chunks_exact(seq_len).collect();
+    for group in windows.chunks(16) {
+        let flat: Vec<i64> = group
+            .iter()
+            .flat_map(|w| w.iter().map(|&t| t as i64))
+            .collect();
+        let b = group.len();
+        let x = Tensor::<B, 2, Int>::from_data(TensorData::new(flat.clone(), [b, seq_len]), device);
+        let lp = |m: &Decoder<B>| -> Result<Vec<f32>> {
+            let logits = m
+                .forward_full(x.clone())
+                .map_err(model_err("model forward"))?;
+            let lp = log_softmax(logits.narrow(1, 0, seq_len - 1), 2);
+            Ok(lp
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32"))
+        };
+        let (p, q) = (lp(reference)?, lp(quant)?);
+        let v = reference.vocab_size();
+        for w in 0..b {
+            for t in 0..seq_len - 1 {
+                let off = (w * (seq_len - 1) + t) * v;
+                let (pr, qr) = (&p[off..off + v], &q[off..off + v]);
+                let next = flat[w * seq_len + t + 1] as usize;
+                st.nll_ref.push(-pr[next] as f64);
+                st.nll_q.push(-qr[next] as f64);
+                let kl: f64 = pr
+                    .iter()
+                    .zip(qr)
+                    .map(|(&a, &b)| (a as f64).exp() * (a as f64 - b as f64))
+                    .sum();
+                st.kl.push(kl.max(0.0));
+                let am = |r: &[f32]| {
+                    r.iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::MIN),
+                            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
+                        )
+                        .0
+                };
+                st.agree.push(am(pr) == am(qr));
+            }
+        }
+    }
+    Ok(st)
+}
+
+fn model_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    model: &Decoder<B>,
+    assign: Assignment,
+    seq_len: usize,
+    s: &Sizes,
+    device: &B::Device,
+) -> Result<()> {
+    let (quant, bytes) = quantize_decoder(model, assign).map_err(model_err("quantizing target"))?;
+    let split = corpus::stories_split();
+    let ids = corpus::tokenize(&split.valid[..s.valid_bytes.min(split.valid.len())]);
+    let st = compare(model, &quant, &ids, seq_len, device)?;
+    let n = st.kl.len();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (ppl_ref, ppl_q) = (mean(&st.nll_ref).exp(), mean(&st.nll_q).exp());
+    let mut kl = st.kl.clone();
+    kl.sort_by(|a, b| a.total_cmp(b));
+    let fp32_bytes = model.num_params() * 4;
+    let extra = [("model", "target".to_string()), ("tokens", n.to_string())];
+    rec.push("model", "perplexity", ppl_q, "ppl", Stat::Exact, n, &extra)?;
+    rec.push(
+        "model",
+        "perplexity_delta_pct",
+        (ppl_q / ppl_ref - 1.0) * 100.0,
+        "%",
+        Stat::Exact,
+        n,
+        &extra,
+    )?;
+    rec.push(
+        "model",
+        "kl_divergence_mean",
+        mean(&st.kl),
+        "nats",
+        Stat::Mean,
+        n,
+        &extra,
+    )?;
+    rec.push(
+        "model",
+        "kl_divergence_p99",
+        percentile_nearest_rank(&kl, 99.0),
+        "nats",
+        Stat::P99,
+        n,
+        &extra,
+    )?;
+    let agree = st.agree.iter().filter(|&&a| a).count() as f64 / n as f64;
+    rec.push(
+        "model",
+        "top1_agreement",
+        agree,
+        "fraction",
+        Stat::Mean,
+        n,
+        &extra,
+    )?;
+    rec.push(
+        "model",
+        "model_bytes",
+        bytes.total() as f64,
+        "bytes",
+        Stat::Exact,
+        1,
+        &extra,
+    )?;
+    rec.push(
+        "model",
+        "compression_vs_fp32",
+        fp32_bytes as f64 / bytes.total() as f64,
+        "x",
+        Stat::Exact,
+        1,
+        &extra,
+    )?;
+    Ok(())
+}
+
+/// Whole-model decode: one token at a time after a 64-token prompt (the cache is rolled back
+/// after each step, so every step sees the same context), FP32 decoder and quantized-projection
+/// decoder alternately.
+fn decode_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    model: &Decoder<B>,
+    assign: Assignment,
+    s: &Sizes,
+    device: &B::Device,
+) -> Result<()> {
+    let q = QuantDecoder::new(model, assign).map_err(model_err("quantized decoder"))?;
+    let prompt: Vec<i64> = corpus::tokenize(&corpus::stories(7, 256))[..64]
+        .iter()
+        .map(|&t| t as i64)
+        .collect();
+    let ids = |v: &[i64]| {
+        Tensor::<B, 2, Int>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), device)
+    };
+    let (p, next) = (ids(&prompt), ids(&prompt[..1]));
+    let mut c_ref = model.new_cache(1, 128, MlaPath::Naive, device);
+    let mut c_q = model.new_cache(1, 128, MlaPath::Naive, device);
+    model
+        .forward(p.clone(), &mut c_ref)
+        .map_err(model_err("prefill"))?;
+    q.forward(p, &mut c_q).map_err(model_err("prefill"))?;
+    let len = prompt.len();
+    let (fp32, quant) = time_pair(
+        s.plan,
+        || {
+            let _ = model.forward(next.clone(), &mut c_ref);
+            B::sync(device).expect("backend sync");
+            c_ref.truncate(len);
+        },
+        || {
+            let _ = q.forward(next.clone(), &mut c_q);
+            B::sync(device).expect("backend sync");
+            c_q.truncate(len);
+        },
+    );
+    let extra = [("model", "target".to_string()), ("ctx", len.to_string())];
+    rec.push(
+        "decode",
+        "decode_tokens_per_s",
+        1e3 / quant.median,
+        "tokens/s",
+        Stat::Median,
+        quant.n,
+        &extra,
+    )?;
+    let base = [
+        ("model", "target".to_string()),
+        ("ctx", len.to_string()),
+        ("baseline", "burn-f32".to_string()),
+    ];
+    rec.push(
+        "decode",
+        "decode_tokens_per_s",
+        1e3 / fp32.median,
+        "tokens/s",
+        Stat::Median,
+        fp32.n,
+        &base,
+    )?;
+    Ok(())
+}
+
+fn speed_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    f: QuantFormat,
+    model: &Decoder<B>,
+    s: &Sizes,
+    device: &B::Device,
+) -> Result<()> {
+    // (label, d_out, d_in): the big layer, then the target's own projection shapes.
+    let mut shapes = vec![(format!("{0}x{0}", s.big), s.big, s.big)];
+    let cfg = &model.blocks[0];
+    let (d_in_mlp, d_ff) = cfg.mlp.up.weight.dims().into();
+    shapes.push((format!("target-mlp-up {d_ff}x{d_in_mlp}"), d_ff, d_in_mlp));
+    shapes.push((format!("target-mlp-down {d_in_mlp}x{d_ff}"), d_in_mlp, d_ff));
+    for (label, d_out, d_in) in shapes {
+        let linear = LinearConfig::new(d_in, d_out)
+            .with_bias(false)
+            .init::<B>(device);
+        let q = QuantLinear::from_linear(&linear, f).map_err(model_err("quantizing layer"))?;
+        for (metric, rows) in [
+            ("matvec_latency_ms", 1),
+            ("matmul_latency_ms", s.prefill_rows),
+        ] {
+            let x = Tensor::<B, 2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), device);
+            let sync = || B::sync(device).expect("backend sync");
+            let (fp32, quant) = time_pair(
+                s.plan,
+                || {
+                    let _ = linear.forward(x.clone());
+                    sync()
+                },
+                || {
+                    let _ = q.forward(x.clone());
+                    sync()
+                },
+            );
+            let extra = [("shape", label.clone()), ("rows", rows.to_string())];
+            rec.timing("speed", metric, &quant, &extra)?;
+            let baseline = [
+                ("shape", label.clone()),
+                ("rows", rows.to_string()),
+                ("baseline", "burn-f32".to_string()),
+            ];
+            rec.timing("speed", metric, &fp32, &baseline)?;
+            rec.push(
+                "speed",
+                "speedup_vs_f32",
+                fp32.median / quant.median,
+                "x",
+                Stat::Median,
+                quant.n,
+                &[
+                    ("shape", label.clone()),
+                    ("rows", rows.to_string()),
+                    ("op", metric.trim_end_matches("_latency_ms").to_string()),
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
