@@ -21,13 +21,18 @@ fn weights(rows: usize, cols: usize) -> Vec<f32> {
     t.into_data().to_vec::<f32>().expect("f32")
 }
 
-fn matvecs(c: &mut Criterion) {
-    let dev = Default::default();
-    B::seed(&dev, 1);
-    let w = weights(N, N);
-    let x: Vec<f32> = (0..N)
+/// The 4096² weights (seeded) and a fixed input vector.
+fn fixture(dev: &<B as burn::tensor::backend::BackendTypes>::Device) -> (Vec<f32>, Vec<f32>) {
+    B::seed(dev, 1);
+    let x = (0..N)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
+    (weights(N, N), x)
+}
+
+fn matvecs(c: &mut Criterion) {
+    let dev = Default::default();
+    let (w, x) = fixture(&dev);
     let mut group = c.benchmark_group("quant/matvec");
     group.sample_size(30);
     // burn's f32 decode product: [1, in] × [in, out], the weight layout of burn's Linear.
@@ -47,6 +52,53 @@ fn matvecs(c: &mut Criterion) {
         let mut y = vec![0f32; N];
         group.bench_function(format!("{f}/{N}x{N}"), |b| {
             b.iter(|| matvec(&q, &x, &mut y))
+        });
+    }
+    group.finish();
+}
+
+/// The same products with the last-level cache flushed before each one (a 64 MiB buffer is
+/// rewritten in the untimed setup), as in a real model whose weights are far larger than the
+/// cache: the weights stream from DRAM.
+fn cold_matvecs(c: &mut Criterion) {
+    let dev = Default::default();
+    let (w, x) = fixture(&dev);
+    let mut flush = vec![0u8; 64 << 20];
+    let mut group = c.benchmark_group("quant/matvec-cold");
+    group.sample_size(30);
+    let wt = Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(w.clone(), [N, N]), &dev);
+    let xt = Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(x.clone(), [1, N]), &dev);
+    group.bench_function(format!("burn-f32/{N}x{N}"), |b| {
+        b.iter_batched(
+            || flush.iter_mut().for_each(|v| *v = v.wrapping_add(1)),
+            |_| {
+                let y = xt.clone().matmul(wt.clone());
+                B::sync(&dev).expect("sync");
+                y
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    for f in [
+        QuantFormat::Int8,
+        QuantFormat::Int4 {
+            group: 32,
+            asym: false,
+        },
+        QuantFormat::Int4 {
+            group: 128,
+            asym: false,
+        },
+        QuantFormat::Q4_0,
+    ] {
+        let q = QuantizedTensor::quantize(f, &w, N, N).expect("finite weights");
+        let mut y = vec![0f32; N];
+        group.bench_function(format!("{f}/{N}x{N}"), |b| {
+            b.iter_batched(
+                || flush.iter_mut().for_each(|v| *v = v.wrapping_add(1)),
+                |_| matvec(&q, &x, &mut y),
+                criterion::BatchSize::PerIteration,
+            )
         });
     }
     group.finish();
@@ -72,5 +124,5 @@ fn conversions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matvecs, conversions);
+criterion_group!(benches, matvecs, cold_matvecs, conversions);
 criterion_main!(benches);

@@ -430,3 +430,61 @@ mod whole_model {
         assert!(err.to_string().contains("GQA"), "{err}");
     }
 }
+
+/// Cross-check against burn's own quantization (flex implements `quantize_dynamic` for integer
+/// schemes): INT8 per channel is Q8S with one block per row; symmetric INT4 in groups of 32 is
+/// Q4S in blocks of 32 (burn keeps f32 scales, infermark f16 ones, so those may differ by one
+/// step where rounding lands on the other side).
+#[test]
+fn int8_and_int4_agree_with_burns_own_quantization() {
+    use burn::tensor::quantization::{BlockSize, QuantLevel, QuantScheme, QuantStore, QuantValue};
+    let (rows, cols) = (16, 128);
+    let w = weights(rows, cols);
+    let device = Default::default();
+    let t =
+        burn::tensor::Tensor::<B, 2>::from_data(TensorData::new(w.clone(), [rows, cols]), &device);
+    for (f, value, block, max_steps) in [
+        (QuantFormat::Int8, QuantValue::Q8S, cols as u8, 0.0f32),
+        (
+            QuantFormat::Int4 {
+                group: 32,
+                asym: false,
+            },
+            QuantValue::Q4S,
+            32u8,
+            1.0,
+        ),
+    ] {
+        let scheme = QuantScheme::default()
+            .with_value(value)
+            .with_level(QuantLevel::Block(BlockSize::new([block])))
+            .with_store(QuantStore::Native);
+        let theirs = t
+            .clone()
+            .quantize_dynamic(&scheme)
+            .dequantize()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let q = QuantizedTensor::quantize(f, &w, rows, cols).unwrap();
+        let ours = q.dequantize();
+        let group = block as usize;
+        let mut same = 0;
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            let g = &w[i / group * group..(i / group + 1) * group];
+            let step = g.iter().fold(0f32, |m, x| m.max(x.abs()))
+                / if group == cols { 127.0 } else { 7.0 };
+            assert!(
+                (a - b).abs() <= max_steps * step * 1.01 + 1e-6,
+                "{f} weight {i}: ours {a}, burn {b}"
+            );
+            // Same code: values differ at most by the f16 rounding of the scale (7 · 2^-11 step).
+            same += ((a - b).abs() <= 1e-2 * step) as usize;
+        }
+        assert!(
+            same as f64 >= 0.99 * ours.len() as f64,
+            "{f}: only {same} of {} agree",
+            ours.len()
+        );
+    }
+}

@@ -185,15 +185,14 @@ impl BackendJob for Job<'_> {
         }
         (ctx.progress)(&format!("{variant}: model accuracy"));
         model_records(&mut rec, &model, assign, card.seq_len, &s, &device)?;
-        // FP32 is every speed record's baseline (burn's own product), not a variant of its own.
-        if format != Some(QuantFormat::F32) {
-            if let Some(f) = format {
-                (ctx.progress)(&format!("{variant}: layer speed"));
-                speed_records::<B>(&mut rec, f, &model, &s, &device)?;
-            }
-            (ctx.progress)(&format!("{variant}: decode speed"));
-            decode_records::<B>(&mut rec, &model, assign, &s, &device)?;
+        // FP32 runs burn's own product and decoder on both sides of each pair (the baseline
+        // against itself: a check on the pairing, speedup ≈ 1).
+        if let Some(f) = format {
+            (ctx.progress)(&format!("{variant}: layer speed"));
+            speed_records::<B>(&mut rec, f, &model, &s, &device)?;
         }
+        (ctx.progress)(&format!("{variant}: decode speed"));
+        decode_records::<B>(&mut rec, &model, assign, &s, &device)?;
         Ok(rec.records)
     }
 }
@@ -477,6 +476,7 @@ fn decode_records<B: AttentionBackend>(
     s: &Sizes,
     device: &B::Device,
 ) -> Result<()> {
+    let is_f32 = assign == Assignment::uniform(QuantFormat::F32);
     let q = QuantDecoder::new(model, assign).map_err(model_err("quantized decoder"))?;
     let prompt: Vec<i64> = corpus::tokenize(&corpus::stories(7, 256))[..64]
         .iter()
@@ -491,7 +491,11 @@ fn decode_records<B: AttentionBackend>(
     model
         .forward(p.clone(), &mut c_ref)
         .map_err(model_err("prefill"))?;
-    q.forward(p, &mut c_q).map_err(model_err("prefill"))?;
+    if is_f32 {
+        model.forward(p, &mut c_q).map_err(model_err("prefill"))?;
+    } else {
+        q.forward(p, &mut c_q).map_err(model_err("prefill"))?;
+    }
     let len = prompt.len();
     let (fp32, quant) = time_pair(
         s.plan,
@@ -501,7 +505,11 @@ fn decode_records<B: AttentionBackend>(
             c_ref.truncate(len);
         },
         || {
-            let _ = q.forward(next.clone(), &mut c_q);
+            let _ = if is_f32 {
+                model.forward(next.clone(), &mut c_q)
+            } else {
+                q.forward(next.clone(), &mut c_q)
+            };
             B::sync(device).expect("backend sync");
             c_q.truncate(len);
         },
@@ -564,7 +572,11 @@ fn speed_records<B: AttentionBackend>(
                     sync()
                 },
                 || {
-                    let _ = q.forward(x.clone());
+                    let _ = if f == QuantFormat::F32 {
+                        linear.forward(x.clone())
+                    } else {
+                        q.forward(x.clone())
+                    };
                     sync()
                 },
             );
