@@ -134,9 +134,11 @@ impl Suite for QuantizationSuite {
     }
 
     fn variants(&self) -> Vec<&'static str> {
-        variant_names()
-            .into_iter()
-            .map(|s| &*Box::leak(s.into_boxed_str()))
+        static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        NAMES
+            .get_or_init(variant_names)
+            .iter()
+            .map(String::as_str)
             .collect()
     }
 
