@@ -118,7 +118,7 @@ pub fn presets() -> Vec<Preset> {
                 "arith",
                 "arithmetic, direct or step by step, GQA, d_model 128, 4 layers",
                 gqa(128, 4, 4, 2, 384),
-                1500,
+                3000,
             )
         },
     ]

@@ -1,7 +1,8 @@
 //! Fused dequantize-and-multiply for a few input rows (single-token decode): each weight row is
 //! streamed once from its packed codes and applied to every input vector, with nothing
-//! dequantized to memory. Rows are split across threads; the inner loops are plain Rust compiled
-//! a second time with AVX2, FMA and F16C enabled and chosen at run time.
+//! dequantized to memory. Rows are split across threads. The inner loops are compiled three
+//! times (portable; AVX2 + FMA + F16C; AVX-512 for the nibble kernel) and the widest one the
+//! CPU supports is chosen at run time.
 //!
 //! INT4 and Q4_0 share one kernel. Per group, `Σ_j w_j x_j = d · (Σ_j q_j x_j − z · Σ_j x_j)`,
 //! so the group sums of `x` are computed once per call and the inner loop is a product of
@@ -345,8 +346,8 @@ fn int8_dot(c: &[u8], x: &[f32]) -> f32 {
 }
 
 /// `Σ_j decode(c_j)·x[j]` for 8- or 16-bit float codes, vectorized over the largest multiple
-/// of 16 when `AVX`, the rest through the portable decode. Returns the sum before scaling; for
-/// E4M3 on the vector path the caller's scale is unchanged (the ×256 is applied here).
+/// of 16 when `LEVEL > 0`, the rest through the portable decode. Returns the sum before scaling
+/// (on the vector path the E4M3 ×256 is applied here, so the caller's scale is unchanged).
 #[inline(always)]
 fn float_code_dot<const LEVEL: u8>(
     format: QuantFormat,
