@@ -117,4 +117,15 @@ fn out_of_vocabulary_tokens_are_refused() {
         .forward_full(tokens(&[1, 64]))
         .expect_err("64 is outside 0..64");
     assert!(err.to_string().contains("0..64"), "{err}");
+    // A host prompt is checked before generation starts.
+    let err = infermark_models::decoder::generate::greedy(
+        &model,
+        &[3, 70],
+        4,
+        None,
+        MlaPath::Naive,
+        &device,
+    )
+    .expect_err("70 is outside 0..64");
+    assert!(err.to_string().contains("70"), "{err}");
 }

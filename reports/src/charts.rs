@@ -109,6 +109,62 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) ->
 }
 
 /// Short tick labels: 3 significant digits, no trailing zeros, exponents for extremes.
+/// A scatter plot with a label beside each point (linear axes, zero line when y crosses 0).
+pub fn scatter(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(String, f64, f64)],
+) -> Result<String> {
+    let err = |e: String| ReportError::Render {
+        what: format!("chart `{title}`"),
+        reason: e,
+    };
+    if points.is_empty() {
+        return Err(err("no points".into()));
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (_, x, y) in points {
+        (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+    }
+    let (px, py) = (((x1 - x0) * 0.08).max(0.5), ((y1 - y0) * 0.1).max(1e-9));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x0 - px)..(x1 + 3.0 * px), (y0 - py)..(y1 + py))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        if y0 < 0.0 && y1 > 0.0 {
+            chart
+                .draw_series(LineSeries::new(
+                    [(x0 - px, 0.0), (x1 + 3.0 * px, 0.0)],
+                    BLACK.mix(0.3),
+                ))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        chart
+            .draw_series(points.iter().map(|(label, x, y)| {
+                EmptyElement::at((*x, *y))
+                    + Circle::new((0, 0), 4, RGBColor(31, 119, 180).filled())
+                    + Text::new(label.clone(), (6, -6), ("sans-serif", 11))
+            }))
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
 fn axis_label(v: f64) -> String {
     let a = v.abs();
     if v == 0.0 {

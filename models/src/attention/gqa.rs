@@ -194,7 +194,27 @@ impl<B: AttentionBackend> Gqa<B> {
     /// - `x`: `[batch, s, d_model]`
     /// - output `q`: `[batch, n_kv_heads, (n_heads / n_kv_heads)·s, d_head]`
     pub fn prepare(&self, x: Tensor<B, 3>, cache: &mut GqaCache<B>) -> crate::Result<Prepared<B>> {
-        let [b, s, _] = x.dims();
+        let (q, k, v) = (
+            self.wq.forward(x.clone()),
+            self.wk.forward(x.clone()),
+            self.wv.forward(x),
+        );
+        self.prepare_projected(q, k, v, cache)
+    }
+
+    /// As [`Gqa::prepare`] for projections computed elsewhere (e.g. by quantized layers).
+    ///
+    /// # Shapes
+    /// - `q`: `[batch, s, n_heads·d_head]`; `k`, `v`: `[batch, s, n_kv_heads·d_head]`
+    /// - output `q`: `[batch, n_kv_heads, (n_heads / n_kv_heads)·s, d_head]`
+    pub fn prepare_projected(
+        &self,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        cache: &mut GqaCache<B>,
+    ) -> crate::Result<Prepared<B>> {
+        let [b, s, _] = q.dims();
         let (h, kv, d) = self.heads();
         let past = cache.len();
         let max = self.rope.freq_complex.dims()[0];
@@ -206,9 +226,9 @@ impl<B: AttentionBackend> Gqa<B> {
             });
         }
         let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
-        let q = self.rope.apply(split(self.wq.forward(x.clone()), h), past); // [b, h, s, d]
-        let k = self.rope.apply(split(self.wk.forward(x.clone()), kv), past); // [b, kv, s, d]
-        let v = split(self.wv.forward(x), kv); // [b, kv, s, d]
+        let q = self.rope.apply(split(q, h), past); // [b, h, s, d]
+        let k = self.rope.apply(split(k, kv), past); // [b, kv, s, d]
+        let v = split(v, kv); // [b, kv, s, d]
         cache.k.append(k)?;
         cache.v.append(v)?;
         let vis = if s == 1 {
@@ -223,15 +243,26 @@ impl<B: AttentionBackend> Gqa<B> {
         })
     }
 
+    /// The attention core's grouped result back to one row per position, heads side by side
+    /// (the output projection's input).
+    ///
+    /// # Shapes
+    /// - `o`: `[batch, n_kv_heads, group·s, d_head]`
+    /// - output: `[batch, s, n_heads·d_head]`
+    pub fn merge_heads(&self, o: Tensor<B, 4>, s: usize) -> Tensor<B, 3> {
+        let [b, _, _, d] = o.dims();
+        o.reshape([b, self.n_heads, s, d])
+            .swap_dims(1, 2)
+            .reshape([b, s, self.n_heads * d])
+    }
+
     /// Output projection of the attention core's result.
     ///
     /// # Shapes
     /// - `o`: `[batch, n_kv_heads, group·s, d_head]`
     /// - output: `[batch, s, d_model]`
     pub fn finish(&self, o: Tensor<B, 4>, s: usize) -> Tensor<B, 3> {
-        let [b, _, _, d] = o.dims();
-        let o = o.reshape([b, self.n_heads, s, d]).swap_dims(1, 2);
-        self.wo.forward(o.reshape([b, s, self.n_heads * d]))
+        self.wo.forward(self.merge_heads(o, s))
     }
 }
 

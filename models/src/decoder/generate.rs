@@ -37,6 +37,7 @@ pub fn greedy<B: AttentionBackend>(
     if prompt.is_empty() {
         return Err(ModelError::InvalidConfig("empty prompt".into()));
     }
+    model.check_tokens(prompt)?;
     let capacity = (prompt.len() + max_new).min(model.max_seq_len());
     let mut cache: DecoderCache<B> = model.new_cache(1, capacity, path, device);
     let ids = |t: &[u32]| {

@@ -198,7 +198,9 @@ impl<B: AttentionBackend> Decoder<B> {
     }
 
     /// Next-token logits for `s` new tokens, causal against the cache and themselves: prefill
-    /// when the cache is empty, single-token decode when `s == 1`.
+    /// when the cache is empty, single-token decode when `s == 1`. Ids are not range-checked
+    /// here (that would cost a device round trip per decode step): whole sequences are checked
+    /// by [`Decoder::forward_full`], host prompts by [`Decoder::check_tokens`].
     ///
     /// # Shapes
     /// - `tokens`: `[batch, s]`
@@ -208,18 +210,6 @@ impl<B: AttentionBackend> Decoder<B> {
         tokens: Tensor<B, 2, Int>,
         cache: &mut DecoderCache<B>,
     ) -> crate::Result<Tensor<B, 3>> {
-        let vocab = self.vocab_size() as i64;
-        let max = tokens.clone().max().into_scalar();
-        let min = tokens.clone().min().into_scalar();
-        use burn::tensor::ElementConversion;
-        let (max, min) = (max.elem::<i64>(), min.elem::<i64>());
-        if min < 0 || max >= vocab {
-            return Err(ModelError::Shape {
-                what: "token ids",
-                expected: format!("ids in 0..{vocab}"),
-                got: format!("ids in {min}..={max}"),
-            });
-        }
         let mut x = self.embed.forward(tokens); // [b, s, d_model]
         let path = cache.path;
         for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
@@ -239,14 +229,41 @@ impl<B: AttentionBackend> Decoder<B> {
         Ok(self.head(self.norm.forward(x)))
     }
 
-    /// Logits of a whole sequence with a fresh cache (training and scoring).
+    /// Logits of a whole sequence with a fresh cache (training and scoring); refuses ids
+    /// outside the vocabulary.
     ///
     /// # Shapes
     /// - `tokens`: `[batch, s]` → `[batch, s, vocab]`
     pub fn forward_full(&self, tokens: Tensor<B, 2, Int>) -> crate::Result<Tensor<B, 3>> {
+        let (min, max) = (tokens.clone().min(), tokens.clone().max());
+        use burn::tensor::ElementConversion;
+        let (min, max) = (
+            min.into_scalar().elem::<i64>(),
+            max.into_scalar().elem::<i64>(),
+        );
+        self.check_range(min, max)?;
         let [b, s] = tokens.dims();
         let mut cache = self.new_cache(b, s, MlaPath::Naive, &tokens.device());
         self.forward(tokens, &mut cache)
+    }
+
+    /// Checks token ids held on the host (a prompt) against the vocabulary.
+    pub fn check_tokens(&self, ids: &[u32]) -> crate::Result<()> {
+        let min = ids.iter().min().map_or(0, |&t| t as i64);
+        let max = ids.iter().max().map_or(0, |&t| t as i64);
+        self.check_range(min, max)
+    }
+
+    fn check_range(&self, min: i64, max: i64) -> crate::Result<()> {
+        let vocab = self.vocab_size() as i64;
+        if min < 0 || max >= vocab {
+            return Err(ModelError::Shape {
+                what: "token ids",
+                expected: format!("ids in 0..{vocab}"),
+                got: format!("ids in {min}..={max}"),
+            });
+        }
+        Ok(())
     }
 
     /// The LM head (tied or untied) on final hidden states.

@@ -8,7 +8,7 @@ use burn::tensor::{Int, Tensor};
 use super::linear::QuantLinear;
 use super::model::Assignment;
 use crate::decoder::{Attention, Decoder, DecoderCache, LayerCache};
-use crate::kernels::{AttentionBackend, Visibility};
+use crate::kernels::AttentionBackend;
 use crate::ModelError;
 
 /// The quantized projections of one block.
@@ -77,7 +77,6 @@ impl<B: AttentionBackend> QuantDecoder<B> {
         tokens: Tensor<B, 2, Int>,
         cache: &mut DecoderCache<B>,
     ) -> crate::Result<Tensor<B, 3>> {
-        let [b, s] = tokens.dims();
         let mut x = self.base.embed.forward(tokens); // [b, s, d_model]
         for ((block, q), layer) in self
             .base
@@ -91,26 +90,14 @@ impl<B: AttentionBackend> QuantDecoder<B> {
                     "cache does not match the model".into(),
                 ));
             };
-            let (h, kv, d) = a.heads();
-            let past = c.len();
             let hn = block.attn_norm.forward(x.clone());
-            let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
-            let qh = a.rope.apply(split(q.wq.forward(hn.clone()), h), past); // [b, h, s, d]
-            let kh = a.rope.apply(split(q.wk.forward(hn.clone()), kv), past); // [b, kv, s, d]
-            let vh = split(q.wv.forward(hn), kv); // [b, kv, s, d]
-            c.k.append(kh)?;
-            c.v.append(vh)?;
-            let vis = if s == 1 {
-                Visibility::All
-            } else {
-                Visibility::Causal { s, past }
-            };
-            let qg = qh.reshape([b, kv, (h / kv) * s, d]);
-            let o = B::grouped_attention(qg, c.k.view(), c.v.view(), vis, 1.0 / (d as f32).sqrt());
-            let o = o
-                .reshape([b, h, s, d])
-                .swap_dims(1, 2)
-                .reshape([b, s, h * d]);
+            let (qp, kp, vp) = (
+                q.wq.forward(hn.clone()),
+                q.wk.forward(hn.clone()),
+                q.wv.forward(hn),
+            );
+            let p = a.prepare_projected(qp, kp, vp, c)?;
+            let o = a.merge_heads(a.attend(&p, c), p.s);
             x = x + q.wo.forward(o);
             let m = block.mlp_norm.forward(x.clone());
             x = x + q

@@ -160,16 +160,7 @@ pub fn load_weights<B: Backend>(model: &mut Decoder<B>, weights: &Path) -> Resul
             weights.display()
         ))
     })?;
-    let mut problems = Vec::new();
-    for e in &result.errors {
-        problems.push(e.to_string());
-    }
-    if !result.missing.is_empty() {
-        problems.push(format!("missing tensors: {}", fmt_list(&result.missing)));
-    }
-    if !result.unused.is_empty() {
-        problems.push(format!("unexpected tensors: {}", fmt_list(&result.unused)));
-    }
+    let problems = mismatches(&result, |_| false);
     if !problems.is_empty() {
         return Err(SuiteError::Input(format!(
             "checkpoint weights {} do not match the model: {}",
@@ -180,10 +171,33 @@ pub fn load_weights<B: Backend>(model: &mut Decoder<B>, weights: &Path) -> Resul
     Ok(())
 }
 
-fn fmt_list<T: std::fmt::Debug>(items: &[T]) -> String {
-    let mut s: Vec<String> = items.iter().take(5).map(|x| format!("{x:?}")).collect();
-    if items.len() > 5 {
-        s.push(format!("… ({} in all)", items.len()));
+/// What went wrong when loading a weights file into a module: errors, missing tensors, and
+/// tensors the module has no place for (except those `ignore_unused` accepts). Empty when the
+/// file matched.
+pub(crate) fn mismatches(
+    result: &burn::store::ApplyResult,
+    ignore_unused: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let list = |names: Vec<&str>| {
+        let mut s: Vec<String> = names.iter().take(5).map(|n| n.to_string()).collect();
+        if names.len() > 5 {
+            s.push(format!("… ({} in all)", names.len()));
+        }
+        s.join(", ")
+    };
+    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+    if !missing.is_empty() {
+        problems.push(format!("missing tensors: {}", list(missing)));
     }
-    s.join(", ")
+    let unused: Vec<&str> = result
+        .unused
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !ignore_unused(n))
+        .collect();
+    if !unused.is_empty() {
+        problems.push(format!("unexpected tensors: {}", list(unused)));
+    }
+    problems
 }

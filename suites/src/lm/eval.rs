@@ -219,7 +219,8 @@ fn perplexity_records<B: AttentionBackend>(
         "eval_tokens_per_s",
         scored as f64 / t0.elapsed().as_secs_f64(),
         "tokens/s",
-        crate::Stat::Exact,
+        // One timed pass: a single sample, not an exact value.
+        crate::Stat::Median,
         1,
         &extra,
     )?;

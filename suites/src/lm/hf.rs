@@ -195,26 +195,8 @@ pub fn load_dir<B: AttentionBackend>(
     let result = model
         .load_from(&mut store)
         .map_err(|e| input_err(&weights, format!("cannot be read: {e}")))?;
-    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-    if !result.missing.is_empty() {
-        let names: Vec<_> = result
-            .missing
-            .iter()
-            .take(5)
-            .map(|(p, _)| p.clone())
-            .collect();
-        problems.push(format!("missing tensors: {}", names.join(", ")));
-    }
-    let unused: Vec<_> = result
-        .unused
-        .iter()
-        .filter(|n| !n.ends_with("rotary_emb.inv_freq"))
-        .take(5)
-        .cloned()
-        .collect();
-    if !unused.is_empty() {
-        problems.push(format!("unexpected tensors: {}", unused.join(", ")));
-    }
+    // HF files may carry RoPE's inverse frequencies; burn computes its own.
+    let problems = super::checkpoint::mismatches(&result, |n| n.ends_with("rotary_emb.inv_freq"));
     if !problems.is_empty() {
         return Err(input_err(
             &weights,

@@ -12,7 +12,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use infermark_models::decoder::{next_token_nll, Decoder, Preset};
 use infermark_models::kernels::AttentionBackend;
 use rand::rngs::StdRng;
@@ -127,19 +127,10 @@ pub fn mean_nll<B: AttentionBackend>(
                 error: e,
             })?;
         let nll = next_token_nll(logits, x);
-        sum += nll.sum().into_scalar().to_f64();
+        sum += nll.sum().into_scalar().elem::<f64>();
         n += group.len() * (seq_len - 1);
     }
     Ok(sum / n as f64)
-}
-
-trait ToF64 {
-    fn to_f64(self) -> f64;
-}
-impl<E: burn::tensor::Element> ToF64 for E {
-    fn to_f64(self) -> f64 {
-        burn::tensor::ElementConversion::elem::<f64>(self)
-    }
 }
 
 /// The resumable state of a run writing `out`: a folder `out.resume/` with `model.bin`,
@@ -201,7 +192,6 @@ pub fn train<B: AttentionBackend>(
     let tokens_per_step = (p.batch * p.seq_len) as u64;
     let t0 = Instant::now();
     let mut window = (0f64, 0usize);
-    let mut last_train = f64::NAN;
     let mut valid_loss = curve.last().map(|c: &CurvePoint| c.valid_loss);
     for step in start..opts.steps {
         let x = batch_at::<AB<B>>(&train_tokens, opts.seed, step, p.batch, p.seq_len, device);
@@ -212,7 +202,7 @@ pub fn train<B: AttentionBackend>(
                 error: e,
             })?;
         let loss = next_token_nll(logits, x).mean();
-        let value = loss.clone().into_scalar().to_f64();
+        let value = loss.clone().into_scalar().elem::<f64>();
         if !value.is_finite() {
             return Err(SuiteError::NotFinite {
                 metric: "training loss".into(),
@@ -228,25 +218,15 @@ pub fn train<B: AttentionBackend>(
         let stop = opts.stop_after == Some(done) && done < opts.steps;
         if done % opts.eval_every == 0 || done == opts.steps || stop {
             let v = mean_nll(&model.valid(), &valid_tokens, p.seq_len, 16, device)?;
-            last_train = window.0 / window.1 as f64;
             curve.push(CurvePoint {
                 step: done,
-                train_loss: last_train,
+                train_loss: window.0 / window.1 as f64,
                 valid_loss: v,
             });
             window = (0.0, 0);
             valid_loss = Some(v);
             if done < opts.steps {
-                let card = make_card(
-                    opts,
-                    &model,
-                    done,
-                    last_train,
-                    v,
-                    prior_seconds + elapsed,
-                    &curve,
-                    &opts.split,
-                );
+                let card = make_card(opts, &model, done, prior_seconds + elapsed, &curve);
                 save_resumable(&recorder, &model, &optim, &card, &opts.out)?;
                 if stop {
                     return Ok(card);
@@ -262,39 +242,32 @@ pub fn train<B: AttentionBackend>(
         });
     }
     let seconds = prior_seconds + t0.elapsed().as_secs_f64();
-    let v = valid_loss.ok_or_else(|| {
-        SuiteError::Input(format!(
+    if start >= opts.steps {
+        return Err(SuiteError::Input(format!(
             "nothing to train: checkpoint already has {start} of {} steps",
             opts.steps
-        ))
-    })?;
-    let card = make_card(
-        opts,
-        &model,
-        opts.steps,
-        last_train,
-        v,
-        seconds,
-        &curve,
-        &opts.split,
-    );
+        )));
+    }
+    let card = make_card(opts, &model, opts.steps, seconds, &curve);
     checkpoint::save(&model.valid(), &card, &opts.out)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(card)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The card after `steps` steps; its losses are the last validation point's (every save follows
+/// a validation).
 fn make_card<B: AutodiffBackend>(
     opts: &TrainOptions,
     model: &Decoder<B>,
     steps: usize,
-    train_loss: f64,
-    valid_loss: f64,
     seconds: f64,
     curve: &[CurvePoint],
-    split: &Split,
 ) -> Card {
-    let p = &opts.preset;
+    let (p, split) = (&opts.preset, &opts.split);
+    let last = curve
+        .last()
+        .expect("a validation point precedes every card");
+    let (train_loss, valid_loss) = (last.train_loss, last.valid_loss);
     let tokens_seen = (steps * p.batch * p.seq_len) as u64;
     Card {
         name: p.name.into(),

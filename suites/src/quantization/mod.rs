@@ -286,34 +286,14 @@ fn tensor_records<B: AttentionBackend>(
         } else {
             10.0 * (sig / err).log10()
         };
-        rec.push(
-            "tensor",
-            "bits_per_weight",
-            bytes as f64 * 8.0 / count as f64,
-            "bits",
-            Stat::Exact,
-            count,
-            &extra,
-        )?;
-        rec.push(
-            "tensor",
-            "weight_rmse",
-            (err / count as f64).sqrt(),
-            "abs",
-            Stat::Exact,
-            count,
-            &extra,
-        )?;
-        rec.push(
-            "tensor",
-            "weight_max_abs_err",
-            max,
-            "abs",
-            Stat::Exact,
-            count,
-            &extra,
-        )?;
-        rec.push("tensor", "sqnr_db", sqnr, "dB", Stat::Exact, count, &extra)?;
+        for (metric, value, unit) in [
+            ("bits_per_weight", bytes as f64 * 8.0 / count as f64, "bits"),
+            ("weight_rmse", (err / count as f64).sqrt(), "abs"),
+            ("weight_max_abs_err", max, "abs"),
+            ("sqnr_db", sqnr, "dB"),
+        ] {
+            rec.push("tensor", metric, value, unit, Stat::Exact, count, &extra)?;
+        }
     }
     Ok(())
 }
