@@ -7,8 +7,10 @@
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infermark_models::kernels::{AttentionBackend, Visibility};
-use infermark_models::kv_cache::{BlockPool, KvCache, PagedCache, Values};
+use infermark_models::kernels::Visibility;
+use infermark_models::kv_cache::{
+    BlockPool, CacheLayout, ContiguousKv, KvCache, PagedCache, Values,
+};
 
 type B = Flex;
 const CTX: usize = 4096;
@@ -26,19 +28,32 @@ fn decode_step(c: &mut Criterion) {
     group.throughput(Throughput::Bytes((2 * KV * D * 4 * CTX) as u64));
     let q = rand([1, KV, 4, D]);
     let (k, v) = (rand([1, KV, CTX, D]), rand([1, KV, CTX, D]));
+    let layout = CacheLayout {
+        heads: KV,
+        k_width: D,
+        values: Values::Separate(D),
+    };
+    let mut contiguous = ContiguousKv::<B>::new(1, CTX, layout, &dev);
+    let cs = contiguous.add_sequence().expect("one slot");
+    let sq = |t: &Tensor<B, 4>| t.clone().squeeze_dim::<3>(0);
+    contiguous
+        .append(cs, sq(&k), Some(sq(&v)))
+        .expect("capacity");
     group.bench_function(format!("decode/contiguous/kv{KV}_d{D}_ctx{CTX}"), |b| {
         b.iter(|| {
-            let o = B::grouped_attention(q.clone(), k.clone(), v.clone(), Visibility::All, 0.088);
+            let o = contiguous
+                .attend(q.clone(), cs, Visibility::All, 0.088)
+                .expect("sequence");
             B::sync(&dev).expect("sync");
             o
         })
     });
     for block in [16, 64] {
         let mut cache =
-            PagedCache::<B>::new(2 * CTX / block + 8, block, KV, D, Values::Separate(D), &dev)
-                .expect("pool");
+            PagedCache::<B>::new(2 * CTX / block + 8, block, layout, &dev).expect("pool");
         // Interleave two sequences so that the measured one's blocks are scattered.
-        let (s, other) = (cache.add_sequence(), cache.add_sequence());
+        let s = cache.add_sequence().expect("pool");
+        let other = cache.add_sequence().expect("pool");
         for i in 0..CTX / 256 {
             let kk = k.clone().narrow(2, i * 256, 256).squeeze_dim::<3>(0);
             let vv = v.clone().narrow(2, i * 256, 256).squeeze_dim::<3>(0);

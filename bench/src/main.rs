@@ -266,13 +266,13 @@ pub(crate) fn execute(
     let bar_msg = bar.clone();
     let progress = move |m: &str| bar_msg.set_message(m.to_string());
     let ctx = RunContext {
-        backend: backend,
-        scale: scale,
-        seed: seed,
+        backend,
+        scale,
+        seed,
         run_id: run_id.clone(),
         git_rev: git_rev.clone(),
         device: device.clone(),
-        trace: trace,
+        trace,
         progress: &progress,
     };
     let t0 = Instant::now();
@@ -301,7 +301,7 @@ pub(crate) fn execute(
         cpu_flags,
         cores: env::cores(),
         scale: scale.name().into(),
-        seed: seed,
+        seed,
         suites: suite_names,
         percentile_method: "nearest-rank".into(),
         started,

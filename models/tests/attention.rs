@@ -2,11 +2,13 @@
 //! absorbed MLA against naive MLA, and the fused flex kernel against the generic core.
 
 use burn::backend::Flex;
-use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::attention::reference::{gqa_forward, Dense, GqaShape};
-use infermark_models::attention::{GqaConfig, MlaConfig, MlaPath};
+use infermark_models::attention::{Attention, GqaConfig, MlaConfig, MlaPath};
+use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
+use infermark_models::kv_cache::{ContiguousKv, KvCache, PoolError};
+use infermark_models::proj::Proj;
 use infermark_models::ModelError;
 
 type B = Flex;
@@ -29,8 +31,8 @@ fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
 }
 
-fn dense(l: &Linear<B>) -> Dense {
-    let w = l.weight.val();
+fn dense(l: &Proj<B>) -> Dense {
+    let w = l.weight(&dev());
     let [d_in, d_out] = w.dims();
     Dense {
         data: values(w),
@@ -39,22 +41,12 @@ fn dense(l: &Linear<B>) -> Dense {
     }
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn check_against_reference(n_heads: usize, n_kv_heads: usize) {
     B::seed(&dev(), 7);
     let cfg = GqaConfig::new(32, n_heads, n_kv_heads, 8).with_max_seq_len(64);
     let layer = cfg.init::<B>(&dev()).unwrap();
     let (batch, s) = (2, 5);
     let x = input([batch, s, 32], 11);
-    let mut cache = layer.new_cache(batch, 16, &dev());
-    let got = values(layer.forward(x.clone(), &mut cache).unwrap());
     let w = [
         &dense(&layer.wq),
         &dense(&layer.wk),
@@ -67,12 +59,25 @@ fn check_against_reference(n_heads: usize, n_kv_heads: usize) {
         d_head: 8,
         theta: 10000.0,
     };
-    let want = gqa_forward(w, shape, &values(x), batch, s);
-    let diff = max_abs_diff(&got, &want);
-    assert!(
-        diff < ATOL_REFERENCE,
-        "n_heads {n_heads}, n_kv {n_kv_heads}: max diff {diff}"
-    );
+    let want = gqa_forward(w, shape, &values(x.clone()), batch, s);
+    // The full forward, and the cached forward of each sequence on its own.
+    let full = values(layer.forward_full(x.clone()).unwrap());
+    let mut cache = ContiguousKv::<B>::new(batch, 16, layer.cache_layout(), &dev());
+    let cached: Vec<_> = (0..batch)
+        .map(|i| {
+            let seq = cache.add_sequence().unwrap();
+            layer
+                .forward(x.clone().narrow(0, i, 1), &[seq], &mut cache)
+                .unwrap()
+        })
+        .collect();
+    for (what, got) in [("full", full), ("cached", values(Tensor::cat(cached, 0)))] {
+        let diff = max_abs_diff(&got, &want).unwrap();
+        assert!(
+            diff < ATOL_REFERENCE,
+            "{what}: n_heads {n_heads}, n_kv {n_kv_heads}: max diff {diff}"
+        );
+    }
 }
 
 #[test]
@@ -90,6 +95,29 @@ fn gqa_equals_loop_reference() {
     check_against_reference(8, 2);
 }
 
+/// Prefills `prefix` tokens of each sequence on its own, then decodes the rest for all
+/// sequences together (one token each per step); returns the outputs `[batch, s, d_model]`.
+fn cached_run(layer: &Attention<B>, x: Tensor<B, 3>, prefix: usize) -> Tensor<B, 3> {
+    let [batch, s, _] = x.dims();
+    let mut cache = ContiguousKv::<B>::new(batch, s, layer.cache_layout(), &dev());
+    let seqs: Vec<_> = (0..batch).map(|_| cache.add_sequence().unwrap()).collect();
+    let pre: Vec<_> = (0..batch)
+        .map(|i| {
+            let xi = x.clone().narrow(0, i, 1).narrow(1, 0, prefix);
+            layer.forward(xi, &seqs[i..=i], &mut cache).unwrap()
+        })
+        .collect();
+    let mut parts = vec![Tensor::cat(pre, 0)];
+    for t in prefix..s {
+        parts.push(
+            layer
+                .forward(x.clone().narrow(1, t, 1), &seqs, &mut cache)
+                .unwrap(),
+        );
+    }
+    Tensor::cat(parts, 1)
+}
+
 #[test]
 fn gqa_cached_decode_equals_full_forward() {
     B::seed(&dev(), 3);
@@ -97,23 +125,10 @@ fn gqa_cached_decode_equals_full_forward() {
         .with_max_seq_len(64)
         .init::<B>(&dev())
         .unwrap();
-    let (batch, s, prefix) = (2, 9, 4);
-    let x = input([batch, s, 32], 5);
-    let full = layer
-        .forward(x.clone(), &mut layer.new_cache(batch, s, &dev()))
-        .unwrap();
-    let mut cache = layer.new_cache(batch, s, &dev());
-    let mut parts = vec![layer
-        .forward(x.clone().narrow(1, 0, prefix), &mut cache)
-        .unwrap()];
-    for t in prefix..s {
-        parts.push(
-            layer
-                .forward(x.clone().narrow(1, t, 1), &mut cache)
-                .unwrap(),
-        );
-    }
-    let diff = max_abs_diff(&values(full), &values(Tensor::cat(parts, 1)));
+    let x = input([2, 9, 32], 5);
+    let full = layer.forward_full(x.clone()).unwrap();
+    let cached = cached_run(&Attention::Gqa(layer), x, 4);
+    let diff = max_abs_diff(&values(full), &values(cached)).unwrap();
     assert!(diff < ATOL_PATHS, "max diff {diff}");
 }
 
@@ -125,24 +140,12 @@ fn small_mla() -> MlaConfig {
 fn mla_cached_decode_equals_full_forward_on_both_paths() {
     B::seed(&dev(), 9);
     let layer = small_mla().init::<B>(&dev()).unwrap();
-    let (batch, s, prefix) = (2, 8, 3);
-    let x = input([batch, s, 48], 1);
+    let x = input([2, 8, 48], 1);
     for path in [MlaPath::Naive, MlaPath::Absorbed] {
-        let full = layer
-            .forward(x.clone(), &mut layer.new_cache(batch, s, &dev()), path)
-            .unwrap();
-        let mut cache = layer.new_cache(batch, s, &dev());
-        let mut parts = vec![layer
-            .forward(x.clone().narrow(1, 0, prefix), &mut cache, path)
-            .unwrap()];
-        for t in prefix..s {
-            parts.push(
-                layer
-                    .forward(x.clone().narrow(1, t, 1), &mut cache, path)
-                    .unwrap(),
-            );
-        }
-        let diff = max_abs_diff(&values(full), &values(Tensor::cat(parts, 1)));
+        let layer = layer.clone().with_path(path);
+        let full = layer.forward_full(x.clone()).unwrap();
+        let cached = cached_run(&Attention::Mla(layer), x.clone(), 3);
+        let diff = max_abs_diff(&values(full), &values(cached)).unwrap();
         assert!(diff < ATOL_PATHS, "{path:?}: max diff {diff}");
     }
 }
@@ -153,26 +156,23 @@ fn mla_absorbed_equals_naive() {
     let layer = small_mla().init::<B>(&dev()).unwrap();
     let x = input([2, 6, 48], 2);
     let naive = layer
-        .forward(
-            x.clone(),
-            &mut layer.new_cache(2, 6, &dev()),
-            MlaPath::Naive,
-        )
+        .clone()
+        .with_path(MlaPath::Naive)
+        .forward_full(x.clone())
         .unwrap();
-    let absorbed = layer
-        .forward(x, &mut layer.new_cache(2, 6, &dev()), MlaPath::Absorbed)
-        .unwrap();
-    let diff = max_abs_diff(&values(naive), &values(absorbed));
+    let absorbed = layer.with_path(MlaPath::Absorbed).forward_full(x).unwrap();
+    let diff = max_abs_diff(&values(naive), &values(absorbed)).unwrap();
     assert!(diff < ATOL_PATHS, "max diff {diff}");
 }
 
 #[test]
 fn mla_cache_holds_only_latent_and_rope_key() {
     let cfg = small_mla();
-    let layer = cfg.init::<B>(&dev()).unwrap();
-    let mut cache = layer.new_cache(1, 32, &dev());
+    let layer = cfg.init::<B>(&dev()).unwrap().with_path(MlaPath::Absorbed);
+    let mut cache = ContiguousKv::<B>::new(1, 32, layer.cache_layout(), &dev());
+    let seq = cache.add_sequence().unwrap();
     layer
-        .forward(input([1, 5, 48], 4), &mut cache, MlaPath::Absorbed)
+        .forward(input([1, 5, 48], 4), &[seq], &mut cache)
         .unwrap();
     assert_eq!(cache.bytes_reserved(), 32 * cfg.kv_bytes_per_token(4));
     assert_eq!(cache.bytes_used(), 5 * (16 + 4) * 4);
@@ -182,8 +182,13 @@ fn mla_cache_holds_only_latent_and_rope_key() {
 fn gqa_cache_bytes_match_closed_form() {
     let cfg = GqaConfig::new(32, 8, 2, 8).with_max_seq_len(64);
     let layer = cfg.init::<B>(&dev()).unwrap();
-    let mut cache = layer.new_cache(3, 20, &dev());
-    layer.forward(input([3, 6, 32], 4), &mut cache).unwrap();
+    let mut cache = ContiguousKv::<B>::new(3, 20, layer.cache_layout(), &dev());
+    for _ in 0..3 {
+        let seq = cache.add_sequence().unwrap();
+        layer
+            .forward(input([1, 6, 32], 4), &[seq], &mut cache)
+            .unwrap();
+    }
     assert_eq!(cache.bytes_reserved(), 3 * 20 * cfg.kv_bytes_per_token(4));
     assert_eq!(cache.bytes_used(), 3 * 6 * 2 * 2 * 8 * 4);
 }
@@ -194,17 +199,37 @@ fn appending_past_capacity_is_an_error_not_a_panic() {
         .with_max_seq_len(64)
         .init::<B>(&dev())
         .unwrap();
-    let mut cache = layer.new_cache(1, 4, &dev());
-    layer.forward(input([1, 3, 32], 1), &mut cache).unwrap();
-    let err = layer.forward(input([1, 2, 32], 1), &mut cache).unwrap_err();
+    let mut cache = ContiguousKv::<B>::new(1, 4, layer.cache_layout(), &dev());
+    let seq = cache.add_sequence().unwrap();
+    layer
+        .forward(input([1, 3, 32], 1), &[seq], &mut cache)
+        .unwrap();
+    let err = layer
+        .forward(input([1, 2, 32], 1), &[seq], &mut cache)
+        .unwrap_err();
     assert_eq!(
         err,
-        ModelError::CacheFull {
-            len: 3,
-            adding: 2,
-            capacity: 4
-        }
+        ModelError::Cache(PoolError::Exhausted {
+            need: 5,
+            free: 1,
+            total: 4
+        })
     );
+    assert_eq!(cache.len(seq), Ok(3), "a refused append changes nothing");
+}
+
+#[test]
+fn several_sequences_of_several_tokens_are_refused_by_a_layer() {
+    let layer = GqaConfig::new(32, 4, 2, 8)
+        .with_max_seq_len(64)
+        .init::<B>(&dev())
+        .unwrap();
+    let mut cache = ContiguousKv::<B>::new(2, 8, layer.cache_layout(), &dev());
+    let seqs = [cache.add_sequence().unwrap(), cache.add_sequence().unwrap()];
+    let err = layer
+        .forward(input([2, 3, 32], 1), &seqs, &mut cache)
+        .unwrap_err();
+    assert!(matches!(err, ModelError::Shape { .. }), "{err}");
 }
 
 #[test]
@@ -242,7 +267,7 @@ fn fused_matches_generic(rows: usize) {
             <B as AttentionBackend>::grouped_attention(q.clone(), k.clone(), v.clone(), vis, 0.1);
         let generic = grouped_attention_generic(q.clone(), k.clone(), v.clone(), vis, 0.1);
         assert_eq!(fused.dims(), [b, h, rows, dv]);
-        let diff = max_abs_diff(&values(fused), &values(generic));
+        let diff = max_abs_diff(&values(fused), &values(generic)).unwrap();
         assert!(diff < ATOL_PATHS, "rows {rows}, {vis:?}: max diff {diff}");
     }
 }

@@ -5,7 +5,10 @@ use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use infermark_models::attention::MlaPath;
-use infermark_models::decoder::{presets, AttentionKind, DecoderConfig};
+use infermark_models::decoder::{presets, AttentionKind, Decoder, DecoderConfig};
+use infermark_models::diff::max_abs_diff;
+use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
+use infermark_models::kv_cache::{KvCache, ModelCache};
 
 type B = Flex;
 
@@ -16,31 +19,62 @@ fn tokens(ids: &[i64]) -> Tensor<B, 2, Int> {
     )
 }
 
-fn max_abs_diff(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
-    (a - b).abs().max().into_scalar()
+fn values(t: Tensor<B, 3>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().unwrap()
 }
 
 fn small(attention: AttentionKind) -> DecoderConfig {
     DecoderConfig::new(64, 32, 2, 4, 8, 48, attention).with_max_seq_len(64)
 }
 
+fn mla() -> AttentionKind {
+    AttentionKind::Mla {
+        d_latent_kv: 16,
+        d_latent_q: 24,
+        d_rope: 4,
+    }
+}
+
+/// Every attention variant and MLA path the decoder runs.
+fn variants() -> Vec<(DecoderConfig, MlaPath)> {
+    let mut v: Vec<_> = [1, 2, 4]
+        .into_iter()
+        .map(|kv| (small(AttentionKind::Gqa { n_kv_heads: kv }), MlaPath::Naive))
+        .collect();
+    v.push((small(mla()), MlaPath::Naive));
+    v.push((small(mla()), MlaPath::Absorbed));
+    v
+}
+
+fn model(cfg: &DecoderConfig, path: MlaPath, seed: u64) -> Decoder<B> {
+    let device = Default::default();
+    B::seed(&device, seed);
+    cfg.init::<B>(&device)
+        .expect("valid config")
+        .with_mla_path(path)
+}
+
 /// Prefill 5 tokens, then decode the rest one at a time; every position's logits must equal the
 /// full forward's.
 fn check_cached_decode(cfg: DecoderConfig, path: MlaPath) {
     let device = Default::default();
-    B::seed(&device, 7);
-    let model = cfg.init::<B>(&device).expect("valid config");
+    let model = model(&cfg, path, 7);
     let ids: Vec<i64> = (0..12).map(|i| (i * 7 + 3) % 64).collect();
     let full = model.forward_full(tokens(&ids)).expect("forward");
-    let mut cache = model.new_cache(1, ids.len(), path, &device);
+    let mut cache = model.contiguous_cache(1, ids.len(), &device);
+    let seq = cache.add_sequence().unwrap();
     let mut parts = vec![model
-        .forward(tokens(&ids[..5]), &mut cache)
+        .forward(tokens(&ids[..5]), &[seq], &mut cache)
         .expect("prefill")];
     for &t in &ids[5..] {
-        parts.push(model.forward(tokens(&[t]), &mut cache).expect("decode"));
+        parts.push(
+            model
+                .forward(tokens(&[t]), &[seq], &mut cache)
+                .expect("decode"),
+        );
     }
     let cached = Tensor::cat(parts, 1);
-    let diff = max_abs_diff(full, cached);
+    let diff = max_abs_diff(&values(full), &values(cached)).unwrap();
     assert!(
         diff < 1e-4,
         "{cfg:?} {path:?}: cached decode differs by {diff}"
@@ -56,13 +90,123 @@ fn cached_decode_equals_full_forward_for_gqa_mha_and_mqa() {
 
 #[test]
 fn cached_decode_equals_full_forward_for_mla_by_both_paths() {
-    let mla = AttentionKind::Mla {
-        d_latent_kv: 16,
-        d_latent_q: 24,
-        d_rope: 4,
-    };
-    check_cached_decode(small(mla.clone()), MlaPath::Naive);
-    check_cached_decode(small(mla), MlaPath::Absorbed);
+    check_cached_decode(small(mla()), MlaPath::Naive);
+    check_cached_decode(small(mla()), MlaPath::Absorbed);
+}
+
+/// Three sequences of different lengths (prefilled one by one), then decoded together for four
+/// steps: each sequence's logits must equal those of the same sequence decoded alone.
+fn check_batch_equals_alone<C: KvCache<B>>(
+    model: &Decoder<B>,
+    mut cache: ModelCache<B, C>,
+    what: &str,
+) {
+    let prompts: [Vec<i64>; 3] = [
+        (0..3).map(|i| (i * 5 + 1) % 64).collect(),
+        (0..11).map(|i| (i * 7 + 2) % 64).collect(),
+        (0..6).map(|i| (i * 3 + 9) % 64).collect(),
+    ];
+    let steps: Vec<[i64; 3]> = (0..4).map(|t| [t + 1, 2 * t + 5, 60 - t]).collect();
+    // Alone: one sequence at a time, each in its own fresh sequence of the same cache.
+    let mut alone = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        let seq = cache.add_sequence().unwrap();
+        let mut rows = vec![];
+        model.forward(tokens(p), &[seq], &mut cache).unwrap();
+        for st in &steps {
+            rows.push(values(
+                model.forward(tokens(&[st[i]]), &[seq], &mut cache).unwrap(),
+            ));
+        }
+        cache.free(seq).unwrap();
+        alone.push(rows);
+    }
+    // Together.
+    let seqs: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            let seq = cache.add_sequence().unwrap();
+            model.forward(tokens(p), &[seq], &mut cache).unwrap();
+            seq
+        })
+        .collect();
+    for (t, st) in steps.iter().enumerate() {
+        let batch = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(st.to_vec(), [3, 1]),
+            &Default::default(),
+        );
+        let out = model.forward(batch, &seqs, &mut cache).unwrap();
+        for (i, seq_alone) in alone.iter().enumerate() {
+            let got = values(out.clone().narrow(0, i, 1));
+            let diff = max_abs_diff(&got, &seq_alone[t]).unwrap();
+            assert!(diff < 1e-4, "{what}: sequence {i}, step {t}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn a_batch_at_different_lengths_decodes_as_each_sequence_alone() {
+    let device = Default::default();
+    for (cfg, path) in variants() {
+        let m = model(&cfg, path, 5);
+        let what = format!("{:?} {path:?}", cfg.attention);
+        check_batch_equals_alone(
+            &m,
+            m.contiguous_cache(4, 32, &device),
+            &format!("contiguous {what}"),
+        );
+        check_batch_equals_alone(
+            &m,
+            m.paged_cache(32, 8, &device).unwrap(),
+            &format!("paged {what}"),
+        );
+    }
+}
+
+/// Prefill 10 tokens, truncate to 6, decode 3 more; the logits must equal a fresh prefill of the
+/// 6 kept tokens followed by the same 3.
+fn check_truncate<C: KvCache<B>>(model: &Decoder<B>, mut cache: ModelCache<B, C>, what: &str) {
+    let ids: Vec<i64> = (0..10).map(|i| (i * 11 + 4) % 64).collect();
+    let more = [7i64, 19, 33];
+    let other = cache.add_sequence().unwrap();
+    let seq = cache.add_sequence().unwrap();
+    model.forward(tokens(&ids), &[seq], &mut cache).unwrap();
+    model.forward(tokens(&ids), &[other], &mut cache).unwrap();
+    cache.truncate(seq, 6).unwrap();
+    assert_eq!(cache.len(seq), Ok(6));
+    assert_eq!(cache.len(other), Ok(10), "truncate is per sequence");
+    let got: Vec<_> = more
+        .iter()
+        .map(|&t| values(model.forward(tokens(&[t]), &[seq], &mut cache).unwrap()))
+        .collect();
+    let fresh = cache.add_sequence().unwrap();
+    model
+        .forward(tokens(&ids[..6]), &[fresh], &mut cache)
+        .unwrap();
+    for (i, &t) in more.iter().enumerate() {
+        let want = values(model.forward(tokens(&[t]), &[fresh], &mut cache).unwrap());
+        let diff = max_abs_diff(&got[i], &want).unwrap();
+        assert!(diff < 1e-5, "{what}: step {i}: {diff}");
+    }
+}
+
+#[test]
+fn truncate_then_decode_equals_a_fresh_prefill_of_the_kept_prefix() {
+    let device = Default::default();
+    for (cfg, path) in variants() {
+        let m = model(&cfg, path, 9);
+        let what = format!("{:?} {path:?}", cfg.attention);
+        check_truncate(
+            &m,
+            m.contiguous_cache(3, 32, &device),
+            &format!("contiguous {what}"),
+        );
+        check_truncate(
+            &m,
+            m.paged_cache(16, 8, &device).unwrap(),
+            &format!("paged {what}"),
+        );
+    }
 }
 
 #[test]
@@ -118,12 +262,18 @@ fn out_of_vocabulary_tokens_are_refused() {
         .expect_err("64 is outside 0..64");
     assert!(err.to_string().contains("0..64"), "{err}");
     // A host prompt is checked before generation starts.
-    let err = infermark_models::decoder::generate::greedy(
+    let mut cache = model.contiguous_cache(1, 16, &device);
+    let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
+    let cfg = GenerateConfig {
+        max_new: 4,
+        stop: vec![],
+    };
+    let err = generate(
         &model,
-        &[3, 70],
-        4,
-        None,
-        MlaPath::Naive,
+        &mut cache,
+        &[vec![3, 70]],
+        &cfg,
+        &mut sampler,
         &device,
     )
     .expect_err("70 is outside 0..64");

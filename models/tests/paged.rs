@@ -4,8 +4,9 @@
 
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
+use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::{grouped_attention_generic, Visibility};
-use infermark_models::kv_cache::{ContiguousKv, KvCache, PagedCache, Values};
+use infermark_models::kv_cache::{CacheLayout, ContiguousKv, KvCache, PagedCache, Values};
 
 type B = Flex;
 const ATOL: f32 = 1e-5;
@@ -25,20 +26,25 @@ fn max_diff(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
         a.into_data().to_vec::<f32>().unwrap(),
         b.into_data().to_vec::<f32>().unwrap(),
     );
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    max_abs_diff(&a, &b).unwrap()
+}
+
+fn layout(heads: usize, k_width: usize, values: Values) -> CacheLayout {
+    CacheLayout {
+        heads,
+        k_width,
+        values,
+    }
 }
 
 /// Appends `chunks` of tokens, then checks paged attention against the contiguous tensors.
 fn check(values: Values, heads: usize, wk: usize, rows: usize, block: usize) {
-    let mut cache = PagedCache::<B>::new(64, block, heads, wk, values, &dev()).unwrap();
+    let mut cache = PagedCache::<B>::new(64, block, layout(heads, wk, values), &dev()).unwrap();
     let wv = match values {
         Values::Separate(w) | Values::PrefixOfKeys(w) => w,
     };
     // A second sequence interleaved with the first, so blocks are not in order.
-    let (s, other) = (cache.add_sequence(), cache.add_sequence());
+    let (s, other) = (cache.add_sequence().unwrap(), cache.add_sequence().unwrap());
     let (mut ks, mut vs) = (Vec::new(), Vec::new());
     for (i, n) in [5usize, 1, 31, 2].into_iter().enumerate() {
         let k = rand([heads, n, wk], 10 + i as u64);
@@ -101,8 +107,8 @@ fn paged_equals_contiguous_for_mla_latent_rows() {
 
 #[test]
 fn a_write_after_fork_leaves_the_parent_unchanged() {
-    let mut cache = PagedCache::<B>::new(16, 8, 2, 8, Values::Separate(8), &dev()).unwrap();
-    let parent = cache.add_sequence();
+    let mut cache = PagedCache::<B>::new(16, 8, layout(2, 8, Values::Separate(8)), &dev()).unwrap();
+    let parent = cache.add_sequence().unwrap();
     cache
         .append(parent, rand([2, 12, 8], 1), Some(rand([2, 12, 8], 2)))
         .unwrap();
@@ -130,8 +136,8 @@ fn a_write_after_fork_leaves_the_parent_unchanged() {
 
 #[test]
 fn exhausting_the_pool_is_an_error_and_leaves_the_cache_unchanged() {
-    let mut cache = PagedCache::<B>::new(2, 8, 1, 4, Values::Separate(4), &dev()).unwrap();
-    let s = cache.add_sequence();
+    let mut cache = PagedCache::<B>::new(2, 8, layout(1, 4, Values::Separate(4)), &dev()).unwrap();
+    let s = cache.add_sequence().unwrap();
     cache
         .append(s, rand([1, 10, 4], 1), Some(rand([1, 10, 4], 2)))
         .unwrap();
@@ -146,8 +152,9 @@ fn exhausting_the_pool_is_an_error_and_leaves_the_cache_unchanged() {
 #[test]
 fn batched_attention_equals_one_sequence_at_a_time() {
     use infermark_models::kernels::AttentionBackend;
-    let mut cache = PagedCache::<B>::new(64, 8, 2, 16, Values::Separate(16), &dev()).unwrap();
-    let seqs: Vec<_> = (0..3).map(|_| cache.add_sequence()).collect();
+    let mut cache =
+        PagedCache::<B>::new(64, 8, layout(2, 16, Values::Separate(16)), &dev()).unwrap();
+    let seqs: Vec<_> = (0..3).map(|_| cache.add_sequence().unwrap()).collect();
     let (mut ks, mut vs) = (Vec::new(), Vec::new());
     for (i, &s) in seqs.iter().enumerate() {
         let n = 5 + 11 * i;
@@ -236,8 +243,8 @@ fn both_caches_behave_alike_through_the_kv_cache_trait() {
         } else {
             Values::Separate(wv)
         };
-        let mut paged = PagedCache::<B>::new(32, 8, heads, wk, values, &dev()).unwrap();
-        let mut contiguous = ContiguousKv::<B>::new(4, 64, heads, wk, wv, &dev());
+        let mut paged = PagedCache::<B>::new(32, 8, layout(heads, wk, values), &dev()).unwrap();
+        let mut contiguous = ContiguousKv::<B>::new(4, 64, layout(heads, wk, values), &dev());
         let x = inputs(mla);
         let (p, c) = (drive(&mut paged, &x), drive(&mut contiguous, &x));
         for (a, b) in p.into_iter().zip(c) {
@@ -248,7 +255,7 @@ fn both_caches_behave_alike_through_the_kv_cache_trait() {
 
 #[test]
 fn contiguous_reserves_max_len_per_sequence_and_refuses_past_it() {
-    let mut c = ContiguousKv::<B>::new(2, 32, 2, 8, 8, &dev());
+    let mut c = ContiguousKv::<B>::new(2, 32, layout(2, 8, Values::Separate(8)), &dev());
     let s = c.add_sequence().unwrap();
     c.append(s, rand([2, 5, 8], 1), Some(rand([2, 5, 8], 2)))
         .unwrap();

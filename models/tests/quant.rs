@@ -368,7 +368,8 @@ mod whole_model {
     use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
     use infermark_models::attention::MlaPath;
     use infermark_models::decoder::{AttentionKind, DecoderConfig};
-    use infermark_models::quant::{quantize_decoder, Assignment, QuantDecoder, QuantFormat};
+    use infermark_models::diff::max_abs_diff;
+    use infermark_models::quant::{dequantize_decoder, quantize_decoder, Assignment, QuantFormat};
 
     fn tokens(ids: &[i64]) -> Tensor<B, 2, Int> {
         Tensor::from_data(
@@ -377,15 +378,18 @@ mod whole_model {
         )
     }
 
-    /// Prefill 4 tokens then decode one at a time with the quantized-projection decoder; every
-    /// position must match the full forward of the dequantized model.
-    #[test]
-    fn quantized_decoder_matches_the_dequantized_model() {
+    fn values(t: Tensor<B, 3>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec().unwrap()
+    }
+
+    /// Prefill 4 tokens then decode one at a time with the quantized projections (fused kernel
+    /// for the decode rows); every position must match the full forward of the same model with
+    /// the dequantized weights as dense projections.
+    fn check(attention: AttentionKind, path: MlaPath) {
         let device = Default::default();
         B::seed(&device, 11);
-        let cfg = DecoderConfig::new(64, 64, 2, 4, 16, 96, AttentionKind::Gqa { n_kv_heads: 2 })
-            .with_max_seq_len(32);
-        let model = cfg.init::<B>(&device).unwrap();
+        let cfg = DecoderConfig::new(64, 64, 2, 4, 16, 96, attention).with_max_seq_len(32);
+        let model = cfg.init::<B>(&device).unwrap().with_mla_path(path);
         let ids: Vec<i64> = (0..10).map(|i| (i * 13 + 5) % 64).collect();
         for f in [
             QuantFormat::F32,
@@ -395,39 +399,35 @@ mod whole_model {
                 asym: false,
             },
         ] {
-            let (deq, _) = quantize_decoder(&model, Assignment::uniform(f)).unwrap();
-            let want = deq.forward_full(tokens(&ids)).unwrap();
-            let q = QuantDecoder::new(&model, Assignment::uniform(f)).unwrap();
-            let mut cache = model.new_cache(1, ids.len(), MlaPath::Naive, &device);
-            let mut parts = vec![q.forward(tokens(&ids[..4]), &mut cache).unwrap()];
+            let (q, bytes) = quantize_decoder(&model, Assignment::uniform(f)).unwrap();
+            assert!(bytes.quantized > 0);
+            let want = dequantize_decoder(&q).forward_full(tokens(&ids)).unwrap();
+            let mut cache = q.contiguous_cache(1, ids.len(), &device);
+            let seq = cache.add_sequence().unwrap();
+            let mut parts = vec![q.forward(tokens(&ids[..4]), &[seq], &mut cache).unwrap()];
             for &t in &ids[4..] {
-                parts.push(q.forward(tokens(&[t]), &mut cache).unwrap());
+                parts.push(q.forward(tokens(&[t]), &[seq], &mut cache).unwrap());
             }
             let got = Tensor::cat(parts, 1);
-            let diff: f32 = (got - want).abs().max().into_scalar();
-            assert!(diff < 1e-4, "{f}: {diff}");
+            let diff = max_abs_diff(&values(got), &values(want)).unwrap();
+            assert!(diff < 1e-4, "{f} {path:?}: {diff}");
         }
     }
 
     #[test]
-    fn mla_models_are_refused_by_the_quantized_decoder() {
-        let device = Default::default();
-        let cfg = DecoderConfig::new(
-            64,
-            32,
-            1,
-            4,
-            8,
-            48,
-            AttentionKind::Mla {
-                d_latent_kv: 16,
-                d_latent_q: 24,
-                d_rope: 4,
-            },
-        );
-        let model = cfg.init::<B>(&device).unwrap();
-        let err = QuantDecoder::new(&model, Assignment::uniform(QuantFormat::Int8)).unwrap_err();
-        assert!(err.to_string().contains("GQA"), "{err}");
+    fn quantized_decoder_matches_the_dequantized_model() {
+        check(AttentionKind::Gqa { n_kv_heads: 2 }, MlaPath::Naive);
+    }
+
+    #[test]
+    fn quantized_mla_decoder_matches_the_dequantized_model_on_both_paths() {
+        let mla = AttentionKind::Mla {
+            d_latent_kv: 32,
+            d_latent_q: 32,
+            d_rope: 4,
+        };
+        check(mla.clone(), MlaPath::Naive);
+        check(mla, MlaPath::Absorbed);
     }
 }
 

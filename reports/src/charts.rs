@@ -194,7 +194,7 @@ fn block_size_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> 
     let rows: Vec<_> = table
         .rows
         .iter()
-        .filter(|r| r.param_map.get("at").is_none() && r.param_map.get("trace").is_some())
+        .filter(|r| !r.param_map.contains_key("at") && r.param_map.contains_key("trace"))
         .collect();
     let sizes: Vec<f64> = rows
         .iter()

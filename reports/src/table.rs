@@ -51,11 +51,14 @@ fn rank(stat: Stat) -> Option<u8> {
     }
 }
 
+/// (suite, metric, variant, params) of a row.
+type RowKey = (String, String, String, String);
+
 /// Groups records into one table per (suite, metric), keeping first-seen order.
 pub fn summarise(records: &[Record]) -> Vec<MetricTable> {
     let mut tables: Vec<MetricTable> = Vec::new();
     // (suite, metric, variant, params) → (headline rank, row)
-    let mut groups: Vec<((String, String, String, String), Option<u8>, Row, String)> = Vec::new();
+    let mut groups: Vec<(RowKey, Option<u8>, Row, String)> = Vec::new();
     for r in records {
         let params = r
             .params

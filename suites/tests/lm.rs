@@ -212,8 +212,7 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem() {
     std::fs::copy(&card_path, checkpoint::paths(&cut).1).expect("copy");
     std::fs::write(checkpoint::paths(&cut).0, &bytes[..bytes.len() / 2]).expect("write");
     let err = checkpoint::load::<B>(&cut, &device)
-        .err()
-        .expect("truncated")
+        .expect_err("truncated")
         .to_string();
     assert!(err.contains("cut.safetensors"), "{err}");
 
@@ -228,8 +227,7 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem() {
     )
     .unwrap();
     let err = checkpoint::load::<B>(&wrong, &device)
-        .err()
-        .expect("mismatch")
+        .expect_err("mismatch")
         .to_string();
     assert!(
         err.contains("wrong.safetensors") && err.contains("mlp"),
@@ -240,8 +238,7 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem() {
     let junk = dir.join("junk");
     std::fs::write(checkpoint::paths(&junk).1, "{\"name\": 3").unwrap();
     let err = checkpoint::load::<B>(&junk, &device)
-        .err()
-        .expect("junk")
+        .expect_err("junk")
         .to_string();
     assert!(
         err.contains("junk.json") && err.contains("malformed"),
@@ -250,8 +247,7 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem() {
 
     // Missing files.
     let err = checkpoint::load::<B>(&dir.join("none"), &device)
-        .err()
-        .expect("none")
+        .expect_err("none")
         .to_string();
     assert!(err.contains("none.json"), "{err}");
 }
@@ -314,31 +310,31 @@ fn write_hf_dir(model: &Decoder<B>, cfg: &DecoderConfig, dir: &Path, chars: &[ch
         let d = cfg.d_head;
         push(
             format!("{p}.self_attn.q_proj.weight"),
-            lin(hf::pairs_to_halves(a.wq.weight.val(), d)),
+            lin(hf::pairs_to_halves(a.wq.weight(&Default::default()), d)),
         );
         push(
             format!("{p}.self_attn.k_proj.weight"),
-            lin(hf::pairs_to_halves(a.wk.weight.val(), d)),
+            lin(hf::pairs_to_halves(a.wk.weight(&Default::default()), d)),
         );
         push(
             format!("{p}.self_attn.v_proj.weight"),
-            lin(a.wv.weight.val()),
+            lin(a.wv.weight(&Default::default())),
         );
         push(
             format!("{p}.self_attn.o_proj.weight"),
-            lin(a.wo.weight.val()),
+            lin(a.wo.weight(&Default::default())),
         );
         push(
             format!("{p}.mlp.gate_proj.weight"),
-            lin(b.mlp.gate.weight.val()),
+            lin(b.mlp.gate.weight(&Default::default())),
         );
         push(
             format!("{p}.mlp.up_proj.weight"),
-            lin(b.mlp.up.weight.val()),
+            lin(b.mlp.up.weight(&Default::default())),
         );
         push(
             format!("{p}.mlp.down_proj.weight"),
-            lin(b.mlp.down.weight.val()),
+            lin(b.mlp.down.weight(&Default::default())),
         );
         push(
             format!("{p}.input_layernorm.weight"),
@@ -444,8 +440,7 @@ fn a_hugging_face_llama_directory_loads_into_the_same_decoder() {
     cfg_json["intermediate_size"] = serde_json::json!(64);
     std::fs::write(dir.join("config.json"), cfg_json.to_string()).unwrap();
     let err = hf::load_dir::<B>(&dir, &device)
-        .err()
-        .expect("mismatch")
+        .expect_err("mismatch")
         .to_string();
     assert!(
         err.contains("model.safetensors") && err.contains("mlp"),
@@ -454,8 +449,7 @@ fn a_hugging_face_llama_directory_loads_into_the_same_decoder() {
     cfg_json["model_type"] = serde_json::json!("mamba");
     std::fs::write(dir.join("config.json"), cfg_json.to_string()).unwrap();
     let err = hf::load_dir::<B>(&dir, &device)
-        .err()
-        .expect("unsupported")
+        .expect_err("unsupported")
         .to_string();
     assert!(
         err.contains("config.json") && err.contains("mamba"),

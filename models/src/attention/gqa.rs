@@ -7,11 +7,13 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, RotaryEncoding, RotaryEncodingConfig};
+use burn::nn::{RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::cache::ContiguousCache;
-use crate::kernels::{AttentionBackend, Visibility};
+use super::{append_rows, attend_cache, positions, rope_at, visibility, Prepared};
+use crate::kernels::AttentionBackend;
+use crate::kv_cache::{CacheLayout, KvCache, SeqId, Values};
+use crate::proj::Proj;
 use crate::ModelError;
 
 /// Configuration of one GQA attention layer.
@@ -69,20 +71,19 @@ impl GqaConfig {
         2.0 * m * (h * d + 2.0 * kv * d) + 2.0 * h * d * m + 4.0 * h * d * ctx as f64
     }
 
-    /// An empty cache for this layer with room for `capacity` tokens.
-    pub fn new_cache<B: Backend>(
-        &self,
-        batch: usize,
-        capacity: usize,
-        device: &B::Device,
-    ) -> GqaCache<B> {
-        GqaCache::new(batch, self.n_kv_heads, capacity, self.d_head, device)
+    /// The shape of the rows one layer caches: K and V rows per KV head.
+    pub fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            heads: self.n_kv_heads,
+            k_width: self.d_head,
+            values: Values::Separate(self.d_head),
+        }
     }
 
     /// Initializes the layer with burn's default (uniform Kaiming-style) weights.
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Gqa<B>> {
         self.validate()?;
-        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let lin = |i, o| Proj::init(i, o, device);
         let (d, h, kv) = (self.d_head, self.n_heads, self.n_kv_heads);
         Ok(Gqa {
             wq: lin(self.d_model, h * d),
@@ -99,81 +100,22 @@ impl GqaConfig {
     }
 }
 
-/// K and V caches of one GQA layer, each `[batch, n_kv_heads, capacity, d_head]`.
-#[derive(Debug, Clone)]
-pub struct GqaCache<B: Backend> {
-    /// Rotated keys.
-    pub k: ContiguousCache<B>,
-    /// Values.
-    pub v: ContiguousCache<B>,
-}
-
-impl<B: Backend> GqaCache<B> {
-    /// Reserves `capacity` positions of K and of V for `kv_heads` heads of width `d_head`.
-    pub fn new(
-        batch: usize,
-        kv_heads: usize,
-        capacity: usize,
-        d_head: usize,
-        device: &B::Device,
-    ) -> Self {
-        let mk = || ContiguousCache::new(batch, kv_heads, capacity, d_head, device);
-        GqaCache { k: mk(), v: mk() }
-    }
-
-    /// Tokens cached.
-    pub fn len(&self) -> usize {
-        self.k.len()
-    }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.k.is_empty()
-    }
-
-    /// Forgets every position from `len` on.
-    pub fn truncate(&mut self, len: usize) {
-        self.k.truncate(len);
-        self.v.truncate(len);
-    }
-
-    /// Bytes reserved by the cache tensors.
-    pub fn bytes_reserved(&self) -> usize {
-        self.k.bytes_reserved() + self.v.bytes_reserved()
-    }
-
-    /// Bytes of the cached tokens.
-    pub fn bytes_used(&self) -> usize {
-        self.k.bytes_used() + self.v.bytes_used()
-    }
-}
-
 /// One GQA attention layer.
 #[derive(Module, Debug)]
 pub struct Gqa<B: Backend> {
     /// Query projection `[d_model, n_heads·d_head]`.
-    pub wq: Linear<B>,
+    pub wq: Proj<B>,
     /// Key projection `[d_model, n_kv_heads·d_head]`.
-    pub wk: Linear<B>,
+    pub wk: Proj<B>,
     /// Value projection `[d_model, n_kv_heads·d_head]`.
-    pub wv: Linear<B>,
+    pub wv: Proj<B>,
     /// Output projection `[n_heads·d_head, d_model]`.
-    pub wo: Linear<B>,
+    pub wo: Proj<B>,
     /// Rotary position encoding of width `d_head`.
     pub rope: RotaryEncoding<B>,
     n_heads: usize,
     n_kv_heads: usize,
     d_head: usize,
-}
-
-/// Queries prepared for the attention core, with the rows they cover.
-pub struct Prepared<B: Backend> {
-    /// `[batch, n_kv_heads, group·s, d_head]`
-    pub q: Tensor<B, 4>,
-    /// New positions in this step.
-    pub s: usize,
-    /// Which cached keys each row sees.
-    pub vis: Visibility,
 }
 
 impl<B: AttentionBackend> Gqa<B> {
@@ -182,65 +124,125 @@ impl<B: AttentionBackend> Gqa<B> {
         (self.n_heads, self.n_kv_heads, self.d_head)
     }
 
-    /// An empty cache with room for `capacity` tokens.
-    pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> GqaCache<B> {
-        GqaCache::new(batch, self.n_kv_heads, capacity, self.d_head, device)
+    /// The shape of the rows this layer caches.
+    pub fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            heads: self.n_kv_heads,
+            k_width: self.d_head,
+            values: Values::Separate(self.d_head),
+        }
     }
 
-    /// Projects `x`, rotates queries and keys, appends K and V to the cache, and groups the
-    /// query heads by the KV head they share.
+    fn scale(&self) -> f32 {
+        1.0 / (self.d_head as f32).sqrt()
+    }
+
+    /// Projects `x` and rotates queries and keys, sequence `i` starting at position `pasts[i]`.
     ///
     /// # Shapes
     /// - `x`: `[batch, s, d_model]`
-    /// - output `q`: `[batch, n_kv_heads, (n_heads / n_kv_heads)·s, d_head]`
-    pub fn prepare(&self, x: Tensor<B, 3>, cache: &mut GqaCache<B>) -> crate::Result<Prepared<B>> {
-        let (q, k, v) = (
-            self.wq.forward(x.clone()),
-            self.wk.forward(x.clone()),
-            self.wv.forward(x),
-        );
-        self.prepare_projected(q, k, v, cache)
+    /// - output: `q` `[batch, n_heads, s, d_head]`; `k`, `v` `[batch, n_kv_heads, s, d_head]`
+    fn project(&self, x: Tensor<B, 3>, pasts: &[usize]) -> [Tensor<B, 4>; 3] {
+        let [b, s, _] = x.dims();
+        let (h, kv, d) = self.heads();
+        let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
+        let q = rope_at(&self.rope, split(self.wq.forward(x.clone()), h), pasts);
+        let k = rope_at(&self.rope, split(self.wk.forward(x.clone()), kv), pasts);
+        let v = split(self.wv.forward(x), kv);
+        [q, k, v]
     }
 
-    /// As [`Gqa::prepare`] for projections computed elsewhere (e.g. by quantized layers).
+    /// Query heads that share a KV head, as the rows of one attention call.
     ///
     /// # Shapes
-    /// - `q`: `[batch, s, n_heads·d_head]`; `k`, `v`: `[batch, s, n_kv_heads·d_head]`
+    /// - `q`: `[batch, n_heads, s, d_head]` → `[batch, n_kv_heads, group·s, d_head]`
+    fn group(&self, q: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, h, s, d] = q.dims();
+        let kv = self.n_kv_heads;
+        q.reshape([b, kv, (h / kv) * s, d])
+    }
+
+    /// Projects `x`, rotates queries and keys, appends K and V to `seqs` in the cache, and groups
+    /// the query heads by the KV head they share.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` (`batch == seqs.len()`; `batch == 1` or `s == 1`)
     /// - output `q`: `[batch, n_kv_heads, (n_heads / n_kv_heads)·s, d_head]`
-    pub fn prepare_projected(
+    pub fn prepare<C: KvCache<B>>(
         &self,
-        q: Tensor<B, 3>,
-        k: Tensor<B, 3>,
-        v: Tensor<B, 3>,
-        cache: &mut GqaCache<B>,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        cache: &mut C,
     ) -> crate::Result<Prepared<B>> {
-        let [b, s, _] = q.dims();
-        let (h, kv, d) = self.heads();
-        let past = cache.len();
+        let [b, s, _] = x.dims();
         let max = self.rope.freq_complex.dims()[0];
-        if past + s > max {
+        let pasts = positions(b, s, seqs, cache, max)?;
+        let [q, k, v] = self.project(x, &pasts);
+        append_rows(cache, seqs, k, Some(v))?;
+        Ok(Prepared {
+            q: self.group(q),
+            s,
+            vis: visibility(s, pasts[0]),
+        })
+    }
+
+    /// The attention core over everything cached for `seqs`.
+    ///
+    /// # Shapes
+    /// - `p.q`: `[batch, n_kv_heads, group·s, d_head]` → same
+    pub fn attend_core<C: KvCache<B>>(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &C,
+    ) -> crate::Result<Tensor<B, 4>> {
+        attend_cache(cache, p.q.clone(), seqs, p.vis, self.scale())
+    }
+
+    /// The attention core, then the output projection.
+    ///
+    /// # Shapes
+    /// - output: `[batch, s, d_model]`
+    pub fn attend<C: KvCache<B>>(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &C,
+    ) -> crate::Result<Tensor<B, 3>> {
+        Ok(self.finish(self.attend_core(p, seqs, cache)?, p.s))
+    }
+
+    /// Causal attention of `s` new tokens per sequence against the cache and themselves.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
+    pub fn forward<C: KvCache<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        cache: &mut C,
+    ) -> crate::Result<Tensor<B, 3>> {
+        let p = self.prepare(x, seqs, cache)?;
+        self.attend(&p, seqs, cache)
+    }
+
+    /// Causal self-attention of whole sequences, with no cache (training and scoring).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
+    pub fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
+        let [b, s, _] = x.dims();
+        let max = self.rope.freq_complex.dims()[0];
+        if s > max {
             return Err(ModelError::CacheFull {
-                len: past,
+                len: 0,
                 adding: s,
                 capacity: max,
             });
         }
-        let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
-        let q = self.rope.apply(split(q, h), past); // [b, h, s, d]
-        let k = self.rope.apply(split(k, kv), past); // [b, kv, s, d]
-        let v = split(v, kv); // [b, kv, s, d]
-        cache.k.append(k)?;
-        cache.v.append(v)?;
-        let vis = if s == 1 {
-            Visibility::All
-        } else {
-            Visibility::Causal { s, past }
-        };
-        Ok(Prepared {
-            q: q.reshape([b, kv, (h / kv) * s, d]),
-            s,
-            vis,
-        })
+        let [q, k, v] = self.project(x, &vec![0; b]);
+        let o = B::grouped_attention(self.group(q), k, v, visibility(s, 0), self.scale());
+        Ok(self.finish(o, s))
     }
 
     /// The attention core's grouped result back to one row per position, heads side by side
@@ -263,29 +265,5 @@ impl<B: AttentionBackend> Gqa<B> {
     /// - output: `[batch, s, d_model]`
     pub fn finish(&self, o: Tensor<B, 4>, s: usize) -> Tensor<B, 3> {
         self.wo.forward(self.merge_heads(o, s))
-    }
-}
-
-impl<B: AttentionBackend> Gqa<B> {
-    /// The attention core over everything cached.
-    ///
-    /// # Shapes
-    /// - `p.q`: `[batch, n_kv_heads, group·s, d_head]`
-    /// - output: `[batch, n_kv_heads, group·s, d_head]`
-    pub fn attend(&self, p: &Prepared<B>, cache: &GqaCache<B>) -> Tensor<B, 4> {
-        let scale = 1.0 / (self.d_head as f32).sqrt();
-        B::grouped_attention(p.q.clone(), cache.k.view(), cache.v.view(), p.vis, scale)
-    }
-
-    /// Causal attention of `s` new positions against the cache and themselves; prefill when the
-    /// cache is empty, single-token decode when `s == 1`.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]`
-    /// - output: `[batch, s, d_model]`
-    pub fn forward(&self, x: Tensor<B, 3>, cache: &mut GqaCache<B>) -> crate::Result<Tensor<B, 3>> {
-        let p = self.prepare(x, cache)?;
-        let o = self.attend(&p, cache);
-        Ok(self.finish(o, p.s))
     }
 }

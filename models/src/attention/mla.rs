@@ -16,13 +16,13 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{
-    Linear, LinearConfig, RmsNorm, RmsNormConfig, RotaryEncoding, RotaryEncodingConfig,
-};
+use burn::nn::{RmsNorm, RmsNormConfig, RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
-use super::cache::ContiguousCache;
+use super::{append_rows, attend_cache, positions, rope_at, visibility, Prepared};
 use crate::kernels::{AttentionBackend, Visibility};
+use crate::kv_cache::{CacheLayout, KvCache, SeqId, Values};
+use crate::proj::Proj;
 use crate::ModelError;
 
 /// Configuration of one MLA layer.
@@ -114,20 +114,20 @@ impl MlaConfig {
         }
     }
 
-    /// An empty cache for this layer with room for `capacity` tokens.
-    pub fn new_cache<B: Backend>(
-        &self,
-        batch: usize,
-        capacity: usize,
-        device: &B::Device,
-    ) -> MlaCache<B> {
-        MlaCache::new(batch, capacity, self.d_latent_kv + self.d_rope, device)
+    /// The shape of the rows one layer caches: `[c_KV | k_R]`, one row for all heads, whose
+    /// first `d_c` columns are the values.
+    pub fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            heads: 1,
+            k_width: self.d_latent_kv + self.d_rope,
+            values: Values::PrefixOfKeys(self.d_latent_kv),
+        }
     }
 
     /// Initializes the layer with burn's default (uniform Kaiming-style) weights.
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Mla<B>> {
         self.validate()?;
-        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let lin = |i, o| Proj::init(i, o, device);
         let (h, d, r, c, cq) = (
             self.n_heads,
             self.d_head,
@@ -161,48 +161,8 @@ impl MlaConfig {
             d_head: d,
             d_rope: r,
             d_latent_kv: c,
+            path: MlaPath::Naive,
         })
-    }
-}
-
-/// The MLA cache: rows `[c_KV | k_R]`, shape `[batch, 1, capacity, d_latent_kv + d_rope]`.
-#[derive(Debug, Clone)]
-pub struct MlaCache<B: Backend> {
-    /// Latent and RoPE key of each cached token, side by side.
-    pub latent: ContiguousCache<B>,
-}
-
-impl<B: Backend> MlaCache<B> {
-    /// Reserves `capacity` rows of `width = d_latent_kv + d_rope`.
-    pub fn new(batch: usize, capacity: usize, width: usize, device: &B::Device) -> Self {
-        MlaCache {
-            latent: ContiguousCache::new(batch, 1, capacity, width, device),
-        }
-    }
-
-    /// Tokens cached.
-    pub fn len(&self) -> usize {
-        self.latent.len()
-    }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.latent.is_empty()
-    }
-
-    /// Forgets every position from `len` on.
-    pub fn truncate(&mut self, len: usize) {
-        self.latent.truncate(len);
-    }
-
-    /// Bytes reserved by the cache tensor.
-    pub fn bytes_reserved(&self) -> usize {
-        self.latent.bytes_reserved()
-    }
-
-    /// Bytes of the cached tokens.
-    pub fn bytes_used(&self) -> usize {
-        self.latent.bytes_used()
     }
 }
 
@@ -210,67 +170,69 @@ impl<B: Backend> MlaCache<B> {
 #[derive(Module, Debug)]
 pub struct Mla<B: Backend> {
     /// Query down-projection `[d_model, d_latent_q]`.
-    pub w_dq: Linear<B>,
+    pub w_dq: Proj<B>,
     /// RMSNorm of the query latent.
     pub q_norm: RmsNorm<B>,
     /// Query up-projection `[d_latent_q, n_heads·d_head]`.
-    pub w_uq: Linear<B>,
+    pub w_uq: Proj<B>,
     /// Decoupled RoPE query projection `[d_latent_q, n_heads·d_rope]`.
-    pub w_qr: Linear<B>,
+    pub w_qr: Proj<B>,
     /// Joint KV down-projection `[d_model, d_latent_kv]`.
-    pub w_dkv: Linear<B>,
+    pub w_dkv: Proj<B>,
     /// RMSNorm of the KV latent.
     pub kv_norm: RmsNorm<B>,
     /// Shared RoPE key projection `[d_model, d_rope]`.
-    pub w_kr: Linear<B>,
+    pub w_kr: Proj<B>,
     /// Key up-projection per head `[n_heads, d_latent_kv, d_head]`.
     pub w_uk: Param<Tensor<B, 3>>,
     /// Value up-projection per head `[n_heads, d_latent_kv, d_head]`.
     pub w_uv: Param<Tensor<B, 3>>,
     /// Output projection `[n_heads·d_head, d_model]`.
-    pub w_o: Linear<B>,
+    pub w_o: Proj<B>,
     /// Rotary position encoding of width `d_rope`.
     pub rope: RotaryEncoding<B>,
     n_heads: usize,
     d_head: usize,
     d_rope: usize,
     d_latent_kv: usize,
-}
-
-/// Queries prepared for the attention core.
-pub struct Prepared<B: Backend> {
-    /// Compressed query part `[batch, n_heads, s, d_head]`.
-    pub q_c: Tensor<B, 4>,
-    /// Rotated RoPE query part `[batch, n_heads, s, d_rope]`.
-    pub q_r: Tensor<B, 4>,
-    /// New positions in this step.
-    pub s: usize,
-    /// Tokens cached before this step.
-    pub past: usize,
+    /// The inference path (a property of the model, not of its cache; plain data, not saved).
+    path: MlaPath,
 }
 
 impl<B: AttentionBackend> Mla<B> {
-    /// An empty cache with room for `capacity` tokens.
-    pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> MlaCache<B> {
-        MlaCache::new(batch, capacity, self.d_latent_kv + self.d_rope, device)
+    /// This layer running on `path`.
+    pub fn with_path(mut self, path: MlaPath) -> Self {
+        self.path = path;
+        self
     }
 
-    /// Projects `x` to queries, and appends its latents and RoPE keys to the cache.
+    /// The inference path this layer runs.
+    pub fn path(&self) -> MlaPath {
+        self.path
+    }
+
+    /// The shape of the rows this layer caches.
+    pub fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            heads: 1,
+            k_width: self.d_latent_kv + self.d_rope,
+            values: Values::PrefixOfKeys(self.d_latent_kv),
+        }
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / ((self.d_head + self.d_rope) as f32).sqrt()
+    }
+
+    /// Queries, and the rows this step caches, sequence `i` starting at position `pasts[i]`.
     ///
     /// # Shapes
     /// - `x`: `[batch, s, d_model]`
-    pub fn prepare(&self, x: Tensor<B, 3>, cache: &mut MlaCache<B>) -> crate::Result<Prepared<B>> {
+    /// - output: `q = [q_C | RoPE(q_R)]` `[batch, n_heads, s, d_head + d_rope]`, and
+    ///   `rows = [c_KV | RoPE(k_R)]` `[batch, 1, s, d_latent_kv + d_rope]`
+    fn project(&self, x: Tensor<B, 3>, pasts: &[usize]) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [b, s, _] = x.dims();
         let (h, d, r) = (self.n_heads, self.d_head, self.d_rope);
-        let past = cache.len();
-        let max = self.rope.freq_complex.dims()[0];
-        if past + s > max {
-            return Err(ModelError::CacheFull {
-                len: past,
-                adding: s,
-                capacity: max,
-            });
-        }
         let c_q = self.q_norm.forward(self.w_dq.forward(x.clone())); // [b, s, d_cq]
         let q_c = self
             .w_uq
@@ -278,14 +240,161 @@ impl<B: AttentionBackend> Mla<B> {
             .reshape([b, s, h, d])
             .swap_dims(1, 2);
         let q_r = self.w_qr.forward(c_q).reshape([b, s, h, r]).swap_dims(1, 2);
-        let q_r = self.rope.apply(q_r, past); // [b, h, s, r]
-
+        let q_r = rope_at(&self.rope, q_r, pasts); // [b, h, s, r]
         let c_kv = self.kv_norm.forward(self.w_dkv.forward(x.clone())); // [b, s, d_c]
-        let k_r = self.rope.apply(self.w_kr.forward(x), past); // [b, s, r]
-        cache
-            .latent
-            .append(Tensor::cat(vec![c_kv, k_r], 2).unsqueeze_dim(1))?;
-        Ok(Prepared { q_c, q_r, s, past })
+        let k_r = rope_at(&self.rope, self.w_kr.forward(x).unsqueeze_dim(1), pasts); // [b, 1, s, r]
+        let rows = Tensor::cat(vec![c_kv.unsqueeze_dim(1), k_r], 3);
+        (Tensor::cat(vec![q_c, q_r], 3), rows)
+    }
+
+    /// Projects `x` to queries, and appends its latents and RoPE keys to `seqs` in the cache.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` (`batch == seqs.len()`; `batch == 1` or `s == 1`)
+    /// - output `q`: `[batch, n_heads, s, d_head + d_rope]`
+    pub fn prepare<C: KvCache<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        cache: &mut C,
+    ) -> crate::Result<Prepared<B>> {
+        let [b, s, _] = x.dims();
+        let max = self.rope.freq_complex.dims()[0];
+        let pasts = positions(b, s, seqs, cache, max)?;
+        let (q, rows) = self.project(x, &pasts);
+        append_rows(cache, seqs, rows, None)?;
+        Ok(Prepared {
+            q,
+            s,
+            vis: visibility(s, pasts[0]),
+        })
+    }
+
+    /// Absorbed queries: `q_C·W_UKᵀ` beside the RoPE part, all heads as the rows of one "KV
+    /// head" (the latent). Computed as `(W_UK·q_Cᵀ)ᵀ` so the weight is read in its stored layout
+    /// (a transposed weight view would be copied every step).
+    ///
+    /// # Shapes
+    /// - `q`: `[batch, n_heads, s, d_head + d_rope]` → `[batch, 1, n_heads·s, d_c + d_rope]`
+    fn absorb(&self, q: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, h, s, _] = q.dims();
+        let (d, r, c) = (self.d_head, self.d_rope, self.d_latent_kv);
+        let q_c = q.clone().narrow(3, 0, d);
+        let q_r = q.narrow(3, d, r);
+        let w_uk = self.w_uk.val().unsqueeze::<4>(); // [1, h, d_c, d]
+        let q_lat = w_uk.matmul(q_c.swap_dims(2, 3)).swap_dims(2, 3); // [b, h, s, d_c]
+        Tensor::cat(vec![q_lat, q_r], 3).reshape([b, 1, h * s, c + r])
+    }
+
+    /// The latent attention result to per-head outputs.
+    ///
+    /// # Shapes
+    /// - `o_lat`: `[batch, 1, n_heads·s, d_c]` → `[batch, n_heads, s, d_head]`
+    fn unabsorb(&self, o_lat: Tensor<B, 4>, s: usize) -> Tensor<B, 4> {
+        let b = o_lat.dims()[0];
+        o_lat
+            .reshape([b, self.n_heads, s, self.d_latent_kv])
+            .matmul(self.w_uv.val().unsqueeze::<4>())
+    }
+
+    /// The naive path over given rows: up-project the latents to per-head K and V, attend.
+    ///
+    /// # Shapes
+    /// - `q`: `[batch, n_heads, s, d_head + d_rope]`; `rows`: `[batch, 1, t, d_c + d_rope]`
+    /// - output: `[batch, n_heads, s, d_head]`
+    fn naive(&self, q: Tensor<B, 4>, rows: Tensor<B, 4>, vis: Visibility) -> Tensor<B, 4> {
+        let [b, _, t, _] = rows.dims();
+        let (h, r, c) = (self.n_heads, self.d_rope, self.d_latent_kv);
+        let latent = rows.clone().narrow(3, 0, c); // [b, 1, t, d_c]
+                                                   // [b, 1, t, d_c] against [1, h, d_c, d]: batch dims broadcast, nothing repeated.
+        let k_c = latent.clone().matmul(self.w_uk.val().unsqueeze::<4>()); // [b, h, t, d]
+        let v = latent.matmul(self.w_uv.val().unsqueeze::<4>()); // [b, h, t, d]
+        let k_r = rows.narrow(3, c, r).expand([b, h, t, r]);
+        let k = Tensor::cat(vec![k_c, k_r], 3);
+        B::grouped_attention(q, k, v, vis, self.scale())
+    }
+
+    /// The attention core over everything cached for `seqs`, by this layer's path; per-head
+    /// output.
+    ///
+    /// # Shapes
+    /// - output: `[batch, n_heads, s, d_head]`
+    pub fn attend_core<C: KvCache<B>>(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &C,
+    ) -> crate::Result<Tensor<B, 4>> {
+        match self.path {
+            MlaPath::Absorbed => {
+                let o = attend_cache(cache, self.absorb(p.q.clone()), seqs, p.vis, self.scale())?;
+                Ok(self.unabsorb(o, p.s))
+            }
+            MlaPath::Naive => {
+                let outs = seqs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &seq)| {
+                        Ok(self.naive(p.q.clone().narrow(0, i, 1), cache.keys(seq)?, p.vis))
+                    })
+                    .collect::<crate::Result<Vec<_>>>()?;
+                Ok(Tensor::cat(outs, 0))
+            }
+        }
+    }
+
+    /// The attention core, then the output projection.
+    ///
+    /// # Shapes
+    /// - output: `[batch, s, d_model]`
+    pub fn attend<C: KvCache<B>>(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &C,
+    ) -> crate::Result<Tensor<B, 3>> {
+        Ok(self.finish(self.attend_core(p, seqs, cache)?))
+    }
+
+    /// Causal attention of `s` new tokens per sequence against the cache and themselves.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
+    pub fn forward<C: KvCache<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        cache: &mut C,
+    ) -> crate::Result<Tensor<B, 3>> {
+        let p = self.prepare(x, seqs, cache)?;
+        self.attend(&p, seqs, cache)
+    }
+
+    /// Causal self-attention of whole sequences, with no cache (training and scoring).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
+    pub fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
+        let [b, s, _] = x.dims();
+        let max = self.rope.freq_complex.dims()[0];
+        if s > max {
+            return Err(ModelError::CacheFull {
+                len: 0,
+                adding: s,
+                capacity: max,
+            });
+        }
+        let (q, rows) = self.project(x, &vec![0; b]);
+        let vis = visibility(s, 0);
+        let o = match self.path {
+            MlaPath::Naive => self.naive(q, rows, vis),
+            MlaPath::Absorbed => {
+                let latent = rows.clone().narrow(3, 0, self.d_latent_kv);
+                let o = B::grouped_attention(self.absorb(q), rows, latent, vis, self.scale());
+                self.unabsorb(o, s)
+            }
+        };
+        Ok(self.finish(o))
     }
 
     /// Output projection of the per-head attention result.
@@ -296,73 +405,5 @@ impl<B: AttentionBackend> Mla<B> {
     pub fn finish(&self, o: Tensor<B, 4>) -> Tensor<B, 3> {
         let [b, h, s, d] = o.dims();
         self.w_o.forward(o.swap_dims(1, 2).reshape([b, s, h * d]))
-    }
-
-    fn scale(&self) -> f32 {
-        1.0 / ((self.d_head + self.d_rope) as f32).sqrt()
-    }
-
-    fn visibility(p: &Prepared<B>) -> Visibility {
-        if p.s == 1 {
-            Visibility::All
-        } else {
-            Visibility::Causal {
-                s: p.s,
-                past: p.past,
-            }
-        }
-    }
-}
-
-impl<B: AttentionBackend> Mla<B> {
-    /// The attention core over everything cached, by either path; per-head output.
-    ///
-    /// # Shapes
-    /// - output: `[batch, n_heads, s, d_head]`
-    pub fn attend(&self, p: &Prepared<B>, cache: &MlaCache<B>, path: MlaPath) -> Tensor<B, 4> {
-        let rows = cache.latent.view(); // [b, 1, t, d_c + d_rope]
-        let [b, _, t, _] = rows.dims();
-        let (h, r, c) = (self.n_heads, self.d_rope, self.d_latent_kv);
-        let latent = rows.clone().narrow(3, 0, c); // [b, 1, t, d_c]
-        match path {
-            MlaPath::Naive => {
-                // [b, 1, t, d_c] against [1, h, d_c, d]: batch dims broadcast, nothing repeated.
-                let w_uk = self.w_uk.val().unsqueeze::<4>();
-                let w_uv = self.w_uv.val().unsqueeze::<4>();
-                let k_c = latent.clone().matmul(w_uk); // [b, h, t, d]
-                let v = latent.matmul(w_uv); // [b, h, t, d]
-                let k_r = rows.narrow(3, c, r).expand([b, h, t, r]);
-                let k = Tensor::cat(vec![k_c, k_r], 3);
-                let q = Tensor::cat(vec![p.q_c.clone(), p.q_r.clone()], 3);
-                B::grouped_attention(q, k, v, Self::visibility(p), self.scale())
-            }
-            MlaPath::Absorbed => {
-                // q_lat = q_C·W_UKᵀ, computed as (W_UK·q_Cᵀ)ᵀ so the weight is read in its stored
-                // layout (a transposed weight view would be copied every step).
-                let w_uk = self.w_uk.val().unsqueeze::<4>(); // [1, h, d_c, d]
-                let q_lat = w_uk.matmul(p.q_c.clone().swap_dims(2, 3)).swap_dims(2, 3); // [b, h, s, d_c]
-                let q = Tensor::cat(vec![q_lat, p.q_r.clone()], 3).reshape([b, 1, h * p.s, c + r]);
-                let o_lat =
-                    B::grouped_attention(q, rows, latent, Self::visibility(p), self.scale());
-                let o_lat = o_lat.reshape([b, h, p.s, c]);
-                o_lat.matmul(self.w_uv.val().unsqueeze::<4>()) // [b, h, s, d]
-            }
-        }
-    }
-
-    /// Causal attention of `s` new positions against the cache and themselves.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]`
-    /// - output: `[batch, s, d_model]`
-    pub fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        cache: &mut MlaCache<B>,
-        path: MlaPath,
-    ) -> crate::Result<Tensor<B, 3>> {
-        let p = self.prepare(x, cache)?;
-        let o = self.attend(&p, cache, path);
-        Ok(self.finish(o))
     }
 }

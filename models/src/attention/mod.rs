@@ -1,24 +1,237 @@
-//! Attention variants with prefill and cached single-token decode.
+//! Attention variants over the per-sequence [`KvCache`] family: prefill or verification of one
+//! sequence (`s` new tokens), and decode of many sequences (one token each) in one call.
 //!
 //! - [`gqa`]: grouped-query attention (Ainslie et al. 2023); MHA when `n_kv_heads == n_heads`,
 //!   MQA when `n_kv_heads == 1`.
 //! - [`mla`]: multi-head latent attention (DeepSeek-V2, section 2.1) with a naive and an absorbed
 //!   inference path over the same weights.
-//! - [`cache`]: the contiguous per-layer cache both use (reserve capacity at creation).
 //! - [`reference`]: plain-loop references that the tests check the modules against.
+//!
+//! [`Attention`] is the choice a decoder block makes; it has one method per step of a layer, so
+//! callers never match on the variant.
 
-pub mod cache;
 pub mod gqa;
 pub mod mla;
 pub mod reference;
 
-pub use cache::ContiguousCache;
-pub use gqa::{Gqa, GqaCache, GqaConfig};
-pub use mla::{Mla, MlaCache, MlaConfig, MlaPath};
+pub use gqa::{Gqa, GqaConfig};
+pub use mla::{Mla, MlaConfig, MlaPath};
 
+use burn::module::Module;
+use burn::nn::RotaryEncoding;
 use burn::tensor::{backend::Backend, Tensor};
+
+use crate::kernels::{AttentionBackend, Visibility};
+use crate::kv_cache::{CacheLayout, KvCache, SeqId};
+use crate::ModelError;
 
 /// Bytes held by a tensor, from its shape and element type.
 pub fn tensor_bytes<B: Backend, const D: usize>(t: &Tensor<B, D>) -> usize {
     t.shape().num_elements() * t.dtype().size()
+}
+
+/// The attention of one block. (One per block, never in a hot collection: the size difference
+/// between the variants costs nothing worth a box.)
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Attention<B: Backend> {
+    /// GQA family.
+    Gqa(Gqa<B>),
+    /// Multi-head latent attention.
+    Mla(Mla<B>),
+}
+
+/// Queries of one step, projected, rotated and laid out for the variant's attention core; the
+/// step's keys and values are already in the cache.
+pub struct Prepared<B: Backend> {
+    /// GQA: `[batch, n_kv_heads, group·s, d_head]`; MLA: `[batch, n_heads, s, d_head + d_rope]`.
+    pub q: Tensor<B, 4>,
+    /// New positions per sequence in this step.
+    pub s: usize,
+    /// Which cached keys each query row sees.
+    pub vis: Visibility,
+}
+
+impl<B: AttentionBackend> Attention<B> {
+    /// The shape of the rows this layer caches.
+    pub fn cache_layout(&self) -> CacheLayout {
+        match self {
+            Attention::Gqa(a) => a.cache_layout(),
+            Attention::Mla(a) => a.cache_layout(),
+        }
+    }
+
+    /// Projects `x`, appends its keys and values to `seqs` in `cache`, and returns the queries.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` with `batch == seqs.len()`, and `batch == 1` or `s == 1`
+    pub fn prepare<C: KvCache<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        cache: &mut C,
+    ) -> crate::Result<Prepared<B>> {
+        match self {
+            Attention::Gqa(a) => a.prepare(x, seqs, cache),
+            Attention::Mla(a) => a.prepare(x, seqs, cache),
+        }
+    }
+
+    /// The attention core over everything cached for `seqs`, then the output projection.
+    ///
+    /// # Shapes
+    /// - output: `[batch, s, d_model]`
+    pub fn attend<C: KvCache<B>>(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &C,
+    ) -> crate::Result<Tensor<B, 3>> {
+        match self {
+            Attention::Gqa(a) => a.attend(p, seqs, cache),
+            Attention::Mla(a) => a.attend(p, seqs, cache),
+        }
+    }
+
+    /// [`Attention::attend`] without the output projection: what reads the cache.
+    ///
+    /// # Shapes
+    /// - output: GQA `[batch, n_kv_heads, group·s, d_head]`, MLA `[batch, n_heads, s, d_head]`
+    pub fn attend_core<C: KvCache<B>>(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &C,
+    ) -> crate::Result<Tensor<B, 4>> {
+        match self {
+            Attention::Gqa(a) => a.attend_core(p, seqs, cache),
+            Attention::Mla(a) => a.attend_core(p, seqs, cache),
+        }
+    }
+
+    /// Causal attention of `s` new tokens per sequence against the cache and themselves.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` (`batch == seqs.len()`; `batch == 1` or `s == 1`)
+    /// - output: `[batch, s, d_model]`
+    pub fn forward<C: KvCache<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        cache: &mut C,
+    ) -> crate::Result<Tensor<B, 3>> {
+        let p = self.prepare(x, seqs, cache)?;
+        self.attend(&p, seqs, cache)
+    }
+
+    /// Causal self-attention of whole sequences, with no cache (training and scoring).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
+    pub fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
+        match self {
+            Attention::Gqa(a) => a.forward_full(x),
+            Attention::Mla(a) => a.forward_full(x),
+        }
+    }
+}
+
+/// Cache lengths of `seqs` before this step (the positions of their first new token), checked
+/// against the step's shape and the RoPE table's length `max`.
+pub(crate) fn positions<B: AttentionBackend, C: KvCache<B>>(
+    batch: usize,
+    s: usize,
+    seqs: &[SeqId],
+    cache: &C,
+    max: usize,
+) -> crate::Result<Vec<usize>> {
+    if seqs.len() != batch || (batch > 1 && s > 1) {
+        return Err(ModelError::Shape {
+            what: "attention step",
+            expected: format!(
+                "one row per sequence ({} sequences), and one token each when there are several",
+                seqs.len()
+            ),
+            got: format!("[{batch}, {s}, _]"),
+        });
+    }
+    let pasts = seqs
+        .iter()
+        .map(|&q| cache.len(q))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(&past) = pasts.iter().find(|&&p| p + s > max) {
+        return Err(ModelError::CacheFull {
+            len: past,
+            adding: s,
+            capacity: max,
+        });
+    }
+    Ok(pasts)
+}
+
+/// What the new query rows of a step see: everything for single-token decode, causal otherwise.
+pub(crate) fn visibility(s: usize, past: usize) -> Visibility {
+    if s == 1 {
+        Visibility::All
+    } else {
+        Visibility::Causal { s, past }
+    }
+}
+
+/// RoPE with each sequence at its own position: `x[i]` starts at `pasts[i]`. One call when all
+/// sequences are at the same position (prefill, equal-length batches).
+///
+/// # Shapes
+/// - `x`: `[batch, heads, s, width]` → same
+pub(crate) fn rope_at<B: Backend>(
+    rope: &RotaryEncoding<B>,
+    x: Tensor<B, 4>,
+    pasts: &[usize],
+) -> Tensor<B, 4> {
+    if pasts.iter().all(|&p| p == pasts[0]) {
+        return rope.apply(x, pasts[0]);
+    }
+    let rows = pasts
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| rope.apply(x.clone().narrow(0, i, 1), p))
+        .collect();
+    Tensor::cat(rows, 0)
+}
+
+/// Appends a step's rows: `s` tokens of one sequence, or one token for each of several.
+///
+/// # Shapes
+/// - `k`: `[batch, heads, s, k_width]`, `v`: `[batch, heads, s, v_width]` or `None`
+pub(crate) fn append_rows<B: AttentionBackend, C: KvCache<B>>(
+    cache: &mut C,
+    seqs: &[SeqId],
+    k: Tensor<B, 4>,
+    v: Option<Tensor<B, 4>>,
+) -> crate::Result<()> {
+    if seqs.len() == 1 {
+        let first = |t: Tensor<B, 4>| t.squeeze_dim::<3>(0);
+        cache.append(seqs[0], first(k), v.map(first))?;
+    } else {
+        cache.append_step(seqs, k, v)?;
+    }
+    Ok(())
+}
+
+/// The attention core over the cache: one sequence with `vis`, or one decode row per sequence.
+///
+/// # Shapes
+/// - `q`: `[batch, heads, rows, k_width]` → `[batch, heads, rows, v_width]`
+pub(crate) fn attend_cache<B: AttentionBackend, C: KvCache<B>>(
+    cache: &C,
+    q: Tensor<B, 4>,
+    seqs: &[SeqId],
+    vis: Visibility,
+    scale: f32,
+) -> crate::Result<Tensor<B, 4>> {
+    Ok(if seqs.len() == 1 {
+        cache.attend(q, seqs[0], vis, scale)?
+    } else {
+        cache.attend_batch(q, seqs, scale)?
+    })
 }

@@ -89,13 +89,13 @@ pub fn gqa_forward(w: [&Dense; 4], shape: GqaShape, x: &[f32], batch: usize, s: 
             heads(wk, kv, true),
             heads(wv, kv, false),
         );
-        for t in 0..s {
+        for (t, q_t) in q.iter().enumerate() {
             let mut concat = vec![0f32; h * d];
             for hh in 0..h {
                 let g = hh / group;
                 let scores: Vec<f32> = (0..=t)
                     .map(|j| {
-                        q[t][hh]
+                        q_t[hh]
                             .iter()
                             .zip(&k[j][g])
                             .map(|(a, b)| a * b)

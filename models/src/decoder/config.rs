@@ -67,19 +67,59 @@ impl DecoderConfig {
             )));
         }
         match self.attention {
-            AttentionKind::Gqa { .. } => self.gqa().expect("gqa").validate(),
-            AttentionKind::Mla { .. } => self.mla().expect("mla").validate(),
+            AttentionKind::Gqa { n_kv_heads } => self.gqa_with(n_kv_heads).validate(),
+            AttentionKind::Mla {
+                d_latent_kv,
+                d_latent_q,
+                d_rope,
+            } => self.mla_with(d_latent_kv, d_latent_q, d_rope).validate(),
         }
+    }
+
+    /// Initializes one block's attention layer.
+    pub fn init_attention<B: burn::tensor::backend::Backend>(
+        &self,
+        device: &B::Device,
+    ) -> crate::Result<crate::attention::Attention<B>> {
+        use crate::attention::Attention;
+        Ok(match self.attention {
+            AttentionKind::Gqa { n_kv_heads } => {
+                Attention::Gqa(self.gqa_with(n_kv_heads).init(device)?)
+            }
+            AttentionKind::Mla {
+                d_latent_kv,
+                d_latent_q,
+                d_rope,
+            } => Attention::Mla(
+                self.mla_with(d_latent_kv, d_latent_q, d_rope)
+                    .init(device)?,
+            ),
+        })
+    }
+
+    fn gqa_with(&self, n_kv_heads: usize) -> GqaConfig {
+        GqaConfig::new(self.d_model, self.n_heads, n_kv_heads, self.d_head)
+            .with_max_seq_len(self.max_seq_len)
+            .with_rope_theta(self.rope_theta)
+    }
+
+    fn mla_with(&self, d_latent_kv: usize, d_latent_q: usize, d_rope: usize) -> MlaConfig {
+        MlaConfig::new(
+            self.d_model,
+            self.n_heads,
+            self.d_head,
+            d_rope,
+            d_latent_kv,
+            d_latent_q,
+        )
+        .with_max_seq_len(self.max_seq_len)
+        .with_rope_theta(self.rope_theta)
     }
 
     /// The per-block GQA layer config, when the attention is GQA.
     pub fn gqa(&self) -> Option<GqaConfig> {
         match self.attention {
-            AttentionKind::Gqa { n_kv_heads } => Some(
-                GqaConfig::new(self.d_model, self.n_heads, n_kv_heads, self.d_head)
-                    .with_max_seq_len(self.max_seq_len)
-                    .with_rope_theta(self.rope_theta),
-            ),
+            AttentionKind::Gqa { n_kv_heads } => Some(self.gqa_with(n_kv_heads)),
             AttentionKind::Mla { .. } => None,
         }
     }
@@ -91,18 +131,7 @@ impl DecoderConfig {
                 d_latent_kv,
                 d_latent_q,
                 d_rope,
-            } => Some(
-                MlaConfig::new(
-                    self.d_model,
-                    self.n_heads,
-                    self.d_head,
-                    d_rope,
-                    d_latent_kv,
-                    d_latent_q,
-                )
-                .with_max_seq_len(self.max_seq_len)
-                .with_rope_theta(self.rope_theta),
-            ),
+            } => Some(self.mla_with(d_latent_kv, d_latent_q, d_rope)),
             AttentionKind::Gqa { .. } => None,
         }
     }

@@ -4,16 +4,13 @@
 //!
 //! - [`config`]: sizes, attention choice, parameter and cache counting.
 //! - [`model`]: the modules and the forward pass.
-//! - [`generate`]: greedy decoding with the cache.
 //! - [`presets`]: the named models infermark trains (`--model NAME`).
 
 pub mod config;
-pub mod generate;
 pub mod model;
 pub mod presets;
 
+pub use crate::attention::Attention;
 pub use config::{AttentionKind, DecoderConfig};
-pub use model::{
-    materialize, next_token_nll, Attention, Block, Decoder, DecoderCache, LayerCache, SwiGlu,
-};
+pub use model::{materialize, next_token_nll, Block, Decoder, SwiGlu};
 pub use presets::{preset, presets, CorpusKind, Preset};

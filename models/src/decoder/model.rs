@@ -1,44 +1,38 @@
 //! The decoder LM (Llama architecture; MLA blocks as in DeepSeek-V2), read top-down:
-//! MLP → attention choice → block → cache → model.
+//! MLP → block → model → caches → forward. Every projection is a [`Proj`] (dense or quantized),
+//! and the caches are the [`KvCache`] family, one per block, per sequence.
 
 use burn::module::Module;
 use burn::nn::Initializer;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 use super::config::DecoderConfig;
-use crate::attention::{Gqa, GqaCache, Mla, MlaCache, MlaPath};
+use crate::attention::{Attention, MlaPath};
 use crate::kernels::AttentionBackend;
+use crate::kv_cache::{ContiguousKv, KvCache, ModelCache, PagedCache, SeqId};
+use crate::proj::Proj;
 use crate::ModelError;
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) ⊙ up(x))` (Shazeer 2020).
 #[derive(Module, Debug)]
 pub struct SwiGlu<B: Backend> {
     /// `[d_model, d_ff]`
-    pub gate: Linear<B>,
+    pub gate: Proj<B>,
     /// `[d_model, d_ff]`
-    pub up: Linear<B>,
+    pub up: Proj<B>,
     /// `[d_ff, d_model]`
-    pub down: Linear<B>,
+    pub down: Proj<B>,
 }
 
-impl<B: Backend> SwiGlu<B> {
+impl<B: AttentionBackend> SwiGlu<B> {
     /// # Shapes
     /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         self.down
             .forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
     }
-}
-
-/// The attention of one block.
-#[derive(Module, Debug)]
-pub enum Attention<B: Backend> {
-    /// GQA family.
-    Gqa(Gqa<B>),
-    /// Multi-head latent attention.
-    Mla(Mla<B>),
 }
 
 /// One pre-norm block.
@@ -54,57 +48,10 @@ pub struct Block<B: Backend> {
     pub mlp: SwiGlu<B>,
 }
 
-/// The cache of one block.
-#[derive(Debug, Clone)]
-pub enum LayerCache<B: Backend> {
-    /// K and V rows.
-    Gqa(GqaCache<B>),
-    /// MLA latent rows.
-    Mla(MlaCache<B>),
-}
-
-/// Per-block caches and the MLA inference path they are read with.
-#[derive(Debug, Clone)]
-pub struct DecoderCache<B: Backend> {
-    /// One cache per block.
-    pub layers: Vec<LayerCache<B>>,
-    /// How MLA blocks attend (ignored by GQA blocks).
-    pub path: MlaPath,
-}
-
-impl<B: Backend> DecoderCache<B> {
-    /// Tokens cached.
-    pub fn len(&self) -> usize {
-        match &self.layers[0] {
-            LayerCache::Gqa(c) => c.len(),
-            LayerCache::Mla(c) => c.len(),
-        }
-    }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Drops cached positions from `len` on (speculative rollback).
-    pub fn truncate(&mut self, len: usize) {
-        for layer in &mut self.layers {
-            match layer {
-                LayerCache::Gqa(c) => c.truncate(len),
-                LayerCache::Mla(c) => c.truncate(len),
-            }
-        }
-    }
-
-    /// Bytes reserved by all blocks' caches.
-    pub fn bytes_reserved(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| match l {
-                LayerCache::Gqa(c) => c.bytes_reserved(),
-                LayerCache::Mla(c) => c.bytes_reserved(),
-            })
-            .sum()
+impl<B: AttentionBackend> Block<B> {
+    /// The MLP half of the block, residual included.
+    fn mlp_residual(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        x.clone() + self.mlp.forward(self.mlp_norm.forward(x))
     }
 }
 
@@ -118,7 +65,7 @@ pub struct Decoder<B: Backend> {
     /// Final RMSNorm.
     pub norm: RmsNorm<B>,
     /// Untied LM head `[d_model, vocab]`; `None` when tied to the embedding.
-    pub lm_head: Option<Linear<B>>,
+    pub lm_head: Option<Proj<B>>,
     max_seq_len: usize,
 }
 
@@ -131,14 +78,10 @@ impl DecoderConfig {
                 .with_epsilon(self.norm_eps)
                 .init(device)
         };
-        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let lin = |i, o| Proj::init(i, o, device);
         let mut blocks = Vec::with_capacity(self.n_layers);
         for _ in 0..self.n_layers {
-            let attn = match (self.gqa(), self.mla()) {
-                (Some(g), _) => Attention::Gqa(g.init(device)?),
-                (_, Some(m)) => Attention::Mla(m.init(device)?),
-                _ => unreachable!("exactly one attention config"),
-            };
+            let attn = self.init_attention(device)?;
             blocks.push(Block {
                 attn_norm: norm(self.d_model),
                 attn,
@@ -168,23 +111,50 @@ impl DecoderConfig {
 }
 
 impl<B: AttentionBackend> Decoder<B> {
-    /// Empty caches with room for `capacity` tokens per sequence.
-    pub fn new_cache(
+    /// Contiguous caches for every block: `max_seqs` sequences of up to `max_len` tokens, each
+    /// reserved in full at admission.
+    pub fn contiguous_cache(
         &self,
-        batch: usize,
-        capacity: usize,
-        path: MlaPath,
+        max_seqs: usize,
+        max_len: usize,
         device: &B::Device,
-    ) -> DecoderCache<B> {
+    ) -> ModelCache<B, ContiguousKv<B>> {
+        ModelCache::new(
+            self.blocks
+                .iter()
+                .map(|b| ContiguousKv::new(max_seqs, max_len, b.attn.cache_layout(), device))
+                .collect(),
+        )
+    }
+
+    /// Paged caches for every block: a pool of `n_blocks` blocks of `block_size` tokens each.
+    pub fn paged_cache(
+        &self,
+        n_blocks: usize,
+        block_size: usize,
+        device: &B::Device,
+    ) -> crate::Result<ModelCache<B, PagedCache<B>>> {
         let layers = self
             .blocks
             .iter()
-            .map(|b| match &b.attn {
-                Attention::Gqa(a) => LayerCache::Gqa(a.new_cache(batch, capacity, device)),
-                Attention::Mla(a) => LayerCache::Mla(a.new_cache(batch, capacity, device)),
+            .map(|b| PagedCache::new(n_blocks, block_size, b.attn.cache_layout(), device))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ModelCache::new(layers))
+    }
+
+    /// The same model with every MLA block on `path` (GQA blocks are unchanged).
+    pub fn with_mla_path(mut self, path: MlaPath) -> Self {
+        self.blocks = self
+            .blocks
+            .into_iter()
+            .map(|mut b| {
+                if let Attention::Mla(m) = b.attn {
+                    b.attn = Attention::Mla(m.with_path(path));
+                }
+                b
             })
             .collect();
-        DecoderCache { layers, path }
+        self
     }
 
     /// Longest sequence the model supports.
@@ -197,40 +167,52 @@ impl<B: AttentionBackend> Decoder<B> {
         self.embed.weight.dims()[0]
     }
 
-    /// Next-token logits for `s` new tokens, causal against the cache and themselves: prefill
-    /// when the cache is empty, single-token decode when `s == 1`. Ids are not range-checked
-    /// here (that would cost a device round trip per decode step): whole sequences are checked
-    /// by [`Decoder::forward_full`], host prompts by [`Decoder::check_tokens`].
+    /// Next-token logits for `s` new tokens of each of `seqs`, causal against their cached
+    /// tokens and themselves: prefill or verification of one sequence (`batch == 1`), one decode
+    /// token for many sequences at different lengths (`s == 1`), or several sequences of several
+    /// tokens (run one sequence at a time). Ids are not range-checked here (that would cost a
+    /// device round trip per decode step): whole sequences are checked by
+    /// [`Decoder::forward_full`], host prompts by [`Decoder::check_tokens`].
     ///
     /// # Shapes
-    /// - `tokens`: `[batch, s]`
+    /// - `tokens`: `[batch, s]` with `batch == seqs.len()`
     /// - output: `[batch, s, vocab]`
-    pub fn forward(
+    pub fn forward<C: KvCache<B>>(
         &self,
         tokens: Tensor<B, 2, Int>,
-        cache: &mut DecoderCache<B>,
+        seqs: &[SeqId],
+        cache: &mut ModelCache<B, C>,
     ) -> crate::Result<Tensor<B, 3>> {
+        let [b, s] = tokens.dims();
+        if b != seqs.len() || cache.layers.len() != self.blocks.len() {
+            return Err(ModelError::Shape {
+                what: "decoder step",
+                expected: format!(
+                    "{} token rows and {} layer caches",
+                    seqs.len(),
+                    self.blocks.len()
+                ),
+                got: format!("{b} rows and {} layer caches", cache.layers.len()),
+            });
+        }
+        if b > 1 && s > 1 {
+            let rows = (0..b)
+                .map(|i| self.forward(tokens.clone().narrow(0, i, 1), &seqs[i..=i], cache))
+                .collect::<crate::Result<Vec<_>>>()?;
+            return Ok(Tensor::cat(rows, 0));
+        }
         let mut x = self.embed.forward(tokens); // [b, s, d_model]
-        let path = cache.path;
         for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            let h = block.attn_norm.forward(x.clone());
-            let a = match (&block.attn, layer) {
-                (Attention::Gqa(a), LayerCache::Gqa(c)) => a.forward(h, c)?,
-                (Attention::Mla(a), LayerCache::Mla(c)) => a.forward(h, c, path)?,
-                _ => {
-                    return Err(ModelError::InvalidConfig(
-                        "cache does not match the model's attention".into(),
-                    ))
-                }
-            };
-            x = x + a;
-            x = x.clone() + block.mlp.forward(block.mlp_norm.forward(x));
+            let a = block
+                .attn
+                .forward(block.attn_norm.forward(x.clone()), seqs, layer)?;
+            x = block.mlp_residual(x + a);
         }
         Ok(self.head(self.norm.forward(x)))
     }
 
-    /// Logits of a whole sequence with a fresh cache (training and scoring); refuses ids
-    /// outside the vocabulary.
+    /// Logits of whole sequences with no cache (training and scoring); refuses ids outside the
+    /// vocabulary.
     ///
     /// # Shapes
     /// - `tokens`: `[batch, s]` → `[batch, s, vocab]`
@@ -242,9 +224,14 @@ impl<B: AttentionBackend> Decoder<B> {
             max.into_scalar().elem::<i64>(),
         );
         self.check_range(min, max)?;
-        let [b, s] = tokens.dims();
-        let mut cache = self.new_cache(b, s, MlaPath::Naive, &tokens.device());
-        self.forward(tokens, &mut cache)
+        let mut x = self.embed.forward(tokens);
+        for block in &self.blocks {
+            let a = block
+                .attn
+                .forward_full(block.attn_norm.forward(x.clone()))?;
+            x = block.mlp_residual(x + a);
+        }
+        Ok(self.head(self.norm.forward(x)))
     }
 
     /// Checks token ids held on the host (a prompt) against the vocabulary.
@@ -272,7 +259,7 @@ impl<B: AttentionBackend> Decoder<B> {
     /// - `h`: `[batch, s, d_model]` → `[batch, s, vocab]`
     pub fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(l) => l.forward(h),
+            Some(p) => p.forward(h),
             None => {
                 let [b, s, d] = h.dims();
                 let w = self.embed.weight.val(); // [vocab, d]

@@ -24,6 +24,9 @@ pub enum PoolError {
     /// A sequence id the pool does not hold.
     #[error("unknown sequence {0}")]
     UnknownSequence(SeqId),
+    /// Rows whose shape does not match the cache's layout.
+    #[error("rows of shape {got} do not match the cache layout {expected}")]
+    Layout { expected: String, got: String },
     /// A block size that is not one of the supported powers of two.
     #[error("block size {0} is not supported (8, 16, 32 or 64 tokens)")]
     BlockSize(usize),

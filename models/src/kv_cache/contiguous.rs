@@ -1,46 +1,46 @@
-//! The pre-paging baseline: each sequence reserves `max_len` token slots of K and V at admission,
-//! whatever it will use; a fork copies the parent's whole reservation (nothing can be shared).
+//! The pre-paging baseline: each sequence reserves `max_len` token slots at admission, whatever
+//! it will use, filled front to back; a fork copies the parent's tokens (nothing can be shared).
+//! Appends write in place where the backend allows it ([`AttentionBackend::cache_write`]).
 
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::block_pool::{PoolError, SeqId};
-use super::KvCache;
-use crate::attention::ContiguousCache;
+use super::{CacheLayout, KvCache, Values};
 use crate::kernels::{AttentionBackend, Visibility};
 
+/// One sequence's reservation.
 struct Slot<B: Backend> {
-    k: ContiguousCache<B>,
-    v: ContiguousCache<B>,
+    /// `[1, heads, max_len, k_width]`; always `Some` between calls (taken during a write so that
+    /// the write happens in place).
+    k: Option<Tensor<B, 4>>,
+    /// `[1, heads, max_len, v_width]` for [`Values::Separate`], `None` otherwise.
+    v: Option<Tensor<B, 4>>,
+    /// Tokens filled.
+    len: usize,
 }
 
-/// Contiguous K/V reservations of one layer for up to `max_seqs` sequences.
+/// Contiguous reservations of one layer for up to `max_seqs` sequences.
 pub struct ContiguousKv<B: Backend> {
     slots: Vec<Option<Slot<B>>>,
     max_len: usize,
-    heads: usize,
-    k_width: usize,
-    v_width: usize,
+    layout: CacheLayout,
     device: B::Device,
 }
 
 impl<B: AttentionBackend> ContiguousKv<B> {
     /// Room for `max_seqs` sequences of up to `max_len` tokens each (reserved at admission).
-    pub fn new(
-        max_seqs: usize,
-        max_len: usize,
-        heads: usize,
-        k_width: usize,
-        v_width: usize,
-        device: &B::Device,
-    ) -> Self {
+    pub fn new(max_seqs: usize, max_len: usize, layout: CacheLayout, device: &B::Device) -> Self {
         Self {
             slots: (0..max_seqs).map(|_| None).collect(),
             max_len,
-            heads,
-            k_width,
-            v_width,
+            layout,
             device: device.clone(),
         }
+    }
+
+    /// Token slots reserved per sequence.
+    pub fn max_len(&self) -> usize {
+        self.max_len
     }
 
     fn slot(&self, seq: SeqId) -> Result<&Slot<B>, PoolError> {
@@ -57,80 +57,109 @@ impl<B: AttentionBackend> ContiguousKv<B> {
             .ok_or(PoolError::UnknownSequence(seq))
     }
 
-    fn free_slot(&self) -> Result<usize, PoolError> {
+    /// `seq`'s filled value rows (a view of the keys for MLA).
+    fn values_of(&self, s: &Slot<B>) -> Tensor<B, 4> {
+        match (self.layout.values, &s.v) {
+            (Values::Separate(_), Some(v)) => v.clone().narrow(2, 0, s.len),
+            (_, _) => key_view(s).narrow(3, 0, self.layout.v_width()),
+        }
+    }
+
+    /// Bytes of one reserved token slot, measured from a slot's tensors.
+    fn bytes_per_slot(s: &Slot<B>) -> usize {
+        let bytes = |t: &Tensor<B, 4>| t.shape().num_elements() * t.dtype().size();
+        let total = s.k.as_ref().map_or(0, bytes) + s.v.as_ref().map_or(0, bytes);
+        let cap = s.k.as_ref().map_or(1, |k| k.dims()[2]).max(1);
+        total / cap
+    }
+}
+
+/// The filled key rows of a slot, as a view.
+fn key_view<B: Backend>(s: &Slot<B>) -> Tensor<B, 4> {
+    s.k.as_ref()
+        .expect("key buffer present between calls")
+        .clone()
+        .narrow(2, 0, s.len)
+}
+
+impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
+    fn layout(&self) -> CacheLayout {
+        self.layout
+    }
+
+    fn add_sequence(&mut self) -> Result<SeqId, PoolError> {
         let used = self.slots.iter().filter(|s| s.is_some()).count();
-        self.slots
+        let i = self
+            .slots
             .iter()
             .position(Option::is_none)
             .ok_or(PoolError::Exhausted {
                 need: 1,
                 free: 0,
                 total: used,
-            })
-    }
-
-    fn bytes_per_token(&self) -> usize {
-        self.heads * (self.k_width + self.v_width) * 4
-    }
-}
-
-impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
-    fn add_sequence(&mut self) -> Result<SeqId, PoolError> {
-        let i = self.free_slot()?;
-        let mk = |w| ContiguousCache::new(1, self.heads, self.max_len, w, &self.device);
+            })?;
+        let l = self.layout;
+        let mk = |w| Tensor::zeros([1, l.heads, self.max_len, w], &self.device);
         self.slots[i] = Some(Slot {
-            k: mk(self.k_width),
-            v: mk(self.v_width),
+            k: Some(mk(l.k_width)),
+            v: match l.values {
+                Values::Separate(w) => Some(mk(w)),
+                Values::PrefixOfKeys(_) => None,
+            },
+            len: 0,
         });
         Ok(i as SeqId)
     }
 
+    /// # Shapes
+    /// - `k`: `[heads, s, k_width]`; `v`: `[heads, s, v_width]` for separate values, else `None`
     fn append(
         &mut self,
         seq: SeqId,
         k: Tensor<B, 3>,
         v: Option<Tensor<B, 3>>,
     ) -> Result<(), PoolError> {
-        let (max_len, v_width) = (self.max_len, self.v_width);
+        self.layout.check(&k, v.as_ref())?;
+        let max_len = self.max_len;
         let s = self.slot_mut(seq)?;
         let n = k.dims()[1];
-        if s.k.len() + n > max_len {
+        if s.len + n > max_len {
             return Err(PoolError::Exhausted {
-                need: s.k.len() + n,
-                free: max_len - s.k.len(),
+                need: s.len + n,
+                free: max_len - s.len,
                 total: max_len,
             });
         }
-        // Without separate values (MLA), the values are the first `v_width` columns of the keys.
-        let v = v.unwrap_or_else(|| k.clone().narrow(2, 0, v_width));
-        s.k.append(k.unsqueeze_dim(0))
-            .expect("length checked above");
-        s.v.append(v.unsqueeze_dim(0))
-            .expect("length checked above");
+        let at = [0, 0, s.len];
+        let kb = s.k.take().expect("key buffer present between calls");
+        s.k = Some(B::cache_write(kb, at, k.unsqueeze_dim(0)));
+        if let (Some(vb), Some(v)) = (s.v.take(), v) {
+            s.v = Some(B::cache_write(vb, at, v.unsqueeze_dim(0)));
+        }
+        s.len += n;
         Ok(())
     }
 
     fn len(&self, seq: SeqId) -> Result<usize, PoolError> {
-        Ok(self.slot(seq)?.k.len())
+        Ok(self.slot(seq)?.len)
     }
 
     fn truncate(&mut self, seq: SeqId, len: usize) -> Result<(), PoolError> {
         let s = self.slot_mut(seq)?;
-        s.k.truncate(len);
-        s.v.truncate(len);
+        s.len = s.len.min(len);
         Ok(())
     }
 
     fn fork(&mut self, seq: SeqId) -> Result<SeqId, PoolError> {
         let (k, v) = {
             let s = self.slot(seq)?;
-            (s.k.view(), s.v.view())
+            // `* 1.0`: an owned copy of the parent's tokens (the baseline cannot share memory).
+            let v = s.v.as_ref().map(|v| v.clone().narrow(2, 0, s.len) * 1.0);
+            (key_view(s) * 1.0, v)
         };
         let child = self.add_sequence()?;
-        let c = self.slot_mut(child)?;
-        // A full copy of the parent's tokens: the baseline cannot share memory.
-        c.k.append(k * 1.0).expect("same max_len");
-        c.v.append(v * 1.0).expect("same max_len");
+        let sq = |t: Tensor<B, 4>| t.squeeze_dim::<3>(0);
+        self.append(child, sq(k), v.map(sq))?;
         Ok(child)
     }
 
@@ -148,19 +177,48 @@ impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
         scale: f32,
     ) -> Result<Tensor<B, 4>, PoolError> {
         let s = self.slot(seq)?;
-        Ok(B::grouped_attention(q, s.k.view(), s.v.view(), vis, scale))
+        Ok(B::grouped_attention(
+            q,
+            key_view(s),
+            self.values_of(s),
+            vis,
+            scale,
+        ))
     }
 
+    fn attend_batch(
+        &self,
+        q: Tensor<B, 4>,
+        seqs: &[SeqId],
+        scale: f32,
+    ) -> Result<Tensor<B, 4>, PoolError> {
+        let slots = seqs
+            .iter()
+            .map(|&s| self.slot(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let k: Vec<_> = slots.iter().map(|s| key_view(s)).collect();
+        let v: Vec<_> = slots.iter().map(|s| self.values_of(s)).collect();
+        Ok(B::grouped_attention_batch(q, &k, &v, scale))
+    }
+
+    fn keys(&self, seq: SeqId) -> Result<Tensor<B, 4>, PoolError> {
+        Ok(key_view(self.slot(seq)?))
+    }
+
+    /// Bytes of the reserved slot tensors (measured from their shapes and dtype).
     fn bytes_reserved(&self) -> usize {
-        self.slots.iter().flatten().count() * self.max_len * self.bytes_per_token()
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| Self::bytes_per_slot(s) * self.max_len)
+            .sum()
     }
 
     fn bytes_used(&self) -> usize {
         self.slots
             .iter()
             .flatten()
-            .map(|s| s.k.len())
-            .sum::<usize>()
-            * self.bytes_per_token()
+            .map(|s| Self::bytes_per_slot(s) * s.len)
+            .sum()
     }
 }

@@ -7,17 +7,8 @@
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::block_pool::{BlockPool, PoolError, SeqId};
-use super::KvCache;
+use super::{CacheLayout, KvCache, Values};
 use crate::kernels::{gather_blocks, AttentionBackend, Visibility};
-
-/// Where the values are stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Values {
-    /// A separate V pool of this width (GQA).
-    Separate(usize),
-    /// The first `width` columns of the key rows (MLA: values are the latent `c_KV`).
-    PrefixOfKeys(usize),
-}
 
 /// Paged K/V storage of one layer.
 #[derive(Debug)]
@@ -26,22 +17,21 @@ pub struct PagedCache<B: Backend> {
     pub pool: BlockPool,
     k: Option<Tensor<B, 4>>,
     v: Option<Tensor<B, 4>>,
-    values: Values,
+    layout: CacheLayout,
 }
 
 impl<B: AttentionBackend> PagedCache<B> {
-    /// Reserves `n_blocks` blocks of `block_size` tokens for `heads` heads of key width `k_width`.
+    /// Reserves `n_blocks` blocks of `block_size` tokens of rows shaped by `layout`.
     pub fn new(
         n_blocks: usize,
         block_size: usize,
-        heads: usize,
-        k_width: usize,
-        values: Values,
+        layout: CacheLayout,
         device: &B::Device,
     ) -> Result<Self, PoolError> {
         let pool = BlockPool::new(n_blocks, block_size)?;
-        let k = Tensor::zeros([heads, n_blocks, block_size, k_width], device);
-        let v = match values {
+        let heads = layout.heads;
+        let k = Tensor::zeros([heads, n_blocks, block_size, layout.k_width], device);
+        let v = match layout.values {
             Values::Separate(w) => Some(Tensor::zeros([heads, n_blocks, block_size, w], device)),
             Values::PrefixOfKeys(_) => None,
         };
@@ -49,7 +39,7 @@ impl<B: AttentionBackend> PagedCache<B> {
             pool,
             k: Some(k),
             v,
-            values,
+            layout,
         })
     }
 
@@ -59,16 +49,10 @@ impl<B: AttentionBackend> PagedCache<B> {
 
     /// The value rows as a pool-shaped tensor (a view of the key pool for MLA).
     fn v_pool(&self) -> Tensor<B, 4> {
-        match (self.values, &self.v) {
-            (Values::Separate(_), Some(v)) => v.clone(),
-            (Values::PrefixOfKeys(w), _) => self.k_pool().clone().narrow(3, 0, w),
-            _ => unreachable!("a separate V pool exists exactly for Values::Separate"),
+        match &self.v {
+            Some(v) => v.clone(),
+            None => self.k_pool().clone().narrow(3, 0, self.layout.v_width()),
         }
-    }
-
-    /// A new empty sequence.
-    pub fn add_sequence(&mut self) -> SeqId {
-        self.pool.add_sequence()
     }
 
     /// Copies block `src` into block `dst` in every pool (copy on write).
@@ -83,20 +67,59 @@ impl<B: AttentionBackend> PagedCache<B> {
         }
     }
 
+    /// `seq`'s keys and values gathered into contiguous tensors (the reference read).
+    ///
+    /// # Shapes
+    /// - output: `[1, heads, len, k_width]` and `[1, heads, len, v_width]`
+    pub fn gather(&self, seq: SeqId) -> Result<(Tensor<B, 4>, Tensor<B, 4>), PoolError> {
+        let len = self.pool.len(seq)?;
+        let table = self.pool.table(seq)?;
+        Ok((
+            gather_blocks(self.k_pool().clone(), table, len),
+            gather_blocks(self.v_pool(), table, len),
+        ))
+    }
+
+    /// Bytes of one token slot across all pools.
+    pub fn bytes_per_slot(&self) -> usize {
+        self.layout.elems_per_token() * self.k_pool().dtype().size()
+    }
+}
+
+/// The paged cache behind the common [`KvCache`] interface.
+impl<B: AttentionBackend> KvCache<B> for PagedCache<B> {
+    fn layout(&self) -> CacheLayout {
+        self.layout
+    }
+
+    fn add_sequence(&mut self) -> Result<SeqId, PoolError> {
+        Ok(self.pool.add_sequence())
+    }
+
     /// Appends one token to each of `seqs` (a decode step), writing all rows in one pass.
-    /// All or nothing per sequence: on error, sequences before the failing one have their token.
+    /// All or nothing: when the pool runs out, the sequences already extended are rolled back.
     ///
     /// # Shapes
     /// - `k`: `[seqs, heads, 1, k_width]`, `v`: `[seqs, heads, 1, v_width]` or `None` (MLA)
-    pub fn append_step(
+    fn append_step(
         &mut self,
         seqs: &[SeqId],
         k: Tensor<B, 4>,
         v: Option<Tensor<B, 4>>,
     ) -> Result<(), PoolError> {
+        self.layout.check(&k, v.as_ref())?;
         let mut slots = Vec::with_capacity(seqs.len());
-        for &s in seqs {
-            let a = self.pool.append(s, 1)?;
+        for (i, &s) in seqs.iter().enumerate() {
+            let a = match self.pool.append(s, 1) {
+                Ok(a) => a,
+                Err(e) => {
+                    for &done in &seqs[..i] {
+                        let len = self.pool.len(done)?;
+                        self.pool.truncate(done, len - 1)?;
+                    }
+                    return Err(e);
+                }
+            };
             if let Some(src) = a.copy_from {
                 self.copy_block(src, a.new_blocks[0]);
             }
@@ -115,7 +138,7 @@ impl<B: AttentionBackend> PagedCache<B> {
     /// # Shapes
     /// - `q`: `[seqs, heads, rows, k_width]`
     /// - output: `[seqs, heads, rows, v_width]`
-    pub fn attend_batch(
+    fn attend_batch(
         &self,
         q: Tensor<B, 4>,
         seqs: &[SeqId],
@@ -139,34 +162,13 @@ impl<B: AttentionBackend> PagedCache<B> {
         ))
     }
 
-    /// `seq`'s keys and values gathered into contiguous tensors (the reference read).
-    ///
-    /// # Shapes
-    /// - output: `[1, heads, len, k_width]` and `[1, heads, len, v_width]`
-    pub fn gather(&self, seq: SeqId) -> Result<(Tensor<B, 4>, Tensor<B, 4>), PoolError> {
+    fn keys(&self, seq: SeqId) -> Result<Tensor<B, 4>, PoolError> {
         let len = self.pool.len(seq)?;
-        let table = self.pool.table(seq)?;
-        Ok((
-            gather_blocks(self.k_pool().clone(), table, len),
-            gather_blocks(self.v_pool(), table, len),
+        Ok(gather_blocks(
+            self.k_pool().clone(),
+            self.pool.table(seq)?,
+            len,
         ))
-    }
-
-    /// Bytes of one token slot across all pools.
-    pub fn bytes_per_slot(&self) -> usize {
-        let [h, _, _, wk] = self.k_pool().dims();
-        let wv = match self.values {
-            Values::Separate(w) => w,
-            Values::PrefixOfKeys(_) => 0,
-        };
-        h * (wk + wv) * self.k_pool().dtype().size()
-    }
-}
-
-/// The paged cache behind the common [`KvCache`] interface.
-impl<B: AttentionBackend> KvCache<B> for PagedCache<B> {
-    fn add_sequence(&mut self) -> Result<SeqId, PoolError> {
-        Ok(PagedCache::add_sequence(self))
     }
 
     /// A sequence sharing all of `seq`'s blocks.
@@ -200,6 +202,7 @@ impl<B: AttentionBackend> KvCache<B> for PagedCache<B> {
         k: Tensor<B, 3>,
         v: Option<Tensor<B, 3>>,
     ) -> Result<(), PoolError> {
+        self.layout.check(&k, v.as_ref())?;
         let s = k.dims()[1];
         let a = self.pool.append(seq, s)?;
         if let Some(src) = a.copy_from {

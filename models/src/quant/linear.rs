@@ -4,11 +4,11 @@
 //! host kernel ([`super::matvec`]) for up to eight rows on backends whose tensors live in host
 //! memory (flex), and the reference path otherwise: prefill-sized matrix products, and CUDA,
 //! where burn 0.21 offers no quantized matmul for these formats.
+//!
+//! The layer holds no tensor and no device: it runs on the backend and device of its input, so
+//! that it can sit inside a burn module ([`crate::proj::Proj`]) as plain data.
 
-use std::marker::PhantomData;
-
-use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use super::format::QuantFormat;
 use super::matvec::{matvec, MAX_ROWS};
@@ -16,32 +16,37 @@ use super::tensor::QuantizedTensor;
 use crate::kernels::AttentionBackend;
 
 /// A quantized bias-free linear layer `y = x · Wᵀ` with `W` stored `[out, in]`.
-#[derive(Clone, Debug)]
-pub struct QuantLinear<B: Backend> {
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantLinear {
     /// Codes and scales, `[d_out, d_in]`.
     pub weight: QuantizedTensor,
-    device: B::Device,
-    _backend: PhantomData<B>,
 }
 
-impl<B: AttentionBackend> QuantLinear<B> {
-    /// Quantizes a burn `Linear` (weight `[d_in, d_out]`); a bias is refused.
-    pub fn from_linear(linear: &Linear<B>, format: QuantFormat) -> crate::Result<Self> {
-        if linear.bias.is_some() {
-            return Err(crate::ModelError::InvalidConfig(
-                "QuantLinear has no bias; the layer to quantize has one".into(),
-            ));
-        }
-        let w = linear.weight.val();
-        let device = w.device();
+impl QuantLinear {
+    /// Quantizes a weight stored burn-style, `[d_in, d_out]`.
+    pub fn from_weight<B: AttentionBackend>(
+        w: Tensor<B, 2>,
+        format: QuantFormat,
+    ) -> crate::Result<Self> {
         let [d_in, d_out] = w.dims();
         let t = w.transpose().into_data().convert::<f32>();
         let values = t.as_slice::<f32>().expect("f32 weights");
         Ok(Self {
             weight: QuantizedTensor::quantize(format, values, d_out, d_in)?,
-            device,
-            _backend: PhantomData,
         })
+    }
+
+    /// Quantizes a burn `Linear`; a bias is refused.
+    pub fn from_linear<B: AttentionBackend>(
+        linear: &burn::nn::Linear<B>,
+        format: QuantFormat,
+    ) -> crate::Result<Self> {
+        if linear.bias.is_some() {
+            return Err(crate::ModelError::InvalidConfig(
+                "QuantLinear has no bias; the layer to quantize has one".into(),
+            ));
+        }
+        Self::from_weight(linear.weight.val(), format)
     }
 
     /// Input and output widths.
@@ -49,19 +54,29 @@ impl<B: AttentionBackend> QuantLinear<B> {
         (self.weight.cols, self.weight.rows)
     }
 
+    /// The dequantized weight, burn-style `[d_in, d_out]`.
+    pub fn dequantized<B: AttentionBackend>(&self, device: &B::Device) -> Tensor<B, 2> {
+        let (d_in, d_out) = self.dims();
+        Tensor::<B, 2>::from_data(
+            TensorData::new(self.weight.dequantize(), [d_out, d_in]),
+            device,
+        )
+        .transpose()
+    }
+
     /// Dequantize, then multiply: the definition every other path is checked against.
     ///
     /// # Shapes
     /// - `x`: `[..., d_in]` → `[..., d_out]`
-    pub fn forward_reference<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+    pub fn forward_reference<B: AttentionBackend, const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D> {
         let (d_in, d_out) = self.dims();
-        let w = Tensor::<B, 2>::from_data(
-            TensorData::new(self.weight.dequantize(), [d_out, d_in]),
-            &self.device,
-        );
+        let w = self.dequantized::<B>(&x.device());
         let mut dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
-        let y = x.reshape([rows, d_in]).matmul(w.transpose());
+        let y = x.reshape([rows, d_in]).matmul(w);
         dims[D - 1] = d_out;
         y.reshape(dims)
     }
@@ -70,8 +85,12 @@ impl<B: AttentionBackend> QuantLinear<B> {
     ///
     /// # Shapes
     /// - `x`: `[..., d_in]` with at most 8 rows in all → `[..., d_out]`
-    pub fn forward_fused<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+    pub fn forward_fused<B: AttentionBackend, const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D> {
         let (d_in, d_out) = self.dims();
+        let device = x.device();
         let mut dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
         assert!(
@@ -80,18 +99,18 @@ impl<B: AttentionBackend> QuantLinear<B> {
         );
         let data = x.into_data().convert::<f32>();
         let xs = data.as_slice::<f32>().expect("f32 input");
+        debug_assert_eq!(xs.len(), rows * d_in);
         let mut y = vec![0f32; rows * d_out];
         matvec(&self.weight, xs, &mut y);
-        debug_assert_eq!(xs.len(), rows * d_in);
         dims[D - 1] = d_out;
-        Tensor::from_data(TensorData::new(y, dims), &self.device)
+        Tensor::from_data(TensorData::new(y, dims), &device)
     }
 
     /// Fused kernel for decode-sized inputs on host backends, reference path otherwise.
     ///
     /// # Shapes
     /// - `x`: `[..., d_in]` → `[..., d_out]`
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+    pub fn forward<B: AttentionBackend, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let rows = x.dims()[..D - 1].iter().product::<usize>();
         if B::host_tensors() && rows <= MAX_ROWS && self.weight.format != QuantFormat::F32 {
             self.forward_fused(x)

@@ -26,7 +26,7 @@ pub const MAX_ROWS: usize = 8;
 pub fn matvec(w: &QuantizedTensor, x: &[f32], y: &mut [f32]) {
     let n = x.len() / w.cols;
     assert!(
-        n >= 1 && n <= MAX_ROWS && x.len() == n * w.cols,
+        (1..=MAX_ROWS).contains(&n) && x.len() == n * w.cols,
         "x must be [n <= 8, cols]"
     );
     assert_eq!(y.len(), n * w.rows, "y must be [n, rows]");
@@ -285,7 +285,7 @@ fn nibble_row<const LEVEL: u8>(codes: &[u8], stride: usize, p: &[f32], d: &[f32]
     let groups = d.len();
     assert!(codes.len() >= (groups - 1) * stride + g / 2 && p.len() >= groups * g);
     #[cfg(target_arch = "x86_64")]
-    if LEVEL > 0 && g % 32 == 0 {
+    if LEVEL > 0 && g.is_multiple_of(32) {
         // SAFETY: LEVEL 1 runs inside `rows_avx2`, LEVEL 2 inside `rows_avx512`, whose callers
         // checked the features; the bounds above cover every load.
         return unsafe {

@@ -6,21 +6,19 @@
 //! - [`tensor`]: quantize and dequantize a `[out, in]` matrix.
 //! - [`matvec`]: fused dequantize-and-multiply for decode (a few rows).
 //! - [`linear`]: `QuantLinear`, a linear layer that holds only codes and scales.
-//! - [`decode`]: a GQA decoder running on `QuantLinear` projections (decode speed).
-//! - [`model`]: a whole decoder's projections through a format (or a mixed assignment).
+//! - [`model`]: a whole decoder's projections through a format (or a mixed assignment), as
+//!   quantized [`crate::proj::Proj`]s of the one decoder.
 //!
 //! Number conversion uses the `float8` and `half` crates (round to nearest even; FP8 saturates to
 //! the largest finite value, NaN stays NaN).
 
-pub mod decode;
 pub mod format;
 pub mod linear;
 pub mod matvec;
 pub mod model;
 pub mod tensor;
 
-pub use decode::QuantDecoder;
 pub use format::{Fp8Kind, Fp8Scaling, QuantFormat};
 pub use linear::QuantLinear;
-pub use model::{quantize_decoder, Assignment, ModelBytes};
+pub use model::{dequantize_decoder, quantize_decoder, Assignment, ModelBytes};
 pub use tensor::{QuantizedTensor, Scales};

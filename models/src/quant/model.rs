@@ -1,18 +1,20 @@
 //! Quantizing a whole decoder: every attention and MLP projection in a chosen format (a
 //! per-layer assignment allows mixed precision), embeddings, norms and the tied head in FP32.
 //!
-//! [`quantize_decoder`] returns the decoder with each projection replaced by its dequantized
-//! weights: numerically the reference forward of [`super::QuantLinear`] (dequantize, then
-//! multiply), on any backend and with the same attention code, which is what model-level accuracy
-//! needs. The bytes reported are those of the packed formats.
+//! [`quantize_decoder`] returns the same [`Decoder`] with quantized projections (packed codes,
+//! the fused kernel for decode rows); [`dequantize_decoder`] turns them back into dense weights,
+//! the reference forward with batched GEMMs that model-level accuracy is scored with. The bytes
+//! reported are those of the packed formats.
 
 use burn::module::{Module, Param};
-use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 
 use super::format::QuantFormat;
-use super::tensor::QuantizedTensor;
-use crate::decoder::{Attention, Decoder};
+use super::linear::QuantLinear;
+use crate::attention::Attention;
+use crate::decoder::Decoder;
+use crate::kernels::AttentionBackend;
+use crate::proj::Proj;
 
 /// Which formats a decoder's projections get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,75 +51,64 @@ impl ModelBytes {
     }
 }
 
-/// Quantizes then dequantizes a weight stored burn-style `[d_in, d_out]`; returns it and its
-/// packed bytes.
-fn round_trip<B: Backend>(w: Tensor<B, 2>, f: QuantFormat) -> crate::Result<(Tensor<B, 2>, usize)> {
-    let [d_in, d_out] = w.dims();
-    let device = w.device();
-    let data = w.transpose().into_data().convert::<f32>();
-    let q = QuantizedTensor::quantize(f, data.as_slice::<f32>().expect("f32"), d_out, d_in)?;
-    let back = Tensor::<B, 2>::from_data(TensorData::new(q.dequantize(), [d_out, d_in]), &device);
-    Ok((back.transpose(), q.bytes()))
-}
-
-fn linear<B: Backend>(
-    l: &mut Linear<B>,
-    f: QuantFormat,
-    bytes: &mut usize,
-) -> crate::Result<usize> {
-    let (w, b) = round_trip(l.weight.val(), f)?;
-    l.weight = Param::from_tensor(w);
-    *bytes += b;
-    Ok(l.weight.val().shape().num_elements())
-}
-
-/// Per-head up-projections `[h, d_c, d]` as one `[h·d_c, d]` matrix (groups never straddle
-/// heads when `d_c` divides by the group size).
-fn per_head<B: Backend>(
+/// Quantizes then dequantizes a per-head tensor `[h, d_c, d]` as one `[h·d_c, d]` matrix
+/// (groups never straddle heads when `d_c` divides by the group size); returns it and its
+/// packed bytes. MLA's up-projections are batched matrix products, not projections, so they are
+/// held dequantized: accuracy is that of the format, memory is counted as packed.
+fn per_head<B: AttentionBackend>(
     p: &mut Param<Tensor<B, 3>>,
     f: QuantFormat,
-    bytes: &mut usize,
 ) -> crate::Result<usize> {
     let [h, c, d] = p.val().dims();
-    let (w, b) = round_trip(p.val().reshape([h * c, d]), f)?;
-    *p = Param::from_tensor(w.reshape([h, c, d]));
-    *bytes += b;
-    Ok(h * c * d)
+    let q = QuantLinear::from_weight(p.val().reshape([h * c, d]), f)?;
+    let back = q.dequantized::<B>(&p.val().device());
+    *p = Param::from_tensor(back.reshape([h, c, d]));
+    Ok(q.weight.bytes())
 }
 
-/// A copy of `model` whose projections went through `assign`'s formats, and its storage.
-pub fn quantize_decoder<B: Backend>(
+/// The projections of one block's attention.
+fn attention_projs<B: Backend>(a: &mut Attention<B>) -> Vec<&mut Proj<B>> {
+    match a {
+        Attention::Gqa(g) => vec![&mut g.wq, &mut g.wk, &mut g.wv, &mut g.wo],
+        Attention::Mla(x) => vec![
+            &mut x.w_dq,
+            &mut x.w_uq,
+            &mut x.w_qr,
+            &mut x.w_dkv,
+            &mut x.w_kr,
+            &mut x.w_o,
+        ],
+    }
+}
+
+/// A copy of `model` whose projections hold `assign`'s formats as packed codes
+/// ([`crate::quant::QuantLinear`] behind [`Proj`]), and its storage. Embeddings, norms and the
+/// tied head stay FP32.
+pub fn quantize_decoder<B: AttentionBackend>(
     model: &Decoder<B>,
     assign: Assignment,
 ) -> crate::Result<(Decoder<B>, ModelBytes)> {
     crate::decoder::materialize(model);
+    let device = model.embed.weight.val().device();
     let mut m = model.clone();
     let (mut bytes, mut params) = (0usize, 0usize);
     for block in &mut m.blocks {
-        let a = assign.attention;
-        match &mut block.attn {
-            Attention::Gqa(g) => {
-                for l in [&mut g.wq, &mut g.wk, &mut g.wv, &mut g.wo] {
-                    params += linear(l, a, &mut bytes)?;
-                }
-            }
-            Attention::Mla(x) => {
-                for l in [
-                    &mut x.w_dq,
-                    &mut x.w_uq,
-                    &mut x.w_qr,
-                    &mut x.w_dkv,
-                    &mut x.w_kr,
-                    &mut x.w_o,
-                ] {
-                    params += linear(l, a, &mut bytes)?;
-                }
-                params += per_head(&mut x.w_uk, a, &mut bytes)?;
-                params += per_head(&mut x.w_uv, a, &mut bytes)?;
+        if let Attention::Mla(x) = &mut block.attn {
+            for p in [&mut x.w_uk, &mut x.w_uv] {
+                params += p.val().shape().num_elements();
+                bytes += per_head(p, assign.attention)?;
             }
         }
-        for l in [&mut block.mlp.gate, &mut block.mlp.up, &mut block.mlp.down] {
-            params += linear(l, assign.mlp, &mut bytes)?;
+        let mlp = [&mut block.mlp.gate, &mut block.mlp.up, &mut block.mlp.down];
+        let projs = attention_projs(&mut block.attn)
+            .into_iter()
+            .map(|p| (p, assign.attention))
+            .chain(mlp.into_iter().map(|p| (p, assign.mlp)));
+        for (p, f) in projs {
+            let (i, o) = p.dims();
+            *p = p.quantize(f, &device)?;
+            params += i * o;
+            bytes += p.bytes();
         }
     }
     let fp32 = (model.num_params() - params) * 4;
@@ -128,4 +119,18 @@ pub fn quantize_decoder<B: Backend>(
             fp32,
         },
     ))
+}
+
+/// A copy of `model` with every quantized projection replaced by its dequantized weights: the
+/// reference forward (dequantize, then multiply) with batched GEMMs, for scoring long texts.
+pub fn dequantize_decoder<B: AttentionBackend>(model: &Decoder<B>) -> Decoder<B> {
+    let device = model.embed.weight.val().device();
+    let mut m = model.clone();
+    for block in &mut m.blocks {
+        let mlp = [&mut block.mlp.gate, &mut block.mlp.up, &mut block.mlp.down];
+        for p in attention_projs(&mut block.attn).into_iter().chain(mlp) {
+            *p = p.dequantize(&device);
+        }
+    }
+    m
 }

@@ -14,11 +14,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use burn::tensor::{backend::Backend, Distribution, Tensor};
-use infermark_models::attention::{ContiguousCache, Gqa, GqaCache, Mla, MlaCache, MlaPath};
+use infermark_models::attention::{Attention, Mla, MlaPath};
+use infermark_models::diff::{max_abs, max_abs_diff};
 use infermark_models::kernels::AttentionBackend;
+use infermark_models::kv_cache::{CacheLayout, ContiguousKv, KvCache, PoolError, SeqId, Values};
 
 use crate::backend::{run_on, BackendJob};
-use crate::measure::{self, Plan, Summary};
+use crate::measure::{self, Plan};
 use crate::suite::Recorder;
 use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 use presets::{Preset, Shape};
@@ -199,7 +201,10 @@ impl BackendJob for Job<'_> {
             return Ok(rec.records);
         }
         (ctx.progress)(&format!("{label}: initialising weights"));
-        let layer = Layer::<B>::init(&preset.shape, &device)?;
+        let layer = preset
+            .shape
+            .init::<B>(&device)
+            .map_err(model_err("layer init"))?;
         if has("decode") {
             for &t in sizes.contexts {
                 (ctx.progress)(&format!("{label}: decode at context {t}"));
@@ -214,19 +219,21 @@ impl BackendJob for Job<'_> {
                 Distribution::Normal(0.0, 1.0),
                 &device,
             );
-            let mut cache = preset.shape.new_cache::<B>(s, &device);
+            let (mut cache, seq) = new_cache(layer.cache_layout(), s, &device)?;
             let mut failed = None;
             let summary = measure::time(
                 sizes.plan,
                 &mut cache,
-                |cache| match layer.forward(x.clone(), cache) {
+                |cache| match layer.forward(x.clone(), &[seq], cache) {
                     Ok(y) => sync_keep(&device, y),
                     Err(e) => failed = Some(e),
                 },
-                |cache| cache.truncate(0),
+                |cache| {
+                    let _ = cache.truncate(seq, 0);
+                },
             );
             if let Some(e) = failed {
-                return Err(e);
+                return Err(model_err("prefill")(e));
             }
             rec.timing(
                 "prefill",
@@ -236,7 +243,10 @@ impl BackendJob for Job<'_> {
             )?;
         }
         if has("equivalence") {
-            if let Layer::Mla(mla, MlaPath::Absorbed) = &layer {
+            if let Attention::Mla(mla) = &layer {
+                if mla.path() != MlaPath::Absorbed {
+                    return Ok(rec.records);
+                }
                 (ctx.progress)(&format!("{label}: absorbed vs naive"));
                 let (prefix, steps) = sizes.equivalence;
                 let diff =
@@ -259,6 +269,37 @@ impl BackendJob for Job<'_> {
     }
 }
 
+/// A contiguous cache for `layer` with one sequence of up to `capacity` tokens.
+fn new_cache<B: AttentionBackend>(
+    layout: CacheLayout,
+    capacity: usize,
+    device: &B::Device,
+) -> Result<(ContiguousKv<B>, SeqId)> {
+    let mut cache = ContiguousKv::new(1, capacity, layout, device);
+    let seq = cache.add_sequence().map_err(cache_err)?;
+    Ok((cache, seq))
+}
+
+/// Appends `n` random rows to `seq` (decode cost does not depend on the values).
+fn fill<B: AttentionBackend>(
+    cache: &mut ContiguousKv<B>,
+    seq: SeqId,
+    n: usize,
+    device: &B::Device,
+) -> Result<()> {
+    let l = cache.layout();
+    let rand = |w| Tensor::random([l.heads, n, w], Distribution::Normal(0.0, 1.0), device);
+    let v = match l.values {
+        Values::Separate(w) => Some(rand(w)),
+        Values::PrefixOfKeys(_) => None,
+    };
+    cache.append(seq, rand(l.k_width), v).map_err(cache_err)
+}
+
+fn cache_err(e: PoolError) -> SuiteError {
+    SuiteError::Backend(format!("KV cache: {e}"))
+}
+
 /// Analytic bytes per token, and the same measured from the cache tensors after filling them.
 fn kv_memory<B: AttentionBackend>(
     shape: &Shape,
@@ -267,8 +308,8 @@ fn kv_memory<B: AttentionBackend>(
 ) -> Result<()> {
     const CAPACITY: usize = 16;
     const FILLED: usize = 10;
-    let mut cache = shape.new_cache::<B>(CAPACITY, device);
-    cache.fill(FILLED, device)?;
+    let (mut cache, seq) = new_cache::<B>(shape.cache_layout(), CAPACITY, device)?;
+    fill(&mut cache, seq, FILLED, device)?;
     let reserved = cache.bytes_reserved() as f64 / CAPACITY as f64;
     let used = cache.bytes_used() as f64 / FILLED as f64;
     let analytic = shape.kv_bytes_per_token() as f64;
@@ -300,7 +341,7 @@ fn kv_memory<B: AttentionBackend>(
 
 /// Times one decode step at context `t`: the whole layer, and the attention core alone.
 fn decode<B: AttentionBackend>(
-    layer: &Layer<B>,
+    layer: &Attention<B>,
     shape: &Shape,
     t: usize,
     plan: Plan,
@@ -308,23 +349,42 @@ fn decode<B: AttentionBackend>(
     device: &B::Device,
 ) -> Result<()> {
     let d_model = shape.d_model();
-    let mut cache = shape.new_cache::<B>(t + 1, device);
-    cache.fill(t, device)?;
+    let (mut cache, seq) = new_cache(layer.cache_layout(), t + 1, device)?;
+    fill(&mut cache, seq, t, device)?;
     let x = Tensor::<B, 3>::random([1, 1, d_model], Distribution::Normal(0.0, 1.0), device);
     let mut failed = None;
     let whole = measure::time(
         plan,
         &mut cache,
-        |cache| match layer.forward(x.clone(), cache) {
+        |cache| match layer.forward(x.clone(), &[seq], cache) {
             Ok(y) => sync_keep(device, y),
             Err(e) => failed = Some(e),
         },
-        |cache| cache.truncate(t),
+        |cache| {
+            let _ = cache.truncate(seq, t);
+        },
     );
     if let Some(e) = failed {
-        return Err(e);
+        return Err(model_err("decode step")(e));
     }
-    let core = layer.time_core(x, &mut cache, plan, device)?;
+    // The core alone: prepare the decode token once (appending it), then time what reads the
+    // cache.
+    let p = layer
+        .prepare(x, &[seq], &mut cache)
+        .map_err(model_err("decode prepare"))?;
+    let mut failed = None;
+    let core = measure::time(
+        plan,
+        &mut cache,
+        |c| match layer.attend_core(&p, &[seq], c) {
+            Ok(o) => sync_keep(device, o),
+            Err(e) => failed = Some(e),
+        },
+        |_| {},
+    );
+    if let Some(e) = failed {
+        return Err(model_err("decode core")(e));
+    }
     let ctx = ("ctx", t.to_string());
     rec.timing(
         "decode",
@@ -367,32 +427,28 @@ fn mla_path_difference<B: AttentionBackend>(
         device,
     );
     let run = |path| -> Result<Vec<f32>> {
-        let mut cache = mla.new_cache(1, prefix + steps, device);
-        let mut outs = vec![mla
-            .forward(x.clone().narrow(1, 0, prefix), &mut cache, path)
+        let layer = Attention::Mla(mla.clone().with_path(path));
+        let (mut cache, seq) = new_cache(layer.cache_layout(), prefix + steps, device)?;
+        let mut outs = vec![layer
+            .forward(x.clone().narrow(1, 0, prefix), &[seq], &mut cache)
             .map_err(model_err("MLA prefill"))?];
         for i in prefix..prefix + steps {
             outs.push(
-                mla.forward(x.clone().narrow(1, i, 1), &mut cache, path)
+                layer
+                    .forward(x.clone().narrow(1, i, 1), &[seq], &mut cache)
                     .map_err(model_err("MLA decode"))?,
             );
         }
-        Ok(Tensor::cat(outs, 1)
+        Tensor::cat(outs, 1)
             .into_data()
             .convert::<f32>()
             .to_vec()
-            .unwrap_or_default())
+            .map_err(|e| SuiteError::Backend(format!("MLA output: {e:?}")))
     };
     let (naive, absorbed) = (run(MlaPath::Naive)?, run(MlaPath::Absorbed)?);
-    let scale = naive
-        .iter()
-        .fold(0f32, |m, x| m.max(x.abs()))
-        .max(f32::MIN_POSITIVE);
-    let diff = naive
-        .iter()
-        .zip(&absorbed)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    Ok((diff / scale) as f64)
+    let scale = max_abs(&naive).map_err(model_err("MLA naive output"))?;
+    let diff = max_abs_diff(&naive, &absorbed).map_err(model_err("MLA absorbed vs naive"))?;
+    Ok((diff / scale.max(f32::MIN_POSITIVE)) as f64)
 }
 
 fn model_err(context: &'static str) -> impl Fn(infermark_models::ModelError) -> SuiteError {
@@ -407,109 +463,4 @@ fn model_err(context: &'static str) -> impl Fn(infermark_models::ModelError) -> 
 fn sync_keep<B: Backend, const D: usize>(device: &B::Device, y: Tensor<B, D>) {
     let _ = B::sync(device);
     drop(y);
-}
-
-/// A layer of any variant, behind one interface for the timing code.
-enum Layer<B: Backend> {
-    Gqa(Gqa<B>),
-    Mla(Mla<B>, MlaPath),
-}
-
-/// The cache of any variant.
-enum Cache<B: Backend> {
-    Gqa(GqaCache<B>),
-    Mla(MlaCache<B>),
-}
-
-impl Shape {
-    fn new_cache<B: Backend>(&self, capacity: usize, device: &B::Device) -> Cache<B> {
-        match self {
-            Shape::Gqa(c) => Cache::Gqa(c.new_cache(1, capacity, device)),
-            Shape::Mla(c, _) => Cache::Mla(c.new_cache(1, capacity, device)),
-        }
-    }
-}
-
-impl<B: AttentionBackend> Cache<B> {
-    fn buffers(&mut self) -> Vec<&mut ContiguousCache<B>> {
-        match self {
-            Cache::Gqa(c) => vec![&mut c.k, &mut c.v],
-            Cache::Mla(c) => vec![&mut c.latent],
-        }
-    }
-
-    /// Appends `n` random positions to every buffer.
-    fn fill(&mut self, n: usize, device: &B::Device) -> Result<()> {
-        for buf in self.buffers() {
-            let [b, h, _, w] = buf.dims();
-            buf.append(Tensor::random(
-                [b, h, n, w],
-                Distribution::Normal(0.0, 1.0),
-                device,
-            ))
-            .map_err(model_err("cache fill"))?;
-        }
-        Ok(())
-    }
-
-    fn truncate(&mut self, len: usize) {
-        self.buffers().into_iter().for_each(|b| b.truncate(len));
-    }
-
-    fn bytes_reserved(&mut self) -> usize {
-        self.buffers().iter().map(|b| b.bytes_reserved()).sum()
-    }
-
-    fn bytes_used(&mut self) -> usize {
-        self.buffers().iter().map(|b| b.bytes_used()).sum()
-    }
-}
-
-impl<B: AttentionBackend> Layer<B> {
-    fn init(shape: &Shape, device: &B::Device) -> Result<Self> {
-        Ok(match shape {
-            Shape::Gqa(c) => Layer::Gqa(c.init(device).map_err(model_err("GQA init"))?),
-            Shape::Mla(c, path) => {
-                Layer::Mla(c.init(device).map_err(model_err("MLA init"))?, *path)
-            }
-        })
-    }
-
-    /// # Shapes
-    /// - `x`: `[1, s, d_model]` → `[1, s, d_model]`
-    fn forward(&self, x: Tensor<B, 3>, cache: &mut Cache<B>) -> Result<Tensor<B, 3>> {
-        match (self, cache) {
-            (Layer::Gqa(l), Cache::Gqa(c)) => l.forward(x, c).map_err(model_err("GQA forward")),
-            (Layer::Mla(l, path), Cache::Mla(c)) => {
-                l.forward(x, c, *path).map_err(model_err("MLA forward"))
-            }
-            _ => unreachable!("layer and cache come from the same preset"),
-        }
-    }
-
-    /// Prepares one decode token (appending it), then times the attention core over the cache.
-    fn time_core(
-        &self,
-        x: Tensor<B, 3>,
-        cache: &mut Cache<B>,
-        plan: Plan,
-        device: &B::Device,
-    ) -> Result<Summary> {
-        Ok(match (self, cache) {
-            (Layer::Gqa(l), Cache::Gqa(c)) => {
-                let p = l.prepare(x, c).map_err(model_err("GQA prepare"))?;
-                measure::time(plan, c, |c| sync_keep(device, l.attend(&p, c)), |_| {})
-            }
-            (Layer::Mla(l, path), Cache::Mla(c)) => {
-                let p = l.prepare(x, c).map_err(model_err("MLA prepare"))?;
-                measure::time(
-                    plan,
-                    c,
-                    |c| sync_keep(device, l.attend(&p, c, *path)),
-                    |_| {},
-                )
-            }
-            _ => unreachable!("layer and cache come from the same preset"),
-        })
-    }
 }

@@ -4,7 +4,9 @@
 //! heads, 8 KV heads, head width 128); DeepSeek-V2 (DeepSeek-AI 2024, section 3.1.2: 128 heads of
 //! width 128, d_c 512, d_c' 1536, d_rope 64, d_model 5120).
 
-use infermark_models::attention::{GqaConfig, MlaConfig, MlaPath};
+use infermark_models::attention::{Attention, GqaConfig, MlaConfig, MlaPath};
+use infermark_models::kernels::AttentionBackend;
+use infermark_models::kv_cache::CacheLayout;
 
 /// The layer a preset describes.
 #[derive(Clone, Debug)]
@@ -110,6 +112,25 @@ impl Shape {
             Shape::Gqa(c) => c.decode_flops(ctx),
             Shape::Mla(c, path) => c.decode_flops(ctx, *path),
         }
+    }
+
+    /// The shape of the rows one layer caches.
+    pub fn cache_layout(&self) -> CacheLayout {
+        match self {
+            Shape::Gqa(c) => c.cache_layout(),
+            Shape::Mla(c, _) => c.cache_layout(),
+        }
+    }
+
+    /// Initializes the layer (an MLA layer on its preset's path).
+    pub fn init<B: AttentionBackend>(
+        &self,
+        device: &B::Device,
+    ) -> infermark_models::Result<Attention<B>> {
+        Ok(match self {
+            Shape::Gqa(c) => Attention::Gqa(c.init(device)?),
+            Shape::Mla(c, path) => Attention::Mla(c.init(device)?.with_path(*path)),
+        })
     }
 
     /// Width of the residual stream.

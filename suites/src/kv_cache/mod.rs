@@ -22,15 +22,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use burn::tensor::{backend::Backend, Distribution, Tensor};
-use infermark_models::attention::GqaConfig;
+use infermark_models::decoder::Decoder;
+use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
-use infermark_models::kv_cache::{BlockPool, KvCache, PagedCache, Values};
+use infermark_models::kv_cache::{
+    BlockPool, CacheLayout, ContiguousKv, KvCache, PagedCache, PoolError, Values,
+};
 
 use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, Plan};
 use crate::suite::Recorder;
 use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
-use decode::{Layout, Stack};
+use decode::Layout;
 use sim::{simulate, Policy};
 use traces::Trace;
 
@@ -120,15 +123,6 @@ fn sizes(scale: Scale) -> Sizes {
     }
 }
 
-fn stack_config(s: &Sizes) -> (GqaConfig, usize, usize) {
-    let (d_model, h, kv, d, layers, mlp) = s.stack;
-    (
-        GqaConfig::new(d_model, h, kv, d).with_max_seq_len(MAX_LEN + 64),
-        layers,
-        mlp,
-    )
-}
-
 /// The traces a run uses: the file given with `--trace`, else the built-in ones.
 fn traces(ctx: &RunContext, n: usize) -> Result<Vec<Trace>> {
     match &ctx.trace {
@@ -214,10 +208,14 @@ impl BackendJob for Job<'_> {
         let mut records = Vec::new();
         match self.part.as_str() {
             "traces" => {
-                let (cfg, layers, mlp) = stack_config(&s);
-                let stack = Stack::<B>::new(cfg, layers, mlp, &device)?;
+                let cfg = decode::config(s.stack, MAX_LEN + 64);
+                let model = cfg.init::<B>(&device).map_err(|error| SuiteError::Model {
+                    context: "throughput model".into(),
+                    error,
+                })?;
+                let bpt = cfg.kv_elems_per_token() * cfg.n_layers * 4;
                 for trace in traces(ctx, s.requests)? {
-                    records.extend(run_trace(&trace, &stack, &s, ctx, &device)?);
+                    records.extend(run_trace(&trace, &model, bpt, &s, ctx, &device)?);
                 }
             }
             "overhead" => records.extend(overhead::<B>(&s, ctx, &device)?),
@@ -247,12 +245,12 @@ fn base(trace: &str, budget: usize, bytes_per_token: usize) -> BTreeMap<String, 
 
 fn run_trace<B: AttentionBackend>(
     trace: &Trace,
-    stack: &Stack<B>,
+    model: &Decoder<B>,
+    bpt: usize,
     s: &Sizes,
     ctx: &RunContext,
     device: &B::Device,
 ) -> Result<Vec<Record>> {
-    let bpt = stack.kv_bytes_per_token();
     let budget = s.budget_tokens;
     let mut policies = vec![("contiguous", Policy::Contiguous { max_len: MAX_LEN }, None)];
     policies.extend(
@@ -353,7 +351,7 @@ fn run_trace<B: AttentionBackend>(
             }
         };
         let batch = o.max_concurrent.max(1);
-        let t = stack.time_decode(layout, batch, mean_prompt, s.decode_plan, device)?;
+        let t = decode::time_decode(model, layout, batch, mean_prompt, s.decode_plan, device)?;
         let tps = batch as f64 / (t.median * 1e-3);
         let dp = [
             ("batch", batch.to_string()),
@@ -444,8 +442,13 @@ fn overhead<B: AttentionBackend>(
     ctx: &RunContext,
     device: &B::Device,
 ) -> Result<Vec<Record>> {
-    let pool_err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
+    let pool_err = |e: PoolError| SuiteError::Backend(e.to_string());
     let (kv, d, contexts) = s.overhead;
+    let layout = CacheLayout {
+        heads: kv,
+        k_width: d,
+        values: Values::Separate(d),
+    };
     let rows = 4;
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = Vec::new();
@@ -456,6 +459,12 @@ fn overhead<B: AttentionBackend>(
             rand::<B, 4>([1, kv, t, d], device),
             rand::<B, 4>([1, kv, rows, d], device),
         );
+        let mut contiguous = ContiguousKv::<B>::new(1, t, layout, device);
+        let cseq = contiguous.add_sequence().map_err(pool_err)?;
+        let sq = |x: &Tensor<B, 4>| x.clone().squeeze_dim::<3>(0);
+        contiguous
+            .append(cseq, sq(&k), Some(sq(&v)))
+            .map_err(pool_err)?;
         let params = BTreeMap::from([
             ("ctx".to_string(), t.to_string()),
             ("part".to_string(), "core".to_string()),
@@ -464,10 +473,10 @@ fn overhead<B: AttentionBackend>(
         ]);
         for (i, &b) in s.block_sizes.iter().enumerate() {
             let mut cache =
-                PagedCache::<B>::new(2 * t.div_ceil(b) + 4, b, kv, d, Values::Separate(d), device)
-                    .map_err(pool_err)?;
+                PagedCache::<B>::new(2 * t.div_ceil(b) + 4, b, layout, device).map_err(pool_err)?;
             // Two interleaved sequences, so the measured one's blocks are not in order.
-            let (seq, other) = (cache.add_sequence(), cache.add_sequence());
+            let seq = cache.add_sequence().map_err(pool_err)?;
+            let other = cache.add_sequence().map_err(pool_err)?;
             let chunk = b * 4;
             for at in (0..t).step_by(chunk) {
                 let n = chunk.min(t - at);
@@ -486,13 +495,7 @@ fn overhead<B: AttentionBackend>(
             let (c, p) = measure::time_pair(
                 s.overhead_plan,
                 || {
-                    let o = B::grouped_attention(
-                        q.clone(),
-                        k.clone(),
-                        v.clone(),
-                        Visibility::All,
-                        scale,
-                    );
+                    let o = contiguous.attend(q.clone(), cseq, Visibility::All, scale);
                     let _ = B::sync(device);
                     drop(o);
                 },
@@ -509,7 +512,12 @@ fn overhead<B: AttentionBackend>(
             }
             let mut rec = Recorder::new(ctx, NAME, "paged", params.clone());
             let bs = ("block_size", b.to_string());
-            rec.timing("overhead", "decode_latency_ms", &p, &[bs.clone()])?;
+            rec.timing(
+                "overhead",
+                "decode_latency_ms",
+                &p,
+                std::slice::from_ref(&bs),
+            )?;
             rec.push(
                 "overhead",
                 "paged_over_contiguous_latency",
@@ -532,10 +540,12 @@ fn equivalence<B: AttentionBackend>(
     ctx: &RunContext,
     device: &B::Device,
 ) -> Result<Vec<Record>> {
-    let err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
+    let err = |e: PoolError| SuiteError::Backend(e.to_string());
     let mut out = Vec::new();
-    // (layout, heads, key width, value width (MLA: latent prefix), query rows)
-    for (layout, heads, wk, wv, rows) in [("gqa", 2, 32, 32, 4), ("mla", 1, 80, 64, 16)] {
+    // (layout, heads, key width, value width (MLA: latent prefix), query rows); at most 8 rows,
+    // so the paged side takes flex's streaming kernel rather than the path shared with the
+    // reference.
+    for (layout, heads, wk, wv, rows) in [("gqa", 2, 32, 32, 4), ("mla", 1, 80, 64, 8)] {
         (ctx.progress)(&format!("equivalence ({layout})"));
         let values = if layout == "mla" {
             Values::PrefixOfKeys(wv)
@@ -543,8 +553,13 @@ fn equivalence<B: AttentionBackend>(
             Values::Separate(wv)
         };
         let block = s.block_sizes[0];
-        let mut cache = PagedCache::<B>::new(64, block, heads, wk, values, device).map_err(err)?;
-        let seq = cache.add_sequence();
+        let cache_layout = CacheLayout {
+            heads,
+            k_width: wk,
+            values,
+        };
+        let mut cache = PagedCache::<B>::new(64, block, cache_layout, device).map_err(err)?;
+        let seq = cache.add_sequence().map_err(err)?;
         let (mut ks, mut vs) = (Vec::new(), Vec::new());
         let mut worst = 0f32;
         for step in 0..s.equivalence_steps {
@@ -569,16 +584,18 @@ fn equivalence<B: AttentionBackend>(
                 0.1,
             );
             let got = cache.attend(q, seq, Visibility::All, 0.1).map_err(err)?;
-            let d = (got - want)
-                .abs()
-                .max()
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .ok()
-                .and_then(|v| v.first().copied())
-                .unwrap_or(f32::NAN);
-            worst = worst.max(d);
+            let host = |t: Tensor<B, 4>| t.into_data().convert::<f32>().to_vec::<f32>();
+            let (got, want) = match (host(got), host(want)) {
+                (Ok(g), Ok(w)) => (g, w),
+                _ => return Err(SuiteError::Backend("attention output is not f32".into())),
+            };
+            let d = max_abs_diff(&got, &want).map_err(|error| SuiteError::Model {
+                context: format!("paged vs contiguous ({layout})"),
+                error,
+            })?;
+            if d > worst {
+                worst = d;
+            }
         }
         let mut rec = Recorder::new(
             ctx,

@@ -128,10 +128,10 @@ pub fn read_card(stem: &Path) -> Result<Card> {
 
 /// Loads a checkpoint: builds the card's architecture, then fills every tensor from the weights
 /// file, failing on a missing, extra or mis-shaped tensor.
-pub fn load<B: Backend>(stem: &Path, device: &B::Device) -> Result<(Decoder<B>, Card)>
-where
-    B: infermark_models::kernels::AttentionBackend,
-{
+pub fn load<B: infermark_models::kernels::AttentionBackend>(
+    stem: &Path,
+    device: &B::Device,
+) -> Result<(Decoder<B>, Card)> {
     let card = read_card(stem)?;
     let (weights, card_path) = paths(stem);
     let mut model = card

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use infermark_models::attention::MlaPath;
-use infermark_models::decoder::{generate, preset, CorpusKind, Decoder};
+use infermark_models::decoder::{preset, CorpusKind, Decoder};
+use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
 use infermark_models::kernels::AttentionBackend;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -237,6 +238,7 @@ pub fn arith_eval<B: AttentionBackend>(
     device: &B::Device,
 ) -> Result<Vec<(u32, Format, f64, f64)>> {
     let mut rng = StdRng::seed_from_u64(TEST_SEED);
+    let model = model.clone().with_mla_path(MlaPath::Absorbed);
     let mut out = Vec::new();
     for bucket in BUCKETS {
         let set: Vec<_> = (0..problems)
@@ -244,28 +246,31 @@ pub fn arith_eval<B: AttentionBackend>(
             .collect();
         for format in Format::ALL {
             (ctx.progress)(&format!("{name}: arith {bucket}-digit {}", format.name()));
-            let (mut right, mut tokens) = (0usize, 0usize);
-            for p in &set {
-                let prompt = p.prompt(format);
-                // Training lines follow a newline; so does the prompt.
-                let gen = generate::greedy(
-                    model,
-                    &tokenize(&format!("\n{prompt}")),
-                    96,
-                    Some(b'\n' as u32),
-                    MlaPath::Absorbed,
-                    device,
-                )
-                .map_err(|e| SuiteError::Model {
-                    context: format!("generating for {prompt}"),
-                    error: e,
-                })?;
-                tokens += gen.len();
-                let text = detokenize(&gen);
-                if check_answer(&prompt, &text) == Some(true) {
-                    right += 1;
-                }
-            }
+            // Training lines follow a newline; so do the prompts. All problems of a bucket
+            // decode together, one token each per forward.
+            let prompts: Vec<String> = set.iter().map(|p| p.prompt(format)).collect();
+            let ids: Vec<Vec<u32>> = prompts
+                .iter()
+                .map(|p| tokenize(&format!("\n{p}")))
+                .collect();
+            let mut cache = model.contiguous_cache(ids.len(), model.max_seq_len(), device);
+            let config = GenerateConfig {
+                max_new: 96,
+                stop: vec![b'\n' as u32],
+            };
+            let model_err = |error| SuiteError::Model {
+                context: format!("generating arithmetic ({bucket} digits, {})", format.name()),
+                error,
+            };
+            let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).map_err(model_err)?;
+            let gen = generate(&model, &mut cache, &ids, &config, &mut sampler, device)
+                .map_err(model_err)?;
+            let tokens: usize = gen.tokens.iter().map(Vec::len).sum();
+            let right = prompts
+                .iter()
+                .zip(&gen.tokens)
+                .filter(|(p, g)| check_answer(p, &detokenize(g)) == Some(true))
+                .count();
             out.push((
                 bucket,
                 format,

@@ -11,10 +11,13 @@
 use std::path::Path;
 
 use burn::module::Param;
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore, TensorSnapshot,
+};
 use burn::tensor::{Tensor, TensorData};
 use infermark_models::decoder::{Attention, AttentionKind, Decoder, DecoderConfig};
 use infermark_models::kernels::AttentionBackend;
+use infermark_models::proj::Proj;
 use serde::Deserialize;
 
 use crate::{Result, SuiteError};
@@ -107,6 +110,7 @@ pub fn read_config(dir: &Path) -> Result<DecoderConfig> {
 }
 
 /// A Hugging Face tokenizer (`tokenizer.json`).
+#[derive(Debug)]
 pub struct HfTokenizer(tokenizers::Tokenizer);
 
 impl HfTokenizer {
@@ -187,7 +191,7 @@ pub fn load_dir<B: AttentionBackend>(
         error: e,
     })?;
     let mut store = SafetensorsStore::from_file(&weights)
-        .with_from_adapter(PyTorchToBurnAdapter)
+        .with_from_adapter(ProjAdapter)
         .skip_enum_variants(true);
     for (from, to) in RENAMES {
         store = store.with_key_remapping(from, to);
@@ -206,11 +210,38 @@ pub fn load_dir<B: AttentionBackend>(
     for block in &mut model.blocks {
         if let Attention::Gqa(a) = &mut block.attn {
             let d = cfg.d_head;
-            a.wq.weight = Param::from_tensor(halves_to_pairs(a.wq.weight.val(), d));
-            a.wk.weight = Param::from_tensor(halves_to_pairs(a.wk.weight.val(), d));
+            let permute =
+                |p: &Proj<B>| Proj::dense(Param::from_tensor(halves_to_pairs(p.weight(device), d)));
+            a.wq = permute(&a.wq);
+            a.wk = permute(&a.wk);
         }
     }
     Ok((model, HfTokenizer::from_dir(dir)?))
+}
+
+/// burn-store's PyTorch adapter, with the decoder's projections ([`Proj`]) read as the
+/// `Linear` layers they replace: PyTorch stores `[out, in]`, burn `[in, out]`.
+#[derive(Clone, Debug, Default)]
+struct ProjAdapter;
+
+impl ModuleAdapter for ProjAdapter {
+    fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
+        let mut s = snapshot.clone();
+        if let Some(stack) = s.container_stack.as_mut() {
+            for c in stack.iter_mut().filter(|c| c.as_str() == "Struct:Proj") {
+                *c = "Struct:Linear".into();
+            }
+        }
+        PyTorchToBurnAdapter.adapt(&s)
+    }
+
+    fn get_alternative_param_name(&self, param_name: &str, container_type: &str) -> Option<String> {
+        PyTorchToBurnAdapter.get_alternative_param_name(param_name, container_type)
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
 }
 
 /// Reorders each head's output columns from Hugging Face's half-split RoPE layout to burn's

@@ -11,8 +11,9 @@
 //!   model's own shapes, each format timed alternately with burn's FP32 product (A B A B).
 //!
 //! Model-level numbers use the dequantized weights: numerically `QuantLinear`'s reference
-//! forward. Speed numbers use `QuantLinear::forward`: the fused kernel for decode rows on flex,
-//! dequantize-and-multiply otherwise.
+//! forward. Speed numbers use `QuantLinear::forward` (layers) and the decoder with quantized
+//! projections (whole model): the fused kernel for decode rows on flex, dequantize-and-multiply
+//! otherwise.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,13 +21,12 @@ use std::time::Duration;
 use burn::module::Module;
 use burn::nn::LinearConfig;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{backend::Backend, Distribution, Int, Tensor, TensorData};
-use infermark_models::attention::MlaPath;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use infermark_models::decoder::{Attention, Decoder};
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::quant::{
-    quantize_decoder, Assignment, Fp8Kind, Fp8Scaling, QuantDecoder, QuantFormat, QuantLinear,
-    QuantizedTensor,
+    dequantize_decoder, quantize_decoder, Assignment, Fp8Kind, Fp8Scaling, QuantFormat,
+    QuantLinear, QuantizedTensor,
 };
 
 use crate::backend::{run_on, BackendJob};
@@ -226,7 +226,8 @@ fn errors(
 }
 
 /// `[d_out, d_in]` row-major copies of the target's projection weights.
-fn projections<B: Backend>(model: &Decoder<B>) -> Vec<(String, Vec<f32>, usize, usize)> {
+fn projections<B: AttentionBackend>(model: &Decoder<B>) -> Vec<(String, Vec<f32>, usize, usize)> {
+    let device = model.embed.weight.val().device();
     let mut out = Vec::new();
     let mut push = |name: String, w: Tensor<B, 2>| {
         let [d_in, d_out] = w.dims();
@@ -235,14 +236,14 @@ fn projections<B: Backend>(model: &Decoder<B>) -> Vec<(String, Vec<f32>, usize, 
     };
     for (i, b) in model.blocks.iter().enumerate() {
         if let Attention::Gqa(a) = &b.attn {
-            push(format!("{i}.wq"), a.wq.weight.val());
-            push(format!("{i}.wk"), a.wk.weight.val());
-            push(format!("{i}.wv"), a.wv.weight.val());
-            push(format!("{i}.wo"), a.wo.weight.val());
+            push(format!("{i}.wq"), a.wq.weight(&device));
+            push(format!("{i}.wk"), a.wk.weight(&device));
+            push(format!("{i}.wv"), a.wv.weight(&device));
+            push(format!("{i}.wo"), a.wo.weight(&device));
         }
-        push(format!("{i}.gate"), b.mlp.gate.weight.val());
-        push(format!("{i}.up"), b.mlp.up.weight.val());
-        push(format!("{i}.down"), b.mlp.down.weight.val());
+        push(format!("{i}.gate"), b.mlp.gate.weight(&device));
+        push(format!("{i}.up"), b.mlp.up.weight(&device));
+        push(format!("{i}.down"), b.mlp.down.weight(&device));
     }
     out
 }
@@ -379,6 +380,9 @@ fn model_records<B: AttentionBackend>(
     device: &B::Device,
 ) -> Result<()> {
     let (quant, bytes) = quantize_decoder(model, assign).map_err(model_err("quantizing target"))?;
+    // Scored with the dequantized weights as dense projections: the same numbers as the packed
+    // path (tested), with batched GEMMs over the long validation text.
+    let quant = dequantize_decoder(&quant);
     let split = corpus::stories_split();
     let ids = corpus::tokenize(&split.valid[..s.valid_bytes.min(split.valid.len())]);
     let st = compare(model, &quant, &ids, seq_len, device)?;
@@ -459,7 +463,14 @@ fn decode_records<B: AttentionBackend>(
     device: &B::Device,
 ) -> Result<()> {
     let is_f32 = assign == Assignment::uniform(QuantFormat::F32);
-    let q = QuantDecoder::new(model, assign).map_err(model_err("quantized decoder"))?;
+    // FP32 "quantized" projections would dequantize every call: the FP32 row runs the model.
+    let q = if is_f32 {
+        model.clone()
+    } else {
+        quantize_decoder(model, assign)
+            .map_err(model_err("quantized decoder"))?
+            .0
+    };
     let prompt: Vec<i64> = corpus::tokenize(&corpus::stories(7, 256))[..64]
         .iter()
         .map(|&t| t as i64)
@@ -468,32 +479,30 @@ fn decode_records<B: AttentionBackend>(
         Tensor::<B, 2, Int>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), device)
     };
     let (p, next) = (ids(&prompt), ids(&prompt[..1]));
-    let mut c_ref = model.new_cache(1, 128, MlaPath::Naive, device);
-    let mut c_q = model.new_cache(1, 128, MlaPath::Naive, device);
+    let cache_err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
+    let mut c_ref = model.contiguous_cache(1, 128, device);
+    let mut c_q = q.contiguous_cache(1, 128, device);
+    let r = c_ref.add_sequence().map_err(cache_err)?;
+    let rq = c_q.add_sequence().map_err(cache_err)?;
     model
-        .forward(p.clone(), &mut c_ref)
+        .forward(p.clone(), &[r], &mut c_ref)
         .map_err(model_err("prefill"))?;
-    if is_f32 {
-        model.forward(p, &mut c_q).map_err(model_err("prefill"))?;
-    } else {
-        q.forward(p, &mut c_q).map_err(model_err("prefill"))?;
-    }
+    q.forward(p, &[rq], &mut c_q)
+        .map_err(model_err("prefill"))?;
     let len = prompt.len();
     let (fp32, quant) = time_pair(
         s.plan,
         || {
-            let _ = model.forward(next.clone(), &mut c_ref);
+            let y = model.forward(next.clone(), &[r], &mut c_ref);
             B::sync(device).expect("backend sync");
-            c_ref.truncate(len);
+            drop(y);
+            c_ref.truncate(r, len).expect("sequence held");
         },
         || {
-            let _ = if is_f32 {
-                model.forward(next.clone(), &mut c_q)
-            } else {
-                q.forward(next.clone(), &mut c_q)
-            };
+            let y = q.forward(next.clone(), &[rq], &mut c_q);
             B::sync(device).expect("backend sync");
-            c_q.truncate(len);
+            drop(y);
+            c_q.truncate(rq, len).expect("sequence held");
         },
     );
     let extra = [("model", "target".to_string()), ("ctx", len.to_string())];
@@ -533,7 +542,7 @@ fn speed_records<B: AttentionBackend>(
     // (label, d_out, d_in): the big layer, then the target's own projection shapes.
     let mut shapes = vec![(format!("{0}x{0}", s.big), s.big, s.big)];
     let cfg = &model.blocks[0];
-    let (d_in_mlp, d_ff) = cfg.mlp.up.weight.dims().into();
+    let (d_in_mlp, d_ff) = cfg.mlp.up.dims();
     shapes.push((format!("target-mlp-up {d_ff}x{d_in_mlp}"), d_ff, d_in_mlp));
     shapes.push((format!("target-mlp-down {d_in_mlp}x{d_ff}"), d_in_mlp, d_ff));
     for (label, d_out, d_in) in shapes {

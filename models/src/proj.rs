@@ -1,0 +1,136 @@
+//! The projection seam: every weight matrix of the decoder's attention and MLP is a [`Proj`],
+//! dense (`x·W`, burn's `Linear` without bias) or quantized ([`QuantLinear`]: packed codes and
+//! scales, a fused kernel for decode rows). A quantized model is the same decoder with other
+//! projections, in the spirit of candle's `enum Proj` and mistral.rs's per-layer `QuantMethod`.
+
+use burn::module::{Module, Param};
+use burn::nn::LinearConfig;
+use burn::tensor::{backend::Backend, Tensor};
+
+use crate::kernels::AttentionBackend;
+use crate::quant::{QuantFormat, QuantLinear};
+
+/// What a [`Proj`] holds.
+enum Kind<'a, B: Backend> {
+    Dense(&'a Param<Tensor<B, 2>>),
+    Quant(&'a QuantLinear),
+}
+
+/// A bias-free projection `y = x·W`, dense or quantized.
+///
+/// Exactly one of the two fields is set (the constructors guarantee it). The dense weight keeps
+/// burn `Linear`'s layout and parameter name, so checkpoints read `….weight` as before.
+#[derive(Module, Debug)]
+pub struct Proj<B: Backend> {
+    /// Dense weight `[d_in, d_out]`; `None` once quantized.
+    weight: Option<Param<Tensor<B, 2>>>,
+    /// Packed codes replacing `weight` (plain data: never trained or saved by burn).
+    quant: Option<QuantLinear>,
+}
+
+impl<B: Backend> Proj<B> {
+    /// A dense projection with burn's default `Linear` initialization, drawn now: burn draws
+    /// `Linear` weights lazily, on first use, so a clone taken before that would draw its own.
+    pub fn init(d_in: usize, d_out: usize, device: &B::Device) -> Self {
+        let l = LinearConfig::new(d_in, d_out)
+            .with_bias(false)
+            .init::<B>(device);
+        Self::dense(Param::from_tensor(l.weight.val()))
+    }
+
+    /// A dense projection holding `weight` (`[d_in, d_out]`).
+    pub fn dense(weight: Param<Tensor<B, 2>>) -> Self {
+        Self {
+            weight: Some(weight),
+            quant: None,
+        }
+    }
+
+    /// A quantized projection.
+    pub fn quantized(q: QuantLinear) -> Self {
+        Self {
+            weight: None,
+            quant: Some(q),
+        }
+    }
+
+    /// The dense weight parameter, when dense.
+    pub fn dense_weight(&self) -> Option<&Param<Tensor<B, 2>>> {
+        self.weight.as_ref()
+    }
+
+    /// The quantized layer, when quantized.
+    pub fn quant(&self) -> Option<&QuantLinear> {
+        self.quant.as_ref()
+    }
+
+    fn kind(&self) -> Kind<'_, B> {
+        match (&self.weight, &self.quant) {
+            (_, Some(q)) => Kind::Quant(q),
+            (Some(w), None) => Kind::Dense(w),
+            (None, None) => unreachable!("the constructors set dense or quantized weights"),
+        }
+    }
+
+    /// Input and output widths.
+    pub fn dims(&self) -> (usize, usize) {
+        match self.kind() {
+            Kind::Dense(w) => {
+                let [i, o] = w.val().dims();
+                (i, o)
+            }
+            Kind::Quant(q) => q.dims(),
+        }
+    }
+
+    /// Bytes of the weights as stored (f32 for dense; codes, scales and zero points otherwise).
+    pub fn bytes(&self) -> usize {
+        match &self.quant {
+            Some(q) => q.weight.bytes(),
+            None => {
+                let (i, o) = self.dims();
+                i * o * 4
+            }
+        }
+    }
+}
+
+impl<B: AttentionBackend> Proj<B> {
+    /// # Shapes
+    /// - `x`: `[..., d_in]` → `[..., d_out]`; leading dimensions are flattened into the rows of
+    ///   one matrix product, so a batch of decode rows reads each weight once.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self.kind() {
+            Kind::Quant(q) => q.forward(x),
+            Kind::Dense(w) => {
+                let mut dims = x.dims();
+                let [d_in, d_out] = w.val().dims();
+                let rows = dims[..D - 1].iter().product::<usize>();
+                let y = x.reshape([rows, d_in]).matmul(w.val());
+                dims[D - 1] = d_out;
+                y.reshape(dims)
+            }
+        }
+    }
+
+    /// The weight as a dense `[d_in, d_out]` tensor (dequantized when quantized).
+    pub fn weight(&self, device: &B::Device) -> Tensor<B, 2> {
+        match self.kind() {
+            Kind::Dense(w) => w.val(),
+            Kind::Quant(q) => q.dequantized(device),
+        }
+    }
+
+    /// This projection's weights in `format`.
+    pub fn quantize(&self, format: QuantFormat, device: &B::Device) -> crate::Result<Self> {
+        Ok(Self::quantized(QuantLinear::from_weight(
+            self.weight(device),
+            format,
+        )?))
+    }
+
+    /// A dense projection with the dequantized weights (the reference of the quantized path).
+    pub fn dequantize(&self, device: &B::Device) -> Self {
+        Self::dense(Param::from_tensor(self.weight(device)))
+    }
+}
