@@ -4,7 +4,7 @@
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::attention::reference::{gqa_forward, Dense, GqaShape};
-use infermark_models::attention::{Attention, GqaConfig, MlaConfig, MlaPath};
+use infermark_models::attention::{Attention, AttentionLayer, GqaConfig, MlaConfig, MlaPath};
 use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
 use infermark_models::kv_cache::{ContiguousKv, KvCache, PoolError};

@@ -10,8 +10,8 @@ use burn::module::Module;
 use burn::nn::{RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{append_rows, attend_cache, positions, rope_at, visibility, Prepared};
-use crate::kernels::AttentionBackend;
+use super::{attend_cache, rope_at, AttentionLayer, Prepared};
+use crate::kernels::{AttentionBackend, Visibility};
 use crate::kv_cache::{CacheLayout, KvCache, SeqId, Values};
 use crate::proj::Proj;
 use crate::ModelError;
@@ -124,125 +124,8 @@ impl<B: AttentionBackend> Gqa<B> {
         (self.n_heads, self.n_kv_heads, self.d_head)
     }
 
-    /// The shape of the rows this layer caches.
-    pub fn cache_layout(&self) -> CacheLayout {
-        CacheLayout {
-            heads: self.n_kv_heads,
-            k_width: self.d_head,
-            values: Values::Separate(self.d_head),
-        }
-    }
-
     fn scale(&self) -> f32 {
         1.0 / (self.d_head as f32).sqrt()
-    }
-
-    /// Projects `x` and rotates queries and keys, sequence `i` starting at position `pasts[i]`.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]`
-    /// - output: `q` `[batch, n_heads, s, d_head]`; `k`, `v` `[batch, n_kv_heads, s, d_head]`
-    fn project(&self, x: Tensor<B, 3>, pasts: &[usize]) -> [Tensor<B, 4>; 3] {
-        let [b, s, _] = x.dims();
-        let (h, kv, d) = self.heads();
-        let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
-        let q = rope_at(&self.rope, split(self.wq.forward(x.clone()), h), pasts);
-        let k = rope_at(&self.rope, split(self.wk.forward(x.clone()), kv), pasts);
-        let v = split(self.wv.forward(x), kv);
-        [q, k, v]
-    }
-
-    /// Query heads that share a KV head, as the rows of one attention call.
-    ///
-    /// # Shapes
-    /// - `q`: `[batch, n_heads, s, d_head]` → `[batch, n_kv_heads, group·s, d_head]`
-    fn group(&self, q: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, h, s, d] = q.dims();
-        let kv = self.n_kv_heads;
-        q.reshape([b, kv, (h / kv) * s, d])
-    }
-
-    /// Projects `x`, rotates queries and keys, appends K and V to `seqs` in the cache, and groups
-    /// the query heads by the KV head they share.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]` (`batch == seqs.len()`; `batch == 1` or `s == 1`)
-    /// - output `q`: `[batch, n_kv_heads, (n_heads / n_kv_heads)·s, d_head]`
-    pub fn prepare<C: KvCache<B>>(
-        &self,
-        x: Tensor<B, 3>,
-        seqs: &[SeqId],
-        cache: &mut C,
-    ) -> crate::Result<Prepared<B>> {
-        let [b, s, _] = x.dims();
-        let max = self.rope.freq_complex.dims()[0];
-        let pasts = positions(b, s, seqs, cache, max)?;
-        let [q, k, v] = self.project(x, &pasts);
-        append_rows(cache, seqs, k, Some(v))?;
-        Ok(Prepared {
-            q: self.group(q),
-            s,
-            vis: visibility(s, pasts[0]),
-        })
-    }
-
-    /// The attention core over everything cached for `seqs`.
-    ///
-    /// # Shapes
-    /// - `p.q`: `[batch, n_kv_heads, group·s, d_head]` → same
-    pub fn attend_core<C: KvCache<B>>(
-        &self,
-        p: &Prepared<B>,
-        seqs: &[SeqId],
-        cache: &C,
-    ) -> crate::Result<Tensor<B, 4>> {
-        attend_cache(cache, p.q.clone(), seqs, p.vis, self.scale())
-    }
-
-    /// The attention core, then the output projection.
-    ///
-    /// # Shapes
-    /// - output: `[batch, s, d_model]`
-    pub fn attend<C: KvCache<B>>(
-        &self,
-        p: &Prepared<B>,
-        seqs: &[SeqId],
-        cache: &C,
-    ) -> crate::Result<Tensor<B, 3>> {
-        Ok(self.finish(self.attend_core(p, seqs, cache)?, p.s))
-    }
-
-    /// Causal attention of `s` new tokens per sequence against the cache and themselves.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
-    pub fn forward<C: KvCache<B>>(
-        &self,
-        x: Tensor<B, 3>,
-        seqs: &[SeqId],
-        cache: &mut C,
-    ) -> crate::Result<Tensor<B, 3>> {
-        let p = self.prepare(x, seqs, cache)?;
-        self.attend(&p, seqs, cache)
-    }
-
-    /// Causal self-attention of whole sequences, with no cache (training and scoring).
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
-    pub fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
-        let [b, s, _] = x.dims();
-        let max = self.rope.freq_complex.dims()[0];
-        if s > max {
-            return Err(ModelError::CacheFull {
-                len: 0,
-                adding: s,
-                capacity: max,
-            });
-        }
-        let [q, k, v] = self.project(x, &vec![0; b]);
-        let o = B::grouped_attention(self.group(q), k, v, visibility(s, 0), self.scale());
-        Ok(self.finish(o, s))
     }
 
     /// The attention core's grouped result back to one row per position, heads side by side
@@ -257,13 +140,60 @@ impl<B: AttentionBackend> Gqa<B> {
             .swap_dims(1, 2)
             .reshape([b, s, self.n_heads * d])
     }
+}
 
-    /// Output projection of the attention core's result.
+impl<B: AttentionBackend> AttentionLayer<B> for Gqa<B> {
+    /// K and V rows per KV head.
+    fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            heads: self.n_kv_heads,
+            k_width: self.d_head,
+            values: Values::Separate(self.d_head),
+        }
+    }
+
+    fn max_len(&self) -> usize {
+        self.rope.freq_complex.dims()[0]
+    }
+
+    /// Projects `x`, rotates queries and keys, and groups the query heads by the KV head they
+    /// share (so grouped K/V is never repeated).
     ///
     /// # Shapes
-    /// - `o`: `[batch, n_kv_heads, group·s, d_head]`
-    /// - output: `[batch, s, d_model]`
-    pub fn finish(&self, o: Tensor<B, 4>, s: usize) -> Tensor<B, 3> {
+    /// - `x`: `[batch, s, d_model]`
+    /// - output: `q` `[batch, n_kv_heads, group·s, d_head]`; `k`, `v` `[batch, n_kv_heads, s, d_head]`
+    fn project(&self, x: Tensor<B, 3>, pasts: &[usize]) -> [Tensor<B, 4>; 3] {
+        let [b, s, _] = x.dims();
+        let (h, kv, d) = self.heads();
+        let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
+        let q = rope_at(&self.rope, split(self.wq.forward(x.clone()), h), pasts);
+        let k = rope_at(&self.rope, split(self.wk.forward(x.clone()), kv), pasts);
+        let v = split(self.wv.forward(x), kv);
+        [q.reshape([b, kv, (h / kv) * s, d]), k, v]
+    }
+
+    fn attend_core(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &dyn KvCache<B>,
+    ) -> crate::Result<Tensor<B, 4>> {
+        attend_cache(cache, p.q.clone(), seqs, p.vis, self.scale())
+    }
+
+    fn attend_rows(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        vis: Visibility,
+    ) -> Tensor<B, 4> {
+        B::grouped_attention(q, k, v, vis, self.scale())
+    }
+
+    /// # Shapes
+    /// - `o`: `[batch, n_kv_heads, group·s, d_head]` → `[batch, s, d_model]`
+    fn finish(&self, o: Tensor<B, 4>, s: usize) -> Tensor<B, 3> {
         self.wo.forward(self.merge_heads(o, s))
     }
 }

@@ -19,7 +19,7 @@ use burn::module::{Module, Param};
 use burn::nn::{RmsNorm, RmsNormConfig, RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
-use super::{append_rows, attend_cache, positions, rope_at, visibility, Prepared};
+use super::{attend_cache, rope_at, AttentionLayer, Prepared};
 use crate::kernels::{AttentionBackend, Visibility};
 use crate::kv_cache::{CacheLayout, KvCache, SeqId, Values};
 use crate::proj::Proj;
@@ -211,63 +211,8 @@ impl<B: AttentionBackend> Mla<B> {
         self.path
     }
 
-    /// The shape of the rows this layer caches.
-    pub fn cache_layout(&self) -> CacheLayout {
-        CacheLayout {
-            heads: 1,
-            k_width: self.d_latent_kv + self.d_rope,
-            values: Values::PrefixOfKeys(self.d_latent_kv),
-        }
-    }
-
     fn scale(&self) -> f32 {
         1.0 / ((self.d_head + self.d_rope) as f32).sqrt()
-    }
-
-    /// Queries, and the rows this step caches, sequence `i` starting at position `pasts[i]`.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]`
-    /// - output: `q = [q_C | RoPE(q_R)]` `[batch, n_heads, s, d_head + d_rope]`, and
-    ///   `rows = [c_KV | RoPE(k_R)]` `[batch, 1, s, d_latent_kv + d_rope]`
-    fn project(&self, x: Tensor<B, 3>, pasts: &[usize]) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let [b, s, _] = x.dims();
-        let (h, d, r) = (self.n_heads, self.d_head, self.d_rope);
-        let c_q = self.q_norm.forward(self.w_dq.forward(x.clone())); // [b, s, d_cq]
-        let q_c = self
-            .w_uq
-            .forward(c_q.clone())
-            .reshape([b, s, h, d])
-            .swap_dims(1, 2);
-        let q_r = self.w_qr.forward(c_q).reshape([b, s, h, r]).swap_dims(1, 2);
-        let q_r = rope_at(&self.rope, q_r, pasts); // [b, h, s, r]
-        let c_kv = self.kv_norm.forward(self.w_dkv.forward(x.clone())); // [b, s, d_c]
-        let k_r = rope_at(&self.rope, self.w_kr.forward(x).unsqueeze_dim(1), pasts); // [b, 1, s, r]
-        let rows = Tensor::cat(vec![c_kv.unsqueeze_dim(1), k_r], 3);
-        (Tensor::cat(vec![q_c, q_r], 3), rows)
-    }
-
-    /// Projects `x` to queries, and appends its latents and RoPE keys to `seqs` in the cache.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]` (`batch == seqs.len()`; `batch == 1` or `s == 1`)
-    /// - output `q`: `[batch, n_heads, s, d_head + d_rope]`
-    pub fn prepare<C: KvCache<B>>(
-        &self,
-        x: Tensor<B, 3>,
-        seqs: &[SeqId],
-        cache: &mut C,
-    ) -> crate::Result<Prepared<B>> {
-        let [b, s, _] = x.dims();
-        let max = self.rope.freq_complex.dims()[0];
-        let pasts = positions(b, s, seqs, cache, max)?;
-        let (q, rows) = self.project(x, &pasts);
-        append_rows(cache, seqs, rows, None)?;
-        Ok(Prepared {
-            q,
-            s,
-            vis: visibility(s, pasts[0]),
-        })
     }
 
     /// Absorbed queries: `q_C·W_UKᵀ` beside the RoPE part, all heads as the rows of one "KV
@@ -313,17 +258,56 @@ impl<B: AttentionBackend> Mla<B> {
         let k = Tensor::cat(vec![k_c, k_r], 3);
         B::grouped_attention(q, k, v, vis, self.scale())
     }
+}
 
-    /// The attention core over everything cached for `seqs`, by this layer's path; per-head
-    /// output.
+impl<B: AttentionBackend> AttentionLayer<B> for Mla<B> {
+    /// `[c_KV | k_R]`, one row for all heads, whose first `d_c` columns are the values.
+    fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            heads: 1,
+            k_width: self.d_latent_kv + self.d_rope,
+            values: Values::PrefixOfKeys(self.d_latent_kv),
+        }
+    }
+
+    fn max_len(&self) -> usize {
+        self.rope.freq_complex.dims()[0]
+    }
+
+    /// Queries `[q_C | RoPE(q_R)]` per head, and the cached rows `[c_KV | RoPE(k_R)]`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]`
+    /// - output: `q` `[batch, n_heads, s, d_head + d_rope]`; `k` `[batch, 1, s, d_c + d_rope]`;
+    ///   `v` `[batch, 1, s, d_c]` (a view of `k`)
+    fn project(&self, x: Tensor<B, 3>, pasts: &[usize]) -> [Tensor<B, 4>; 3] {
+        let [b, s, _] = x.dims();
+        let (h, d, r) = (self.n_heads, self.d_head, self.d_rope);
+        let c_q = self.q_norm.forward(self.w_dq.forward(x.clone())); // [b, s, d_cq]
+        let q_c = self
+            .w_uq
+            .forward(c_q.clone())
+            .reshape([b, s, h, d])
+            .swap_dims(1, 2);
+        let q_r = self.w_qr.forward(c_q).reshape([b, s, h, r]).swap_dims(1, 2);
+        let q_r = rope_at(&self.rope, q_r, pasts); // [b, h, s, r]
+        let c_kv = self.kv_norm.forward(self.w_dkv.forward(x.clone())); // [b, s, d_c]
+        let k_r = rope_at(&self.rope, self.w_kr.forward(x).unsqueeze_dim(1), pasts); // [b, 1, s, r]
+        let rows = Tensor::cat(vec![c_kv.unsqueeze_dim(1), k_r], 3);
+        let latent = rows.clone().narrow(3, 0, self.d_latent_kv);
+        [Tensor::cat(vec![q_c, q_r], 3), rows, latent]
+    }
+
+    /// By this layer's path: absorbed attends over the cached rows through the cache (paged
+    /// caches stream them); naive up-projects each sequence's cached latents.
     ///
     /// # Shapes
     /// - output: `[batch, n_heads, s, d_head]`
-    pub fn attend_core<C: KvCache<B>>(
+    fn attend_core(
         &self,
         p: &Prepared<B>,
         seqs: &[SeqId],
-        cache: &C,
+        cache: &dyn KvCache<B>,
     ) -> crate::Result<Tensor<B, 4>> {
         match self.path {
             MlaPath::Absorbed => {
@@ -343,66 +327,26 @@ impl<B: AttentionBackend> Mla<B> {
         }
     }
 
-    /// The attention core, then the output projection.
-    ///
-    /// # Shapes
-    /// - output: `[batch, s, d_model]`
-    pub fn attend<C: KvCache<B>>(
+    fn attend_rows(
         &self,
-        p: &Prepared<B>,
-        seqs: &[SeqId],
-        cache: &C,
-    ) -> crate::Result<Tensor<B, 3>> {
-        Ok(self.finish(self.attend_core(p, seqs, cache)?))
-    }
-
-    /// Causal attention of `s` new tokens per sequence against the cache and themselves.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
-    pub fn forward<C: KvCache<B>>(
-        &self,
-        x: Tensor<B, 3>,
-        seqs: &[SeqId],
-        cache: &mut C,
-    ) -> crate::Result<Tensor<B, 3>> {
-        let p = self.prepare(x, seqs, cache)?;
-        self.attend(&p, seqs, cache)
-    }
-
-    /// Causal self-attention of whole sequences, with no cache (training and scoring).
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
-    pub fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
-        let [b, s, _] = x.dims();
-        let max = self.rope.freq_complex.dims()[0];
-        if s > max {
-            return Err(ModelError::CacheFull {
-                len: 0,
-                adding: s,
-                capacity: max,
-            });
-        }
-        let (q, rows) = self.project(x, &vec![0; b]);
-        let vis = visibility(s, 0);
-        let o = match self.path {
-            MlaPath::Naive => self.naive(q, rows, vis),
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        vis: Visibility,
+    ) -> Tensor<B, 4> {
+        let s = q.dims()[2];
+        match self.path {
+            MlaPath::Naive => self.naive(q, k, vis),
             MlaPath::Absorbed => {
-                let latent = rows.clone().narrow(3, 0, self.d_latent_kv);
-                let o = B::grouped_attention(self.absorb(q), rows, latent, vis, self.scale());
+                let o = B::grouped_attention(self.absorb(q), k, v, vis, self.scale());
                 self.unabsorb(o, s)
             }
-        };
-        Ok(self.finish(o))
+        }
     }
 
-    /// Output projection of the per-head attention result.
-    ///
     /// # Shapes
-    /// - `o`: `[batch, n_heads, s, d_head]`
-    /// - output: `[batch, s, d_model]`
-    pub fn finish(&self, o: Tensor<B, 4>) -> Tensor<B, 3> {
+    /// - `o`: `[batch, n_heads, s, d_head]` → `[batch, s, d_model]`
+    fn finish(&self, o: Tensor<B, 4>, _s: usize) -> Tensor<B, 3> {
         let [b, h, s, d] = o.dims();
         self.w_o.forward(o.swap_dims(1, 2).reshape([b, s, h * d]))
     }

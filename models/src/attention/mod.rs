@@ -7,8 +7,8 @@
 //!   inference path over the same weights.
 //! - [`reference`]: plain-loop references that the tests check the modules against.
 //!
-//! [`Attention`] is the choice a decoder block makes; it has one method per step of a layer, so
-//! callers never match on the variant.
+//! [`AttentionLayer`] holds the steps every variant shares; [`Attention`] is the choice a decoder
+//! block makes, and is itself an [`AttentionLayer`], so callers never match on the variant.
 
 pub mod gqa;
 pub mod mla;
@@ -22,7 +22,7 @@ use burn::nn::RotaryEncoding;
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::kernels::{AttentionBackend, Visibility};
-use crate::kv_cache::{CacheLayout, KvCache, SeqId};
+use crate::kv_cache::{CacheLayout, KvCache, SeqId, Values};
 use crate::ModelError;
 
 /// Bytes held by a tensor, from its shape and element type.
@@ -44,7 +44,8 @@ pub enum Attention<B: Backend> {
 /// Queries of one step, projected, rotated and laid out for the variant's attention core; the
 /// step's keys and values are already in the cache.
 pub struct Prepared<B: Backend> {
-    /// GQA: `[batch, n_kv_heads, group·s, d_head]`; MLA: `[batch, n_heads, s, d_head + d_rope]`.
+    /// GQA: `[batch, n_kv_heads, group·s, d_head]` (query heads grouped by the KV head they
+    /// share); MLA: `[batch, n_heads, s, d_head + d_rope]`.
     pub q: Tensor<B, 4>,
     /// New positions per sequence in this step.
     pub s: usize,
@@ -52,73 +53,103 @@ pub struct Prepared<B: Backend> {
     pub vis: Visibility,
 }
 
-impl<B: AttentionBackend> Attention<B> {
+/// One attention layer. A variant supplies its projections, its attention core over a cache
+/// and over given rows, and its output projection; the steps every variant shares (positions,
+/// cache appends, prefill and decode, the uncached forward) are written once, here.
+pub trait AttentionLayer<B: AttentionBackend> {
     /// The shape of the rows this layer caches.
-    pub fn cache_layout(&self) -> CacheLayout {
-        match self {
-            Attention::Gqa(a) => a.cache_layout(),
-            Attention::Mla(a) => a.cache_layout(),
-        }
-    }
+    fn cache_layout(&self) -> CacheLayout;
+
+    /// Longest sequence the RoPE table covers.
+    fn max_len(&self) -> usize;
+
+    /// The step's queries in the core's layout, and the rows it caches, sequence `i` starting at
+    /// position `pasts[i]`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]`
+    /// - output: `q` as in [`Prepared::q`]; `k` `[batch, heads, s, k_width]`; `v`
+    ///   `[batch, heads, s, v_width]` (a view of `k` when the values are part of the keys)
+    fn project(&self, x: Tensor<B, 3>, pasts: &[usize]) -> [Tensor<B, 4>; 3];
+
+    /// The attention core over everything cached for `seqs` (what reads the cache).
+    ///
+    /// # Shapes
+    /// - output: GQA `[batch, n_kv_heads, group·s, d_head]`, MLA `[batch, n_heads, s, d_head]`
+    fn attend_core(
+        &self,
+        p: &Prepared<B>,
+        seqs: &[SeqId],
+        cache: &dyn KvCache<B>,
+    ) -> crate::Result<Tensor<B, 4>>;
+
+    /// The attention core over rows given directly (no cache).
+    ///
+    /// # Shapes
+    /// - as [`AttentionLayer::project`]'s output → as [`AttentionLayer::attend_core`]'s
+    fn attend_rows(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        vis: Visibility,
+    ) -> Tensor<B, 4>;
+
+    /// The output projection of the core's result.
+    ///
+    /// # Shapes
+    /// - `o`: as [`AttentionLayer::attend_core`]'s output → `[batch, s, d_model]`
+    fn finish(&self, o: Tensor<B, 4>, s: usize) -> Tensor<B, 3>;
 
     /// Projects `x`, appends its keys and values to `seqs` in `cache`, and returns the queries.
     ///
     /// # Shapes
     /// - `x`: `[batch, s, d_model]` with `batch == seqs.len()`, and `batch == 1` or `s == 1`
-    pub fn prepare<C: KvCache<B>>(
+    fn prepare(
         &self,
         x: Tensor<B, 3>,
         seqs: &[SeqId],
-        cache: &mut C,
+        cache: &mut dyn KvCache<B>,
     ) -> crate::Result<Prepared<B>> {
-        match self {
-            Attention::Gqa(a) => a.prepare(x, seqs, cache),
-            Attention::Mla(a) => a.prepare(x, seqs, cache),
-        }
+        let [b, s, _] = x.dims();
+        let pasts = positions(b, s, seqs, cache, self.max_len())?;
+        let [q, k, v] = self.project(x, &pasts);
+        let v = match self.cache_layout().values {
+            Values::Separate(_) => Some(v),
+            Values::PrefixOfKeys(_) => None,
+        };
+        append_rows(cache, seqs, k, v)?;
+        Ok(Prepared {
+            q,
+            s,
+            vis: visibility(s, pasts[0]),
+        })
     }
 
-    /// The attention core over everything cached for `seqs`, then the output projection.
+    /// The attention core, then the output projection.
     ///
     /// # Shapes
     /// - output: `[batch, s, d_model]`
-    pub fn attend<C: KvCache<B>>(
+    fn attend(
         &self,
         p: &Prepared<B>,
         seqs: &[SeqId],
-        cache: &C,
+        cache: &dyn KvCache<B>,
     ) -> crate::Result<Tensor<B, 3>> {
-        match self {
-            Attention::Gqa(a) => a.attend(p, seqs, cache),
-            Attention::Mla(a) => a.attend(p, seqs, cache),
-        }
+        Ok(self.finish(self.attend_core(p, seqs, cache)?, p.s))
     }
 
-    /// [`Attention::attend`] without the output projection: what reads the cache.
-    ///
-    /// # Shapes
-    /// - output: GQA `[batch, n_kv_heads, group·s, d_head]`, MLA `[batch, n_heads, s, d_head]`
-    pub fn attend_core<C: KvCache<B>>(
-        &self,
-        p: &Prepared<B>,
-        seqs: &[SeqId],
-        cache: &C,
-    ) -> crate::Result<Tensor<B, 4>> {
-        match self {
-            Attention::Gqa(a) => a.attend_core(p, seqs, cache),
-            Attention::Mla(a) => a.attend_core(p, seqs, cache),
-        }
-    }
-
-    /// Causal attention of `s` new tokens per sequence against the cache and themselves.
+    /// Causal attention of `s` new tokens per sequence against the cache and themselves:
+    /// prefill or verification of one sequence, or one decode token for each of several.
     ///
     /// # Shapes
     /// - `x`: `[batch, s, d_model]` (`batch == seqs.len()`; `batch == 1` or `s == 1`)
     /// - output: `[batch, s, d_model]`
-    pub fn forward<C: KvCache<B>>(
+    fn forward(
         &self,
         x: Tensor<B, 3>,
         seqs: &[SeqId],
-        cache: &mut C,
+        cache: &mut dyn KvCache<B>,
     ) -> crate::Result<Tensor<B, 3>> {
         let p = self.prepare(x, seqs, cache)?;
         self.attend(&p, seqs, cache)
@@ -128,21 +159,40 @@ impl<B: AttentionBackend> Attention<B> {
     ///
     /// # Shapes
     /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
-    pub fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
+    fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
+        let [b, s, _] = x.dims();
+        if s > self.max_len() {
+            return Err(ModelError::CacheFull {
+                len: 0,
+                adding: s,
+                capacity: self.max_len(),
+            });
+        }
+        let [q, k, v] = self.project(x, &vec![0; b]);
+        Ok(self.finish(self.attend_rows(q, k, v, visibility(s, 0)), s))
+    }
+}
+
+/// An [`Attention`] is its layer: every [`AttentionLayer`] method works on it directly, whichever
+/// variant it holds.
+impl<B: AttentionBackend> std::ops::Deref for Attention<B> {
+    type Target = dyn AttentionLayer<B>;
+
+    fn deref(&self) -> &Self::Target {
         match self {
-            Attention::Gqa(a) => a.forward_full(x),
-            Attention::Mla(a) => a.forward_full(x),
+            Attention::Gqa(a) => a,
+            Attention::Mla(a) => a,
         }
     }
 }
 
 /// Cache lengths of `seqs` before this step (the positions of their first new token), checked
 /// against the step's shape and the RoPE table's length `max`.
-pub(crate) fn positions<B: AttentionBackend, C: KvCache<B>>(
+pub(crate) fn positions<B: AttentionBackend>(
     batch: usize,
     s: usize,
     seqs: &[SeqId],
-    cache: &C,
+    cache: &dyn KvCache<B>,
     max: usize,
 ) -> crate::Result<Vec<usize>> {
     if seqs.len() != batch || (batch > 1 && s > 1) {
@@ -203,8 +253,8 @@ pub(crate) fn rope_at<B: Backend>(
 ///
 /// # Shapes
 /// - `k`: `[batch, heads, s, k_width]`, `v`: `[batch, heads, s, v_width]` or `None`
-pub(crate) fn append_rows<B: AttentionBackend, C: KvCache<B>>(
-    cache: &mut C,
+pub(crate) fn append_rows<B: AttentionBackend>(
+    cache: &mut dyn KvCache<B>,
     seqs: &[SeqId],
     k: Tensor<B, 4>,
     v: Option<Tensor<B, 4>>,
@@ -222,8 +272,8 @@ pub(crate) fn append_rows<B: AttentionBackend, C: KvCache<B>>(
 ///
 /// # Shapes
 /// - `q`: `[batch, heads, rows, k_width]` → `[batch, heads, rows, v_width]`
-pub(crate) fn attend_cache<B: AttentionBackend, C: KvCache<B>>(
-    cache: &C,
+pub(crate) fn attend_cache<B: AttentionBackend>(
+    cache: &dyn KvCache<B>,
     q: Tensor<B, 4>,
     seqs: &[SeqId],
     vis: Visibility,
