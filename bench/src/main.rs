@@ -3,6 +3,7 @@
 mod eval_cmd;
 mod train_cmd;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -277,11 +278,27 @@ pub(crate) fn execute(
     };
     let t0 = Instant::now();
     let mut records: Vec<Record> = Vec::new();
-    for (s, case) in &cases {
+    // The bar hides itself when stderr is not a terminal (CI logs, `> log 2>&1`): print one line
+    // per finished case there instead, as cargo and criterion do.
+    let lines = !std::io::stderr().is_terminal();
+    for (i, (s, case)) in cases.iter().enumerate() {
         bar.set_message(format!("{}: {}", s.name(), case.label()));
+        let t_case = Instant::now();
         let recs = s
             .run_case(case, &ctx)
             .with_context(|| format!("suite {} case {}", s.name(), case.label()))?;
+        if lines {
+            eprintln!(
+                "[{:>7.1} s] {} {}: {} records in {:.1} s ({} of {} cases done)",
+                t0.elapsed().as_secs_f64(),
+                s.name(),
+                case.label(),
+                recs.len(),
+                t_case.elapsed().as_secs_f64(),
+                i + 1,
+                cases.len()
+            );
+        }
         records.extend(recs);
         bar.inc(1);
     }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use std::io::IsTerminal;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use infermark_models::decoder::{preset, presets, CorpusKind};
 use infermark_models::kernels::AttentionBackend;
@@ -58,7 +60,16 @@ impl BackendJob for Job {
     type Output = infermark_suites::Result<Card>;
     fn run<B: AttentionBackend>(self, device: B::Device) -> Self::Output {
         let bar = self.bar;
+        // Off a terminal the bar is hidden: print one line per validation instead.
+        let lines = !std::io::stderr().is_terminal();
+        let total = self.opts.steps;
         train::train::<B>(&self.opts, &device, &mut |p| {
+            if let (true, Some(v)) = (lines, p.valid_loss) {
+                eprintln!(
+                    "step {}/{total}: loss {:.4}, valid {v:.4}, {:.0} tokens/s",
+                    p.step, p.loss, p.tokens_per_s
+                );
+            }
             bar.set_position(p.step as u64);
             let v = p
                 .valid_loss

@@ -9,7 +9,8 @@
 
 use std::path::Path;
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
 
 use super::sim::Request;
 
@@ -29,15 +30,9 @@ pub const BUILT_IN: [(&str, f64, f64); 2] =
 const SIGMA: f64 = 0.8;
 const MAX_LEN: f64 = 1024.0;
 
-/// A standard normal draw (Box–Muller).
-fn normal(rng: &mut StdRng) -> f64 {
-    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-fn lognormal_len(rng: &mut StdRng, mean: f64) -> usize {
-    let mu = mean.ln() - SIGMA * SIGMA / 2.0;
-    (mu + SIGMA * normal(rng)).exp().round().clamp(1.0, MAX_LEN) as usize
+/// A log-normal length distribution (σ = 0.8) whose mean is `mean`.
+fn lognormal(mean: f64) -> LogNormal<f64> {
+    LogNormal::new(mean.ln() - SIGMA * SIGMA / 2.0, SIGMA).expect("finite parameters")
 }
 
 /// The built-in traces with `n` requests each, seeded.
@@ -47,10 +42,13 @@ pub fn built_in(n: usize, seed: u64) -> Vec<Trace> {
         .enumerate()
         .map(|(i, &(name, prompt, output))| {
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(i as u64));
+            let (p, o) = (lognormal(prompt), lognormal(output));
+            let mut len =
+                |d: &LogNormal<f64>| d.sample(&mut rng).round().clamp(1.0, MAX_LEN) as usize;
             let requests = (0..n)
                 .map(|_| Request {
-                    prompt: lognormal_len(&mut rng, prompt),
-                    output: lognormal_len(&mut rng, output),
+                    prompt: len(&p),
+                    output: len(&o),
                 })
                 .collect();
             Trace {
@@ -61,56 +59,64 @@ pub fn built_in(n: usize, seed: u64) -> Vec<Trace> {
         .collect()
 }
 
-/// Reads a CSV trace with header `prompt_tokens,output_tokens` and optionally `arrival_s`.
-/// Errors name the file and the line at fault.
+/// Reads a CSV trace with the header `prompt_tokens,output_tokens` (whitespace around fields is
+/// ignored). Errors name the file and the line at fault. Arrival times are refused: admission is
+/// first-come-first-served from a full queue, so they would be silently ignored.
 pub fn read_csv(path: &Path) -> Result<Trace, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let bad = |line: usize, why: String| format!("{} line {}: {why}", path.display(), line + 1);
-    let (hl, header) = lines.next().ok_or_else(|| {
-        format!(
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let at = |line: u64, why: String| format!("{} line {line}: {why}", path.display());
+    let header = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .clone();
+    let cols: Vec<&str> = header.iter().collect();
+    if cols.is_empty() || cols == [""] {
+        return Err(format!(
             "{}: empty file (expected the header `prompt_tokens,output_tokens`)",
             path.display()
-        )
-    })?;
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-    if cols != ["prompt_tokens", "output_tokens"]
-        && cols != ["prompt_tokens", "output_tokens", "arrival_s"]
-    {
-        return Err(bad(hl, format!("header `{header}`: expected `prompt_tokens,output_tokens` or `prompt_tokens,output_tokens,arrival_s`")));
+        ));
+    }
+    if cols == ["prompt_tokens", "output_tokens", "arrival_s"] {
+        return Err(at(
+            1,
+            "the `arrival_s` column is not supported: requests are admitted first come, first \
+             served from a full queue; remove the column"
+                .into(),
+        ));
+    }
+    if cols != ["prompt_tokens", "output_tokens"] {
+        return Err(at(
+            1,
+            format!(
+                "header `{}`: expected `prompt_tokens,output_tokens`",
+                cols.join(",")
+            ),
+        ));
     }
     let mut requests = Vec::new();
-    for (i, line) in lines {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != cols.len() {
-            return Err(bad(
-                i,
-                format!("{} fields, expected {}", fields.len(), cols.len()),
-            ));
-        }
-        let count = |f: &str, name: &str| -> Result<usize, String> {
+    for row in reader.records() {
+        let row = row.map_err(|e| match e.position() {
+            Some(p) => at(p.line(), e.to_string()),
+            None => format!("{}: {e}", path.display()),
+        })?;
+        let line = row.position().map_or(0, |p| p.line());
+        let count = |i: usize, name: &str| -> Result<usize, String> {
+            let f = &row[i];
             match f.parse::<usize>() {
                 Ok(v) if v >= 1 => Ok(v),
-                _ => Err(bad(
-                    i,
+                _ => Err(at(
+                    line,
                     format!("{name} `{f}` is not a whole number of at least 1"),
                 )),
             }
         };
-        let prompt = count(fields[0], "prompt_tokens")?;
-        let output = count(fields[1], "output_tokens")?;
-        if let Some(a) = fields.get(2) {
-            if !a.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 0.0) {
-                return Err(bad(
-                    i,
-                    format!("arrival_s `{a}` is not a finite number of seconds >= 0"),
-                ));
-            }
-        }
-        requests.push(Request { prompt, output });
+        requests.push(Request {
+            prompt: count(0, "prompt_tokens")?,
+            output: count(1, "output_tokens")?,
+        });
     }
     if requests.is_empty() {
         return Err(format!("{}: no requests after the header", path.display()));
@@ -157,11 +163,7 @@ mod tests {
 
     #[test]
     fn csv_traces_parse_and_malformed_rows_name_their_line() {
-        let ok = read_csv(&write(
-            "ok",
-            "prompt_tokens,output_tokens,arrival_s\n10,5,0\n\n3,7,0.5\n",
-        ))
-        .unwrap();
+        let ok = read_csv(&write("ok", "prompt_tokens, output_tokens\n10,5\n\n3, 7\n")).unwrap();
         assert_eq!(
             ok.requests,
             vec![
@@ -186,5 +188,16 @@ mod tests {
         assert!(e.contains("line 2"), "{e}");
         let e = read_csv(&write("fields", "prompt_tokens,output_tokens\n1,2,3\n")).unwrap_err();
         assert!(e.contains("line 2") && e.contains("3 fields"), "{e}");
+        let e = read_csv(&write(
+            "arrival",
+            "prompt_tokens,output_tokens,arrival_s\n1,2,0\n",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("arrival_s") && e.contains("not supported"),
+            "{e}"
+        );
+        let e = read_csv(&write("empty", "")).unwrap_err();
+        assert!(e.contains("empty file"), "{e}");
     }
 }
