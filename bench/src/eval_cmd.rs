@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use infermark_suites::lm::checkpoint;
 use infermark_suites::lm::eval::{model_case, LmSuite};
+use infermark_suites::zoo::checkpoint;
 use infermark_suites::{BackendKind, Record, Scale};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
     /// Model to evaluate: target, target-mha, target-mla, draft, arith (the committed
-    /// checkpoints in models/checkpoints/), or a label for --checkpoint / --model-path.
+    /// checkpoints in suites/checkpoints/ or $INFERMARK_CHECKPOINTS), or a label for --checkpoint / --model-path.
     #[arg(long, value_name = "NAME", default_value = "target")]
     pub model: String,
     /// Checkpoint stem written by `infermark train` (STEM.safetensors + STEM.json).

@@ -10,9 +10,9 @@ use infermark_models::decoder::{preset, presets, CorpusKind};
 use infermark_models::kernels::AttentionBackend;
 use infermark_suites::backend::{run_on, BackendJob};
 use infermark_suites::env;
-use infermark_suites::lm::checkpoint::{self, Card};
-use infermark_suites::lm::corpus;
-use infermark_suites::lm::train::{self, TrainOptions};
+use infermark_suites::zoo::checkpoint::{self, Card};
+use infermark_suites::zoo::corpus;
+use infermark_suites::zoo::train::{self, TrainOptions};
 use infermark_suites::BackendKind;
 
 #[derive(clap::Args)]
@@ -31,7 +31,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     pub corpus: Option<PathBuf>,
     /// Checkpoint stem: writes STEM.safetensors and STEM.json. Default: results/checkpoints/NAME.
-    /// The shipped checkpoints live in models/checkpoints/.
+    /// The shipped checkpoints live in suites/checkpoints/ (or $INFERMARK_CHECKPOINTS).
     #[arg(long, value_name = "STEM")]
     pub out: Option<PathBuf>,
     /// Validate and save a resumable state (STEM.resume/) every this many steps.

@@ -302,13 +302,9 @@ fn a_trace_file_drives_the_kv_cache_suite_and_a_malformed_one_writes_nothing() {
     let dir = tmp("trace");
     let good = dir.join("mytrace.csv");
     let rows: String = (0..40)
-        .map(|i| format!("{},{},{}\n", 20 + i % 9, 10 + i % 7, i))
+        .map(|i| format!("{},{}\n", 20 + i % 9, 10 + i % 7))
         .collect();
-    std::fs::write(
-        &good,
-        format!("prompt_tokens,output_tokens,arrival_s\n{rows}"),
-    )
-    .unwrap();
+    std::fs::write(&good, format!("prompt_tokens,output_tokens\n{rows}")).unwrap();
     let out = dir.join("run");
     let o = infermark(&[
         "run",

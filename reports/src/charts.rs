@@ -182,6 +182,25 @@ fn axis_label(v: f64) -> String {
     }
 }
 
+/// The KV cache suite's part of the report: its policy metrics against block size.
+pub struct KvCacheSection;
+
+impl crate::sections::SuiteSection for KvCacheSection {
+    fn suite(&self) -> &'static str {
+        "kv_cache"
+    }
+
+    fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
+        let mut out = Vec::new();
+        for table in summarise(records) {
+            if table.suite == self.suite() && PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
+                out.extend(block_size_chart(&table)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// KV-cache policy metrics drawn against block size: one series per trace for the paged cache,
 /// and the contiguous policy (which has no block size) as a flat line for comparison.
 const PER_BLOCK_SIZE: [&str; 3] = [
@@ -229,14 +248,14 @@ fn block_size_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> 
     }))
 }
 
-/// Charts for every metric with a `ctx` sweep, KV memory against context, and KV-cache policy
-/// metrics against block size.
+/// The suites' own charts ([`crate::sections`]), then charts for every metric with a `ctx`
+/// sweep and KV memory against context.
 pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
-    let mut out = crate::quant_view::tradeoff_charts(records)?;
+    let mut out = Vec::new();
+    for section in crate::sections::all() {
+        out.extend(section.charts(records)?);
+    }
     for table in summarise(records) {
-        if PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
-            out.extend(block_size_chart(&table)?);
-        }
         // One chart per metric and `part`; one series per preset/variant.
         let mut by_part: BTreeMap<String, Series> = BTreeMap::new();
         for row in &table.rows {

@@ -198,9 +198,8 @@ pub fn render(
             })
             .collect();
         suites.push(SuiteView {
-            pivots: crate::quant_view::speed_table(records)
-                .into_iter()
-                .filter(|_| name == "quantization")
+            pivots: crate::sections::of(&name)
+                .flat_map(|s| s.pivots(records))
                 .collect(),
             description: describe(&name),
             charts: all_charts

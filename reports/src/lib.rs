@@ -9,6 +9,7 @@ pub mod io;
 pub mod maturity;
 pub mod metrics;
 pub mod quant_view;
+pub mod sections;
 pub mod select;
 pub mod table;
 

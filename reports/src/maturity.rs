@@ -1,24 +1,28 @@
 //! The maturity score M(P) = w1·S + w2·C + w3·I of each technique (suite and variant) that has
 //! records, with S, C and I in [0, 1] computed only from records:
 //!
-//! - **S, scalability**: how a decode step's cost grows with context against the ideal of not
-//!   growing at all: `median layer decode latency at the shortest context / at the longest`,
-//!   averaged over presets. 1 means context-independent; attention that rereads a large cache
-//!   every step falls toward 0.
+//! Each suite names the records it reads ([`infermark_suites::Suite::maturity`]): a cost swept
+//! over a size (the attention suite: layer decode latency over context, per preset) and a
+//! deviation from its reference (the attention suite: MLA absorbed against naive).
+//!
+//! - **S, scalability**: how the cost grows with the size against the ideal of not growing at
+//!   all: `median cost at the smallest size / at the largest`, averaged over sweeps. 1 means
+//!   size-independent; attention that rereads a large cache every step falls toward 0.
 //! - **C, controllability**: predictability × accuracy retention. Predictability is
-//!   `1 − (p90 − min) / median` of the layer decode latency at the longest context (clipped at 0);
-//!   retention is `1 − relative deviation from the reference` where the suite measures one (MLA
-//!   absorbed against naive), and 1 for variants that are their own reference.
+//!   `1 − (p90 − min) / median` of the cost at the largest size (clipped at 0); retention is
+//!   `1 − deviation from the reference` where the suite measures one, and 1 for variants that are
+//!   their own reference.
 //! - **I, iterability**: the share of the technique's deterministic records (metric registry) that
-//!   are identical in the baseline run, among those the baseline also has, i.e. that re-measure the same and would pass a zero-
-//!   tolerance gate. Needs a baseline; without one I is not measured.
+//!   are identical in the baseline run, among those the baseline also has, i.e. that re-measure
+//!   the same and would pass a zero-tolerance gate. Needs a baseline; without one I is not
+//!   measured.
 //!
 //! Components that cannot be computed are left out and the weights of the rest renormalised; the
 //! report says which.
 
 use std::collections::BTreeMap;
 
-use infermark_suites::Record;
+use infermark_suites::{MaturityInputs, Record, Scaling};
 use serde::Serialize;
 
 use crate::metrics::{self, Kind};
@@ -87,9 +91,9 @@ fn sel(pairs: &[(&str, &str)]) -> Selector {
         .collect()
 }
 
-fn ctx(r: &Record) -> f64 {
+fn at(r: &Record, param: &str) -> f64 {
     r.params
-        .get("ctx")
+        .get(param)
         .and_then(|c| c.parse().ok())
         .unwrap_or(f64::NAN)
 }
@@ -98,51 +102,48 @@ fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
-/// Layer decode latency medians by preset, sorted by context.
-fn layer_latency<'a>(
+/// The suite's scaling records (medians), by sweep group, sorted by the swept size.
+fn sweeps<'a>(
     records: &'a [Record],
     suite: &str,
     variant: &str,
+    sc: &Scaling,
 ) -> BTreeMap<String, Vec<&'a Record>> {
-    let mut by_preset: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
-    for r in select(
-        records,
-        "decode_latency_ms",
-        &sel(&[
-            ("suite", suite),
-            ("variant", variant),
-            ("part", "layer"),
-            ("stat", "median"),
-        ]),
-    ) {
-        by_preset
-            .entry(r.params.get("preset").cloned().unwrap_or_default())
+    let mut want = vec![("suite", suite), ("variant", variant), ("stat", "median")];
+    want.extend(sc.filter.iter().copied());
+    let mut groups: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+    for r in select(records, sc.metric.name, &sel(&want)) {
+        groups
+            .entry(r.params.get(sc.group_by).cloned().unwrap_or_default())
             .or_default()
             .push(r);
     }
-    for v in by_preset.values_mut() {
-        v.sort_by(|a, b| ctx(a).total_cmp(&ctx(b)));
+    for v in groups.values_mut() {
+        v.sort_by(|a, b| at(a, sc.over).total_cmp(&at(b, sc.over)));
     }
-    by_preset
+    groups
 }
 
 fn scalability(
     records: &[Record],
     suite: &str,
     variant: &str,
+    sc: &Scaling,
     inputs: &mut Vec<String>,
 ) -> Option<f64> {
     let mut parts = Vec::new();
-    for (preset, rs) in layer_latency(records, suite, variant) {
+    for (group, rs) in sweeps(records, suite, variant, sc) {
         if let (Some(first), Some(last)) = (rs.first(), rs.last()) {
             if rs.len() >= 2 && last.value > 0.0 {
                 let s = (first.value / last.value).clamp(0.0, 1.0);
                 inputs.push(format!(
-                    "S[{preset}] = {:.3} ms @ctx {} / {:.3} ms @ctx {} = {s:.3}",
+                    "S[{group}] = {:.3} {u} @{o} {} / {:.3} {u} @{o} {} = {s:.3}",
                     first.value,
-                    ctx(first),
+                    at(first, sc.over),
                     last.value,
-                    ctx(last)
+                    at(last, sc.over),
+                    u = sc.metric.unit,
+                    o = sc.over,
                 ));
                 parts.push(s);
             }
@@ -155,51 +156,54 @@ fn controllability(
     records: &[Record],
     suite: &str,
     variant: &str,
+    spec: &MaturityInputs,
     inputs: &mut Vec<String>,
 ) -> Option<f64> {
+    let sc = spec.scaling.as_ref()?;
     let mut preds = Vec::new();
-    for (preset, rs) in layer_latency(records, suite, variant) {
+    for (group, rs) in sweeps(records, suite, variant, sc) {
         let Some(last) = rs.last() else { continue };
-        let c = last.params.get("ctx").cloned().unwrap_or_default();
+        let size = last.params.get(sc.over).cloned().unwrap_or_default();
         let stat = |s: &str| {
-            select(
-                records,
-                "decode_latency_ms",
-                &sel(&[
-                    ("suite", suite),
-                    ("variant", variant),
-                    ("part", "layer"),
-                    ("preset", &preset),
-                    ("ctx", &c),
-                    ("stat", s),
-                ]),
-            )
-            .first()
-            .map(|r| r.value)
+            let mut want = vec![
+                ("suite", suite),
+                ("variant", variant),
+                (sc.group_by, group.as_str()),
+                (sc.over, size.as_str()),
+                ("stat", s),
+            ];
+            want.extend(sc.filter.iter().copied());
+            select(records, sc.metric.name, &sel(&want))
+                .first()
+                .map(|r| r.value)
         };
         if let (Some(min), Some(p90)) = (stat("min"), stat("p90")) {
             let p = (1.0 - (p90 - min) / last.value).clamp(0.0, 1.0);
             inputs.push(format!(
-                "predictability[{preset}] = 1 − ({p90:.3} − {min:.3}) / {:.3} = {p:.3} (ctx {c})",
-                last.value
+                "predictability[{group}] = 1 − ({p90:.3} − {min:.3}) / {:.3} = {p:.3} ({} {size})",
+                last.value, sc.over
             ));
             preds.push(p);
         }
     }
     let pred = mean(&preds)?;
-    let devs: Vec<f64> = select(
-        records,
-        "mla_absorbed_vs_naive_max_abs_diff",
-        &sel(&[("suite", suite), ("variant", variant), ("stat", "max")]),
-    )
-    .iter()
-    .map(|r| r.value)
-    .collect();
+    let devs: Vec<f64> = match spec.deviation {
+        Some(d) => select(
+            records,
+            d.name,
+            &sel(&[("suite", suite), ("variant", variant), ("stat", "max")]),
+        )
+        .iter()
+        .map(|r| r.value)
+        .collect(),
+        None => Vec::new(),
+    };
     let retention = match mean(&devs) {
         Some(d) => {
             let r = (1.0 - d).clamp(0.0, 1.0);
             inputs.push(format!(
-                "retention = 1 − {d:.3e} (relative deviation from the naive path) = {r:.6}"
+                "retention = 1 − {d:.3e} ({}) = {r:.6}",
+                spec.deviation.map_or("", |m| m.name)
             ));
             r
         }
@@ -272,8 +276,14 @@ pub fn scores(records: &[Record], baseline: Option<&[Record]>, w: Weights) -> Ve
         .into_iter()
         .map(|(suite, variant)| {
             let mut inputs = Vec::new();
-            let s = scalability(records, &suite, &variant, &mut inputs);
-            let c = controllability(records, &suite, &variant, &mut inputs);
+            let spec = infermark_suites::find_suite(&suite)
+                .map(|s| s.maturity())
+                .unwrap_or_default();
+            let s = spec
+                .scaling
+                .as_ref()
+                .and_then(|sc| scalability(records, &suite, &variant, sc, &mut inputs));
+            let c = controllability(records, &suite, &variant, &spec, &mut inputs);
             let i = iterability(records, baseline, &suite, &variant, &mut inputs);
             let parts: Vec<(f64, f64)> = [(w.s, s), (w.c, c), (w.i, i)]
                 .into_iter()

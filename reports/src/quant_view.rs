@@ -10,6 +10,23 @@ use crate::Result;
 
 const SUITE: &str = "quantization";
 
+/// The quantization suite's part of the report: the trade-off charts and the speed table.
+pub struct QuantizationSection;
+
+impl crate::sections::SuiteSection for QuantizationSection {
+    fn suite(&self) -> &'static str {
+        SUITE
+    }
+
+    fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
+        tradeoff_charts(records)
+    }
+
+    fn pivots(&self, records: &[Record]) -> Vec<Pivot> {
+        speed_table(records).into_iter().collect()
+    }
+}
+
 /// A table of strings with a title, rendered as is.
 #[derive(Clone, Debug, Serialize)]
 pub struct Pivot {

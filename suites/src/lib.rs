@@ -8,16 +8,18 @@ pub mod env;
 pub mod kv_cache;
 pub mod lm;
 pub mod measure;
+pub mod metric;
 pub mod quantization;
 pub mod record;
 pub mod scale;
 pub mod suite;
+pub mod zoo;
 
 pub use backend::BackendKind;
 pub use record::{Record, Stat};
 pub use scale::Scale;
 pub use suite::find as find_suite;
-pub use suite::{registry, Case, RunContext, Suite};
+pub use suite::{registry, Case, MaturityInputs, RunContext, Scaling, Suite};
 
 /// Errors of the suites. Each names the offending input.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::measure::Summary;
+use crate::metric::Metric;
 use crate::{BackendKind, Record, Result, Scale, Stat, SuiteError};
 
 /// One unit of work of a suite (one progress step).
@@ -42,6 +43,30 @@ pub struct RunContext<'a> {
     pub progress: &'a (dyn Fn(&str) + Sync),
 }
 
+/// The records M(P) = w1·S + w2·C + w3·I reads for a suite's techniques (see the reports crate's
+/// `maturity` module); a suite names them, so the score knows no suite by name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MaturityInputs {
+    /// The cost that S and C's predictability read, swept over a size.
+    pub scaling: Option<Scaling>,
+    /// A deviation from the suite's reference in [0, 1] (0 = identical; stat `max`): C's
+    /// accuracy retention is 1 − it. Without one, a technique is its own reference.
+    pub deviation: Option<&'static Metric>,
+}
+
+/// A cost metric swept over a size.
+#[derive(Clone, Copy, Debug)]
+pub struct Scaling {
+    /// The cost (a time: median, min and p90 recorded).
+    pub metric: &'static Metric,
+    /// Params the records must have, e.g. `part = layer`.
+    pub filter: &'static [(&'static str, &'static str)],
+    /// The swept param, e.g. `ctx`.
+    pub over: &'static str,
+    /// Param that separates independent sweeps, e.g. `preset`.
+    pub group_by: &'static str,
+}
+
 /// A suite of experiments over one technique family.
 pub trait Suite: Sync {
     /// Name used on the command line and in records.
@@ -56,6 +81,10 @@ pub trait Suite: Sync {
     fn cases(&self, scale: Scale) -> Vec<Case>;
     /// Runs one case.
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>>;
+    /// The records M(P) reads for this suite (none by default: M(P) then says what is missing).
+    fn maturity(&self) -> MaturityInputs {
+        MaturityInputs::default()
+    }
 }
 
 /// Every suite this build has.
@@ -109,55 +138,28 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// Adds one record; refuses a value that is not finite.
-    #[allow(clippy::too_many_arguments)]
-    pub fn push(
-        &mut self,
-        experiment: &str,
-        metric: &str,
-        value: f64,
-        unit: &str,
-        stat: Stat,
-        n: usize,
-        extra: &[(&str, String)],
-    ) -> Result<()> {
-        if !value.is_finite() {
-            return Err(SuiteError::NotFinite {
-                metric: metric.into(),
-                variant: self.variant.clone(),
-                value,
-            });
-        }
-        let mut params = self.base.clone();
-        params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        self.records.push(Record {
-            run_id: self.ctx.run_id.clone(),
-            suite: self.suite.into(),
+    /// Starts a record of `metric` in `experiment`: `stat` exact and `n` 1 until said otherwise,
+    /// the recorder's params plus any added; finished by [`Entry::value`].
+    pub fn metric<'r>(&'r mut self, experiment: &str, metric: &'static Metric) -> Entry<'r, 'a> {
+        Entry {
+            rec: self,
             experiment: experiment.into(),
-            variant: self.variant.clone(),
-            backend: self.ctx.backend.name().into(),
-            device: self.ctx.device.clone(),
-            scale: self.ctx.scale.name().into(),
-            params,
-            metric: metric.into(),
-            value,
-            unit: unit.into(),
-            stat,
-            n: n as u64,
-            git_rev: self.ctx.git_rev.clone(),
-            timestamp: crate::env::now_rfc3339(),
-        });
-        Ok(())
+            metric,
+            stat: Stat::Exact,
+            n: 1,
+            params: Vec::new(),
+        }
     }
 
-    /// Adds median, p90, p99, min and max of timed samples (ms).
+    /// Adds median, p90, p99, min and max of timed samples of `metric` (a time in ms).
     pub fn timing(
         &mut self,
         experiment: &str,
-        metric: &str,
+        metric: &'static Metric,
         s: &Summary,
         extra: &[(&str, String)],
     ) -> Result<()> {
+        debug_assert_eq!(metric.unit, "ms", "{} is not a time", metric.name);
         for (stat, v) in [
             (Stat::Median, s.median),
             (Stat::P90, s.p90),
@@ -165,8 +167,84 @@ impl<'a> Recorder<'a> {
             (Stat::Min, s.min),
             (Stat::Max, s.max),
         ] {
-            self.push(experiment, metric, v, "ms", stat, s.n, extra)?;
+            self.metric(experiment, metric)
+                .stat(stat, s.n)
+                .params(extra)
+                .value(v)?;
         }
+        Ok(())
+    }
+}
+
+/// One record being built:
+/// `rec.metric("decode", &DECODE_LATENCY_MS).stat(Stat::Median, n).param("ctx", t).value(v)?`.
+#[must_use = "a record is added only by `value`"]
+pub struct Entry<'r, 'a> {
+    rec: &'r mut Recorder<'a>,
+    experiment: String,
+    metric: &'static Metric,
+    stat: Stat,
+    n: usize,
+    params: Vec<(String, String)>,
+}
+
+impl Entry<'_, '_> {
+    /// Which statistic the value is, over how many samples.
+    pub fn stat(mut self, stat: Stat, n: usize) -> Self {
+        self.stat = stat;
+        self.n = n;
+        self
+    }
+
+    /// One more parameter.
+    pub fn param(mut self, key: &str, value: impl ToString) -> Self {
+        self.params.push((key.into(), value.to_string()));
+        self
+    }
+
+    /// More parameters.
+    pub fn params(mut self, extra: &[(&str, String)]) -> Self {
+        self.params
+            .extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self
+    }
+
+    /// Adds the record with `value`; refuses a value that is not finite.
+    pub fn value(self, value: f64) -> Result<()> {
+        let Entry {
+            rec,
+            experiment,
+            metric,
+            stat,
+            n,
+            params,
+        } = self;
+        if !value.is_finite() {
+            return Err(SuiteError::NotFinite {
+                metric: metric.name.into(),
+                variant: rec.variant.clone(),
+                value,
+            });
+        }
+        let mut all = rec.base.clone();
+        all.extend(params);
+        rec.records.push(Record {
+            run_id: rec.ctx.run_id.clone(),
+            suite: rec.suite.into(),
+            experiment,
+            variant: rec.variant.clone(),
+            backend: rec.ctx.backend.name().into(),
+            device: rec.ctx.device.clone(),
+            scale: rec.ctx.scale.name().into(),
+            params: all,
+            metric: metric.name.into(),
+            value,
+            unit: metric.unit.into(),
+            stat,
+            n: n as u64,
+            git_rev: rec.ctx.git_rev.clone(),
+            timestamp: crate::env::now_rfc3339(),
+        });
         Ok(())
     }
 }

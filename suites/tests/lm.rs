@@ -7,9 +7,9 @@ use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use infermark_models::decoder::{preset, AttentionKind, Decoder, DecoderConfig};
-use infermark_suites::lm::corpus::{self, check_answer, Format, BUCKETS};
-use infermark_suites::lm::train::{mean_nll, train, TrainOptions};
-use infermark_suites::lm::{checkpoint, hf};
+use infermark_suites::zoo::corpus::{self, check_answer, Format, BUCKETS};
+use infermark_suites::zoo::train::{mean_nll, train, TrainOptions};
+use infermark_suites::zoo::{checkpoint, hf};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 

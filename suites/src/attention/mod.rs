@@ -21,8 +21,14 @@ use infermark_models::kv_cache::{CacheLayout, ContiguousKv, KvCache, PoolError, 
 
 use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, Plan};
+use crate::metric::{
+    DECODE_LATENCY_MS, FLOPS_PER_TOKEN, KV_CACHE_BYTES_PER_TOKEN, KV_READ_GBPS,
+    MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF, PREFILL_LATENCY_MS,
+};
 use crate::suite::Recorder;
-use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use crate::{
+    Case, MaturityInputs, Record, Result, RunContext, Scale, Scaling, Stat, Suite, SuiteError,
+};
 use presets::{Preset, Shape};
 
 /// Suite name.
@@ -139,6 +145,20 @@ impl Suite for AttentionSuite {
             .collect()
     }
 
+    /// S and C from the whole layer's decode step over context; retention from MLA's absorbed
+    /// path against the naive one.
+    fn maturity(&self) -> MaturityInputs {
+        MaturityInputs {
+            scaling: Some(Scaling {
+                metric: &DECODE_LATENCY_MS,
+                filter: &[("part", "layer")],
+                over: "ctx",
+                group_by: "preset",
+            }),
+            deviation: Some(&MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF),
+        }
+    }
+
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
         let name = case
             .params
@@ -186,15 +206,9 @@ impl BackendJob for Job<'_> {
         }
         if has("flops") {
             for &t in sizes.contexts {
-                rec.push(
-                    "flops",
-                    "flops_per_token",
-                    preset.shape.decode_flops(t),
-                    "FLOP",
-                    Stat::Exact,
-                    1,
-                    &[("ctx", t.to_string())],
-                )?;
+                rec.metric("flops", &FLOPS_PER_TOKEN)
+                    .params(&[("ctx", t.to_string())])
+                    .value(preset.shape.decode_flops(t))?;
             }
         }
         if !(has("decode") || has("prefill") || has("equivalence")) {
@@ -237,7 +251,7 @@ impl BackendJob for Job<'_> {
             }
             rec.timing(
                 "prefill",
-                "prefill_latency_ms",
+                &PREFILL_LATENCY_MS,
                 &summary,
                 &[("tokens", s.to_string())],
             )?;
@@ -251,18 +265,13 @@ impl BackendJob for Job<'_> {
                 let (prefix, steps) = sizes.equivalence;
                 let diff =
                     mla_path_difference::<B>(mla, preset.shape.d_model(), prefix, steps, &device)?;
-                rec.push(
-                    "equivalence",
-                    "mla_absorbed_vs_naive_max_abs_diff",
-                    diff,
-                    "ratio",
-                    Stat::Max,
-                    prefix + steps,
-                    &[
+                rec.metric("equivalence", &MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF)
+                    .stat(Stat::Max, prefix + steps)
+                    .params(&[
                         ("prefix", prefix.to_string()),
                         ("decode_steps", steps.to_string()),
-                    ],
-                )?;
+                    ])
+                    .value(diff)?;
             }
         }
         Ok(rec.records)
@@ -313,24 +322,12 @@ fn kv_memory<B: AttentionBackend>(
     let reserved = cache.bytes_reserved() as f64 / CAPACITY as f64;
     let used = cache.bytes_used() as f64 / FILLED as f64;
     let analytic = shape.kv_bytes_per_token() as f64;
-    rec.push(
-        "kv_memory",
-        "kv_cache_bytes_per_token",
-        analytic,
-        "bytes",
-        Stat::Exact,
-        1,
-        &[("source", "analytic".into()), ("dtype", "f32".into())],
-    )?;
-    rec.push(
-        "kv_memory",
-        "kv_cache_bytes_per_token",
-        reserved,
-        "bytes",
-        Stat::Exact,
-        1,
-        &[("source", "measured".into()), ("dtype", "f32".into())],
-    )?;
+    rec.metric("kv_memory", &KV_CACHE_BYTES_PER_TOKEN)
+        .params(&[("source", "analytic".into()), ("dtype", "f32".into())])
+        .value(analytic)?;
+    rec.metric("kv_memory", &KV_CACHE_BYTES_PER_TOKEN)
+        .params(&[("source", "measured".into()), ("dtype", "f32".into())])
+        .value(reserved)?;
     if used != reserved {
         return Err(SuiteError::Backend(format!(
             "cache bytes used per token {used} differ from reserved per slot {reserved}"
@@ -388,27 +385,22 @@ fn decode<B: AttentionBackend>(
     let ctx = ("ctx", t.to_string());
     rec.timing(
         "decode",
-        "decode_latency_ms",
+        &DECODE_LATENCY_MS,
         &whole,
         &[ctx.clone(), ("part", "layer".into())],
     )?;
     rec.timing(
         "decode",
-        "decode_latency_ms",
+        &DECODE_LATENCY_MS,
         &core,
         &[ctx.clone(), ("part", "core".into())],
     )?;
     let kv_bytes = (shape.kv_bytes_per_token() * (t + 1)) as f64;
     let gbps = kv_bytes / (core.median * 1e-3) / 1e9;
-    rec.push(
-        "decode",
-        "kv_read_gbps",
-        gbps,
-        "GB/s",
-        Stat::Median,
-        core.n,
-        &[ctx, ("part", "core".into())],
-    )?;
+    rec.metric("decode", &KV_READ_GBPS)
+        .stat(Stat::Median, core.n)
+        .params(&[ctx, ("part", "core".into())])
+        .value(gbps)?;
     Ok(())
 }
 

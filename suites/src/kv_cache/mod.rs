@@ -31,6 +31,12 @@ use infermark_models::kv_cache::{
 
 use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, Plan};
+use crate::metric::{
+    DECODE_LATENCY_MS, DECODE_STEP_MS, DECODE_THROUGHPUT_GAIN, DECODE_TOKENS_PER_S,
+    KV_BYTES_RESERVED_PEAK, KV_BYTES_SAVED_BY_SHARING, KV_BYTES_USED_PEAK, KV_FRAGMENTATION,
+    MAX_CONCURRENT_SEQUENCES, PAGED_OVER_CONTIGUOUS_LATENCY, PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF,
+    PREEMPTIONS,
+};
 use crate::suite::Recorder;
 use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 use decode::Layout;
@@ -277,60 +283,21 @@ fn run_trace<B: AttentionBackend>(
         }
         let mut rec = Recorder::new(ctx, NAME, variant, params);
         let n = o.steps.len();
-        rec.push(
-            "capacity",
-            "kv_fragmentation",
-            o.fragmentation_mean,
-            "ratio",
-            Stat::Mean,
-            n,
-            &[("over", "time".into())],
-        )?;
-        rec.push(
-            "capacity",
-            "kv_fragmentation",
-            o.fragmentation_at_peak,
-            "ratio",
-            Stat::Exact,
-            1,
-            &[("at", "peak_reserved".into())],
-        )?;
-        rec.push(
-            "capacity",
-            "max_concurrent_sequences",
-            o.max_concurrent as f64,
-            "sequences",
-            Stat::Exact,
-            1,
-            &[],
-        )?;
-        rec.push(
-            "capacity",
-            "kv_bytes_reserved_peak",
-            (o.reserved_peak * bpt) as f64,
-            "bytes",
-            Stat::Exact,
-            1,
-            &[],
-        )?;
-        rec.push(
-            "capacity",
-            "kv_bytes_used_peak",
-            (o.used_peak * bpt) as f64,
-            "bytes",
-            Stat::Exact,
-            1,
-            &[],
-        )?;
-        rec.push(
-            "capacity",
-            "preemptions",
-            o.preemptions as f64,
-            "count",
-            Stat::Exact,
-            1,
-            &[],
-        )?;
+        rec.metric("capacity", &KV_FRAGMENTATION)
+            .stat(Stat::Mean, n)
+            .params(&[("over", "time".into())])
+            .value(o.fragmentation_mean)?;
+        rec.metric("capacity", &KV_FRAGMENTATION)
+            .params(&[("at", "peak_reserved".into())])
+            .value(o.fragmentation_at_peak)?;
+        rec.metric("capacity", &MAX_CONCURRENT_SEQUENCES)
+            .value(o.max_concurrent as f64)?;
+        rec.metric("capacity", &KV_BYTES_RESERVED_PEAK)
+            .value((o.reserved_peak * bpt) as f64)?;
+        rec.metric("capacity", &KV_BYTES_USED_PEAK)
+            .value((o.used_peak * bpt) as f64)?;
+        rec.metric("capacity", &PREEMPTIONS)
+            .value(o.preemptions as f64)?;
 
         // Decode at the admitted batch, with the trace's mean prompt already cached.
         (ctx.progress)(&format!(
@@ -357,27 +324,18 @@ fn run_trace<B: AttentionBackend>(
             ("batch", batch.to_string()),
             ("ctx", mean_prompt.to_string()),
         ];
-        rec.timing("throughput", "decode_step_ms", &t, &dp)?;
-        rec.push(
-            "throughput",
-            "decode_tokens_per_s",
-            tps,
-            "tokens/s",
-            Stat::Median,
-            t.n,
-            &dp,
-        )?;
+        rec.timing("throughput", &DECODE_STEP_MS, &t, &dp)?;
+        rec.metric("throughput", &DECODE_TOKENS_PER_S)
+            .stat(Stat::Median, t.n)
+            .params(&dp)
+            .value(tps)?;
         match contiguous_tps {
             None => contiguous_tps = Some(tps),
-            Some(c) => rec.push(
-                "throughput",
-                "decode_throughput_gain",
-                tps / c,
-                "x",
-                Stat::Median,
-                t.n,
-                &dp,
-            )?,
+            Some(c) => rec
+                .metric("throughput", &DECODE_THROUGHPUT_GAIN)
+                .stat(Stat::Median, t.n)
+                .params(&dp)
+                .value(tps / c)?,
         }
         if let Some(b) = block {
             sharing(&mut rec, b, bpt)?;
@@ -410,14 +368,8 @@ fn sharing(rec: &mut Recorder, block: usize, bpt: usize) -> Result<()> {
             alone.append(s, prefix + own + gen).map_err(pool_err)?;
         }
         let saved = (alone.slots_reserved() - shared.slots_reserved()) * bpt;
-        rec.push(
-            "sharing",
-            "kv_bytes_saved_by_sharing",
-            saved as f64,
-            "bytes",
-            Stat::Exact,
-            1,
-            &[
+        rec.metric("sharing", &KV_BYTES_SAVED_BY_SHARING)
+            .params(&[
                 ("scenario", scenario.into()),
                 ("requests", n.to_string()),
                 ("shared_tokens", prefix.to_string()),
@@ -425,8 +377,8 @@ fn sharing(rec: &mut Recorder, block: usize, bpt: usize) -> Result<()> {
                     "bytes_without_sharing",
                     (alone.slots_reserved() * bpt).to_string(),
                 ),
-            ],
-        )?;
+            ])
+            .value(saved as f64)?;
     }
     Ok(())
 }
@@ -507,26 +459,21 @@ fn overhead<B: AttentionBackend>(
             );
             if i == 0 {
                 let mut rec = Recorder::new(ctx, NAME, "contiguous", params.clone());
-                rec.timing("overhead", "decode_latency_ms", &c, &[])?;
+                rec.timing("overhead", &DECODE_LATENCY_MS, &c, &[])?;
                 out.extend(rec.records);
             }
             let mut rec = Recorder::new(ctx, NAME, "paged", params.clone());
             let bs = ("block_size", b.to_string());
             rec.timing(
                 "overhead",
-                "decode_latency_ms",
+                &DECODE_LATENCY_MS,
                 &p,
                 std::slice::from_ref(&bs),
             )?;
-            rec.push(
-                "overhead",
-                "paged_over_contiguous_latency",
-                p.median / c.median,
-                "x",
-                Stat::Median,
-                p.n,
-                &[bs],
-            )?;
+            rec.metric("overhead", &PAGED_OVER_CONTIGUOUS_LATENCY)
+                .stat(Stat::Median, p.n)
+                .params(&[bs])
+                .value(p.median / c.median)?;
             out.extend(rec.records);
         }
     }
@@ -606,15 +553,9 @@ fn equivalence<B: AttentionBackend>(
                 ("block_size".to_string(), block.to_string()),
             ]),
         );
-        rec.push(
-            "equivalence",
-            "paged_vs_contiguous_max_abs_diff",
-            worst as f64,
-            "abs",
-            Stat::Max,
-            s.equivalence_steps,
-            &[],
-        )?;
+        rec.metric("equivalence", &PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF)
+            .stat(Stat::Max, s.equivalence_steps)
+            .value(worst as f64)?;
         out.extend(rec.records);
     }
     Ok(out)

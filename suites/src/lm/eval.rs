@@ -13,12 +13,16 @@ use infermark_models::kernels::AttentionBackend;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::checkpoint;
-use super::corpus::{self, check_answer, detokenize, tokenize, Format, BUCKETS};
-use super::hf;
-use super::train::mean_nll;
 use crate::backend::{run_on, BackendJob};
+use crate::metric::{
+    ARITH_ACCURACY, ARITH_GENERATED_TOKENS, EVAL_TOKENS_PER_S, PARAM_COUNT, UNIGRAM_PERPLEXITY,
+    VALID_PERPLEXITY,
+};
 use crate::suite::Recorder;
+use crate::zoo::checkpoint;
+use crate::zoo::corpus::{self, check_answer, detokenize, tokenize, Format, BUCKETS};
+use crate::zoo::hf;
+use crate::zoo::train::mean_nll;
 use crate::{Case, Record, Result, RunContext, Scale, Suite, SuiteError};
 
 const NAME: &str = "lm";
@@ -137,15 +141,9 @@ impl BackendJob for Job<'_> {
             Some(CorpusKind::Arith) => corpus::arithmetic_split(),
             _ => corpus::stories_split(),
         };
-        rec.push(
-            "perplexity",
-            "param_count",
-            card.param_count as f64,
-            "params",
-            crate::Stat::Exact,
-            1,
-            &[],
-        )?;
+        rec.metric("perplexity", &PARAM_COUNT)
+            .stat(crate::Stat::Exact, 1)
+            .value(card.param_count as f64)?;
         let n = s.valid_bytes.min(split.valid.len());
         let unigram = corpus::unigram_perplexity(&split.train, &split.valid[..n]);
         let ids = tokenize(&split.valid[..n]);
@@ -159,24 +157,14 @@ impl BackendJob for Job<'_> {
                     ("bucket_digits", bucket.to_string()),
                     ("format", format.name().to_string()),
                 ];
-                rec.push(
-                    "arith",
-                    "arith_accuracy",
-                    acc,
-                    "fraction",
-                    crate::Stat::Mean,
-                    s.problems,
-                    &extra,
-                )?;
-                rec.push(
-                    "arith",
-                    "arith_generated_tokens",
-                    toks,
-                    "tokens",
-                    crate::Stat::Mean,
-                    s.problems,
-                    &extra,
-                )?;
+                rec.metric("arith", &ARITH_ACCURACY)
+                    .stat(crate::Stat::Mean, s.problems)
+                    .params(&extra)
+                    .value(acc)?;
+                rec.metric("arith", &ARITH_GENERATED_TOKENS)
+                    .stat(crate::Stat::Mean, s.problems)
+                    .params(&extra)
+                    .value(toks)?;
             }
         }
         Ok(rec.records)
@@ -195,36 +183,21 @@ fn perplexity_records<B: AttentionBackend>(
     let nll = mean_nll(model, ids, seq_len, 16, device)?;
     let scored = ids.len() / seq_len * (seq_len - 1);
     let extra = [("tokens", scored.to_string())];
-    rec.push(
-        "perplexity",
-        "valid_perplexity",
-        nll.exp(),
-        "ppl",
-        crate::Stat::Exact,
-        scored,
-        &extra,
-    )?;
+    rec.metric("perplexity", &VALID_PERPLEXITY)
+        .stat(crate::Stat::Exact, scored)
+        .params(&extra)
+        .value(nll.exp())?;
     if let Some(u) = unigram {
-        rec.push(
-            "perplexity",
-            "unigram_perplexity",
-            u,
-            "ppl",
-            crate::Stat::Exact,
-            scored,
-            &extra,
-        )?;
+        rec.metric("perplexity", &UNIGRAM_PERPLEXITY)
+            .stat(crate::Stat::Exact, scored)
+            .params(&extra)
+            .value(u)?;
     }
-    rec.push(
-        "perplexity",
-        "eval_tokens_per_s",
-        scored as f64 / t0.elapsed().as_secs_f64(),
-        "tokens/s",
-        // One timed pass: a single sample, not an exact value.
-        crate::Stat::Median,
-        1,
-        &extra,
-    )?;
+    // One timed pass: a single sample, not an exact value.
+    rec.metric("perplexity", &EVAL_TOKENS_PER_S)
+        .stat(crate::Stat::Median, 1)
+        .params(&extra)
+        .value(scored as f64 / t0.elapsed().as_secs_f64())?;
     Ok(())
 }
 

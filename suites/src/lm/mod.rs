@@ -1,13 +1,6 @@
-//! Trained reference language models: corpora, training, checkpoints, evaluation.
+//! The `lm` suite: evaluates the trained reference models (or a user's checkpoint) loaded from the
+//! [zoo](crate::zoo): perplexity, and arithmetic accuracy per format.
 //!
-//! - [`corpus`]: seeded story and arithmetic generators, the byte tokenizer, the answer checker.
-//! - [`train`]: AdamW training of the decoder presets with resumable checkpoints.
-//! - [`checkpoint`]: safetensors weights plus a JSON card.
-//! - [`hf`]: Hugging Face Llama directories loaded into the same decoder.
-//! - [`eval`]: the `lm` suite (perplexity, arithmetic accuracy).
+//! - [`eval`]: the suite and its evaluation functions.
 
-pub mod checkpoint;
-pub mod corpus;
 pub mod eval;
-pub mod hf;
-pub mod train;

@@ -30,9 +30,14 @@ use infermark_models::quant::{
 };
 
 use crate::backend::{run_on, BackendJob};
-use crate::lm::{checkpoint, corpus};
 use crate::measure::{percentile_nearest_rank, time_pair, Plan};
+use crate::metric::{
+    BITS_PER_WEIGHT, COMPRESSION_VS_FP32, DECODE_TOKENS_PER_S, KL_DIVERGENCE_MEAN,
+    KL_DIVERGENCE_P99, MATMUL_LATENCY_MS, MATVEC_LATENCY_MS, MODEL_BYTES, PERPLEXITY,
+    PERPLEXITY_DELTA_PCT, SPEEDUP_VS_F32, SQNR_DB, TOP1_AGREEMENT, WEIGHT_MAX_ABS_ERR, WEIGHT_RMSE,
+};
 use crate::suite::Recorder;
+use crate::zoo::{checkpoint, corpus};
 use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 
 const NAME: &str = "quantization";
@@ -287,13 +292,16 @@ fn tensor_records<B: AttentionBackend>(
         } else {
             10.0 * (sig / err).log10()
         };
-        for (metric, value, unit) in [
-            ("bits_per_weight", bytes as f64 * 8.0 / count as f64, "bits"),
-            ("weight_rmse", (err / count as f64).sqrt(), "abs"),
-            ("weight_max_abs_err", max, "abs"),
-            ("sqnr_db", sqnr, "dB"),
+        for (metric, value) in [
+            (&BITS_PER_WEIGHT, bytes as f64 * 8.0 / count as f64),
+            (&WEIGHT_RMSE, (err / count as f64).sqrt()),
+            (&WEIGHT_MAX_ABS_ERR, max),
+            (&SQNR_DB, sqnr),
         ] {
-            rec.push("tensor", metric, value, unit, Stat::Exact, count, &extra)?;
+            rec.metric("tensor", metric)
+                .stat(Stat::Exact, count)
+                .params(&extra)
+                .value(value)?;
         }
     }
     Ok(())
@@ -393,62 +401,33 @@ fn model_records<B: AttentionBackend>(
     kl.sort_by(|a, b| a.total_cmp(b));
     let fp32_bytes = model.num_params() * 4;
     let extra = [("model", "target".to_string()), ("tokens", n.to_string())];
-    rec.push("model", "perplexity", ppl_q, "ppl", Stat::Exact, n, &extra)?;
-    rec.push(
-        "model",
-        "perplexity_delta_pct",
-        (ppl_q / ppl_ref - 1.0) * 100.0,
-        "%",
-        Stat::Exact,
-        n,
-        &extra,
-    )?;
-    rec.push(
-        "model",
-        "kl_divergence_mean",
-        mean(&st.kl),
-        "nats",
-        Stat::Mean,
-        n,
-        &extra,
-    )?;
-    rec.push(
-        "model",
-        "kl_divergence_p99",
-        percentile_nearest_rank(&kl, 99.0),
-        "nats",
-        Stat::P99,
-        n,
-        &extra,
-    )?;
+    rec.metric("model", &PERPLEXITY)
+        .stat(Stat::Exact, n)
+        .params(&extra)
+        .value(ppl_q)?;
+    rec.metric("model", &PERPLEXITY_DELTA_PCT)
+        .stat(Stat::Exact, n)
+        .params(&extra)
+        .value((ppl_q / ppl_ref - 1.0) * 100.0)?;
+    rec.metric("model", &KL_DIVERGENCE_MEAN)
+        .stat(Stat::Mean, n)
+        .params(&extra)
+        .value(mean(&st.kl))?;
+    rec.metric("model", &KL_DIVERGENCE_P99)
+        .stat(Stat::P99, n)
+        .params(&extra)
+        .value(percentile_nearest_rank(&kl, 99.0))?;
     let agree = st.agree.iter().filter(|&&a| a).count() as f64 / n as f64;
-    rec.push(
-        "model",
-        "top1_agreement",
-        agree,
-        "fraction",
-        Stat::Mean,
-        n,
-        &extra,
-    )?;
-    rec.push(
-        "model",
-        "model_bytes",
-        bytes.total() as f64,
-        "bytes",
-        Stat::Exact,
-        1,
-        &extra,
-    )?;
-    rec.push(
-        "model",
-        "compression_vs_fp32",
-        fp32_bytes as f64 / bytes.total() as f64,
-        "x",
-        Stat::Exact,
-        1,
-        &extra,
-    )?;
+    rec.metric("model", &TOP1_AGREEMENT)
+        .stat(Stat::Mean, n)
+        .params(&extra)
+        .value(agree)?;
+    rec.metric("model", &MODEL_BYTES)
+        .params(&extra)
+        .value(bytes.total() as f64)?;
+    rec.metric("model", &COMPRESSION_VS_FP32)
+        .params(&extra)
+        .value(fp32_bytes as f64 / bytes.total() as f64)?;
     Ok(())
 }
 
@@ -506,29 +485,19 @@ fn decode_records<B: AttentionBackend>(
         },
     );
     let extra = [("model", "target".to_string()), ("ctx", len.to_string())];
-    rec.push(
-        "decode",
-        "decode_tokens_per_s",
-        1e3 / quant.median,
-        "tokens/s",
-        Stat::Median,
-        quant.n,
-        &extra,
-    )?;
+    rec.metric("decode", &DECODE_TOKENS_PER_S)
+        .stat(Stat::Median, quant.n)
+        .params(&extra)
+        .value(1e3 / quant.median)?;
     let base = [
         ("model", "target".to_string()),
         ("ctx", len.to_string()),
         ("baseline", "burn-f32".to_string()),
     ];
-    rec.push(
-        "decode",
-        "decode_tokens_per_s",
-        1e3 / fp32.median,
-        "tokens/s",
-        Stat::Median,
-        fp32.n,
-        &base,
-    )?;
+    rec.metric("decode", &DECODE_TOKENS_PER_S)
+        .stat(Stat::Median, fp32.n)
+        .params(&base)
+        .value(1e3 / fp32.median)?;
     Ok(())
 }
 
@@ -551,8 +520,8 @@ fn speed_records<B: AttentionBackend>(
             .init::<B>(device);
         let q = QuantLinear::from_linear(&linear, f).map_err(model_err("quantizing layer"))?;
         for (metric, rows) in [
-            ("matvec_latency_ms", 1),
-            ("matmul_latency_ms", s.prefill_rows),
+            (&MATVEC_LATENCY_MS, 1),
+            (&MATMUL_LATENCY_MS, s.prefill_rows),
         ] {
             let x = Tensor::<B, 2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), device);
             let sync = || B::sync(device).expect("backend sync");
@@ -579,19 +548,17 @@ fn speed_records<B: AttentionBackend>(
                 ("baseline", "burn-f32".to_string()),
             ];
             rec.timing("speed", metric, &fp32, &baseline)?;
-            rec.push(
-                "speed",
-                "speedup_vs_f32",
-                fp32.median / quant.median,
-                "x",
-                Stat::Median,
-                quant.n,
-                &[
+            rec.metric("speed", &SPEEDUP_VS_F32)
+                .stat(Stat::Median, quant.n)
+                .params(&[
                     ("shape", label.clone()),
                     ("rows", rows.to_string()),
-                    ("op", metric.trim_end_matches("_latency_ms").to_string()),
-                ],
-            )?;
+                    (
+                        "op",
+                        metric.name.trim_end_matches("_latency_ms").to_string(),
+                    ),
+                ])
+                .value(fp32.median / quant.median)?;
         }
     }
     Ok(())

@@ -73,12 +73,17 @@ pub fn paths(stem: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Where the committed checkpoints live: `models/checkpoints/` of this workspace.
+/// Environment variable that points infermark at another folder of committed checkpoints.
+pub const CHECKPOINTS_ENV: &str = "INFERMARK_CHECKPOINTS";
+
+/// Where the committed checkpoints live: the folder named by `INFERMARK_CHECKPOINTS` when it is
+/// set, else this crate's own `checkpoints/` (the zoo ships them beside its code). The one place
+/// a checkpoint path is decided.
 pub fn checkpoint_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("models")
-        .join("checkpoints")
+    match std::env::var_os(CHECKPOINTS_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints"),
+    }
 }
 
 /// Stem of the committed checkpoint of preset `name`.

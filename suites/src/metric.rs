@@ -1,0 +1,433 @@
+//! The metric contract: every metric a suite emits is defined once, here, beside
+//! [`Record`](crate::Record): its name, unit, which direction is better, and whether it is deterministic
+//! (bytes, counts, analytic FLOPs, exact differences: equal across runs with the same seed on the
+//! same backend) or noisy (times, throughput). Suites record through these constants (the
+//! recorder takes the unit from them), and report and gate look records up by name in [`ALL`].
+
+use serde::Serialize;
+
+/// Which way is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Smaller values are better (latency, bytes, error).
+    Lower,
+    /// Larger values are better (throughput, bandwidth, accuracy).
+    Higher,
+}
+
+/// How reproducible a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Identical across runs with the same seed and backend.
+    Deterministic,
+    /// Varies from run to run (timing); compare only as ratios within a run.
+    Noisy,
+}
+
+/// One registered metric.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Metric {
+    /// Name as in records.
+    pub name: &'static str,
+    /// Unit as in records.
+    pub unit: &'static str,
+    /// Which way is better.
+    pub direction: Direction,
+    /// Deterministic or noisy.
+    pub kind: Kind,
+    /// What it means.
+    pub about: &'static str,
+}
+
+use Direction::{Higher, Lower};
+use Kind::{Deterministic, Noisy};
+
+/// KV cache bytes per token and layer.
+pub const KV_CACHE_BYTES_PER_TOKEN: Metric = Metric {
+    name: "kv_cache_bytes_per_token",
+    unit: "bytes",
+    direction: Lower,
+    kind: Deterministic,
+    about: "KV cache bytes per token and layer",
+};
+
+/// Analytic FLOPs of one decode step.
+pub const FLOPS_PER_TOKEN: Metric = Metric {
+    name: "flops_per_token",
+    unit: "FLOP",
+    direction: Lower,
+    kind: Deterministic,
+    about: "analytic FLOPs of one decode step",
+};
+
+/// One decode step at a context length.
+pub const DECODE_LATENCY_MS: Metric = Metric {
+    name: "decode_latency_ms",
+    unit: "ms",
+    direction: Lower,
+    kind: Noisy,
+    about: "one decode step at a context length",
+};
+
+/// Causal prefill of a prompt.
+pub const PREFILL_LATENCY_MS: Metric = Metric {
+    name: "prefill_latency_ms",
+    unit: "ms",
+    direction: Lower,
+    kind: Noisy,
+    about: "causal prefill of a prompt",
+};
+
+/// KV cache bytes read per decode step / core time.
+pub const KV_READ_GBPS: Metric = Metric {
+    name: "kv_read_gbps",
+    unit: "GB/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "KV cache bytes read per decode step / core time",
+};
+
+/// Largest |absorbed − naive| / largest |naive|.
+pub const MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF: Metric = Metric {
+    name: "mla_absorbed_vs_naive_max_abs_diff",
+    unit: "ratio",
+    direction: Lower,
+    kind: Deterministic,
+    about: "largest |absorbed − naive| / largest |naive|",
+};
+
+/// 1 − live token bytes / reserved bytes.
+pub const KV_FRAGMENTATION: Metric = Metric {
+    name: "kv_fragmentation",
+    unit: "ratio",
+    direction: Lower,
+    kind: Deterministic,
+    about: "1 − live token bytes / reserved bytes",
+};
+
+/// Most sequences resident at once under the budget.
+pub const MAX_CONCURRENT_SEQUENCES: Metric = Metric {
+    name: "max_concurrent_sequences",
+    unit: "sequences",
+    direction: Higher,
+    kind: Deterministic,
+    about: "most sequences resident at once under the budget",
+};
+
+/// Most KV bytes reserved at once.
+pub const KV_BYTES_RESERVED_PEAK: Metric = Metric {
+    name: "kv_bytes_reserved_peak",
+    unit: "bytes",
+    direction: Lower,
+    kind: Deterministic,
+    about: "most KV bytes reserved at once",
+};
+
+/// Most KV bytes holding live tokens at once.
+pub const KV_BYTES_USED_PEAK: Metric = Metric {
+    name: "kv_bytes_used_peak",
+    unit: "bytes",
+    direction: Higher,
+    kind: Deterministic,
+    about: "most KV bytes holding live tokens at once",
+};
+
+/// Sequences evicted and recomputed for lack of blocks.
+pub const PREEMPTIONS: Metric = Metric {
+    name: "preemptions",
+    unit: "count",
+    direction: Lower,
+    kind: Deterministic,
+    about: "sequences evicted and recomputed for lack of blocks",
+};
+
+/// One decode step of a batch.
+pub const DECODE_STEP_MS: Metric = Metric {
+    name: "decode_step_ms",
+    unit: "ms",
+    direction: Lower,
+    kind: Noisy,
+    about: "one decode step of a batch",
+};
+
+/// Decode throughput (kv_cache: at the admitted batch; quantization: whole target model).
+pub const DECODE_TOKENS_PER_S: Metric = Metric {
+    name: "decode_tokens_per_s",
+    unit: "tokens/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "decode throughput (kv_cache: at the admitted batch; quantization: whole target model)",
+};
+
+/// Paged / contiguous decode throughput, same run.
+pub const DECODE_THROUGHPUT_GAIN: Metric = Metric {
+    name: "decode_throughput_gain",
+    unit: "x",
+    direction: Higher,
+    kind: Noisy,
+    about: "paged / contiguous decode throughput, same run",
+};
+
+/// KV bytes saved by copy-on-write prefix sharing.
+pub const KV_BYTES_SAVED_BY_SHARING: Metric = Metric {
+    name: "kv_bytes_saved_by_sharing",
+    unit: "bytes",
+    direction: Higher,
+    kind: Deterministic,
+    about: "KV bytes saved by copy-on-write prefix sharing",
+};
+
+/// Paged / contiguous attention latency, same run.
+pub const PAGED_OVER_CONTIGUOUS_LATENCY: Metric = Metric {
+    name: "paged_over_contiguous_latency",
+    unit: "x",
+    direction: Lower,
+    kind: Noisy,
+    about: "paged / contiguous attention latency, same run",
+};
+
+/// Largest |paged − contiguous| attention output.
+pub const PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF: Metric = Metric {
+    name: "paged_vs_contiguous_max_abs_diff",
+    unit: "abs",
+    direction: Lower,
+    kind: Deterministic,
+    about: "largest |paged − contiguous| attention output",
+};
+
+/// Trainable parameters of a trained model.
+pub const PARAM_COUNT: Metric = Metric {
+    name: "param_count",
+    unit: "params",
+    direction: Lower,
+    kind: Deterministic,
+    about: "trainable parameters of a trained model",
+};
+
+/// Perplexity on the model's validation split (exp of mean next-token loss).
+pub const VALID_PERPLEXITY: Metric = Metric {
+    name: "valid_perplexity",
+    unit: "ppl",
+    direction: Lower,
+    kind: Deterministic,
+    about: "perplexity on the model's validation split (exp of mean next-token loss)",
+};
+
+/// Perplexity of the add-one unigram model on the same text: the baseline to beat.
+pub const UNIGRAM_PERPLEXITY: Metric = Metric {
+    name: "unigram_perplexity",
+    unit: "ppl",
+    direction: Lower,
+    kind: Deterministic,
+    about: "perplexity of the add-one unigram model on the same text: the baseline to beat",
+};
+
+/// Tokens scored per second during the perplexity evaluation.
+pub const EVAL_TOKENS_PER_S: Metric = Metric {
+    name: "eval_tokens_per_s",
+    unit: "tokens/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "tokens scored per second during the perplexity evaluation",
+};
+
+/// Exact-match accuracy of greedy answers per difficulty bucket and format.
+pub const ARITH_ACCURACY: Metric = Metric {
+    name: "arith_accuracy",
+    unit: "fraction",
+    direction: Higher,
+    kind: Deterministic,
+    about: "exact-match accuracy of greedy answers per difficulty bucket and format",
+};
+
+/// Mean tokens generated per answer (direct vs step by step).
+pub const ARITH_GENERATED_TOKENS: Metric = Metric {
+    name: "arith_generated_tokens",
+    unit: "tokens",
+    direction: Lower,
+    kind: Deterministic,
+    about: "mean tokens generated per answer (direct vs step by step)",
+};
+
+/// Storage bits per weight: codes plus scales and zero points.
+pub const BITS_PER_WEIGHT: Metric = Metric {
+    name: "bits_per_weight",
+    unit: "bits",
+    direction: Lower,
+    kind: Deterministic,
+    about: "storage bits per weight: codes plus scales and zero points",
+};
+
+/// Root mean square error of dequantized weights.
+pub const WEIGHT_RMSE: Metric = Metric {
+    name: "weight_rmse",
+    unit: "abs",
+    direction: Lower,
+    kind: Deterministic,
+    about: "root mean square error of dequantized weights",
+};
+
+/// Largest absolute error of a dequantized weight.
+pub const WEIGHT_MAX_ABS_ERR: Metric = Metric {
+    name: "weight_max_abs_err",
+    unit: "abs",
+    direction: Lower,
+    kind: Deterministic,
+    about: "largest absolute error of a dequantized weight",
+};
+
+/// Signal-to-quantization-noise ratio of the weights (999 = exact).
+pub const SQNR_DB: Metric = Metric {
+    name: "sqnr_db",
+    unit: "dB",
+    direction: Higher,
+    kind: Deterministic,
+    about: "signal-to-quantization-noise ratio of the weights (999 = exact)",
+};
+
+/// Validation perplexity of the quantized model.
+pub const PERPLEXITY: Metric = Metric {
+    name: "perplexity",
+    unit: "ppl",
+    direction: Lower,
+    kind: Deterministic,
+    about: "validation perplexity of the quantized model",
+};
+
+/// Perplexity change against the FP32 model, percent.
+pub const PERPLEXITY_DELTA_PCT: Metric = Metric {
+    name: "perplexity_delta_pct",
+    unit: "%",
+    direction: Lower,
+    kind: Deterministic,
+    about: "perplexity change against the FP32 model, percent",
+};
+
+/// Mean KL(P_fp32 || P_quantized) over next-token distributions.
+pub const KL_DIVERGENCE_MEAN: Metric = Metric {
+    name: "kl_divergence_mean",
+    unit: "nats",
+    direction: Lower,
+    kind: Deterministic,
+    about: "mean KL(P_fp32 || P_quantized) over next-token distributions",
+};
+
+/// 99th percentile of the per-token KL divergence.
+pub const KL_DIVERGENCE_P99: Metric = Metric {
+    name: "kl_divergence_p99",
+    unit: "nats",
+    direction: Lower,
+    kind: Deterministic,
+    about: "99th percentile of the per-token KL divergence",
+};
+
+/// Share of tokens whose argmax matches the FP32 model's.
+pub const TOP1_AGREEMENT: Metric = Metric {
+    name: "top1_agreement",
+    unit: "fraction",
+    direction: Higher,
+    kind: Deterministic,
+    about: "share of tokens whose argmax matches the FP32 model's",
+};
+
+/// Bytes of the quantized model (projections packed, the rest FP32).
+pub const MODEL_BYTES: Metric = Metric {
+    name: "model_bytes",
+    unit: "bytes",
+    direction: Lower,
+    kind: Deterministic,
+    about: "bytes of the quantized model (projections packed, the rest FP32)",
+};
+
+/// FP32 model bytes / quantized model bytes.
+pub const COMPRESSION_VS_FP32: Metric = Metric {
+    name: "compression_vs_fp32",
+    unit: "x",
+    direction: Higher,
+    kind: Deterministic,
+    about: "FP32 model bytes / quantized model bytes",
+};
+
+/// One-row product with a weight matrix (decode).
+pub const MATVEC_LATENCY_MS: Metric = Metric {
+    name: "matvec_latency_ms",
+    unit: "ms",
+    direction: Lower,
+    kind: Noisy,
+    about: "one-row product with a weight matrix (decode)",
+};
+
+/// Many-row product with a weight matrix (prefill).
+pub const MATMUL_LATENCY_MS: Metric = Metric {
+    name: "matmul_latency_ms",
+    unit: "ms",
+    direction: Lower,
+    kind: Noisy,
+    about: "many-row product with a weight matrix (prefill)",
+};
+
+/// Burn FP32 time / quantized time, timed alternately.
+pub const SPEEDUP_VS_F32: Metric = Metric {
+    name: "speedup_vs_f32",
+    unit: "x",
+    direction: Higher,
+    kind: Noisy,
+    about: "burn FP32 time / quantized time, timed alternately",
+};
+
+/// Every metric infermark's suites emit.
+pub const ALL: &[Metric] = &[
+    KV_CACHE_BYTES_PER_TOKEN,
+    FLOPS_PER_TOKEN,
+    DECODE_LATENCY_MS,
+    PREFILL_LATENCY_MS,
+    KV_READ_GBPS,
+    MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF,
+    KV_FRAGMENTATION,
+    MAX_CONCURRENT_SEQUENCES,
+    KV_BYTES_RESERVED_PEAK,
+    KV_BYTES_USED_PEAK,
+    PREEMPTIONS,
+    DECODE_STEP_MS,
+    DECODE_TOKENS_PER_S,
+    DECODE_THROUGHPUT_GAIN,
+    KV_BYTES_SAVED_BY_SHARING,
+    PAGED_OVER_CONTIGUOUS_LATENCY,
+    PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF,
+    PARAM_COUNT,
+    VALID_PERPLEXITY,
+    UNIGRAM_PERPLEXITY,
+    EVAL_TOKENS_PER_S,
+    ARITH_ACCURACY,
+    ARITH_GENERATED_TOKENS,
+    BITS_PER_WEIGHT,
+    WEIGHT_RMSE,
+    WEIGHT_MAX_ABS_ERR,
+    SQNR_DB,
+    PERPLEXITY,
+    PERPLEXITY_DELTA_PCT,
+    KL_DIVERGENCE_MEAN,
+    KL_DIVERGENCE_P99,
+    TOP1_AGREEMENT,
+    MODEL_BYTES,
+    COMPRESSION_VS_FP32,
+    MATVEC_LATENCY_MS,
+    MATMUL_LATENCY_MS,
+    SPEEDUP_VS_F32,
+];
+
+/// Looks a metric up; `None` for a metric the registry does not know.
+pub fn lookup(name: &str) -> Option<&'static Metric> {
+    ALL.iter().find(|m| m.name == name)
+}
+
+/// `(new − old)` expressed so that positive means better, relative to |old|.
+pub fn relative_improvement(metric: &Metric, old: f64, new: f64) -> f64 {
+    let rel = (new - old) / old.abs().max(f64::MIN_POSITIVE);
+    match metric.direction {
+        Direction::Lower => -rel,
+        Direction::Higher => rel,
+    }
+}

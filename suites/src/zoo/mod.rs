@@ -1,0 +1,13 @@
+//! The model zoo: everything the suites load models and texts from, so that no suite depends on
+//! another.
+//!
+//! - [`corpus`]: seeded story and arithmetic generators, the byte tokenizer, the answer checker.
+//! - [`checkpoint`]: infermark's own checkpoints (safetensors weights plus a JSON card), and where
+//!   the committed ones live.
+//! - [`train`]: AdamW training of the decoder presets with resumable checkpoints.
+//! - [`hf`]: Hugging Face Llama directories loaded into the same decoder.
+
+pub mod checkpoint;
+pub mod corpus;
+pub mod hf;
+pub mod train;
