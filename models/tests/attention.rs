@@ -1,7 +1,8 @@
 //! Equivalence tests: modules against plain-loop references, cached decode against full forward,
 //! absorbed MLA against naive MLA, and the fused flex kernel against the generic core.
 
-use burn::backend::Flex;
+mod common;
+
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::attention::reference::{gqa_forward, Dense, GqaShape};
 use infermark_models::attention::{Attention, AttentionLayer, GqaConfig, MlaConfig, MlaPath};
@@ -11,24 +12,16 @@ use infermark_models::kv_cache::{ContiguousKv, KvCache, PoolError};
 use infermark_models::proj::Proj;
 use infermark_models::ModelError;
 
-type B = Flex;
+use common::{dev, values, B};
 
 /// f32 summation-order differences between a loop reference and blocked kernels.
 const ATOL_REFERENCE: f32 = 1e-4;
 /// Two paths of the same maths in f32 (absorbed vs naive MLA, fused vs generic core).
 const ATOL_PATHS: f32 = 1e-4;
 
-fn dev() -> burn::backend::flex::FlexDevice {
-    Default::default()
-}
-
 fn input(shape: [usize; 3], seed: u64) -> Tensor<B, 3> {
     B::seed(&dev(), seed);
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev())
-}
-
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
 }
 
 fn dense(l: &Proj<B>) -> Dense {

@@ -1,7 +1,8 @@
 //! The decoder LM: cached decoding equals the full causal forward, parameter counts match the
 //! closed form, and the presets keep their budgets.
 
-use burn::backend::Flex;
+mod common;
+
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use infermark_models::attention::MlaPath;
@@ -10,18 +11,7 @@ use infermark_models::diff::max_abs_diff;
 use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
 use infermark_models::kv_cache::{KvCache, ModelCache};
 
-type B = Flex;
-
-fn tokens(ids: &[i64]) -> Tensor<B, 2, Int> {
-    Tensor::from_data(
-        TensorData::new(ids.to_vec(), [1, ids.len()]),
-        &Default::default(),
-    )
-}
-
-fn values(t: Tensor<B, 3>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
-}
+use common::{tokens, values, B};
 
 fn small(attention: AttentionKind) -> DecoderConfig {
     DecoderConfig::new(64, 32, 2, 4, 8, 48, attention).with_max_seq_len(64)
@@ -144,23 +134,27 @@ fn check_batch_equals_alone<C: KvCache<B>>(
     }
 }
 
+/// Runs `$check(model, cache, label)` for every variant on a contiguous cache (4 sequences of 32
+/// tokens) and a paged one (32 blocks of 8), both fresh.
+macro_rules! on_every_variant_and_cache {
+    ($seed:expr, $check:ident) => {
+        for (cfg, path) in variants() {
+            let (m, device) = (model(&cfg, path, $seed), Default::default());
+            let what = format!("{:?} {path:?}", cfg.attention);
+            $check(
+                &m,
+                m.contiguous_cache(4, 32, &device),
+                &format!("contiguous {what}"),
+            );
+            let paged = m.paged_cache(32, 8, &device).unwrap();
+            $check(&m, paged, &format!("paged {what}"));
+        }
+    };
+}
+
 #[test]
 fn a_batch_at_different_lengths_decodes_as_each_sequence_alone() {
-    let device = Default::default();
-    for (cfg, path) in variants() {
-        let m = model(&cfg, path, 5);
-        let what = format!("{:?} {path:?}", cfg.attention);
-        check_batch_equals_alone(
-            &m,
-            m.contiguous_cache(4, 32, &device),
-            &format!("contiguous {what}"),
-        );
-        check_batch_equals_alone(
-            &m,
-            m.paged_cache(32, 8, &device).unwrap(),
-            &format!("paged {what}"),
-        );
-    }
+    on_every_variant_and_cache!(5, check_batch_equals_alone);
 }
 
 /// Prefill 10 tokens, truncate to 6, decode 3 more; the logits must equal a fresh prefill of the
@@ -192,21 +186,7 @@ fn check_truncate<C: KvCache<B>>(model: &Decoder<B>, mut cache: ModelCache<B, C>
 
 #[test]
 fn truncate_then_decode_equals_a_fresh_prefill_of_the_kept_prefix() {
-    let device = Default::default();
-    for (cfg, path) in variants() {
-        let m = model(&cfg, path, 9);
-        let what = format!("{:?} {path:?}", cfg.attention);
-        check_truncate(
-            &m,
-            m.contiguous_cache(3, 32, &device),
-            &format!("contiguous {what}"),
-        );
-        check_truncate(
-            &m,
-            m.paged_cache(16, 8, &device).unwrap(),
-            &format!("paged {what}"),
-        );
-    }
+    on_every_variant_and_cache!(9, check_truncate);
 }
 
 #[test]

@@ -172,39 +172,24 @@ fn the_budget_and_the_longest_sequence_bound_generation() {
     let model = tiny();
     let mut cache = model.contiguous_cache(1, 40, &device);
     let mut sampler = Sampler::new(SamplingConfig::with_temperature(1.0), 1).unwrap();
-    let cfg = |max_new| GenerateConfig {
-        max_new,
-        stop: vec![],
+    // New tokens for a prompt of `len` tokens and a budget of `max_new`.
+    let mut new_tokens = |len: usize, max_new: usize| {
+        let cfg = GenerateConfig {
+            max_new,
+            stop: vec![],
+        };
+        let g = generate(
+            &model,
+            &mut cache,
+            &[vec![5; len]],
+            &cfg,
+            &mut sampler,
+            &device,
+        );
+        g.unwrap().tokens[0].len()
     };
-    let g = generate(
-        &model,
-        &mut cache,
-        &[vec![5; 4]],
-        &cfg(7),
-        &mut sampler,
-        &device,
-    )
-    .unwrap();
-    assert_eq!(g.tokens[0].len(), 7);
+    assert_eq!(new_tokens(4, 7), 7);
     // max_seq_len 40: a 36-token prompt leaves room for 4 tokens.
-    let g = generate(
-        &model,
-        &mut cache,
-        &[vec![5; 36]],
-        &cfg(9),
-        &mut sampler,
-        &device,
-    )
-    .unwrap();
-    assert_eq!(g.tokens[0].len(), 4);
-    let g = generate(
-        &model,
-        &mut cache,
-        &[vec![5; 3]],
-        &cfg(0),
-        &mut sampler,
-        &device,
-    )
-    .unwrap();
-    assert!(g.tokens[0].is_empty());
+    assert_eq!(new_tokens(36, 9), 4);
+    assert_eq!(new_tokens(3, 0), 0);
 }

@@ -8,6 +8,8 @@ use infermark_models::quant::matvec::matvec;
 use infermark_models::quant::tensor::q4_0_block;
 use infermark_models::quant::{Fp8Kind, Fp8Scaling, QuantFormat, QuantLinear, QuantizedTensor};
 
+mod common;
+
 type B = Flex;
 
 /// E4M3 by the spec's formula: bias 7; exponent 0 is subnormal; S.1111.111 is NaN.
@@ -364,23 +366,13 @@ fn quant_linear_stays_within_named_tolerances_of_fp32() {
 }
 
 mod whole_model {
+    use super::common::{tokens, values};
     use super::B;
-    use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+    use burn::tensor::{backend::Backend, Tensor};
     use infermark_models::attention::MlaPath;
     use infermark_models::decoder::{AttentionKind, DecoderConfig};
     use infermark_models::diff::max_abs_diff;
     use infermark_models::quant::{dequantize_decoder, quantize_decoder, Assignment, QuantFormat};
-
-    fn tokens(ids: &[i64]) -> Tensor<B, 2, Int> {
-        Tensor::from_data(
-            TensorData::new(ids.to_vec(), [1, ids.len()]),
-            &Default::default(),
-        )
-    }
-
-    fn values(t: Tensor<B, 3>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec().unwrap()
-    }
 
     /// Prefill 4 tokens then decode one at a time with the quantized projections (fused kernel
     /// for the decode rows); every position must match the full forward of the same model with

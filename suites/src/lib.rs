@@ -19,7 +19,7 @@ pub use backend::BackendKind;
 pub use record::{Record, Stat};
 pub use scale::Scale;
 pub use suite::find as find_suite;
-pub use suite::{registry, Case, MaturityInputs, RunContext, Scaling, Suite};
+pub use suite::{registry, About, Case, MaturityInputs, RunContext, Scaling, Suite};
 
 /// Errors of the suites. Each names the offending input.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,24 @@ pub struct Plan {
     pub budget: Duration,
 }
 
+impl Plan {
+    /// `warmup` untimed runs, then between `min_samples` and `max_samples` timed ones, adding
+    /// samples above the minimum only while less than `budget_ms` milliseconds were spent.
+    pub const fn new(
+        warmup: usize,
+        min_samples: usize,
+        max_samples: usize,
+        budget_ms: u64,
+    ) -> Self {
+        Plan {
+            warmup,
+            min_samples,
+            max_samples,
+            budget: Duration::from_millis(budget_ms),
+        }
+    }
+}
+
 /// Summary of timed samples, in milliseconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
@@ -124,12 +142,7 @@ mod tests {
     #[test]
     fn paired_timing_alternates_and_counts_both() {
         let log = std::cell::RefCell::new(String::new());
-        let plan = Plan {
-            warmup: 1,
-            min_samples: 2,
-            max_samples: 2,
-            budget: Duration::from_secs(10),
-        };
+        let plan = Plan::new(1, 2, 2, 10000);
         let (a, b) = time_pair(
             plan,
             || log.borrow_mut().push('a'),
@@ -142,12 +155,7 @@ mod tests {
     #[test]
     fn timing_respects_sample_bounds() {
         let mut calls = 0;
-        let plan = Plan {
-            warmup: 2,
-            min_samples: 3,
-            max_samples: 5,
-            budget: Duration::from_secs(10),
-        };
+        let plan = Plan::new(2, 3, 5, 10000);
         let s = time(plan, &mut calls, |c| *c += 1, |_| {});
         assert_eq!(s.n, 5);
         assert_eq!(calls, 7);

@@ -67,14 +67,33 @@ pub struct Scaling {
     pub group_by: &'static str,
 }
 
+/// What a suite is: its name, one line about it, and its experiments.
+#[derive(Clone, Copy, Debug)]
+pub struct About {
+    /// Name used on the command line and in records.
+    pub name: &'static str,
+    /// One line for `infermark list`.
+    pub description: &'static str,
+    /// Experiments and what each measures.
+    pub experiments: &'static [(&'static str, &'static str)],
+}
+
 /// A suite of experiments over one technique family.
 pub trait Suite: Sync {
+    /// Name, description and experiments.
+    fn about(&self) -> &'static About;
     /// Name used on the command line and in records.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.about().name
+    }
     /// One line for `infermark list`.
-    fn description(&self) -> &'static str;
+    fn description(&self) -> &'static str {
+        self.about().description
+    }
     /// Experiments and what each measures.
-    fn experiments(&self) -> Vec<(&'static str, &'static str)>;
+    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
+        self.about().experiments.to_vec()
+    }
     /// Variants compared.
     fn variants(&self) -> Vec<&'static str>;
     /// The cases a run at `scale` consists of.

@@ -181,13 +181,7 @@ impl<B: AttentionBackend> AttentionLayer<B> for Gqa<B> {
         attend_cache(cache, p.q.clone(), seqs, p.vis, self.scale())
     }
 
-    fn attend_rows(
-        &self,
-        q: Tensor<B, 4>,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-        vis: Visibility,
-    ) -> Tensor<B, 4> {
+    fn attend_rows(&self, [q, k, v]: [Tensor<B, 4>; 3], vis: Visibility) -> Tensor<B, 4> {
         B::grouped_attention(q, k, v, vis, self.scale())
     }
 

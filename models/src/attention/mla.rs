@@ -327,13 +327,7 @@ impl<B: AttentionBackend> AttentionLayer<B> for Mla<B> {
         }
     }
 
-    fn attend_rows(
-        &self,
-        q: Tensor<B, 4>,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-        vis: Visibility,
-    ) -> Tensor<B, 4> {
+    fn attend_rows(&self, [q, k, v]: [Tensor<B, 4>; 3], vis: Visibility) -> Tensor<B, 4> {
         let s = q.dims()[2];
         match self.path {
             MlaPath::Naive => self.naive(q, k, vis),

@@ -83,17 +83,12 @@ pub trait AttentionLayer<B: AttentionBackend> {
         cache: &dyn KvCache<B>,
     ) -> crate::Result<Tensor<B, 4>>;
 
-    /// The attention core over rows given directly (no cache).
+    /// The attention core over rows given directly (no cache): `[q, k, v]` as
+    /// [`AttentionLayer::project`] returns them.
     ///
     /// # Shapes
     /// - as [`AttentionLayer::project`]'s output → as [`AttentionLayer::attend_core`]'s
-    fn attend_rows(
-        &self,
-        q: Tensor<B, 4>,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-        vis: Visibility,
-    ) -> Tensor<B, 4>;
+    fn attend_rows(&self, qkv: [Tensor<B, 4>; 3], vis: Visibility) -> Tensor<B, 4>;
 
     /// The output projection of the core's result.
     ///
@@ -168,8 +163,8 @@ pub trait AttentionLayer<B: AttentionBackend> {
                 capacity: self.max_len(),
             });
         }
-        let [q, k, v] = self.project(x, &vec![0; b]);
-        Ok(self.finish(self.attend_rows(q, k, v, visibility(s, 0)), s))
+        let qkv = self.project(x, &vec![0; b]);
+        Ok(self.finish(self.attend_rows(qkv, visibility(s, 0)), s))
     }
 }
 

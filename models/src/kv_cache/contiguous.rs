@@ -65,6 +65,15 @@ impl<B: AttentionBackend> ContiguousKv<B> {
         }
     }
 
+    /// Bytes of `tokens(slot)` token slots of every sequence held.
+    fn bytes_of(&self, tokens: impl Fn(&Slot<B>) -> usize) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| Self::bytes_per_slot(s) * tokens(s))
+            .sum()
+    }
+
     /// Bytes of one reserved token slot, measured from a slot's tensors.
     fn bytes_per_slot(s: &Slot<B>) -> usize {
         let bytes = |t: &Tensor<B, 4>| t.shape().num_elements() * t.dtype().size();
@@ -140,6 +149,38 @@ impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
         Ok(())
     }
 
+    /// One token per sequence, written in place into each reservation. All or nothing: every
+    /// sequence is checked for room before anything is written.
+    fn append_step(
+        &mut self,
+        seqs: &[SeqId],
+        k: Tensor<B, 4>,
+        v: Option<Tensor<B, 4>>,
+    ) -> Result<(), PoolError> {
+        self.layout.check(&k, v.as_ref())?;
+        for &seq in seqs {
+            let len = self.slot(seq)?.len;
+            if len + 1 > self.max_len {
+                return Err(PoolError::Exhausted {
+                    need: len + 1,
+                    free: 0,
+                    total: self.max_len,
+                });
+            }
+        }
+        for (i, &seq) in seqs.iter().enumerate() {
+            let s = self.slot_mut(seq)?;
+            let at = [0, 0, s.len];
+            let kb = s.k.take().expect("key buffer present between calls");
+            s.k = Some(B::cache_write(kb, at, k.clone().narrow(0, i, 1)));
+            if let (Some(vb), Some(v)) = (s.v.take(), v.as_ref()) {
+                s.v = Some(B::cache_write(vb, at, v.clone().narrow(0, i, 1)));
+            }
+            s.len += 1;
+        }
+        Ok(())
+    }
+
     fn len(&self, seq: SeqId) -> Result<usize, PoolError> {
         Ok(self.slot(seq)?.len)
     }
@@ -207,18 +248,10 @@ impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
 
     /// Bytes of the reserved slot tensors (measured from their shapes and dtype).
     fn bytes_reserved(&self) -> usize {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|s| Self::bytes_per_slot(s) * self.max_len)
-            .sum()
+        self.bytes_of(|_| self.max_len)
     }
 
     fn bytes_used(&self) -> usize {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|s| Self::bytes_per_slot(s) * s.len)
-            .sum()
+        self.bytes_of(|s| s.len)
     }
 }

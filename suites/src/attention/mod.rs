@@ -11,7 +11,6 @@
 pub mod presets;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::attention::{Attention, Mla, MlaPath};
@@ -27,7 +26,8 @@ use crate::metric::{
 };
 use crate::suite::Recorder;
 use crate::{
-    Case, MaturityInputs, Record, Result, RunContext, Scale, Scaling, Stat, Suite, SuiteError,
+    About, Case, MaturityInputs, Record, Result, RunContext, Scale, Scaling, Stat, Suite,
+    SuiteError,
 };
 use presets::{Preset, Shape};
 
@@ -71,49 +71,33 @@ fn sizes(scale: Scale) -> Sizes {
             contexts: &[64, 128, 256],
             prefill: 64,
             equivalence: (8, 8),
-            plan: Plan {
-                warmup: 2,
-                min_samples: 5,
-                max_samples: 30,
-                budget: Duration::from_millis(150),
-            },
+            plan: Plan::new(2, 5, 30, 150),
         },
         Scale::Quick => Sizes {
             contexts: &[256, 512, 1024, 2048, 4096],
             prefill: 256,
             equivalence: (16, 16),
-            plan: Plan {
-                warmup: 3,
-                min_samples: 7,
-                max_samples: 60,
-                budget: Duration::from_millis(1200),
-            },
+            plan: Plan::new(3, 7, 60, 1200),
         },
         Scale::Full => Sizes {
             contexts: &[512, 1024, 2048, 4096, 8192, 16384, 32768],
             prefill: 2048,
             equivalence: (64, 32),
-            plan: Plan {
-                warmup: 5,
-                min_samples: 10,
-                max_samples: 200,
-                budget: Duration::from_secs(5),
-            },
+            plan: Plan::new(5, 10, 200, 5000),
         },
     }
 }
 
+/// What the suite is.
+const ABOUT: About = About {
+    name: NAME,
+    description: "MLA (naive, absorbed) vs the GQA family (MHA, GQA, MQA): KV memory, decode/prefill latency, KV read bandwidth, FLOPs",
+    experiments: &EXPERIMENTS,
+};
+
 impl Suite for AttentionSuite {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn description(&self) -> &'static str {
-        "MLA (naive, absorbed) vs the GQA family (MHA, GQA, MQA): KV memory, decode/prefill latency, KV read bandwidth, FLOPs"
-    }
-
-    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
-        EXPERIMENTS.to_vec()
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn variants(&self) -> Vec<&'static str> {

@@ -4,9 +4,9 @@
 //! - *capacity*: each trace admitted first-come-first-served into one KV budget under each policy
 //!   ([`sim`]): `kv_fragmentation` (time-averaged, and at the peak of reserved memory),
 //!   `max_concurrent_sequences`, `kv_bytes_reserved_peak`, `kv_bytes_used_peak`, `preemptions`.
-//! - *throughput*: a GQA decoder stack ([`decode`]) decodes at the batch each policy admitted for
-//!   the trace, with real caches: `decode_tokens_per_s`, and `decode_throughput_gain` (paged over
-//!   contiguous, measured in the same run).
+//! - *throughput*: the one decoder (a GQA preset with random weights, [`decode`]) decodes at the
+//!   batch each policy admitted for the trace, with real caches: `decode_tokens_per_s`, and
+//!   `decode_throughput_gain` (paged over contiguous, measured in the same run).
 //! - *sharing*: parallel samples of one prompt and a system prompt shared by many requests, with
 //!   copy-on-write forks: `kv_bytes_saved_by_sharing`.
 //! - *overhead*: the attention core of one decode step over a paged and a contiguous cache at
@@ -19,7 +19,6 @@ pub mod sim;
 pub mod traces;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::decoder::Decoder;
@@ -38,7 +37,7 @@ use crate::metric::{
     PREEMPTIONS,
 };
 use crate::suite::Recorder;
-use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 use decode::Layout;
 use sim::{simulate, Policy};
 use traces::Trace;
@@ -56,7 +55,7 @@ struct Sizes {
     requests: usize,
     budget_tokens: usize,
     block_sizes: &'static [usize],
-    /// d_model, heads, KV heads, head width, layers, MLP width.
+    /// The throughput model: d_model, heads, KV heads, head width, layers, MLP width.
     stack: (usize, usize, usize, usize, usize, usize),
     decode_plan: Plan,
     overhead: (usize, usize, &'static [usize]),
@@ -71,19 +70,9 @@ fn sizes(scale: Scale) -> Sizes {
             budget_tokens: 8192,
             block_sizes: &[16, 32],
             stack: (256, 4, 2, 64, 2, 1024),
-            decode_plan: Plan {
-                warmup: 1,
-                min_samples: 3,
-                max_samples: 3,
-                budget: Duration::from_millis(200),
-            },
+            decode_plan: Plan::new(1, 3, 3, 200),
             overhead: (2, 32, &[256, 1024]),
-            overhead_plan: Plan {
-                warmup: 2,
-                min_samples: 5,
-                max_samples: 30,
-                budget: Duration::from_millis(100),
-            },
+            overhead_plan: Plan::new(2, 5, 30, 100),
             equivalence_steps: 8,
         },
         Scale::Quick => Sizes {
@@ -91,19 +80,9 @@ fn sizes(scale: Scale) -> Sizes {
             budget_tokens: 32768,
             block_sizes: &[8, 16, 32, 64],
             stack: (1024, 16, 4, 64, 4, 4096),
-            decode_plan: Plan {
-                warmup: 2,
-                min_samples: 5,
-                max_samples: 12,
-                budget: Duration::from_secs(3),
-            },
+            decode_plan: Plan::new(2, 5, 12, 3000),
             overhead: (8, 128, &[1024, 4096]),
-            overhead_plan: Plan {
-                warmup: 3,
-                min_samples: 10,
-                max_samples: 60,
-                budget: Duration::from_millis(1500),
-            },
+            overhead_plan: Plan::new(3, 10, 60, 1500),
             equivalence_steps: 16,
         },
         Scale::Full => Sizes {
@@ -111,19 +90,9 @@ fn sizes(scale: Scale) -> Sizes {
             budget_tokens: 131072,
             block_sizes: &[8, 16, 32, 64],
             stack: (2048, 16, 4, 128, 8, 8192),
-            decode_plan: Plan {
-                warmup: 2,
-                min_samples: 10,
-                max_samples: 30,
-                budget: Duration::from_secs(10),
-            },
+            decode_plan: Plan::new(2, 10, 30, 10000),
             overhead: (8, 128, &[1024, 4096, 16384]),
-            overhead_plan: Plan {
-                warmup: 5,
-                min_samples: 20,
-                max_samples: 200,
-                budget: Duration::from_secs(4),
-            },
+            overhead_plan: Plan::new(5, 20, 200, 4000),
             equivalence_steps: 32,
         },
     }
@@ -139,24 +108,18 @@ fn traces(ctx: &RunContext, n: usize) -> Result<Vec<Trace>> {
     }
 }
 
-impl Suite for KvCacheSuite {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn description(&self) -> &'static str {
-        "paged vs contiguous KV cache: fragmentation, capacity and decode throughput under one budget, prefix sharing, paged read overhead"
-    }
-
-    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
-        vec![
+/// What the suite is.
+const ABOUT: About = About {
+    name: NAME,
+    description: "paged vs contiguous KV cache: fragmentation, capacity and decode throughput under one budget, prefix sharing, paged read overhead",
+    experiments: &[
             (
                 "capacity",
                 "trace admitted into one KV budget: fragmentation, concurrency, peak bytes",
             ),
             (
                 "throughput",
-                "decode_tokens_per_s of a GQA stack at the batch each policy admits",
+                "decode_tokens_per_s of the GQA decoder at the batch each policy admits",
             ),
             (
                 "sharing",
@@ -170,7 +133,12 @@ impl Suite for KvCacheSuite {
                 "equivalence",
                 "paged_vs_contiguous_max_abs_diff over a decode run (GQA and MLA rows)",
             ),
-        ]
+        ],
+};
+
+impl Suite for KvCacheSuite {
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn variants(&self) -> Vec<&'static str> {

@@ -23,7 +23,7 @@ use crate::zoo::checkpoint;
 use crate::zoo::corpus::{self, check_answer, detokenize, tokenize, Format, BUCKETS};
 use crate::zoo::hf;
 use crate::zoo::train::mean_nll;
-use crate::{Case, Record, Result, RunContext, Scale, Suite, SuiteError};
+use crate::{About, Case, Record, Result, RunContext, Scale, Suite, SuiteError};
 
 const NAME: &str = "lm";
 
@@ -60,17 +60,11 @@ fn sizes(scale: Scale) -> Sizes {
     }
 }
 
-impl Suite for LmSuite {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn description(&self) -> &'static str {
-        "trained reference models: validation perplexity vs the unigram baseline, arithmetic accuracy direct vs step by step"
-    }
-
-    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
-        vec![
+/// What the suite is.
+const ABOUT: About = About {
+    name: NAME,
+    description: "trained reference models: validation perplexity vs the unigram baseline, arithmetic accuracy direct vs step by step",
+    experiments: &[
             (
                 "perplexity",
                 "valid_perplexity and unigram_perplexity on the validation split",
@@ -79,7 +73,12 @@ impl Suite for LmSuite {
                 "arith",
                 "arith_accuracy and arith_generated_tokens per bucket and format",
             ),
-        ]
+        ],
+};
+
+impl Suite for LmSuite {
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn variants(&self) -> Vec<&'static str> {

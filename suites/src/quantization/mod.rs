@@ -16,7 +16,6 @@
 //! otherwise.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use burn::module::Module;
 use burn::nn::LinearConfig;
@@ -38,7 +37,7 @@ use crate::metric::{
 };
 use crate::suite::Recorder;
 use crate::zoo::{checkpoint, corpus};
-use crate::{Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 
 const NAME: &str = "quantization";
 
@@ -75,34 +74,19 @@ fn sizes(scale: Scale) -> Sizes {
             big: 512,
             prefill_rows: 64,
             valid_bytes: 4 << 10,
-            plan: Plan {
-                warmup: 1,
-                min_samples: 3,
-                max_samples: 20,
-                budget: Duration::from_millis(30),
-            },
+            plan: Plan::new(1, 3, 20, 30),
         },
         Scale::Quick => Sizes {
             big: 4096,
             prefill_rows: 512,
             valid_bytes: 32 << 10,
-            plan: Plan {
-                warmup: 3,
-                min_samples: 15,
-                max_samples: 60,
-                budget: Duration::from_millis(600),
-            },
+            plan: Plan::new(3, 15, 60, 600),
         },
         Scale::Full => Sizes {
             big: 4096,
             prefill_rows: 512,
             valid_bytes: 64 << 10,
-            plan: Plan {
-                warmup: 5,
-                min_samples: 30,
-                max_samples: 200,
-                budget: Duration::from_secs(3),
-            },
+            plan: Plan::new(5, 30, 200, 3000),
         },
     }
 }
@@ -114,17 +98,11 @@ fn variant_names() -> Vec<String> {
     v
 }
 
-impl Suite for QuantizationSuite {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn description(&self) -> &'static str {
-        "FP8 (E4M3, E5M2), INT8, INT4 and Q4_0 weights against FP32: bits per weight, tensor error, perplexity/KL/top-1 on the trained target model, decode and prefill speed"
-    }
-
-    fn experiments(&self) -> Vec<(&'static str, &'static str)> {
-        vec![
+/// What the suite is.
+const ABOUT: About = About {
+    name: NAME,
+    description: "FP8 (E4M3, E5M2), INT8, INT4 and Q4_0 weights against FP32: bits per weight, tensor error, perplexity/KL/top-1 on the trained target model, decode and prefill speed",
+    experiments: &[
             ("tensor", "bits_per_weight, weight_rmse, weight_max_abs_err, sqnr_db"),
             (
                 "model",
@@ -135,7 +113,12 @@ impl Suite for QuantizationSuite {
                 "matvec_latency_ms (1 row), matmul_latency_ms (prefill rows) and speedup_vs_f32 per format, FP32 alongside",
             ),
             ("decode", "decode_tokens_per_s of target with quantized projections, FP32 alongside"),
-        ]
+        ],
+};
+
+impl Suite for QuantizationSuite {
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn variants(&self) -> Vec<&'static str> {
