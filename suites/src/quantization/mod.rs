@@ -22,6 +22,7 @@ use burn::nn::LinearConfig;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use infermark_models::decoder::{Attention, Decoder};
+use infermark_models::generation::argmax;
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::quant::{
     dequantize_decoder, quantize_decoder, Assignment, Fp8Kind, Fp8Scaling, QuantFormat,
@@ -346,16 +347,7 @@ fn compare<B: AttentionBackend>(
                     .map(|(&a, &b)| (a as f64).exp() * (a as f64 - b as f64))
                     .sum();
                 st.kl.push(kl.max(0.0));
-                let am = |r: &[f32]| {
-                    r.iter()
-                        .enumerate()
-                        .fold(
-                            (0, f32::MIN),
-                            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
-                        )
-                        .0
-                };
-                st.agree.push(am(pr) == am(qr));
+                st.agree.push(argmax(pr) == argmax(qr));
             }
         }
     }
