@@ -99,6 +99,17 @@ fn bad_settings_and_nan_logits_are_refused() {
     let mut s = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
     let err = s.sample(&[0.0, f32::NAN]).unwrap_err();
     assert!(err.to_string().contains("NaN"), "{err}");
+    assert!(s.sample(&[0.0, f32::INFINITY]).is_err());
+    assert!(s.sample(&[f32::NEG_INFINITY; 3]).is_err());
+    // Masked tokens (-inf) are fine and never drawn.
+    let mut t = Sampler::new(SamplingConfig::with_temperature(1.0), 3).unwrap();
+    for _ in 0..50 {
+        assert_eq!(
+            t.sample(&[f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY])
+                .unwrap(),
+            1
+        );
+    }
 }
 
 fn tiny() -> Decoder<B> {

@@ -89,10 +89,19 @@ fn check_logits(logits: &[f32]) -> crate::Result<()> {
     if logits.is_empty() {
         return Err(ModelError::InvalidConfig("empty logits".into()));
     }
-    if let Some(i) = logits.iter().position(|x| x.is_nan()) {
+    if let Some(i) = logits
+        .iter()
+        .position(|x| x.is_nan() || *x == f32::INFINITY)
+    {
         return Err(ModelError::InvalidConfig(format!(
-            "logits hold NaN (first at token {i})"
+            "logits hold {} at token {i}: NaN and +inf have no distribution",
+            logits[i]
         )));
+    }
+    if logits.iter().all(|x| x.is_infinite()) {
+        return Err(ModelError::InvalidConfig(
+            "every logit is -inf: no token can be drawn".into(),
+        ));
     }
     Ok(())
 }
@@ -121,7 +130,7 @@ impl Sampler {
 
     /// The distribution tokens are drawn from: one-hot at the argmax when greedy; otherwise
     /// softmax(logits / T), restricted to the top-k, then to the top-p nucleus, renormalised.
-    /// Refuses NaN logits.
+    /// Refuses NaN and +inf logits, and logits that are all -inf (masked tokens may be -inf).
     pub fn probs(&self, logits: &[f32]) -> crate::Result<Vec<f32>> {
         check_logits(logits)?;
         let mut p = vec![0f32; logits.len()];
@@ -130,7 +139,8 @@ impl Sampler {
             return Ok(p);
         }
         let t = self.config.temperature;
-        let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // The largest logit (finite: checked above), so every exponent is at most 0.
+        let m = logits[argmax(logits) as usize];
         let mut order: Vec<usize> = (0..logits.len()).collect();
         // Most likely first; ties keep the lower index first.
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
