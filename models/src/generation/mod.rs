@@ -5,9 +5,12 @@
 //!   the processed probability vector, which speculative rejection sampling needs.
 //! - [`generate`](mod@generate): prompts of a batch prefilled one by one, then decoded together
 //!   (one token per live sequence per forward), with stop tokens, a token budget and counters.
+//! - [`speculative`]: the verification rule (greedy and rejection sampling) and prompt lookup,
+//!   tensor-free.
 
 pub mod generate;
 pub mod sampler;
+pub mod speculative;
 
 pub use generate::{generate, last_logits, Counters, GenerateConfig, Generation};
 pub use sampler::{argmax, Sampler, SamplingConfig};
