@@ -114,9 +114,10 @@ fn speculative_sampling_emits_tokens_distributed_as_the_target() {
     let n = 40_000;
     let mut s = Sampler::new(SamplingConfig::with_temperature(1.0), 7).unwrap();
     let (mut spec, mut plain) = (vec![0usize; 4], vec![0usize; 4]);
+    let (target, draft) = ([p.clone(), p.clone()], [q.clone()]);
     for _ in 0..n {
         let x = s.draw(&q);
-        let o = verify_sampled(&[p.clone(), p.clone()], Some(&[q.clone()]), &[x], &mut s);
+        let o = verify_sampled(&target, Some(&draft), &[x], &mut s);
         let first = if o.accepted == 1 { x } else { o.next_token };
         spec[first as usize] += 1;
         plain[s.draw(&p) as usize] += 1;
