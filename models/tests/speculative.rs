@@ -150,3 +150,143 @@ fn prompt_lookup_proposes_nothing_when_no_ngram_recurs() {
     assert!(prompt_lookup(&[5], 3, 4).is_empty());
     assert!(prompt_lookup(&[], 3, 4).is_empty());
 }
+
+mod with_models {
+    use burn::backend::Flex;
+    use burn::tensor::backend::Backend;
+    use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
+    use infermark_models::generation::speculative::{
+        speculative_generate, ModelDrafter, PromptLookup, Proposer,
+    };
+    use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
+    use infermark_models::quant::{quantize_decoder, Assignment, QuantFormat};
+
+    type B = Flex;
+
+    fn model(layers: usize, d: usize, seed: u64) -> Decoder<B> {
+        let device = Default::default();
+        B::seed(&device, seed);
+        DecoderConfig::new(
+            32,
+            d,
+            layers,
+            4,
+            d / 4,
+            2 * d,
+            AttentionKind::Gqa { n_kv_heads: 2 },
+        )
+        .with_max_seq_len(96)
+        .init::<B>(&device)
+        .unwrap()
+    }
+
+    fn greedy() -> Sampler {
+        Sampler::new(SamplingConfig::greedy(), 0).unwrap()
+    }
+
+    /// The prompts: one with repeats (prompt lookup finds them), one without.
+    fn prompts() -> Vec<Vec<u32>> {
+        vec![vec![1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2], vec![7, 30, 12, 9]]
+    }
+
+    fn check_greedy_exact(target: &Decoder<B>, drafter: &mut dyn Proposer, what: &str) {
+        let device = Default::default();
+        let config = GenerateConfig {
+            max_new: 24,
+            stop: vec![],
+        };
+        for (i, prompt) in prompts().into_iter().enumerate() {
+            let mut cache = target.contiguous_cache(1, 96, &device);
+            let plain = generate(
+                target,
+                &mut cache,
+                std::slice::from_ref(&prompt),
+                &config,
+                &mut greedy(),
+                &device,
+            )
+            .unwrap()
+            .tokens
+            .remove(0);
+            for gamma in [1, 3, 5] {
+                let (spec, stats) = speculative_generate(
+                    target,
+                    &mut cache,
+                    &prompt,
+                    drafter,
+                    gamma,
+                    &config,
+                    &mut greedy(),
+                    &device,
+                )
+                .unwrap();
+                assert_eq!(spec, plain, "{what}, prompt {i}, γ {gamma}");
+                assert!(stats.accepted <= stats.proposed);
+                assert_eq!(stats.accepted_at.iter().sum::<usize>(), stats.accepted);
+            }
+        }
+    }
+
+    #[test]
+    fn greedy_speculative_decoding_equals_greedy_decoding_for_every_drafter() {
+        let device = Default::default();
+        let target = model(3, 32, 1);
+        let draft = model(1, 16, 2);
+        let mut by_draft = ModelDrafter::new(
+            draft.clone(),
+            draft.contiguous_cache(1, 96, &device),
+            &device,
+        )
+        .unwrap();
+        check_greedy_exact(&target, &mut by_draft, "draft model");
+        let int4 = Assignment::uniform(QuantFormat::Int4 {
+            group: 32,
+            asym: false,
+        });
+        let (q, _) = quantize_decoder(&target, int4).unwrap();
+        let mut by_int4 =
+            ModelDrafter::new(q.clone(), q.contiguous_cache(1, 96, &device), &device).unwrap();
+        check_greedy_exact(&target, &mut by_int4, "int4-self");
+        let skip = target.first_blocks(1).unwrap();
+        let mut by_skip = ModelDrafter::new(
+            skip.clone(),
+            skip.paged_cache(16, 8, &device).unwrap(),
+            &device,
+        )
+        .unwrap();
+        check_greedy_exact(&target, &mut by_skip, "layer-skip");
+        check_greedy_exact(&target, &mut PromptLookup { max_ngram: 3 }, "prompt lookup");
+    }
+
+    #[test]
+    fn a_drafter_equal_to_the_target_is_always_accepted() {
+        let device = Default::default();
+        let target = model(2, 32, 4);
+        let mut same = ModelDrafter::new(
+            target.clone(),
+            target.contiguous_cache(1, 96, &device),
+            &device,
+        )
+        .unwrap();
+        let mut cache = target.contiguous_cache(1, 96, &device);
+        let config = GenerateConfig {
+            max_new: 20,
+            stop: vec![],
+        };
+        let (out, stats) = speculative_generate(
+            &target,
+            &mut cache,
+            &[3, 4, 5],
+            &mut same,
+            4,
+            &config,
+            &mut greedy(),
+            &device,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 20);
+        assert_eq!(stats.accepted, stats.proposed, "{stats:?}");
+        // 20 tokens at up to 5 per step: 4 steps.
+        assert_eq!(stats.steps, 4);
+    }
+}

@@ -93,7 +93,7 @@ impl DecoderConfig {
                 },
             });
         }
-        Ok(Decoder {
+        let model = Decoder {
             // GPT-2's 0.02: with a tied head, unit-variance embeddings would start the logits
             // at a standard deviation of sqrt(d_model).
             embed: EmbeddingConfig::new(self.vocab_size, self.d_model)
@@ -106,7 +106,11 @@ impl DecoderConfig {
             norm: norm(self.d_model),
             lm_head: (!self.tie_embeddings).then(|| lin(self.d_model, self.vocab_size)),
             max_seq_len: self.max_seq_len,
-        })
+        };
+        // Drawn now, so that a clone (a draft sharing the weights, a quantized copy) holds the
+        // same values as the original.
+        materialize(&model);
+        Ok(model)
     }
 }
 
@@ -155,6 +159,21 @@ impl<B: AttentionBackend> Decoder<B> {
             })
             .collect();
         self
+    }
+
+    /// The same model with only its first `k` blocks, its final norm and its head (a layer-skip
+    /// draft, LayerSkip / Draft & Verify style). Shares nothing mutable with `self`.
+    pub fn first_blocks(&self, k: usize) -> crate::Result<Self> {
+        if k == 0 || k > self.blocks.len() {
+            return Err(ModelError::InvalidConfig(format!(
+                "a layer-skip draft keeps 1..={} blocks, not {k}",
+                self.blocks.len()
+            )));
+        }
+        materialize(self);
+        let mut m = self.clone();
+        m.blocks.truncate(k);
+        Ok(m)
     }
 
     /// Longest sequence the model supports.

@@ -16,7 +16,14 @@
 //!
 //! Rolling the caches back to the kept prefix is [`crate::kv_cache::ModelCache::truncate`].
 
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::generate::GenerateConfig;
 use super::sampler::{argmax, Sampler};
+use crate::decoder::Decoder;
+use crate::kernels::AttentionBackend;
+use crate::kv_cache::{KvCache, ModelCache, SeqId};
+use crate::ModelError;
 
 /// What one verification step decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,4 +144,233 @@ pub fn prompt_lookup(text: &[u32], max_ngram: usize, gamma: usize) -> Vec<u32> {
         }
     }
     Vec::new()
+}
+
+/// Tokens a drafter proposes, with the distributions it drew them from when it has them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Draft {
+    /// Up to γ tokens to follow the text.
+    pub tokens: Vec<u32>,
+    /// The drafter's processed distribution at each drafted position (`None`: a deterministic
+    /// drafter, a point mass on each token).
+    pub probs: Option<Vec<Vec<f32>>>,
+}
+
+/// A drafter: proposes up to γ tokens to follow a text.
+pub trait Proposer {
+    /// Up to `gamma` tokens to follow `text`, drawn with `sampler`'s settings.
+    fn propose(
+        &mut self,
+        text: &[u32],
+        gamma: usize,
+        sampler: &mut Sampler,
+    ) -> crate::Result<Draft>;
+}
+
+/// The model-free prompt-lookup drafter.
+#[derive(Clone, Copy, Debug)]
+pub struct PromptLookup {
+    /// Longest n-gram matched (Saxena 2023: 3).
+    pub max_ngram: usize,
+}
+
+impl Proposer for PromptLookup {
+    fn propose(&mut self, text: &[u32], gamma: usize, _: &mut Sampler) -> crate::Result<Draft> {
+        Ok(Draft {
+            tokens: prompt_lookup(text, self.max_ngram, gamma),
+            probs: None,
+        })
+    }
+}
+
+/// A drafter that is itself a decoder (a small draft model, the target quantized, or the target's
+/// first blocks), with a cache of its own that follows the text: what it drafted beyond the
+/// kept text is rolled back before the next proposal.
+pub struct ModelDrafter<B: AttentionBackend, C: KvCache<B>> {
+    model: Decoder<B>,
+    cache: ModelCache<B, C>,
+    seq: SeqId,
+    /// The tokens the cache holds.
+    held: Vec<u32>,
+    device: B::Device,
+}
+
+impl<B: AttentionBackend, C: KvCache<B>> ModelDrafter<B, C> {
+    /// A drafter running `model` on `cache` (one sequence of it).
+    pub fn new(
+        model: Decoder<B>,
+        mut cache: ModelCache<B, C>,
+        device: &B::Device,
+    ) -> crate::Result<Self> {
+        let seq = cache.add_sequence()?;
+        Ok(Self {
+            model,
+            cache,
+            seq,
+            held: Vec::new(),
+            device: device.clone(),
+        })
+    }
+
+    /// Feeds `tokens` and returns the last position's logits.
+    fn feed(&mut self, tokens: &[u32]) -> crate::Result<Vec<f32>> {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let x =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &self.device);
+        let logits = self.model.forward(x, &[self.seq], &mut self.cache)?;
+        self.held.extend_from_slice(tokens);
+        Ok(super::last_logits(logits).swap_remove(0))
+    }
+}
+
+impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
+    fn propose(
+        &mut self,
+        text: &[u32],
+        gamma: usize,
+        sampler: &mut Sampler,
+    ) -> crate::Result<Draft> {
+        if gamma == 0 || text.is_empty() {
+            return Ok(Draft::default());
+        }
+        // Keep the longest held prefix of the text (at least one text token must be fed).
+        let common = self
+            .held
+            .iter()
+            .zip(text)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(text.len() - 1);
+        self.cache.truncate(self.seq, common)?;
+        self.held.truncate(common);
+        let mut logits = self.feed(&text[common..])?;
+        let (mut tokens, mut probs) = (Vec::with_capacity(gamma), Vec::with_capacity(gamma));
+        loop {
+            let p = sampler.probs(&logits)?;
+            let t = if sampler.config().is_greedy() {
+                argmax(&logits)
+            } else {
+                sampler.draw(&p)
+            };
+            tokens.push(t);
+            probs.push(p);
+            if tokens.len() == gamma || self.held.len() + 1 >= self.model.max_seq_len() {
+                break;
+            }
+            logits = self.feed(&[t])?;
+        }
+        Ok(Draft {
+            tokens,
+            probs: Some(probs),
+        })
+    }
+}
+
+/// Counters of a speculative run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpecStats {
+    /// Drafted tokens offered.
+    pub proposed: usize,
+    /// Drafted tokens kept.
+    pub accepted: usize,
+    /// Target forwards (verification steps; the prompt's prefill not counted).
+    pub steps: usize,
+    /// `accepted_at[i]`: steps whose draft position `i + 1` was kept.
+    pub accepted_at: Vec<usize>,
+    /// `proposed_at[i]`: steps that drafted a position `i + 1`.
+    pub proposed_at: Vec<usize>,
+}
+
+/// Continues `prompt` by speculative decoding: each step the drafter proposes up to `gamma`
+/// tokens, one target forward scores the last text token and the draft together, the rule keeps a
+/// prefix and adds one token, and the target's cache is rolled back to the kept text.
+///
+/// Greedy settings give plain greedy decoding's tokens; sampling settings give tokens distributed
+/// as plain sampling's.
+#[allow(clippy::too_many_arguments)]
+pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
+    target: &Decoder<B>,
+    cache: &mut ModelCache<B, C>,
+    prompt: &[u32],
+    drafter: &mut dyn Proposer,
+    gamma: usize,
+    config: &GenerateConfig,
+    sampler: &mut Sampler,
+    device: &B::Device,
+) -> crate::Result<(Vec<u32>, SpecStats)> {
+    if prompt.is_empty() {
+        return Err(ModelError::InvalidConfig("empty prompt".into()));
+    }
+    target.check_tokens(prompt)?;
+    let ids = |t: &[u32]| {
+        let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
+        Tensor::<B, 2, Int>::from_data(TensorData::new(v, [1, t.len()]), device)
+    };
+    let seq = cache.add_sequence()?;
+    let mut stats = SpecStats {
+        accepted_at: vec![0; gamma],
+        proposed_at: vec![0; gamma],
+        ..Default::default()
+    };
+    let mut text = prompt.to_vec();
+    let mut out = Vec::new();
+    let result = (|| {
+        // The target's cache holds the text but its last token, which each step feeds.
+        if prompt.len() > 1 {
+            target.forward(ids(&prompt[..prompt.len() - 1]), &[seq], cache)?;
+        }
+        while out.len() < config.max_new && text.len() < target.max_seq_len() {
+            let room = (config.max_new - out.len()).min(target.max_seq_len() - text.len());
+            let g = gamma.min(room - 1);
+            let mut draft = drafter.propose(&text, g, sampler)?;
+            draft.tokens.truncate(g);
+            let d = draft.tokens.len();
+            let mut input = vec![*text.last().expect("non-empty text")];
+            input.extend_from_slice(&draft.tokens);
+            let logits = target.forward(ids(&input), &[seq], cache)?;
+            let [_, s, v] = logits.dims();
+            let data = logits.reshape([s * v]).into_data().convert::<f32>();
+            let rows: Vec<Vec<f32>> = data
+                .as_slice::<f32>()
+                .expect("f32 logits")
+                .chunks(v)
+                .map(<[f32]>::to_vec)
+                .collect();
+            let o = if sampler.config().is_greedy() {
+                verify_greedy(&rows, &draft.tokens)
+            } else {
+                let p = rows
+                    .iter()
+                    .map(|r| sampler.probs(r))
+                    .collect::<crate::Result<Vec<_>>>()?;
+                let q = draft.probs.as_ref().map(|q| &q[..d]);
+                verify_sampled(&p, q, &draft.tokens, sampler)
+            };
+            stats.steps += 1;
+            stats.proposed += d;
+            stats.accepted += o.accepted;
+            for i in 0..d {
+                stats.proposed_at[i] += 1;
+                if i < o.accepted {
+                    stats.accepted_at[i] += 1;
+                }
+            }
+            // Roll the cache back to the kept text (it holds text + the draft now).
+            cache.truncate(seq, text.len() + o.accepted)?;
+            let mut new: Vec<u32> = draft.tokens[..o.accepted].to_vec();
+            new.push(o.next_token);
+            if let Some(stop) = new.iter().position(|t| config.stop.contains(t)) {
+                new.truncate(stop + 1);
+                text.extend_from_slice(&new);
+                out.extend_from_slice(&new);
+                break;
+            }
+            text.extend_from_slice(&new);
+            out.extend_from_slice(&new);
+        }
+        Ok::<_, ModelError>(())
+    })();
+    cache.free(seq)?;
+    result?;
+    Ok((out, stats))
 }
