@@ -159,6 +159,7 @@ mod with_models {
         speculative_generate, ModelDrafter, PromptLookup, Proposer,
     };
     use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
+    use infermark_models::kv_cache::ContiguousKv;
     use infermark_models::quant::{quantize_decoder, Assignment, QuantFormat};
 
     type B = Flex;
@@ -178,6 +179,12 @@ mod with_models {
         .with_max_seq_len(96)
         .init::<B>(&device)
         .unwrap()
+    }
+
+    /// `m` as a drafter with a contiguous cache of its own.
+    fn drafter(m: &Decoder<B>) -> ModelDrafter<B, ContiguousKv<B>> {
+        let device = Default::default();
+        ModelDrafter::new(m.clone(), m.contiguous_cache(1, 96, &device), &device).unwrap()
     }
 
     fn greedy() -> Sampler {
@@ -232,21 +239,13 @@ mod with_models {
         let device = Default::default();
         let target = model(3, 32, 1);
         let draft = model(1, 16, 2);
-        let mut by_draft = ModelDrafter::new(
-            draft.clone(),
-            draft.contiguous_cache(1, 96, &device),
-            &device,
-        )
-        .unwrap();
-        check_greedy_exact(&target, &mut by_draft, "draft model");
+        check_greedy_exact(&target, &mut drafter(&draft), "draft model");
         let int4 = Assignment::uniform(QuantFormat::Int4 {
             group: 32,
             asym: false,
         });
         let (q, _) = quantize_decoder(&target, int4).unwrap();
-        let mut by_int4 =
-            ModelDrafter::new(q.clone(), q.contiguous_cache(1, 96, &device), &device).unwrap();
-        check_greedy_exact(&target, &mut by_int4, "int4-self");
+        check_greedy_exact(&target, &mut drafter(&q), "int4-self");
         let skip = target.first_blocks(1).unwrap();
         let mut by_skip = ModelDrafter::new(
             skip.clone(),
@@ -262,12 +261,7 @@ mod with_models {
     fn a_drafter_equal_to_the_target_is_always_accepted() {
         let device = Default::default();
         let target = model(2, 32, 4);
-        let mut same = ModelDrafter::new(
-            target.clone(),
-            target.contiguous_cache(1, 96, &device),
-            &device,
-        )
-        .unwrap();
+        let mut same = drafter(&target);
         let mut cache = target.contiguous_cache(1, 96, &device);
         let config = GenerateConfig {
             max_new: 20,
