@@ -54,16 +54,6 @@ impl<B: Backend> Proj<B> {
         }
     }
 
-    /// The dense weight parameter, when dense.
-    pub fn dense_weight(&self) -> Option<&Param<Tensor<B, 2>>> {
-        self.weight.as_ref()
-    }
-
-    /// The quantized layer, when quantized.
-    pub fn quant(&self) -> Option<&QuantLinear> {
-        self.quant.as_ref()
-    }
-
     fn kind(&self) -> Kind<'_, B> {
         match (&self.weight, &self.quant) {
             (_, Some(q)) => Kind::Quant(q),

@@ -25,11 +25,6 @@ use crate::kernels::{AttentionBackend, Visibility};
 use crate::kv_cache::{CacheLayout, KvCache, SeqId, Values};
 use crate::ModelError;
 
-/// Bytes held by a tensor, from its shape and element type.
-pub fn tensor_bytes<B: Backend, const D: usize>(t: &Tensor<B, D>) -> usize {
-    t.shape().num_elements() * t.dtype().size()
-}
-
 /// The attention of one block. (One per block, never in a hot collection: the size difference
 /// between the variants costs nothing worth a box.)
 #[derive(Module, Debug)]

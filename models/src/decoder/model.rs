@@ -170,7 +170,6 @@ impl<B: AttentionBackend> Decoder<B> {
                 self.blocks.len()
             )));
         }
-        materialize(self);
         let mut m = self.clone();
         m.blocks.truncate(k);
         Ok(m)
@@ -291,9 +290,9 @@ impl<B: AttentionBackend> Decoder<B> {
     }
 }
 
-/// Draws every lazily initialized parameter now. burn creates `Linear` weights on first use, and
-/// a clone taken before that draws its own values, so code that clones a fresh model calls this
-/// first.
+/// Draws every lazily initialized parameter now. burn creates `Embedding` weights on first use,
+/// and a clone taken before that draws its own values; [`DecoderConfig::init`] calls this, so
+/// every clone of a decoder holds the same weights.
 pub fn materialize<B: Backend>(model: &Decoder<B>) {
     struct Touch;
     impl<B: Backend> burn::module::ModuleVisitor<B> for Touch {

@@ -50,15 +50,27 @@ pub struct Generation {
 /// # Shapes
 /// - `logits`: `[batch, s, vocab]` → `batch` vectors of `vocab`
 pub fn last_logits<B: AttentionBackend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
+    let s = logits.dims()[1];
+    host_rows(logits.narrow(1, s - 1, 1))
+}
+
+/// Every position's logits of every row, on the host, row-major (batch, then position).
+///
+/// # Shapes
+/// - `logits`: `[batch, s, vocab]` → `batch·s` vectors of `vocab`
+pub fn host_rows<B: AttentionBackend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
     let [b, s, v] = logits.dims();
-    let last = logits.narrow(1, s - 1, 1).reshape([b * v]);
-    let data = last.into_data().convert::<f32>();
+    let data = logits.reshape([b * s * v]).into_data().convert::<f32>();
     let xs = data.as_slice::<f32>().expect("f32 logits");
     xs.chunks(v).map(<[f32]>::to_vec).collect()
 }
 
 /// Token ids as a `[rows, cols]` tensor.
-fn ids<B: AttentionBackend>(t: &[u32], rows: usize, device: &B::Device) -> Tensor<B, 2, Int> {
+pub(super) fn ids<B: AttentionBackend>(
+    t: &[u32],
+    rows: usize,
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
     let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
     Tensor::from_data(TensorData::new(v, [rows, t.len() / rows]), device)
 }

@@ -16,9 +16,7 @@
 //!
 //! Rolling the caches back to the kept prefix is [`crate::kv_cache::ModelCache::truncate`].
 
-use burn::tensor::{Int, Tensor, TensorData};
-
-use super::generate::GenerateConfig;
+use super::generate::{host_rows, ids, GenerateConfig};
 use super::sampler::{argmax, Sampler};
 use crate::decoder::Decoder;
 use crate::kernels::AttentionBackend;
@@ -214,9 +212,7 @@ impl<B: AttentionBackend, C: KvCache<B>> ModelDrafter<B, C> {
 
     /// Feeds `tokens` and returns the last position's logits.
     fn feed(&mut self, tokens: &[u32]) -> crate::Result<Vec<f32>> {
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let x =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &self.device);
+        let x = ids::<B>(tokens, 1, &self.device);
         let logits = self.model.forward(x, &[self.seq], &mut self.cache)?;
         self.held.extend_from_slice(tokens);
         Ok(super::last_logits(logits).swap_remove(0))
@@ -302,10 +298,6 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
         return Err(ModelError::InvalidConfig("empty prompt".into()));
     }
     target.check_tokens(prompt)?;
-    let ids = |t: &[u32]| {
-        let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
-        Tensor::<B, 2, Int>::from_data(TensorData::new(v, [1, t.len()]), device)
-    };
     let seq = cache.add_sequence()?;
     let mut stats = SpecStats {
         accepted_at: vec![0; gamma],
@@ -317,7 +309,11 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
     let result = (|| {
         // The target's cache holds the text but its last token, which each step feeds.
         if prompt.len() > 1 {
-            target.forward(ids(&prompt[..prompt.len() - 1]), &[seq], cache)?;
+            target.forward(
+                ids::<B>(&prompt[..prompt.len() - 1], 1, device),
+                &[seq],
+                cache,
+            )?;
         }
         while out.len() < config.max_new && text.len() < target.max_seq_len() {
             let room = (config.max_new - out.len()).min(target.max_seq_len() - text.len());
@@ -327,15 +323,8 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
             let d = draft.tokens.len();
             let mut input = vec![*text.last().expect("non-empty text")];
             input.extend_from_slice(&draft.tokens);
-            let logits = target.forward(ids(&input), &[seq], cache)?;
-            let [_, s, v] = logits.dims();
-            let data = logits.reshape([s * v]).into_data().convert::<f32>();
-            let rows: Vec<Vec<f32>> = data
-                .as_slice::<f32>()
-                .expect("f32 logits")
-                .chunks(v)
-                .map(<[f32]>::to_vec)
-                .collect();
+            let logits = target.forward(ids::<B>(&input, 1, device), &[seq], cache)?;
+            let rows = host_rows(logits);
             let o = if sampler.config().is_greedy() {
                 verify_greedy(&rows, &draft.tokens)
             } else {

@@ -19,6 +19,23 @@ struct Slot<B: Backend> {
     len: usize,
 }
 
+impl<B: AttentionBackend> Slot<B> {
+    /// Writes rows after the filled ones, in place where the backend allows it (the caller has
+    /// checked the room and the layout).
+    ///
+    /// # Shapes
+    /// - `k`: `[1, heads, n, k_width]`; `v`: `[1, heads, n, v_width]` or `None`
+    fn write(&mut self, k: Tensor<B, 4>, v: Option<Tensor<B, 4>>) {
+        let (at, n) = ([0, 0, self.len], k.dims()[2]);
+        let kb = self.k.take().expect("key buffer present between calls");
+        self.k = Some(B::cache_write(kb, at, k));
+        if let (Some(vb), Some(v)) = (self.v.take(), v) {
+            self.v = Some(B::cache_write(vb, at, v));
+        }
+        self.len += n;
+    }
+}
+
 /// Contiguous reservations of one layer for up to `max_seqs` sequences.
 pub struct ContiguousKv<B: Backend> {
     slots: Vec<Option<Slot<B>>>,
@@ -139,13 +156,7 @@ impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
                 total: max_len,
             });
         }
-        let at = [0, 0, s.len];
-        let kb = s.k.take().expect("key buffer present between calls");
-        s.k = Some(B::cache_write(kb, at, k.unsqueeze_dim(0)));
-        if let (Some(vb), Some(v)) = (s.v.take(), v) {
-            s.v = Some(B::cache_write(vb, at, v.unsqueeze_dim(0)));
-        }
-        s.len += n;
+        s.write(k.unsqueeze_dim(0), v.map(|v| v.unsqueeze_dim(0)));
         Ok(())
     }
 
@@ -170,13 +181,8 @@ impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
         }
         for (i, &seq) in seqs.iter().enumerate() {
             let s = self.slot_mut(seq)?;
-            let at = [0, 0, s.len];
-            let kb = s.k.take().expect("key buffer present between calls");
-            s.k = Some(B::cache_write(kb, at, k.clone().narrow(0, i, 1)));
-            if let (Some(vb), Some(v)) = (s.v.take(), v.as_ref()) {
-                s.v = Some(B::cache_write(vb, at, v.clone().narrow(0, i, 1)));
-            }
-            s.len += 1;
+            let row = |t: &Tensor<B, 4>| t.clone().narrow(0, i, 1);
+            s.write(row(&k), v.as_ref().map(row));
         }
         Ok(())
     }

@@ -88,7 +88,6 @@ pub fn quantize_decoder<B: AttentionBackend>(
     model: &Decoder<B>,
     assign: Assignment,
 ) -> crate::Result<(Decoder<B>, ModelBytes)> {
-    crate::decoder::materialize(model);
     let device = model.embed.weight.val().device();
     let mut m = model.clone();
     let (mut bytes, mut params) = (0usize, 0usize);
