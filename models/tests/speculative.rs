@@ -154,12 +154,16 @@ fn prompt_lookup_proposes_nothing_when_no_ngram_recurs() {
 mod with_models {
     use burn::backend::Flex;
     use burn::tensor::backend::Backend;
+    use burn::tensor::{Int, Tensor, TensorData};
     use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
+    use infermark_models::diff::max_abs_diff;
     use infermark_models::generation::speculative::{
-        speculative_generate, ModelDrafter, PromptLookup, Proposer,
+        speculative_generate, Gamma, ModelDrafter, PromptLookup, Proposer,
     };
-    use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
-    use infermark_models::kv_cache::ContiguousKv;
+    use infermark_models::generation::{
+        generate, last_logits, GenerateConfig, Sampler, SamplingConfig,
+    };
+    use infermark_models::kv_cache::{ContiguousKv, KvCache, ModelCache};
     use infermark_models::quant::{quantize_decoder, Assignment, QuantFormat};
 
     type B = Flex;
@@ -184,7 +188,7 @@ mod with_models {
     /// `m` as a drafter with a contiguous cache of its own.
     fn drafter(m: &Decoder<B>) -> ModelDrafter<B, ContiguousKv<B>> {
         let device = Default::default();
-        ModelDrafter::new(m.clone(), m.contiguous_cache(1, 96, &device), &device).unwrap()
+        ModelDrafter::new(m.clone(), m.contiguous_cache(4, 96, &device), &device)
     }
 
     fn greedy() -> Sampler {
@@ -203,7 +207,7 @@ mod with_models {
             stop: vec![],
         };
         for (i, prompt) in prompts().into_iter().enumerate() {
-            let mut cache = target.contiguous_cache(1, 96, &device);
+            let mut cache = target.contiguous_cache(4, 96, &device);
             let plain = generate(
                 target,
                 &mut cache,
@@ -216,18 +220,19 @@ mod with_models {
             .tokens
             .remove(0);
             for gamma in [1, 3, 5] {
-                let (spec, stats) = speculative_generate(
+                let run = speculative_generate(
                     target,
                     &mut cache,
-                    &prompt,
+                    std::slice::from_ref(&prompt),
                     drafter,
-                    gamma,
+                    Gamma::Fixed(gamma),
                     &config,
                     &mut greedy(),
                     &device,
                 )
                 .unwrap();
-                assert_eq!(spec, plain, "{what}, prompt {i}, γ {gamma}");
+                let stats = run.stats;
+                assert_eq!(run.tokens[0], plain, "{what}, prompt {i}, γ {gamma}");
                 assert!(stats.accepted <= stats.proposed);
                 assert_eq!(stats.accepted_at.iter().sum::<usize>(), stats.accepted);
             }
@@ -249,10 +254,9 @@ mod with_models {
         let skip = target.first_blocks(1).unwrap();
         let mut by_skip = ModelDrafter::new(
             skip.clone(),
-            skip.paged_cache(16, 8, &device).unwrap(),
+            skip.paged_cache(64, 8, &device).unwrap(),
             &device,
-        )
-        .unwrap();
+        );
         check_greedy_exact(&target, &mut by_skip, "layer-skip");
         check_greedy_exact(&target, &mut PromptLookup { max_ngram: 3 }, "prompt lookup");
     }
@@ -267,20 +271,236 @@ mod with_models {
             max_new: 20,
             stop: vec![],
         };
-        let (out, stats) = speculative_generate(
+        let run = speculative_generate(
             &target,
             &mut cache,
-            &[3, 4, 5],
+            &[vec![3, 4, 5]],
             &mut same,
-            4,
+            Gamma::Fixed(4),
             &config,
             &mut greedy(),
             &device,
         )
         .unwrap();
-        assert_eq!(out.len(), 20);
+        let stats = run.stats;
+        assert_eq!(run.tokens[0].len(), 20);
         assert_eq!(stats.accepted, stats.proposed, "{stats:?}");
         // 20 tokens at up to 5 per step: 4 steps.
         assert_eq!(stats.steps, 4);
+    }
+
+    /// Last-position logits of a fresh prefill of `text`.
+    fn fresh_last(target: &Decoder<B>, text: &[u32]) -> Vec<f32> {
+        let device = Default::default();
+        let mut c = target.contiguous_cache(1, 96, &device);
+        let seq = c.add_sequence().unwrap();
+        let x = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(text.iter().map(|&t| t as i64).collect(), [1, text.len()]),
+            &device,
+        );
+        last_logits(target.forward(x, &[seq], &mut c).unwrap()).remove(0)
+    }
+
+    fn rolled_back_then_next<C: KvCache<B>>(
+        target: &Decoder<B>,
+        mut cache: ModelCache<B, C>,
+        text: &[u32],
+        draft: &[u32],
+        kept: usize,
+        next: u32,
+    ) -> (usize, Vec<f32>) {
+        let device = Default::default();
+        let ids = |t: &[u32]| {
+            Tensor::<B, 2, Int>::from_data(
+                TensorData::new(t.iter().map(|&x| x as i64).collect(), [1, t.len()]),
+                &device,
+            )
+        };
+        let seq = cache.add_sequence().unwrap();
+        target.forward(ids(text), &[seq], &mut cache).unwrap();
+        target.forward(ids(draft), &[seq], &mut cache).unwrap();
+        cache.truncate(seq, text.len() + kept).unwrap();
+        let len = cache.len(seq).unwrap();
+        let y = target.forward(ids(&[next]), &[seq], &mut cache).unwrap();
+        (len, last_logits(y).remove(0))
+    }
+
+    #[test]
+    fn after_a_rejection_the_cache_holds_the_kept_prefix_and_continues_like_a_fresh_prefill() {
+        let device = Default::default();
+        let target = model(2, 32, 5);
+        let text = [4u32, 9, 1, 30, 2, 7];
+        let draft = [5u32, 6, 11, 3, 8];
+        let (kept, next) = (1, 17);
+        let mut want_text = text.to_vec();
+        want_text.extend_from_slice(&draft[..kept]);
+        want_text.push(next);
+        let want = fresh_last(&target, &want_text);
+        let contiguous = rolled_back_then_next(
+            &target,
+            target.contiguous_cache(1, 96, &device),
+            &text,
+            &draft,
+            kept,
+            next,
+        );
+        // Blocks of 8: 11 tokens held, rolled back to 7, frees the second block.
+        let paged = rolled_back_then_next(
+            &target,
+            target.paged_cache(16, 8, &device).unwrap(),
+            &text,
+            &draft,
+            kept,
+            next,
+        );
+        for (name, (len, got)) in [("contiguous", contiguous), ("paged", paged)] {
+            assert_eq!(len, text.len() + kept, "{name}");
+            let d = max_abs_diff(&got, &want).unwrap();
+            assert!(d < 1e-5, "{name}: {d}");
+        }
+    }
+
+    #[test]
+    fn batched_and_adaptive_speculation_equal_greedy_decoding_per_prompt() {
+        let device = Default::default();
+        let target = model(3, 32, 1);
+        let draft = model(1, 16, 2);
+        // Prompts of different lengths in one batch.
+        let prompts = vec![
+            vec![1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2],
+            vec![7, 30, 12, 9],
+            vec![3; 20],
+        ];
+        let config = GenerateConfig {
+            max_new: 30,
+            stop: vec![],
+        };
+        let mut cache = target.paged_cache(64, 8, &device).unwrap();
+        let want: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| {
+                generate(
+                    &target,
+                    &mut cache,
+                    std::slice::from_ref(p),
+                    &config,
+                    &mut greedy(),
+                    &device,
+                )
+                .unwrap()
+                .tokens
+                .remove(0)
+            })
+            .collect();
+        let adaptive = Gamma::Adaptive { initial: 2, max: 6 };
+        for gamma in [Gamma::Fixed(3), adaptive] {
+            let mut drafters: Vec<(&str, Box<dyn Proposer>)> = vec![
+                ("draft", Box::new(drafter(&draft))),
+                ("prompt lookup", Box::new(PromptLookup { max_ngram: 3 })),
+            ];
+            for (name, d) in &mut drafters {
+                let run = speculative_generate(
+                    &target,
+                    &mut cache,
+                    &prompts,
+                    d.as_mut(),
+                    gamma,
+                    &config,
+                    &mut greedy(),
+                    &device,
+                )
+                .unwrap();
+                assert_eq!(run.tokens, want, "{name}, {gamma:?}");
+                assert_eq!(run.counters.generated_tokens, 90);
+                assert_eq!(
+                    run.stats.accepted_at.iter().sum::<usize>(),
+                    run.stats.accepted
+                );
+                assert!(run.stats.proposed_at.len() <= gamma.max());
+            }
+        }
+    }
+
+    #[test]
+    fn adaptive_gamma_grows_by_two_while_everything_is_kept() {
+        let device = Default::default();
+        let target = model(2, 32, 4);
+        let mut same = drafter(&target);
+        let mut cache = target.contiguous_cache(1, 96, &device);
+        let config = GenerateConfig {
+            max_new: 40,
+            stop: vec![],
+        };
+        let run = speculative_generate(
+            &target,
+            &mut cache,
+            &[vec![3, 4, 5]],
+            &mut same,
+            Gamma::Adaptive { initial: 1, max: 7 },
+            &config,
+            &mut greedy(),
+            &device,
+        )
+        .unwrap();
+        // γ = 1, 3, 5, 7, 7, 7 emit 2, 4, 6, 8, 8, 8 tokens (36); the last 4 come from γ
+        // clipped to 3. Steps that drafted position 1..7: 7, 6, 6, 4, 4, 3, 3.
+        assert_eq!(run.stats.accepted, run.stats.proposed);
+        assert_eq!(run.stats.steps, 7, "{:?}", run.stats);
+        assert_eq!(run.stats.proposed_at, vec![7, 6, 6, 4, 4, 3, 3]);
+        assert_eq!(run.stats.proposed, 1 + 3 + 5 + 7 + 7 + 7 + 3);
+    }
+
+    #[test]
+    fn sampled_speculation_draws_the_first_token_from_the_target_distribution() {
+        let device = Default::default();
+        // Small random models have near-uniform logits; T = 0.1 sharpens them so that the
+        // target and draft distributions differ clearly.
+        let target = model(2, 32, 8);
+        let draft = model(1, 16, 9);
+        let prompt = vec![5u32, 1, 22, 7];
+        let cfg = SamplingConfig::with_temperature(0.1);
+        let p = Sampler::new(cfg, 0)
+            .unwrap()
+            .probs(&fresh_last(&target, &prompt))
+            .unwrap();
+        let q = Sampler::new(cfg, 0)
+            .unwrap()
+            .probs(&fresh_last(&draft, &prompt))
+            .unwrap();
+        let config = GenerateConfig {
+            max_new: 3,
+            stop: vec![],
+        };
+        let mut cache = target.contiguous_cache(1, 96, &device);
+        let mut d = drafter(&draft);
+        let mut sampler = Sampler::new(cfg, 11).unwrap();
+        let n = 3000;
+        let mut counts = vec![0usize; 32];
+        for _ in 0..n {
+            let run = speculative_generate(
+                &target,
+                &mut cache,
+                std::slice::from_ref(&prompt),
+                &mut d,
+                Gamma::Fixed(2),
+                &config,
+                &mut sampler,
+                &device,
+            )
+            .unwrap();
+            counts[run.tokens[0][0] as usize] += 1;
+        }
+        let tv_p = super::tv(&counts, &p);
+        let tv_q = super::tv(&counts, &q);
+        let pq: f64 = p
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (a - b).abs() as f64)
+            .sum::<f64>()
+            / 2.0;
+        // 32 tokens at n = 3000: the expected empirical TV is about 0.04.
+        assert!(tv_p < 0.07, "TV to the target {tv_p}");
+        assert!(pq > 0.15, "target and draft too alike to tell apart: {pq}");
+        assert!(tv_q > tv_p + 0.05, "TV to the draft {tv_q}");
     }
 }

@@ -5,8 +5,8 @@
 //!   the processed probability vector, which speculative rejection sampling needs.
 //! - [`generate`](mod@generate): prompts of a batch prefilled one by one, then decoded together
 //!   (one token per live sequence per forward), with stop tokens, a token budget and counters.
-//! - [`speculative`]: the verification rule (greedy and rejection sampling) and prompt lookup,
-//!   tensor-free.
+//! - [`speculative`]: the verification rule (greedy and rejection sampling), drafters and the
+//!   batched speculative loop.
 
 pub mod generate;
 pub mod sampler;

@@ -1,0 +1,248 @@
+//! The speculative loop: each step the drafter proposes tokens for every live sequence, one
+//! target forward per sequence scores its last text token and its draft together, the rule keeps
+//! a prefix and adds one token, and the target's cache is rolled back to the kept text
+//! ([`ModelCache::truncate`]). Greedy settings give plain greedy decoding's tokens; sampling
+//! settings give tokens distributed as plain sampling's.
+
+use std::time::Instant;
+
+use super::drafters::Proposer;
+use super::verify::{verify_greedy, verify_sampled, Outcome};
+use crate::decoder::Decoder;
+use crate::generation::generate::{host_rows, ids, Counters, GenerateConfig};
+use crate::generation::sampler::Sampler;
+use crate::kernels::AttentionBackend;
+use crate::kv_cache::{KvCache, ModelCache, SeqId};
+use crate::ModelError;
+
+/// How many tokens to draft per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gamma {
+    /// Always γ (fewer only near the token budget or the model's longest sequence).
+    Fixed(usize),
+    /// Hugging Face's heuristic, per sequence: start at `initial`; after a step that kept every
+    /// drafted token, draft 2 more, otherwise 1 fewer; never below 1 nor above `max`.
+    Adaptive { initial: usize, max: usize },
+}
+
+impl Gamma {
+    /// The first step's γ.
+    pub fn initial(self) -> usize {
+        match self {
+            Gamma::Fixed(g) => g,
+            Gamma::Adaptive { initial, .. } => initial,
+        }
+    }
+
+    /// Most tokens ever drafted in one step.
+    pub fn max(self) -> usize {
+        match self {
+            Gamma::Fixed(g) => g,
+            Gamma::Adaptive { max, .. } => max,
+        }
+    }
+
+    /// The next step's γ after a step that drafted `proposed` and kept `accepted`.
+    pub fn next(self, current: usize, o: &Outcome) -> usize {
+        match self {
+            Gamma::Fixed(g) => g,
+            Gamma::Adaptive { max, .. } if o.proposed > 0 && o.accepted == o.proposed => {
+                (current + 2).min(max)
+            }
+            Gamma::Adaptive { .. } if o.proposed > 0 => current.saturating_sub(1).max(1),
+            Gamma::Adaptive { .. } => current,
+        }
+    }
+}
+
+/// Counters of a speculative run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpecStats {
+    /// Drafted tokens offered.
+    pub proposed: usize,
+    /// Drafted tokens kept.
+    pub accepted: usize,
+    /// Verification steps: one target forward of one sequence (the prompt's prefill not counted).
+    pub steps: usize,
+    /// Steps that rejected a drafted token.
+    pub rejections: usize,
+    /// `accepted_at[i]`: steps whose draft position `i + 1` was kept.
+    pub accepted_at: Vec<usize>,
+    /// `proposed_at[i]`: steps that drafted a position `i + 1`.
+    pub proposed_at: Vec<usize>,
+}
+
+impl SpecStats {
+    /// Adds one step's outcome.
+    pub fn add(&mut self, o: &Outcome) {
+        self.steps += 1;
+        self.proposed += o.proposed;
+        self.accepted += o.accepted;
+        self.rejections += usize::from(o.accepted < o.proposed);
+        if self.proposed_at.len() < o.proposed {
+            self.proposed_at.resize(o.proposed, 0);
+            self.accepted_at.resize(o.proposed, 0);
+        }
+        for i in 0..o.proposed {
+            self.proposed_at[i] += 1;
+            self.accepted_at[i] += usize::from(i < o.accepted);
+        }
+    }
+
+    /// Kept over offered draft tokens (the accepted prefix only); `None` before any draft.
+    pub fn acceptance_rate(&self) -> Option<f64> {
+        (self.proposed > 0).then(|| self.accepted as f64 / self.proposed as f64)
+    }
+
+    /// Tokens each verification step produced, the bonus or correction token included (vLLM's
+    /// mean acceptance length); `None` before any step.
+    pub fn mean_accepted_length(&self) -> Option<f64> {
+        (self.steps > 0).then(|| (self.accepted + self.steps) as f64 / self.steps as f64)
+    }
+
+    /// The per-token acceptance probability α of Leviathan et al.'s model (each drafted token
+    /// kept independently with probability α, until the first rejection): its maximum-likelihood
+    /// estimate, kept tokens over tokens the rule examined (kept + first rejections). `None`
+    /// when nothing was examined.
+    pub fn alpha(&self) -> Option<f64> {
+        let examined = self.accepted + self.rejections;
+        (examined > 0).then(|| self.accepted as f64 / examined as f64)
+    }
+
+    /// Share of the steps that drafted position `pos` (1-based) whose token there was kept.
+    pub fn acceptance_at(&self, pos: usize) -> Option<f64> {
+        let n = *self.proposed_at.get(pos.checked_sub(1)?)?;
+        (n > 0).then(|| self.accepted_at[pos - 1] as f64 / n as f64)
+    }
+}
+
+/// The continuations of a batch of prompts, the acceptance counters and the time spent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpecGeneration {
+    /// New tokens per prompt, in prompt order (stop token included).
+    pub tokens: Vec<Vec<u32>>,
+    /// Acceptance counters.
+    pub stats: SpecStats,
+    /// Forwards of the target and wall time: prefill (the target's, of each prompt) and decode
+    /// (drafting, including the drafter's own catch-up on the prompt, and verification).
+    pub counters: Counters,
+}
+
+/// One sequence of the batch.
+struct Live {
+    seq: SeqId,
+    text: Vec<u32>,
+    out: Vec<u32>,
+    gamma: usize,
+    done: bool,
+}
+
+/// Continues each prompt by speculative decoding with `drafter`, `gamma` tokens per step.
+/// The sequences are freed at the end.
+#[allow(clippy::too_many_arguments)]
+pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
+    target: &Decoder<B>,
+    cache: &mut ModelCache<B, C>,
+    prompts: &[Vec<u32>],
+    drafter: &mut dyn Proposer,
+    gamma: Gamma,
+    config: &GenerateConfig,
+    sampler: &mut Sampler,
+    device: &B::Device,
+) -> crate::Result<SpecGeneration> {
+    for (i, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(ModelError::InvalidConfig(format!("prompt {i} is empty")));
+        }
+        target.check_tokens(p)?;
+        if p.len() > target.max_seq_len() {
+            return Err(ModelError::CacheFull {
+                len: 0,
+                adding: p.len(),
+                capacity: target.max_seq_len(),
+            });
+        }
+    }
+    let mut stats = SpecStats::default();
+    let mut counters = Counters::default();
+    let mut live: Vec<Live> = Vec::with_capacity(prompts.len());
+    let max_len = target.max_seq_len();
+    let result = (|| {
+        // The target's cache holds each text but its last token, which each step feeds.
+        for p in prompts {
+            let t0 = Instant::now();
+            let seq = cache.add_sequence()?;
+            live.push(Live {
+                seq,
+                text: p.clone(),
+                out: Vec::new(),
+                gamma: gamma.initial(),
+                done: config.max_new == 0 || p.len() >= max_len,
+            });
+            if p.len() > 1 {
+                target.forward(ids::<B>(&p[..p.len() - 1], 1, device), &[seq], cache)?;
+                counters.forwards += 1;
+            }
+            counters.prefill_tokens += p.len() - 1;
+            counters.prefill_time += t0.elapsed();
+        }
+        while live.iter().any(|l| !l.done) {
+            let t0 = Instant::now();
+            let idx: Vec<usize> = (0..live.len()).filter(|&i| !live[i].done).collect();
+            // Draft γ tokens, fewer where the budget or the model's length leaves less room.
+            let room = |l: &Live| (config.max_new - l.out.len()).min(max_len - l.text.len());
+            let gs: Vec<usize> = idx
+                .iter()
+                .map(|&i| live[i].gamma.min(room(&live[i]) - 1))
+                .collect();
+            let texts: Vec<&[u32]> = idx.iter().map(|&i| live[i].text.as_slice()).collect();
+            let drafts = drafter.propose(&texts, &gs, sampler)?;
+            for ((&i, mut draft), g) in idx.iter().zip(drafts).zip(gs) {
+                draft.tokens.truncate(g);
+                let l = &mut live[i];
+                let d = draft.tokens.len();
+                let mut input = vec![*l.text.last().expect("non-empty text")];
+                input.extend_from_slice(&draft.tokens);
+                let logits = target.forward(ids::<B>(&input, 1, device), &[l.seq], cache)?;
+                counters.forwards += 1;
+                let rows = host_rows(logits);
+                let o = if sampler.config().is_greedy() {
+                    verify_greedy(&rows, &draft.tokens)
+                } else {
+                    let p = rows
+                        .iter()
+                        .map(|r| sampler.probs(r))
+                        .collect::<crate::Result<Vec<_>>>()?;
+                    let q = draft.probs.as_ref().map(|q| &q[..d]);
+                    verify_sampled(&p, q, &draft.tokens, sampler)
+                };
+                stats.add(&o);
+                l.gamma = gamma.next(l.gamma, &o);
+                // Roll the cache back to the kept text (it holds text + the draft now).
+                cache.truncate(l.seq, l.text.len() + o.accepted)?;
+                let mut new: Vec<u32> = draft.tokens[..o.accepted].to_vec();
+                new.push(o.next_token);
+                let stop = new.iter().position(|t| config.stop.contains(t));
+                if let Some(s) = stop {
+                    new.truncate(s + 1);
+                }
+                l.text.extend_from_slice(&new);
+                l.out.extend_from_slice(&new);
+                l.done = stop.is_some() || room(l) == 0;
+            }
+            counters.decode_time += t0.elapsed();
+        }
+        Ok::<_, ModelError>(())
+    })();
+    for l in &live {
+        cache.free(l.seq)?;
+    }
+    result?;
+    let tokens: Vec<Vec<u32>> = live.into_iter().map(|l| l.out).collect();
+    counters.generated_tokens = tokens.iter().map(Vec::len).sum();
+    Ok(SpecGeneration {
+        tokens,
+        stats,
+        counters,
+    })
+}
