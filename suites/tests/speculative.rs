@@ -132,7 +132,7 @@ fn sampled_speculation_with_the_trained_pair_draws_from_the_target_distribution(
         let x = sampler.draw(&q);
         let o = verify_sampled(
             &[p.clone(), p.clone()],
-            Some(&[q.clone()]),
+            Some(std::slice::from_ref(&q)),
             &[x],
             &mut sampler,
         );
