@@ -12,6 +12,7 @@ pub mod metric;
 pub mod quantization;
 pub mod record;
 pub mod scale;
+pub mod speculative;
 pub mod suite;
 pub mod zoo;
 

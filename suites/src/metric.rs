@@ -158,7 +158,7 @@ pub const DECODE_TOKENS_PER_S: Metric = Metric {
     unit: "tokens/s",
     direction: Higher,
     kind: Noisy,
-    about: "decode throughput (kv_cache: at the admitted batch; quantization: whole target model)",
+    about: "decode throughput (kv_cache: at the admitted batch; quantization: whole target model; speculative: tokens made by decode steps over their time, `mode` plain or speculative, prefill excluded)",
 };
 
 /// Paged / contiguous decode throughput, same run.
@@ -378,6 +378,114 @@ pub const SPEEDUP_VS_F32: Metric = Metric {
 };
 
 /// Every metric infermark's suites emit.
+/// Speculative decoding: kept over offered draft tokens.
+pub const ACCEPTANCE_RATE: Metric = Metric {
+    name: "acceptance_rate",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "speculative decoding: drafted tokens kept / drafted tokens offered (the accepted prefix of each step only)",
+};
+
+/// Speculative decoding: Leviathan et al.'s per-token acceptance probability α.
+pub const ACCEPTANCE_ALPHA: Metric = Metric {
+    name: "acceptance_alpha",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "speculative decoding: per-token acceptance α (maximum-likelihood estimate: kept / (kept + first rejections)), the α of the analytic speedup",
+};
+
+/// Speculative decoding: tokens per target forward, bonus token included.
+pub const MEAN_ACCEPTED_LENGTH: Metric = Metric {
+    name: "mean_accepted_length",
+    unit: "tokens",
+    direction: Higher,
+    kind: Deterministic,
+    about: "speculative decoding: tokens produced per target forward, including the bonus or correction token (vLLM's convention; plain decoding = 1)",
+};
+
+/// Speculative decoding: acceptance at a draft position.
+pub const ACCEPTANCE_AT_POSITION: Metric = Metric {
+    name: "acceptance_at_position",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "speculative decoding: share of steps that drafted position `pos` (1-based) whose token there was kept (unconditional, like vLLM's per-position counts)",
+};
+
+/// Speculative decoding: drafting cost against a target step.
+pub const DRAFT_COST_RATIO: Metric = Metric {
+    name: "draft_cost_ratio",
+    unit: "ratio",
+    direction: Lower,
+    kind: Noisy,
+    about: "speculative decoding: c = median draft step (per token for model drafters, per call for prompt lookup, `per` param) / median one-token target step",
+};
+
+/// Speculative decoding: verification cost against a one-token target step.
+pub const VERIFY_COST_RATIO: Metric = Metric {
+    name: "verify_cost_ratio",
+    unit: "ratio",
+    direction: Lower,
+    kind: Noisy,
+    about: "speculative decoding: v = median target forward over γ + 1 tokens / over 1 token, same context",
+};
+
+/// Speculative decoding: measured speedup.
+pub const SPECULATIVE_SPEEDUP: Metric = Metric {
+    name: "speculative_speedup",
+    unit: "x",
+    direction: Higher,
+    kind: Noisy,
+    about: "speculative decoding: decode tokens/s speculative / plain, same prompts, A/B interleaved in one run",
+};
+
+/// Speculative decoding: what Leviathan et al.'s theory predicts from the measured α, c, v.
+pub const ANALYTIC_SPEEDUP: Metric = Metric {
+    name: "analytic_speedup",
+    unit: "x",
+    direction: Higher,
+    kind: Noisy,
+    about: "speculative decoding: (1 - α^(γ+1)) / ((1 - α)(γc + v)) with the measured α, c, v (Leviathan et al. 2023, Thm 3.8, verify cost measured)",
+};
+
+/// Speculative decoding: measured over analytic speedup.
+pub const SPEEDUP_VS_BOUND: Metric = Metric {
+    name: "speedup_vs_bound",
+    unit: "ratio",
+    direction: Higher,
+    kind: Noisy,
+    about: "speculative decoding: speculative_speedup / analytic_speedup (1 = the loop wastes nothing the theory allows)",
+};
+
+/// Speculative decoding: greedy speculation reproduces greedy decoding.
+pub const GREEDY_EXACT: Metric = Metric {
+    name: "greedy_exact",
+    unit: "bool",
+    direction: Higher,
+    kind: Deterministic,
+    about: "speculative decoding at T = 0: 1 if the output equals plain greedy decoding token for token over the whole workload, else 0",
+};
+
+/// Speculative decoding: where greedy speculation first differs.
+pub const FIRST_DIVERGENCE_INDEX: Metric = Metric {
+    name: "first_divergence_index",
+    unit: "tokens",
+    direction: Higher,
+    kind: Deterministic,
+    about: "speculative decoding at T = 0: index of the first differing token in the workload's concatenated output (recorded only when greedy_exact = 0)",
+};
+
+/// Speculative decoding: distance of sampled speculation from plain sampling.
+pub const SAMPLING_TV_DISTANCE: Metric = Metric {
+    name: "sampling_tv_distance",
+    unit: "ratio",
+    direction: Lower,
+    kind: Deterministic,
+    about: "speculative decoding at T > 0: total variation distance between next-token samples by the rule and plain samples (`pair` = spec-vs-plain; plain-vs-plain is the noise floor), seeded",
+};
+
 pub const ALL: &[Metric] = &[
     KV_CACHE_BYTES_PER_TOKEN,
     FLOPS_PER_TOKEN,
@@ -416,6 +524,18 @@ pub const ALL: &[Metric] = &[
     MATVEC_LATENCY_MS,
     MATMUL_LATENCY_MS,
     SPEEDUP_VS_F32,
+    ACCEPTANCE_RATE,
+    ACCEPTANCE_ALPHA,
+    MEAN_ACCEPTED_LENGTH,
+    ACCEPTANCE_AT_POSITION,
+    DRAFT_COST_RATIO,
+    VERIFY_COST_RATIO,
+    SPECULATIVE_SPEEDUP,
+    ANALYTIC_SPEEDUP,
+    SPEEDUP_VS_BOUND,
+    GREEDY_EXACT,
+    FIRST_DIVERGENCE_INDEX,
+    SAMPLING_TV_DISTANCE,
 ];
 
 /// Looks a metric up; `None` for a metric the registry does not know.

@@ -113,6 +113,7 @@ pub fn registry() -> Vec<Box<dyn Suite>> {
         Box::new(crate::kv_cache::KvCacheSuite),
         Box::new(crate::lm::eval::LmSuite),
         Box::new(crate::quantization::QuantizationSuite),
+        Box::new(crate::speculative::SpeculativeSuite),
     ]
 }
 

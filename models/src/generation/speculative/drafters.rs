@@ -56,6 +56,12 @@ pub trait Proposer {
         gamma: &[usize],
         sampler: &mut Sampler,
     ) -> crate::Result<Vec<Draft>>;
+
+    /// Takes in the prompts before the first proposal (a model drafter prefills them, so that
+    /// the cost lands in the prefill, not in the decode steps). Nothing by default.
+    fn prefill(&mut self, _prompts: &[&[u32]]) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// The model-free prompt-lookup drafter.
@@ -152,6 +158,16 @@ impl<B: AttentionBackend, C: KvCache<B>> ModelDrafter<B, C> {
 }
 
 impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
+    fn prefill(&mut self, prompts: &[&[u32]]) -> crate::Result<()> {
+        for (i, p) in prompts.iter().enumerate().filter(|(_, p)| p.len() > 1) {
+            let feed = self.catch_up(i, &p[..p.len() - 1])?;
+            if !feed.is_empty() {
+                self.feed(&[i], &[feed])?;
+            }
+        }
+        Ok(())
+    }
+
     fn propose(
         &mut self,
         texts: &[&[u32]],

@@ -89,6 +89,21 @@ impl SpecStats {
         }
     }
 
+    /// Adds another run's counters (e.g. the next batch of a workload).
+    pub fn merge(&mut self, other: &SpecStats) {
+        self.proposed += other.proposed;
+        self.accepted += other.accepted;
+        self.steps += other.steps;
+        self.rejections += other.rejections;
+        let n = self.proposed_at.len().max(other.proposed_at.len());
+        self.proposed_at.resize(n, 0);
+        self.accepted_at.resize(n, 0);
+        for (i, (&p, &a)) in other.proposed_at.iter().zip(&other.accepted_at).enumerate() {
+            self.proposed_at[i] += p;
+            self.accepted_at[i] += a;
+        }
+    }
+
     /// Kept over offered draft tokens (the accepted prefix only); `None` before any draft.
     pub fn acceptance_rate(&self) -> Option<f64> {
         (self.proposed > 0).then(|| self.accepted as f64 / self.proposed as f64)
@@ -123,8 +138,8 @@ pub struct SpecGeneration {
     pub tokens: Vec<Vec<u32>>,
     /// Acceptance counters.
     pub stats: SpecStats,
-    /// Forwards of the target and wall time: prefill (the target's, of each prompt) and decode
-    /// (drafting, including the drafter's own catch-up on the prompt, and verification).
+    /// Forwards of the target and wall time: prefill (each prompt but its last token, by the
+    /// target and the drafter) and decode (drafting and verification: every generated token).
     pub counters: Counters,
 }
 
@@ -186,6 +201,10 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
             counters.prefill_tokens += p.len() - 1;
             counters.prefill_time += t0.elapsed();
         }
+        let t0 = Instant::now();
+        let texts: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        drafter.prefill(&texts)?;
+        counters.prefill_time += t0.elapsed();
         while live.iter().any(|l| !l.done) {
             let t0 = Instant::now();
             let idx: Vec<usize> = (0..live.len()).filter(|&i| !live[i].done).collect();

@@ -1,0 +1,560 @@
+//! The speculative decoding suite: four drafters (and adaptive γ) against plain decoding of the
+//! same target, on three workloads, swept over γ, temperature and batch. For every setting it
+//! records what was accepted (rate, α, tokens per target forward, per position), what drafting
+//! and verification cost against a target step (c, v), the decode speed of both A/B interleaved,
+//! the speedup Leviathan et al.'s theory predicts from those measurements, whether greedy
+//! speculation reproduced greedy decoding token for token, and at T > 0 how far sampled
+//! speculation's next-token distribution is from plain sampling's.
+
+mod drafters;
+pub mod workloads;
+
+use std::collections::BTreeMap;
+
+use infermark_models::decoder::Decoder;
+use infermark_models::generation::speculative::{
+    speculative_generate, verify_sampled, Gamma, SpecStats,
+};
+use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
+use infermark_models::kernels::AttentionBackend;
+
+use crate::backend::{run_on, BackendJob};
+use crate::measure::Plan;
+use crate::metric::{
+    ACCEPTANCE_ALPHA, ACCEPTANCE_AT_POSITION, ACCEPTANCE_RATE, ANALYTIC_SPEEDUP,
+    DECODE_TOKENS_PER_S, DRAFT_COST_RATIO, FIRST_DIVERGENCE_INDEX, GREEDY_EXACT,
+    MEAN_ACCEPTED_LENGTH, SAMPLING_TV_DISTANCE, SPECULATIVE_SPEEDUP, SPEEDUP_VS_BOUND,
+    VERIFY_COST_RATIO,
+};
+use crate::suite::Recorder;
+use crate::zoo::checkpoint;
+use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use drafters::{Cost, Drafter};
+use workloads::Workload;
+
+const NAME: &str = "speculative";
+
+/// Drafter variants: the trained draft model (fixed and adaptive γ), the target quantized to
+/// INT4 g32, the target's first blocks, prompt lookup.
+pub const DRAFTERS: [&str; 5] = [
+    "draft",
+    "draft-adaptive",
+    "int4-self",
+    "layer-skip",
+    "prompt-lookup",
+];
+
+/// Largest γ adaptive drafting may grow to.
+const ADAPTIVE_MAX: usize = 16;
+
+/// The speculative decoding suite.
+pub struct SpeculativeSuite;
+
+struct Sizes {
+    gammas: &'static [usize],
+    temperatures: &'static [f32],
+    batches: &'static [usize],
+    /// Prompts per workload (decoded in groups of `batch`).
+    prompts: usize,
+    /// New tokens per prompt.
+    max_new: usize,
+    /// A/B repetitions of the whole workload.
+    reps: usize,
+    /// Timing of c and v.
+    plan: Plan,
+    /// Next-token draws per side of the sampling distance.
+    tv_draws: usize,
+}
+
+fn sizes(scale: Scale) -> Sizes {
+    match scale {
+        Scale::Smoke => Sizes {
+            gammas: &[2, 4],
+            temperatures: &[0.0, 1.0],
+            batches: &[1, 2],
+            prompts: 2,
+            max_new: 24,
+            reps: 2,
+            plan: Plan::new(2, 5, 15, 20),
+            tv_draws: 4000,
+        },
+        Scale::Quick => Sizes {
+            gammas: &[1, 2, 3, 4, 6, 8],
+            temperatures: &[0.0, 0.7, 1.0],
+            batches: &[1, 4],
+            prompts: 4,
+            max_new: 48,
+            reps: 3,
+            plan: Plan::new(3, 15, 60, 120),
+            tv_draws: 20_000,
+        },
+        Scale::Full => Sizes {
+            gammas: &[1, 2, 3, 4, 6, 8],
+            temperatures: &[0.0, 0.7, 1.0],
+            batches: &[1, 4, 8],
+            prompts: 8,
+            max_new: 128,
+            reps: 5,
+            plan: Plan::new(5, 30, 200, 1000),
+            tv_draws: 100_000,
+        },
+    }
+}
+
+/// What the suite is.
+const ABOUT: About = About {
+    name: NAME,
+    description: "speculative decoding: draft model, INT4 self-draft, layer skip and prompt lookup against plain decoding; acceptance, cost ratios, measured vs analytic speedup, greedy exactness",
+    experiments: &[
+        (
+            "acceptance",
+            "acceptance_rate, acceptance_alpha, mean_accepted_length (bonus included), acceptance_at_position per (workload, γ, T, batch)",
+        ),
+        (
+            "cost",
+            "draft_cost_ratio c and verify_cost_ratio v (per γ) against a one-token target step",
+        ),
+        (
+            "speed",
+            "decode_tokens_per_s plain and speculative (A/B interleaved), speculative_speedup, analytic_speedup, speedup_vs_bound",
+        ),
+        (
+            "exactness",
+            "greedy_exact (and first_divergence_index) at T = 0; sampling_tv_distance at T > 0",
+        ),
+    ],
+};
+
+impl Suite for SpeculativeSuite {
+    fn about(&self) -> &'static About {
+        &ABOUT
+    }
+
+    fn variants(&self) -> Vec<&'static str> {
+        DRAFTERS.to_vec()
+    }
+
+    /// One case per (drafter, workload); the trained draft model drafts for `target` only (no
+    /// draft model was trained for `arith`).
+    fn cases(&self, _scale: Scale) -> Vec<Case> {
+        let mut out = Vec::new();
+        for w in Workload::ALL {
+            for d in DRAFTERS {
+                if d.starts_with("draft") && w.target() != "target" {
+                    continue;
+                }
+                out.push(Case {
+                    variant: d.into(),
+                    params: BTreeMap::from([
+                        ("preset".to_string(), w.name().to_string()),
+                        ("workload".to_string(), w.name().to_string()),
+                    ]),
+                });
+            }
+        }
+        out
+    }
+
+    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
+        run_on(ctx.backend, Job { case, ctx })?
+    }
+}
+
+struct Job<'a> {
+    case: &'a Case,
+    ctx: &'a RunContext<'a>,
+}
+
+fn model_err(context: String) -> impl FnOnce(infermark_models::ModelError) -> SuiteError {
+    move |error| SuiteError::Model { context, error }
+}
+
+/// One setting of the sweep.
+#[derive(Clone, Copy)]
+struct Setting {
+    gamma: usize,
+    temperature: f32,
+    batch: usize,
+}
+
+impl Setting {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("gamma", self.gamma.to_string()),
+            ("temperature", self.temperature.to_string()),
+            ("batch", self.batch.to_string()),
+        ]
+    }
+}
+
+/// What one A/B run of the workload produced.
+struct AbRun {
+    plain_tps: Vec<f64>,
+    spec_tps: Vec<f64>,
+    plain_tokens: Vec<Vec<u32>>,
+    spec_tokens: Vec<Vec<u32>>,
+    stats: SpecStats,
+}
+
+impl BackendJob for Job<'_> {
+    type Output = Result<Vec<Record>>;
+
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
+        let (ctx, variant) = (self.ctx, self.case.variant.as_str());
+        let s = sizes(ctx.scale);
+        let w = self
+            .case
+            .params
+            .get("workload")
+            .and_then(|n| Workload::parse(n))
+            .ok_or_else(|| SuiteError::Input(format!("case {} has no workload", variant)))?;
+        let base = BTreeMap::from([
+            ("workload".to_string(), w.name().to_string()),
+            ("target".to_string(), w.target().to_string()),
+        ]);
+        let mut rec = Recorder::new(ctx, NAME, variant, base);
+        (ctx.progress)(&format!("{variant}/{}: loading", w.name()));
+        let (target, _) = checkpoint::load::<B>(&checkpoint::committed(w.target()), &device)?;
+        let max_batch = *s.batches.iter().max().expect("a batch size");
+        let mut drafter = Drafter::build(variant, &target, max_batch, &device)?;
+        let prompts = w.prompts(s.prompts);
+        let config = GenerateConfig {
+            max_new: s.max_new,
+            stop: w.stop(),
+        };
+
+        (ctx.progress)(&format!("{variant}/{}: costs", w.name()));
+        let cost = drafter.cost(&target, &prompts[0], s.plan, &device)?;
+        let (c, per) = match cost {
+            Cost::PerToken(c) => (c, "token"),
+            Cost::PerCall(c) => (c, "call"),
+        };
+        rec.metric("cost", &DRAFT_COST_RATIO)
+            .stat(Stat::Median, s.plan.min_samples)
+            .param("per", per)
+            .value(c)?;
+        let mut v = BTreeMap::new();
+        for &g in s.gammas {
+            let x = drafters::verify_cost(&target, &prompts[0], g, s.plan, &device)?;
+            rec.metric("cost", &VERIFY_COST_RATIO)
+                .stat(Stat::Median, s.plan.min_samples)
+                .param("gamma", g)
+                .value(x)?;
+            v.insert(g, x);
+        }
+
+        for &temperature in s.temperatures {
+            if temperature > 0.0 {
+                (ctx.progress)(&format!("{variant}/{}: T {temperature} distance", w.name()));
+                tv_records(
+                    &mut rec,
+                    &mut drafter,
+                    &target,
+                    &prompts[0],
+                    temperature,
+                    &s,
+                    &device,
+                )?;
+            }
+            for &batch in s.batches {
+                for &gamma in s.gammas {
+                    let set = Setting {
+                        gamma,
+                        temperature,
+                        batch,
+                    };
+                    (ctx.progress)(&format!(
+                        "{variant}/{}: γ {gamma}, T {temperature}, batch {batch}",
+                        w.name()
+                    ));
+                    let run = ab_run(
+                        &target,
+                        &mut drafter,
+                        &prompts,
+                        &config,
+                        set,
+                        s.reps,
+                        ctx.seed,
+                        &device,
+                    )?;
+                    setting_records(&mut rec, &run, set, c, &cost, v[&gamma], drafter.adaptive())?;
+                }
+            }
+        }
+        Ok(rec.records)
+    }
+}
+
+/// The workload decoded plainly and speculatively, `reps` times each, alternately (A B A B);
+/// each repetition draws the same tokens (same seeds), so only the times vary.
+#[allow(clippy::too_many_arguments)]
+fn ab_run<B: AttentionBackend>(
+    target: &Decoder<B>,
+    drafter: &mut Drafter<B>,
+    prompts: &[Vec<u32>],
+    config: &GenerateConfig,
+    set: Setting,
+    reps: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Result<AbRun> {
+    let sampling = if set.temperature == 0.0 {
+        SamplingConfig::greedy()
+    } else {
+        SamplingConfig::with_temperature(set.temperature)
+    };
+    let sampler = |i: usize| {
+        Sampler::new(sampling, seed.wrapping_add(i as u64)).map_err(model_err("sampler".into()))
+    };
+    let gamma = if drafter.adaptive() {
+        Gamma::Adaptive {
+            initial: set.gamma,
+            max: ADAPTIVE_MAX,
+        }
+    } else {
+        Gamma::Fixed(set.gamma)
+    };
+    let mut cache = target.contiguous_cache(set.batch, target.max_seq_len(), device);
+    let mut run = AbRun {
+        plain_tps: Vec::new(),
+        spec_tps: Vec::new(),
+        plain_tokens: Vec::new(),
+        spec_tokens: Vec::new(),
+        stats: SpecStats::default(),
+    };
+    for rep in 0..reps {
+        let (mut tokens, mut secs) = (0usize, 0f64);
+        let mut outs = Vec::new();
+        for (i, group) in prompts.chunks(set.batch).enumerate() {
+            let g = generate(target, &mut cache, group, config, &mut sampler(i)?, device)
+                .map_err(model_err("plain decoding".into()))?;
+            // The first token of each sequence comes from its prefill; the decode steps made
+            // the rest (speculation's decode steps make every token: its prefill stops one
+            // token short of the prompt).
+            tokens +=
+                g.counters.generated_tokens - g.tokens.iter().filter(|t| !t.is_empty()).count();
+            secs += g.counters.decode_time.as_secs_f64();
+            outs.extend(g.tokens);
+        }
+        run.plain_tps.push(tokens as f64 / secs);
+        if rep == 0 {
+            run.plain_tokens = outs;
+        }
+        let (mut tokens, mut secs) = (0usize, 0f64);
+        let mut outs = Vec::new();
+        let mut stats = SpecStats::default();
+        for (i, group) in prompts.chunks(set.batch).enumerate() {
+            let g = speculative_generate(
+                target,
+                &mut cache,
+                group,
+                drafter.proposer(),
+                gamma,
+                config,
+                &mut sampler(i)?,
+                device,
+            )
+            .map_err(model_err("speculative decoding".into()))?;
+            tokens += g.counters.generated_tokens;
+            secs += g.counters.decode_time.as_secs_f64();
+            outs.extend(g.tokens);
+            stats.merge(&g.stats);
+        }
+        run.spec_tps.push(tokens as f64 / secs);
+        if rep == 0 {
+            run.spec_tokens = outs;
+            run.stats = stats;
+        }
+    }
+    Ok(run)
+}
+
+fn median(xs: &[f64]) -> f64 {
+    crate::measure::Summary::of(xs).median
+}
+
+/// Leviathan et al.'s expected speedup (Thm 3.8) with a measured verification cost: tokens per
+/// step (1 − α^(γ+1)) / (1 − α) over the step's cost in target steps, γc + v (c per call: c + v).
+pub fn analytic_speedup(alpha: f64, gamma: f64, drafting: f64, v: f64) -> f64 {
+    let tokens = if alpha >= 1.0 - 1e-12 {
+        gamma + 1.0
+    } else {
+        (1.0 - alpha.powf(gamma + 1.0)) / (1.0 - alpha)
+    };
+    tokens / (drafting + v)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn setting_records(
+    rec: &mut Recorder,
+    run: &AbRun,
+    set: Setting,
+    c: f64,
+    cost: &Cost,
+    v: f64,
+    adaptive: bool,
+) -> Result<()> {
+    let p = set.params();
+    let st = &run.stats;
+    let steps = st.steps;
+    if let Some(a) = st.acceptance_rate() {
+        rec.metric("acceptance", &ACCEPTANCE_RATE)
+            .stat(Stat::Mean, st.proposed)
+            .params(&p)
+            .value(a)?;
+    }
+    if let Some(a) = st.alpha() {
+        rec.metric("acceptance", &ACCEPTANCE_ALPHA)
+            .stat(Stat::Mean, st.accepted + st.rejections)
+            .params(&p)
+            .value(a)?;
+    }
+    if let Some(m) = st.mean_accepted_length() {
+        rec.metric("acceptance", &MEAN_ACCEPTED_LENGTH)
+            .stat(Stat::Mean, steps)
+            .params(&p)
+            .value(m)?;
+    }
+    for pos in 1..=st.proposed_at.len() {
+        if let Some(a) = st.acceptance_at(pos) {
+            rec.metric("acceptance", &ACCEPTANCE_AT_POSITION)
+                .stat(Stat::Mean, st.proposed_at[pos - 1])
+                .params(&p)
+                .param("pos", pos)
+                .value(a)?;
+        }
+    }
+    let (plain, spec) = (median(&run.plain_tps), median(&run.spec_tps));
+    for (mode, tps, n) in [
+        ("plain", plain, run.plain_tps.len()),
+        ("speculative", spec, run.spec_tps.len()),
+    ] {
+        rec.metric("speed", &DECODE_TOKENS_PER_S)
+            .stat(Stat::Median, n)
+            .params(&p)
+            .param("mode", mode)
+            .value(tps)?;
+    }
+    let speedup = spec / plain;
+    rec.metric("speed", &SPECULATIVE_SPEEDUP)
+        .stat(Stat::Median, run.spec_tps.len())
+        .params(&p)
+        .value(speedup)?;
+    // The analytic bound assumes one sequence and a fixed γ: batch 1, fixed-γ drafters. A
+    // drafter that drafts fewer than γ (prompt lookup) is credited with its mean draft length,
+    // and v is scaled to it linearly from v(0) = 1.
+    if set.batch == 1 && !adaptive && steps > 0 {
+        if let Some(alpha) = st.alpha() {
+            let g = st.proposed as f64 / steps as f64;
+            let v_eff = 1.0 + (v - 1.0) * g / set.gamma as f64;
+            let drafting = match cost {
+                Cost::PerToken(_) => g * c,
+                Cost::PerCall(_) => c,
+            };
+            let bound = analytic_speedup(alpha, g, drafting, v_eff);
+            rec.metric("speed", &ANALYTIC_SPEEDUP)
+                .stat(Stat::Median, run.spec_tps.len())
+                .params(&p)
+                .value(bound)?;
+            rec.metric("speed", &SPEEDUP_VS_BOUND)
+                .stat(Stat::Median, run.spec_tps.len())
+                .params(&p)
+                .value(speedup / bound)?;
+        }
+    }
+    if set.temperature == 0.0 {
+        let (a, b) = (run.plain_tokens.concat(), run.spec_tokens.concat());
+        let diverge = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .or((a.len() != b.len()).then(|| a.len().min(b.len())));
+        rec.metric("exactness", &GREEDY_EXACT)
+            .params(&p)
+            .value(if diverge.is_none() { 1.0 } else { 0.0 })?;
+        if let Some(i) = diverge {
+            rec.metric("exactness", &FIRST_DIVERGENCE_INDEX)
+                .params(&p)
+                .value(i as f64)?;
+        }
+    }
+    Ok(())
+}
+
+/// Total variation distance between two count vectors over the same tokens.
+fn tv(a: &[usize], b: &[usize]) -> f64 {
+    let (na, nb) = (
+        a.iter().sum::<usize>().max(1) as f64,
+        b.iter().sum::<usize>().max(1) as f64,
+    );
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 / na - y as f64 / nb).abs())
+        .sum::<f64>()
+        / 2.0
+}
+
+/// The next token after `prompt` sampled `tv_draws` times by the rule (drafter proposes one
+/// token, kept or replaced from the residual) and plainly from the target twice: the distance
+/// of the rule's samples from plain ones, and of two plain sample sets (the noise floor).
+fn tv_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    drafter: &mut Drafter<B>,
+    target: &Decoder<B>,
+    prompt: &[u32],
+    temperature: f32,
+    s: &Sizes,
+    device: &B::Device,
+) -> Result<()> {
+    let cfg = SamplingConfig::with_temperature(temperature);
+    let mut sampler = Sampler::new(cfg, 17).map_err(model_err("sampler".into()))?;
+    let p = sampler
+        .probs(&drafters::last_logits(target, prompt, device)?)
+        .map_err(model_err("target distribution".into()))?;
+    let vocab = p.len();
+    let (mut spec, mut plain, mut plain2) = (vec![0; vocab], vec![0; vocab], vec![0; vocab]);
+    // The drafter's proposal at the prompt (its distribution q, or a point mass) is the same
+    // for every draw: draft once, then draw from q on the host.
+    let draft = drafter
+        .proposer()
+        .propose(&[prompt], &[1], &mut sampler)
+        .map_err(model_err("drafting".into()))?
+        .remove(0);
+    let target_rows = [p.clone(), p.clone()];
+    for _ in 0..s.tv_draws {
+        let first = match (&draft.probs, draft.tokens.first()) {
+            (Some(q), Some(_)) => {
+                let x = sampler.draw(&q[0]);
+                let o = verify_sampled(&target_rows, Some(&q[..1]), &[x], &mut sampler);
+                if o.accepted == 1 {
+                    x
+                } else {
+                    o.next_token
+                }
+            }
+            (None, Some(&x)) => {
+                let o = verify_sampled(&target_rows, None, &[x], &mut sampler);
+                if o.accepted == 1 {
+                    x
+                } else {
+                    o.next_token
+                }
+            }
+            (_, None) => sampler.draw(&p),
+        };
+        spec[first as usize] += 1;
+        plain[sampler.draw(&p) as usize] += 1;
+        plain2[sampler.draw(&p) as usize] += 1;
+    }
+    for (pair, d) in [
+        ("spec-vs-plain", tv(&spec, &plain)),
+        ("plain-vs-plain", tv(&plain2, &plain)),
+    ] {
+        rec.metric("exactness", &SAMPLING_TV_DISTANCE)
+            .stat(Stat::Exact, s.tv_draws)
+            .param("temperature", temperature)
+            .param("pair", pair)
+            .value(d)?;
+    }
+    Ok(())
+}
