@@ -22,7 +22,8 @@ pub struct Chart {
     pub svg: String,
 }
 
-type Series = BTreeMap<String, Vec<(f64, f64)>>;
+/// Named series of (x, y) points.
+pub type Series = BTreeMap<String, Vec<(f64, f64)>>;
 
 const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
@@ -101,6 +102,95 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) ->
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// A linear chart of measured series (solid, with points) and, in the same colours, what a model
+/// predicts for each (dashed); a grey line marks `reference` on the y axis (e.g. speedup 1).
+pub fn measured_vs_model(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    measured: &Series,
+    model: &Series,
+    reference: Option<f64>,
+) -> Result<String> {
+    let err = |e: String| ReportError::Render {
+        what: format!("chart `{title}`"),
+        reason: e,
+    };
+    let pts = measured.values().chain(model.values()).flatten();
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, 0f64, f64::MIN);
+    for &(x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        return Err(err("no points to plot".into()));
+    }
+    if let Some(r) = reference {
+        y1 = y1.max(r);
+    }
+    let (x0, x1) = if x0 == x1 {
+        (x0 - 1.0, x1 + 1.0)
+    } else {
+        (x0, x1)
+    };
+    let y1 = y1 * 1.1 + 1e-9;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|v| axis_label(*v))
+            .y_label_formatter(&|v| axis_label(*v))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        if let Some(r) = reference {
+            chart
+                .draw_series(LineSeries::new([(x0, r), (x1, r)], BLACK.mix(0.3)))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        for (i, (name, points)) in measured.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let mut points = points.clone();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| err(e.to_string()))?;
+            if let Some(m) = model.get(name) {
+                let mut m = m.clone();
+                m.sort_by(|a, b| a.0.total_cmp(&b.0));
+                chart
+                    .draw_series(DashedLineSeries::new(m, 6, 4, color.stroke_width(1)))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;

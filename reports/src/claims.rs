@@ -70,6 +70,16 @@ pub fn parse(text: &str) -> Result<Ledger> {
         reason: e.to_string().trim_end().to_string(),
     })?;
     for c in ledger.claims.iter().flat_map(|c| &c.checks) {
+        let picks = [Some(&c.a), c.b.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get("pick"));
+        if let Some(p) = picks.into_iter().find(|p| p.as_str() != "best") {
+            return Err(ReportError::Malformed {
+                path: "reports/claims.toml".into(),
+                reason: format!("check `{}`: pick `{p}` (known: best)", c.label),
+            });
+        }
         let two = matches!(c.test.as_str(), "ratio" | "speedup" | "reduction");
         let known = two || matches!(c.test.as_str(), "at_least" | "at_most");
         if !known || two != c.b.is_some() {

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod quant_view;
 pub mod sections;
 pub mod select;
+pub mod spec_view;
 pub mod table;
 
 use std::path::PathBuf;

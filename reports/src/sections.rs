@@ -30,6 +30,7 @@ pub fn all() -> Vec<Box<dyn SuiteSection>> {
     vec![
         Box::new(crate::quant_view::QuantizationSection),
         Box::new(crate::charts::KvCacheSection),
+        Box::new(crate::spec_view::SpeculativeSection),
     ]
 }
 

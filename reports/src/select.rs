@@ -1,7 +1,9 @@
 //! Picking records by a selector: `suite`, `experiment`, `variant` and `stat` match record
 //! fields, every other key matches a parameter. A parameter value of `max` keeps the records with
 //! the largest numeric value of that parameter (e.g. `ctx = "max"`: the longest context). Without a
-//! `stat` key only headline statistics (exact, median) match.
+//! `stat` key only headline statistics (exact, median) match. `pick = "best"` keeps the one record
+//! with the best value (by the metric's direction) among those that match: a claim about the best
+//! configuration a run found, whose conditions the verdict then shows.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +14,12 @@ pub type Selector = BTreeMap<String, String>;
 
 const FIELDS: [&str; 4] = ["suite", "experiment", "variant", "stat"];
 
+/// The key that picks the best of the matching records.
+const PICK: &str = "pick";
+
 /// A parameter (not a record field) asked for at its largest value.
 fn wants_max(key: &str, value: &str) -> bool {
-    value == "max" && !FIELDS.contains(&key)
+    value == "max" && !FIELDS.contains(&key) && key != PICK
 }
 
 fn field<'a>(r: &'a Record, key: &str) -> Option<&'a str> {
@@ -35,9 +40,29 @@ pub fn select<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Vec<&'
         .filter(|r| sel.contains_key("stat") || matches!(r.stat, Stat::Exact | Stat::Median))
         .filter(|r| {
             sel.iter()
-                .all(|(k, v)| wants_max(k, v) || field(r, k) == Some(v.as_str()))
+                .all(|(k, v)| k == PICK || wants_max(k, v) || field(r, k) == Some(v.as_str()))
         })
         .collect();
+    match sel.get(PICK).map(String::as_str) {
+        None => {}
+        Some("best") => {
+            let higher = infermark_suites::metric::lookup(metric)
+                .is_none_or(|m| m.direction == infermark_suites::metric::Direction::Higher);
+            let best = out
+                .iter()
+                .copied()
+                .filter(|r| r.value.is_finite())
+                .reduce(
+                    |a, b| match (higher, b.value > a.value, b.value < a.value) {
+                        (true, true, _) | (false, _, true) => b,
+                        _ => a,
+                    },
+                );
+            out = best.into_iter().collect();
+        }
+        // An unknown pick matches nothing (the ledger's parser refuses it first).
+        Some(_) => out.clear(),
+    }
     for (k, _) in sel.iter().filter(|(k, v)| wants_max(k, v)) {
         let num = |r: &Record| field(r, k).and_then(|x| x.parse::<f64>().ok());
         let best = out

@@ -282,3 +282,43 @@ fn registry_covers_every_metric_the_suites_emit() {
         assert_eq!(m.unit, r.unit, "unit of {}", r.metric);
     }
 }
+
+#[test]
+fn a_best_pick_claim_takes_the_best_matching_record_and_shows_its_conditions() {
+    let ledger = claims::parse(claims::LEDGER).unwrap();
+    let spec = |gamma: &str, batch: &str, v: f64| {
+        let mut r = rec(
+            "draft",
+            "speculative_speedup",
+            v,
+            Stat::Median,
+            &[("gamma", gamma), ("batch", batch), ("temperature", "0")],
+        );
+        r.suite = "speculative".into();
+        r
+    };
+    let verdict = |records: &[Record]| {
+        claims::evaluate(&ledger, records)
+            .into_iter()
+            .find(|c| c.id == "speculative-3x")
+            .unwrap()
+    };
+    // The batch-4 record is better but is not a batch-1 measurement.
+    let v = verdict(&[
+        spec("2", "1", 1.5),
+        spec("4", "1", 3.2),
+        spec("4", "4", 5.0),
+    ]);
+    assert_eq!(v.verdict, "reproduced");
+    assert!(v.details[0].contains("gamma=4"), "{:?}", v.details);
+    let v = verdict(&[
+        spec("2", "1", 1.5),
+        spec("4", "1", 2.9),
+        spec("4", "4", 5.0),
+    ]);
+    assert_eq!(v.verdict, "not reproduced");
+    assert_eq!(verdict(&[spec("4", "4", 5.0)]).verdict, "not measured");
+    let bad = claims::LEDGER.replace("pick = \"best\"", "pick = \"worst\"");
+    let err = claims::parse(&bad).unwrap_err().to_string();
+    assert!(err.contains("pick `worst`"), "{err}");
+}

@@ -28,6 +28,11 @@ const MAX_STREAMING_ROWS: usize = 8;
 /// Calls reading fewer K/V elements than this run on the calling thread.
 const SEQUENTIAL_BELOW: usize = 1 << 17;
 
+/// GEMM-path calls of fewer multiply-adds than this run on the calling thread (a few
+/// verification rows against a short context: handing them to the pool costs more than the
+/// work, ~0.1 ms per call on a 2-core machine).
+const GEMM_SEQUENTIAL_BELOW: usize = 1 << 21;
+
 /// Largest score tile of the GEMM path, in elements (16 MiB of f32).
 const MAX_SCORE_TILE: usize = 4 << 20;
 
@@ -268,6 +273,20 @@ fn gemm_path(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f
     let t = k.dims[2];
     let dv = v.dims[3];
     let tile = (MAX_SCORE_TILE / t.max(1)).clamp(1, rows);
+    let parallel = b * h * rows * t * (dk + dv) >= GEMM_SEQUENTIAL_BELOW;
+    let threads = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    let softmax = |(i, row): (usize, &mut [f32]), r0: usize| {
+        let (seen, hidden) = row.split_at_mut(vis.visible(r0 + i, t));
+        hidden.iter_mut().for_each(|x| *x = 0.0);
+        let mx = lanes_fold(seen, f32::NEG_INFINITY, f32::max);
+        seen.iter_mut().for_each(|x| *x = exp_nonpositive(*x - mx));
+        let inv = 1.0 / lanes_fold(seen, 0.0, |a, b| a + b);
+        seen.iter_mut().for_each(|x| *x *= inv);
+    };
     let mut out = vec![0f32; b * h * rows * dv];
     let mut scores = vec![0f32; tile * t];
     let ptr = |x: &View, bi: usize, hi: usize, r: usize| -> *const f32 {
@@ -301,17 +320,16 @@ fn gemm_path(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f
                         false,
                         false,
                         false,
-                        gemm::Parallelism::Rayon(0),
+                        threads,
                     );
                 }
-                sc.par_chunks_mut(t).enumerate().for_each(|(i, row)| {
-                    let (seen, hidden) = row.split_at_mut(vis.visible(r0 + i, t));
-                    hidden.iter_mut().for_each(|x| *x = 0.0);
-                    let mx = lanes_fold(seen, f32::NEG_INFINITY, f32::max);
-                    seen.iter_mut().for_each(|x| *x = exp_nonpositive(*x - mx));
-                    let inv = 1.0 / lanes_fold(seen, 0.0, |a, b| a + b);
-                    seen.iter_mut().for_each(|x| *x *= inv);
-                });
+                if parallel {
+                    sc.par_chunks_mut(t)
+                        .enumerate()
+                        .for_each(|x| softmax(x, r0));
+                } else {
+                    sc.chunks_mut(t).enumerate().for_each(|x| softmax(x, r0));
+                }
                 let dst = &mut out
                     [((bi * h + hi) * rows + r0) * dv..((bi * h + hi) * rows + r0 + m) * dv];
                 // SAFETY: as above.
@@ -335,7 +353,7 @@ fn gemm_path(q: &View, k: &View, v: &View, vis: Visibility, scale: f32) -> Vec<f
                         false,
                         false,
                         false,
-                        gemm::Parallelism::Rayon(0),
+                        threads,
                     );
                 }
             }

@@ -1,0 +1,290 @@
+//! The speculative suite's part of the report: per workload, measured speedup against γ for each
+//! drafter with Leviathan et al.'s analytic curve (from the measured α, c, v) dashed beside it;
+//! acceptance per draft position with the i.i.d. model α^pos dashed; and a table of each
+//! drafter's best γ with the quantities that explain its speedup.
+
+use std::collections::BTreeMap;
+
+use infermark_suites::{Record, Stat};
+
+use crate::charts::{measured_vs_model, Chart, Series};
+use crate::quant_view::Pivot;
+use crate::table::fmt_value;
+use crate::Result;
+
+const SUITE: &str = "speculative";
+
+/// The speculative suite's section.
+pub struct SpeculativeSection;
+
+impl crate::sections::SuiteSection for SpeculativeSection {
+    fn suite(&self) -> &'static str {
+        SUITE
+    }
+
+    fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
+        let mut out = Vec::new();
+        for w in workloads(records) {
+            out.extend(speedup_chart(records, &w)?);
+            out.extend(position_chart(records, &w)?);
+        }
+        Ok(out)
+    }
+
+    fn pivots(&self, records: &[Record]) -> Vec<Pivot> {
+        summary_table(records).into_iter().collect()
+    }
+}
+
+/// Headline records of `metric` in the suite whose params include `want`.
+fn find<'a>(records: &'a [Record], metric: &str, want: &[(&str, &str)]) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|r| {
+            r.suite == SUITE
+                && r.metric == metric
+                && matches!(r.stat, Stat::Median | Stat::Exact | Stat::Mean)
+                && want
+                    .iter()
+                    .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+fn workloads(records: &[Record]) -> Vec<String> {
+    let mut w: Vec<String> = records
+        .iter()
+        .filter(|r| r.suite == SUITE)
+        .filter_map(|r| r.params.get("workload").cloned())
+        .collect();
+    w.sort();
+    w.dedup();
+    w
+}
+
+fn num(r: &Record, key: &str) -> Option<f64> {
+    r.params.get(key)?.parse().ok()
+}
+
+const GREEDY_B1: [(&str, &str); 2] = [("temperature", "0"), ("batch", "1")];
+
+fn speedup_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
+    let want = [GREEDY_B1[0], GREEDY_B1[1], ("workload", workload)];
+    let (mut measured, mut model) = (Series::new(), Series::new());
+    for r in find(records, "speculative_speedup", &want) {
+        if let Some(g) = num(r, "gamma") {
+            measured
+                .entry(r.variant.clone())
+                .or_default()
+                .push((g, r.value));
+        }
+    }
+    for r in find(records, "analytic_speedup", &want) {
+        if let Some(g) = num(r, "gamma") {
+            model
+                .entry(r.variant.clone())
+                .or_default()
+                .push((g, r.value));
+        }
+    }
+    if measured.is_empty() {
+        return Ok(None);
+    }
+    let title =
+        format!("{workload}: speedup over plain decoding by γ (T 0, batch 1; dashed: analytic)");
+    let svg = measured_vs_model(
+        &title,
+        "γ (drafted tokens per step)",
+        "speedup (×)",
+        &measured,
+        &model,
+        Some(1.0),
+    )?;
+    Ok(Some(Chart {
+        suite: SUITE.into(),
+        title,
+        svg,
+    }))
+}
+
+/// Acceptance per position at the largest γ, with α^pos from each drafter's α there.
+fn position_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
+    let want = [GREEDY_B1[0], GREEDY_B1[1], ("workload", workload)];
+    let gamma = find(records, "acceptance_at_position", &want)
+        .into_iter()
+        .filter_map(|r| num(r, "gamma"))
+        .fold(f64::NEG_INFINITY, f64::max);
+    if !gamma.is_finite() {
+        return Ok(None);
+    }
+    let g = format!("{gamma}");
+    let want = [
+        GREEDY_B1[0],
+        GREEDY_B1[1],
+        ("workload", workload),
+        ("gamma", g.as_str()),
+    ];
+    let (mut measured, mut model) = (Series::new(), Series::new());
+    for r in find(records, "acceptance_at_position", &want) {
+        if let Some(pos) = num(r, "pos") {
+            measured
+                .entry(r.variant.clone())
+                .or_default()
+                .push((pos, r.value));
+        }
+    }
+    for r in find(records, "acceptance_alpha", &want) {
+        model.insert(
+            r.variant.clone(),
+            (1..=gamma as usize)
+                .map(|p| (p as f64, r.value.powi(p as i32)))
+                .collect(),
+        );
+    }
+    let title =
+        format!("{workload}: acceptance by draft position (γ {g}, T 0, batch 1; dashed: α^pos)");
+    let svg = measured_vs_model(
+        &title,
+        "draft position",
+        "share of steps kept",
+        &measured,
+        &model,
+        None,
+    )?;
+    Ok(Some(Chart {
+        suite: SUITE.into(),
+        title,
+        svg,
+    }))
+}
+
+/// Per (workload, drafter): the γ with the best measured speedup at T 0, batch 1, and there α,
+/// c, v, mean accepted length, measured and analytic speedup; the speedup at the largest batch
+/// for the same γ; whether every greedy run was exact.
+fn summary_table(records: &[Record]) -> Option<Pivot> {
+    let mut rows = Vec::new();
+    let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
+    let mut keys: BTreeMap<(String, String), ()> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.suite == SUITE) {
+        if let Some(w) = r.params.get("workload") {
+            keys.insert((w.clone(), r.variant.clone()), ());
+        }
+    }
+    let max_batch = records
+        .iter()
+        .filter(|r| r.suite == SUITE)
+        .filter_map(|r| num(r, "batch"))
+        .fold(1.0, f64::max);
+    for (w, v) in keys.keys() {
+        let want = [GREEDY_B1[0], GREEDY_B1[1], ("workload", w.as_str())];
+        let of = |metric: &str, extra: &[(&str, &str)]| {
+            find(records, metric, &want).into_iter().find(|r| {
+                &r.variant == v
+                    && extra
+                        .iter()
+                        .all(|(k, x)| r.params.get(*k).map(String::as_str) == Some(*x))
+            })
+        };
+        let Some(best) = find(records, "speculative_speedup", &want)
+            .into_iter()
+            .filter(|r| &r.variant == v)
+            .max_by(|a, b| a.value.total_cmp(&b.value))
+        else {
+            continue;
+        };
+        let g = best.params.get("gamma").cloned().unwrap_or_default();
+        let at = [("gamma", g.as_str())];
+        let c = records
+            .iter()
+            .find(|r| {
+                r.suite == SUITE
+                    && &r.variant == v
+                    && r.metric == "draft_cost_ratio"
+                    && r.params.get("workload") == Some(w)
+            })
+            .map(|r| r.value);
+        let mb = format!("{max_batch}");
+        let batched = find(
+            records,
+            "speculative_speedup",
+            &[
+                ("temperature", "0"),
+                ("batch", mb.as_str()),
+                ("workload", w.as_str()),
+                ("gamma", g.as_str()),
+            ],
+        )
+        .into_iter()
+        .find(|r| &r.variant == v)
+        .map(|r| r.value);
+        let exact: Vec<f64> = records
+            .iter()
+            .filter(|r| {
+                r.suite == SUITE
+                    && &r.variant == v
+                    && r.metric == "greedy_exact"
+                    && r.params.get("workload") == Some(w)
+            })
+            .map(|r| r.value)
+            .collect();
+        let exact = match (exact.is_empty(), exact.iter().all(|&x| x == 1.0)) {
+            (true, _) => "–".to_string(),
+            (false, true) => format!("yes ({})", exact.len()),
+            (false, false) => format!(
+                "NO ({} of {})",
+                exact.iter().filter(|&&x| x != 1.0).count(),
+                exact.len()
+            ),
+        };
+        rows.push(vec![
+            w.clone(),
+            v.clone(),
+            g.clone(),
+            cell(of("acceptance_alpha", &at).map(|r| r.value)),
+            cell(c),
+            cell(
+                records
+                    .iter()
+                    .find(|r| {
+                        r.suite == SUITE
+                            && &r.variant == v
+                            && r.metric == "verify_cost_ratio"
+                            && r.params.get("workload") == Some(w)
+                            && r.params.get("gamma") == Some(&g)
+                    })
+                    .map(|r| r.value),
+            ),
+            cell(of("mean_accepted_length", &at).map(|r| r.value)),
+            cell(Some(best.value)),
+            cell(of("analytic_speedup", &at).map(|r| r.value)),
+            cell(of("speedup_vs_bound", &at).map(|r| r.value)),
+            cell(batched),
+            exact,
+        ]);
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    Some(Pivot {
+        title: "Speculative decoding: each drafter at its best γ (T 0, batch 1)".into(),
+        header: [
+            "workload",
+            "drafter",
+            "γ*",
+            "α",
+            "c",
+            "v(γ*)",
+            "tokens / target forward",
+            "speedup",
+            "analytic",
+            "measured / analytic",
+            &format!("speedup at batch {max_batch}"),
+            "greedy exact",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+        note: "Speedup: decode tokens/s of speculative over plain decoding of the same prompts, timed alternately in one run (medians). α: per-token acceptance (kept / (kept + first rejections)); c: a drafter step over a one-token target step (prompt lookup: one lookup call); v: a target forward over γ + 1 tokens over one token. Analytic: (1 − α^(γ+1)) / ((1 − α)(γc + v)) (Leviathan et al. 2023, Thm 3.8, with the measured verify cost). Tokens per target forward include the bonus or correction token. Adaptive γ has no analytic value (γ varies).".into(),
+    })
+}
