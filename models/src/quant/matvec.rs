@@ -19,6 +19,9 @@ use super::tensor::{padded_cols, QuantizedTensor, Scales};
 /// Input vectors per call that the fused path handles (more rows are a matrix product).
 pub const MAX_ROWS: usize = 8;
 
+/// Layers with fewer weights than this run on the calling thread.
+const PARALLEL_WEIGHTS: usize = 1 << 20;
+
 /// `y[i][r] = Σ_c W[r, c] · x[i][c]` for `n = x.len() / cols` input vectors.
 ///
 /// # Shapes
@@ -56,6 +59,11 @@ pub fn matvec(w: &QuantizedTensor, x: &[f32], y: &mut [f32]) {
     if w.rows <= chunk {
         // One task: skip the thread pool (small layers are dominated by dispatch otherwise).
         run(0, out);
+    } else if w.rows * w.cols < PARALLEL_WEIGHTS {
+        // Too little work to pay for waking the pool (~0.1 ms on a 2-core machine).
+        for (ci, o) in out.chunks_mut(chunk * n).enumerate() {
+            run(ci, o);
+        }
     } else {
         out.par_chunks_mut(chunk * n)
             .enumerate()
