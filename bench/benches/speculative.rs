@@ -11,7 +11,6 @@ use burn::tensor::{Int, Tensor, TensorData};
 use criterion::{criterion_group, criterion_main, Criterion};
 use infermark_models::generation::speculative::{ModelDrafter, Proposer};
 use infermark_models::generation::{Sampler, SamplingConfig};
-use infermark_models::kv_cache::KvCache;
 use infermark_suites::zoo::{checkpoint, corpus};
 
 type B = Flex;
@@ -52,7 +51,7 @@ fn steps(c: &mut Criterion) {
         })
     });
     group.bench_function(format!("verify/target_gamma{GAMMA}"), |b| {
-        let x = ids(&vec![text[CTX - 1]; GAMMA + 1]);
+        let x = ids(&[text[CTX - 1]; GAMMA + 1]);
         b.iter(|| {
             let y = target.forward(x.clone(), &[seq], &mut cache).unwrap();
             B::sync(&dev).unwrap();

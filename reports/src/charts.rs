@@ -40,6 +40,53 @@ const PALETTE: [RGBColor; 12] = [
     RGBColor(128, 0, 64),
 ];
 
+/// Draws each measured series as a solid line with points (labelled in the legend) and, where
+/// `model` has a series of the same name, that one dashed in the same colour; then the legend.
+fn draw_lines<'a, 'b, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    measured: &Series,
+    model: Option<&Series>,
+    legend: SeriesLabelPosition,
+) -> std::result::Result<(), String>
+where
+    'b: 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    fn e<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+        e.to_string()
+    }
+    for (i, (name, points)) in measured.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut points = points.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(e)?;
+        if let Some(m) = model.and_then(|m| m.get(name)) {
+            let mut m = m.clone();
+            m.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(DashedLineSeries::new(m, 6, 4, color.stroke_width(1)))
+                .map_err(e)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(legend)
+        .draw()
+        .map_err(e)
+}
+
 /// Renders a log-log line chart.
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) -> Result<String> {
     let err = |e: String| ReportError::Render {
@@ -82,28 +129,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &Series) ->
             .y_label_formatter(&|v| axis_label(*v))
             .draw()
             .map_err(|e| err(e.to_string()))?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let mut points = points.clone();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| err(e.to_string()))?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_lines(&mut chart, series, None, SeriesLabelPosition::UpperLeft).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(svg)
@@ -164,35 +190,13 @@ pub fn measured_vs_model(
                 .draw_series(LineSeries::new([(x0, r), (x1, r)], BLACK.mix(0.3)))
                 .map_err(|e| err(e.to_string()))?;
         }
-        for (i, (name, points)) in measured.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let mut points = points.clone();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| err(e.to_string()))?;
-            if let Some(m) = model.get(name) {
-                let mut m = m.clone();
-                m.sort_by(|a, b| a.0.total_cmp(&b.0));
-                chart
-                    .draw_series(DashedLineSeries::new(m, 6, 4, color.stroke_width(1)))
-                    .map_err(|e| err(e.to_string()))?;
-            }
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_lines(
+            &mut chart,
+            measured,
+            Some(model),
+            SeriesLabelPosition::UpperRight,
+        )
+        .map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(svg)

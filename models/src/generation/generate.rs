@@ -75,16 +75,12 @@ pub(super) fn ids<B: AttentionBackend>(
     Tensor::from_data(TensorData::new(v, [rows, t.len() / rows]), device)
 }
 
-/// Continues each prompt: prefills it into a new sequence of `cache`, then decodes all live
-/// sequences together. The sequences are freed at the end.
-pub fn generate<B: AttentionBackend, C: KvCache<B>>(
+/// Refuses an empty prompt, a token outside the vocabulary, or a prompt longer than the model's
+/// longest sequence.
+pub(super) fn check_prompts<B: AttentionBackend>(
     model: &Decoder<B>,
-    cache: &mut ModelCache<B, C>,
     prompts: &[Vec<u32>],
-    config: &GenerateConfig,
-    sampler: &mut Sampler,
-    device: &B::Device,
-) -> crate::Result<Generation> {
+) -> crate::Result<()> {
     for (i, p) in prompts.iter().enumerate() {
         if p.is_empty() {
             return Err(ModelError::InvalidConfig(format!("prompt {i} is empty")));
@@ -98,6 +94,20 @@ pub fn generate<B: AttentionBackend, C: KvCache<B>>(
             });
         }
     }
+    Ok(())
+}
+
+/// Continues each prompt: prefills it into a new sequence of `cache`, then decodes all live
+/// sequences together. The sequences are freed at the end.
+pub fn generate<B: AttentionBackend, C: KvCache<B>>(
+    model: &Decoder<B>,
+    cache: &mut ModelCache<B, C>,
+    prompts: &[Vec<u32>],
+    config: &GenerateConfig,
+    sampler: &mut Sampler,
+    device: &B::Device,
+) -> crate::Result<Generation> {
+    check_prompts(model, prompts)?;
     let mut counters = Counters::default();
     let mut out = vec![Vec::new(); prompts.len()];
     if config.max_new == 0 {

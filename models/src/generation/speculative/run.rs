@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::drafters::Proposer;
 use super::verify::{verify_greedy, verify_sampled, Outcome};
 use crate::decoder::Decoder;
-use crate::generation::generate::{host_rows, ids, Counters, GenerateConfig};
+use crate::generation::generate::{check_prompts, host_rows, ids, Counters, GenerateConfig};
 use crate::generation::sampler::Sampler;
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
@@ -165,19 +165,7 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
     sampler: &mut Sampler,
     device: &B::Device,
 ) -> crate::Result<SpecGeneration> {
-    for (i, p) in prompts.iter().enumerate() {
-        if p.is_empty() {
-            return Err(ModelError::InvalidConfig(format!("prompt {i} is empty")));
-        }
-        target.check_tokens(p)?;
-        if p.len() > target.max_seq_len() {
-            return Err(ModelError::CacheFull {
-                len: 0,
-                adding: p.len(),
-                capacity: target.max_seq_len(),
-            });
-        }
-    }
+    check_prompts(target, prompts)?;
     let mut stats = SpecStats::default();
     let mut counters = Counters::default();
     let mut live: Vec<Live> = Vec::with_capacity(prompts.len());
