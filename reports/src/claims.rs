@@ -100,10 +100,11 @@ pub fn parse(text: &str) -> Result<Ledger> {
 fn conditions(r: &Record) -> String {
     let p: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
-        "{} {} n={} ({}, {}, {})",
+        "{} {} n={} ({} {}, {}, {})",
         r.stat.name(),
         r.unit,
         r.n,
+        r.variant,
         p.join(" "),
         r.backend,
         r.scale
