@@ -310,7 +310,11 @@ fn a_best_pick_claim_takes_the_best_matching_record_and_shows_its_conditions() {
         spec("4", "4", 5.0),
     ]);
     assert_eq!(v.verdict, "reproduced");
-    assert!(v.details[0].contains("(draft batch=1 gamma=4"), "{:?}", v.details);
+    assert!(
+        v.details[0].contains("(draft batch=1 gamma=4"),
+        "{:?}",
+        v.details
+    );
     let v = verdict(&[
         spec("2", "1", 1.5),
         spec("4", "1", 2.9),

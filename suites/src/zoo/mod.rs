@@ -6,8 +6,11 @@
 //!   the committed ones live.
 //! - [`train`]: AdamW training of the decoder presets with resumable checkpoints.
 //! - [`hf`]: Hugging Face Llama directories loaded into the same decoder.
+//! - [`gguf`]: llama.cpp's GGUF files: the reader, dequantization, Llama models and their
+//!   tokenizers.
 
 pub mod checkpoint;
 pub mod corpus;
+pub mod gguf;
 pub mod hf;
 pub mod train;

@@ -1,0 +1,199 @@
+//! ggml tensor types and their dequantization to f32, following ggml's reference C code
+//! (`dequantize_row_*` in ggml-quants.c) operation for operation, so that results are
+//! bit-identical: a block's scale is converted from f16 first, products are taken in the same
+//! order, and nothing is fused.
+//!
+//! | type | elements / block | bytes / block | value |
+//! |---|---|---|---|
+//! | F32, F16, BF16 | 1 | 4, 2, 2 | as stored |
+//! | Q4_0 | 32 | 18: f16 d, 16 B nibbles | (q − 8)·d |
+//! | Q4_1 | 32 | 20: f16 d, f16 m, 16 B nibbles | q·d + m |
+//! | Q8_0 | 32 | 34: f16 d, 32 × i8 | q·d |
+//! | Q4_K | 256 | 144: f16 d, f16 dmin, 12 B 6-bit scales and mins, 128 B nibbles | (d·sc)·q − dmin·m |
+//! | Q6_K | 256 | 210: 128 B low nibbles, 64 B high 2 bits, 16 × i8 scales, f16 d | (d·sc)·(q − 32) |
+//!
+//! In the 4-bit types of 32, the low nibbles of the 16 bytes are elements 0–15 and the high
+//! nibbles elements 16–31.
+
+use half::{bf16, f16};
+
+/// The ggml element types infermark reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GgmlType {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q8_0,
+    Q4K,
+    Q6K,
+    BF16,
+}
+
+impl GgmlType {
+    /// Every supported type.
+    pub const ALL: [GgmlType; 8] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q6K,
+        GgmlType::BF16,
+    ];
+
+    /// ggml's type code.
+    pub fn code(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q4K => 12,
+            GgmlType::Q6K => 14,
+            GgmlType::BF16 => 30,
+        }
+    }
+
+    /// The type with ggml code `code`, if supported.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// ggml's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GgmlType::F32 => "F32",
+            GgmlType::F16 => "F16",
+            GgmlType::Q4_0 => "Q4_0",
+            GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q8_0 => "Q8_0",
+            GgmlType::Q4K => "Q4_K",
+            GgmlType::Q6K => "Q6_K",
+            GgmlType::BF16 => "BF16",
+        }
+    }
+
+    /// Elements per block.
+    pub fn block_elems(self) -> u64 {
+        match self {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => 32,
+            GgmlType::Q4K | GgmlType::Q6K => 256,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> u64 {
+        match self {
+            GgmlType::F32 => 4,
+            GgmlType::F16 | GgmlType::BF16 => 2,
+            GgmlType::Q4_0 => 18,
+            GgmlType::Q4_1 => 20,
+            GgmlType::Q8_0 => 34,
+            GgmlType::Q4K => 144,
+            GgmlType::Q6K => 210,
+        }
+    }
+
+    /// Bytes of `elements` values; `None` unless they are whole blocks.
+    pub fn bytes_for(self, elements: u64) -> Option<u64> {
+        elements.is_multiple_of(self.block_elems())
+            .then(|| elements / self.block_elems() * self.block_bytes())
+    }
+}
+
+fn h(b: &[u8]) -> f32 {
+    f16::from_le_bytes([b[0], b[1]]).to_f32()
+}
+
+/// Dequantizes whole blocks of type `ty` (`bytes.len()` a multiple of the block size).
+///
+/// # Panics
+/// When `bytes` is not whole blocks (the file reader checks this on open).
+pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
+    let bb = ty.block_bytes() as usize;
+    assert_eq!(bytes.len() % bb, 0, "whole {} blocks", ty.name());
+    let mut out = Vec::with_capacity(bytes.len() / bb * ty.block_elems() as usize);
+    for b in bytes.chunks_exact(bb) {
+        match ty {
+            GgmlType::F32 => out.push(f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            GgmlType::F16 => out.push(h(b)),
+            GgmlType::BF16 => out.push(bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            GgmlType::Q4_0 => {
+                let d = h(b);
+                let qs = &b[2..18];
+                out.extend(qs.iter().map(|&q| ((q & 0x0F) as i32 - 8) as f32 * d));
+                out.extend(qs.iter().map(|&q| ((q >> 4) as i32 - 8) as f32 * d));
+            }
+            GgmlType::Q4_1 => {
+                let (d, m) = (h(b), h(&b[2..]));
+                let qs = &b[4..20];
+                out.extend(qs.iter().map(|&q| (q & 0x0F) as f32 * d + m));
+                out.extend(qs.iter().map(|&q| (q >> 4) as f32 * d + m));
+            }
+            GgmlType::Q8_0 => {
+                let d = h(b);
+                out.extend(b[2..34].iter().map(|&q| (q as i8) as f32 * d));
+            }
+            GgmlType::Q4K => q4_k(b, &mut out),
+            GgmlType::Q6K => q6_k(b, &mut out),
+        }
+    }
+    out
+}
+
+/// The `j`-th 6-bit scale and min of a Q4_K block's 12 packed bytes (ggml's
+/// `get_scale_min_k4`).
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+fn q4_k(b: &[u8], out: &mut Vec<f32>) {
+    let (d, dmin) = (h(b), h(&b[2..]));
+    let scales = &b[4..16];
+    let qs = &b[16..144];
+    for (chunk, q) in qs.chunks_exact(32).enumerate() {
+        let is = 2 * chunk;
+        let (sc, m) = scale_min_k4(is, scales);
+        let (d1, m1) = (d * sc as f32, dmin * m as f32);
+        let (sc, m) = scale_min_k4(is + 1, scales);
+        let (d2, m2) = (d * sc as f32, dmin * m as f32);
+        out.extend(q.iter().map(|&x| d1 * (x & 0x0F) as f32 - m1));
+        out.extend(q.iter().map(|&x| d2 * (x >> 4) as f32 - m2));
+    }
+}
+
+fn q6_k(b: &[u8], out: &mut Vec<f32>) {
+    let d = h(&b[208..]);
+    let start = out.len();
+    out.resize(start + 256, 0.0);
+    let y = &mut out[start..];
+    for half in 0..2 {
+        let ql = &b[64 * half..64 * half + 64];
+        let qh = &b[128 + 32 * half..128 + 32 * half + 32];
+        let sc = &b[192 + 8 * half..192 + 8 * half + 8];
+        let y = &mut y[128 * half..128 * half + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            let s = |k: usize| d * (sc[is + k] as i8) as f32;
+            y[l] = s(0) * q1 as f32;
+            y[l + 32] = s(2) * q2 as f32;
+            y[l + 64] = s(4) * q3 as f32;
+            y[l + 96] = s(6) * q4 as f32;
+        }
+    }
+}
