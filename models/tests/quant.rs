@@ -5,7 +5,7 @@ use burn::backend::Flex;
 use burn::nn::LinearConfig;
 use burn::tensor::TensorData;
 use infermark_models::quant::matvec::matvec;
-use infermark_models::quant::tensor::q4_0_block;
+use infermark_models::quant::tensor::{q4_0_block, q4_1_block, q8_0_block};
 use infermark_models::quant::{Fp8Kind, Fp8Scaling, QuantFormat, QuantLinear, QuantizedTensor};
 
 mod common;
@@ -230,6 +230,33 @@ fn q4_0_block_is_byte_for_byte_the_hand_computed_block() {
 }
 
 #[test]
+fn q4_1_and_q8_0_blocks_are_byte_for_byte_the_hand_computed_blocks() {
+    // w_j = j / 2 − 4: min −4, max 11.5, so d = 15.5 / 15 and m = −4. Code of w:
+    // trunc((w + 4) / d + 0.5) = trunc(j · 15 / 31 + 0.5), capped at 15.
+    let w: [f32; 32] = std::array::from_fn(|j| j as f32 / 2.0 - 4.0);
+    let d = 15.5f32 / 15.0;
+    let code = |j: usize| (((w[j] + 4.0) * (1.0 / d) + 0.5) as i8).min(15) as u8;
+    let mut expect = half::f16::from_f32(d).to_le_bytes().to_vec();
+    expect.extend(half::f16::from_f32(-4.0).to_le_bytes());
+    expect.extend((0..16).map(|j| code(j) | (code(j + 16) << 4)));
+    assert_eq!(q4_1_block(&w).to_vec(), expect);
+    // The first and last codes by hand: 0 and 15.
+    assert_eq!((expect[4] & 15, expect[19] >> 4), (0, 15));
+    // Q8_0: max |w| = 11.5, d = 11.5 / 127, codes round(w · 127 / 11.5), half away from zero.
+    let mut expect = half::f16::from_f32(11.5 / 127.0).to_le_bytes().to_vec();
+    expect.extend((0..32).map(|j| (w[j] * (1.0 / (11.5f32 / 127.0))).round() as i8 as u8));
+    assert_eq!(q8_0_block(&w).to_vec(), expect);
+    assert_eq!(expect[2] as i8, -44); // −4 · 127 / 11.5 = −44.17
+    assert_eq!(expect[33] as i8, 127);
+    for f in [QuantFormat::Q4_1, QuantFormat::Q8_0] {
+        let q = QuantizedTensor::quantize(f, &w, 1, 32).unwrap();
+        let back = QuantizedTensor::from_ggml_blocks(f, q.codes.clone(), 1, 32).unwrap();
+        assert_eq!(back.dequantize(), q.dequantize(), "{f}");
+    }
+    assert!(QuantizedTensor::from_ggml_blocks(QuantFormat::Q4_1, vec![0; 19], 1, 32).is_err());
+}
+
+#[test]
 fn storage_cost_matches_the_closed_forms() {
     let (r, c) = (64, 256);
     let bpw = |f: QuantFormat| f.bits_per_weight(r, c);
@@ -263,6 +290,8 @@ fn storage_cost_matches_the_closed_forms() {
         4.125
     );
     assert_eq!(bpw(QuantFormat::Q4_0), 4.5);
+    assert_eq!(bpw(QuantFormat::Q4_1), 5.0);
+    assert_eq!(bpw(QuantFormat::Q8_0), 8.5);
     let w = weights(r, c);
     for f in QuantFormat::all() {
         let q = QuantizedTensor::quantize(f, &w, r, c).unwrap();

@@ -306,7 +306,7 @@ fn smollm2_tokenizes_like_an_independent_byte_level_bpe() {
 fn smollm2_logits_equal_an_independent_float64_forward() {
     let Some(path) = real_model() else { return };
     let dev = Default::default();
-    let (model, _, info) = gguf::llama::load::<B>(&path, &dev).unwrap();
+    let (model, _, info) = gguf::llama::load::<B>(&path, gguf::llama::Weights::F32, &dev).unwrap();
     assert_eq!(info.config.n_layers, 30);
     let golden = fixture("smollm2_logits.json");
     let ids: Vec<i64> = golden["ids"]
@@ -349,4 +349,81 @@ fn smollm2_logits_equal_an_independent_float64_forward() {
     eprintln!("SmolLM2 logits: max |f32 − float64 reference| = {worst:.2e}");
     // Measured: 3.2e-5 (f32 accumulation over 30 blocks).
     assert!(worst < 1e-4, "max abs logit difference {worst}");
+}
+
+#[test]
+fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights() {
+    use infermark_models::quant::{QuantFormat, QuantLinear, QuantizedTensor};
+    let dev = Default::default();
+    for c in fixture("dequant.json").as_array().unwrap() {
+        let format = match c["type"].as_str().unwrap() {
+            "Q4_0" => QuantFormat::Q4_0,
+            "Q4_1" => QuantFormat::Q4_1,
+            "Q8_0" => QuantFormat::Q8_0,
+            _ => continue,
+        };
+        // Two blocks: a [2 out, 32 in] matrix whose golden values the gguf package computed.
+        let w: Vec<f32> = c["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let q = QuantizedTensor::from_ggml_blocks(format, hex(c["bytes"].as_str().unwrap()), 2, 32)
+            .unwrap();
+        let layer = QuantLinear { weight: q };
+        let x: Vec<f32> = (0..3 * 32)
+            .map(|i| ((i * 29 % 17) as f32 - 8.0) / 7.0)
+            .collect();
+        let xt = Tensor::<B, 2>::from_data(TensorData::new(x.clone(), [3, 32]), &dev);
+        let got = layer
+            .forward_fused(xt)
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap();
+        let want: Vec<f32> = (0..3)
+            .flat_map(|i| (0..2).map(move |o| (i, o)))
+            .map(|(i, o)| {
+                (0..32)
+                    .map(|k| w[o * 32 + k] as f64 * x[i * 32 + k] as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        let d = infermark_models::diff::max_abs_diff(&got, &want).unwrap();
+        assert!(d < 1e-4, "{format}: {d}");
+    }
+}
+
+#[test]
+fn smollm2_with_native_4_bit_weights_decodes_like_the_f32_model() {
+    let Some(path) = real_model() else { return };
+    let dev = Default::default();
+    let (dense, _, _) = gguf::llama::load::<B>(&path, gguf::llama::Weights::F32, &dev).unwrap();
+    let (native, _, _) = gguf::llama::load::<B>(&path, gguf::llama::Weights::Native, &dev).unwrap();
+    assert!(
+        native.lm_head.is_some(),
+        "the tied Q8_0 head is held as blocks"
+    );
+    let ids = [1u32, 504, 3458, 314, 260, 1122];
+    let step = |m: &infermark_models::decoder::Decoder<B>| {
+        let mut cache = m.contiguous_cache(1, 64, &dev);
+        let seq = cache.add_sequence().unwrap();
+        let x = |t: &[u32]| {
+            Tensor::<B, 2, Int>::from_data(
+                TensorData::new(t.iter().map(|&v| v as i64).collect(), [1, t.len()]),
+                &dev,
+            )
+        };
+        m.forward(x(&ids[..5]), &[seq], &mut cache).unwrap();
+        // One decode row: the fused kernels.
+        infermark_models::generation::last_logits(
+            m.forward(x(&ids[5..]), &[seq], &mut cache).unwrap(),
+        )
+        .remove(0)
+    };
+    let (a, b) = (step(&dense), step(&native));
+    let d = infermark_models::diff::max_abs_diff(&a, &b).unwrap();
+    eprintln!("SmolLM2 native vs f32 decode logits: max diff {d:.2e}");
+    assert!(d < 1e-3, "{d}");
 }

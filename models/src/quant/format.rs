@@ -72,6 +72,11 @@ pub enum QuantFormat {
     },
     /// llama.cpp's Q4_0 block: 32 weights, one f16 scale, 16 bytes of codes (18 bytes a block).
     Q4_0,
+    /// llama.cpp's Q4_1 block: 32 weights, an f16 scale and an f16 minimum, 16 bytes of codes
+    /// (20 bytes a block); `w = d·q + m`.
+    Q4_1,
+    /// llama.cpp's Q8_0 block: 32 weights, one f16 scale, 32 signed bytes (34 bytes a block).
+    Q8_0,
 }
 
 impl QuantFormat {
@@ -94,8 +99,18 @@ impl QuantFormat {
                 v.push(QuantFormat::Int4 { group, asym });
             }
         }
-        v.push(QuantFormat::Q4_0);
+        v.extend([QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q8_0]);
         v
+    }
+
+    /// Whether codes and scales sit together in llama.cpp's 32-weight blocks.
+    pub fn ggml_block(&self) -> Option<usize> {
+        match self {
+            QuantFormat::Q4_0 => Some(18),
+            QuantFormat::Q4_1 => Some(20),
+            QuantFormat::Q8_0 => Some(34),
+            _ => None,
+        }
     }
 
     /// Name used on the command line and in records, e.g. `fp8-e4m3-channel`, `int4-g32-asym`.
@@ -119,6 +134,8 @@ impl QuantFormat {
                 format!("int4-g{group}{}", if *asym { "-asym" } else { "" })
             }
             QuantFormat::Q4_0 => "q4_0".into(),
+            QuantFormat::Q4_1 => "q4_1".into(),
+            QuantFormat::Q8_0 => "q8_0".into(),
         }
     }
 
@@ -126,7 +143,7 @@ impl QuantFormat {
     pub fn group(&self) -> usize {
         match self {
             QuantFormat::Int4 { group, .. } => *group,
-            QuantFormat::Q4_0 => 32,
+            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 => 32,
             _ => 1,
         }
     }
@@ -149,7 +166,9 @@ impl QuantFormat {
             QuantFormat::Int4 { asym, .. } => {
                 rows * padded / 2 + groups * if *asym { 3 } else { 2 }
             }
-            QuantFormat::Q4_0 => groups * 18,
+            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 => {
+                groups * self.ggml_block().expect("a block format")
+            }
         }
     }
 }

@@ -4,7 +4,8 @@
 //! times (portable; AVX2 + FMA + F16C; AVX-512 for the nibble kernel) and the widest one the
 //! CPU supports is chosen at run time.
 //!
-//! INT4 and Q4_0 share one kernel. Per group, `Σ_j w_j x_j = d · (Σ_j q_j x_j − z · Σ_j x_j)`,
+//! INT4, Q4_0 and Q4_1 share one kernel (Q4_1 adds `m · Σ x` per block); Q8_0 takes the INT8
+//! dot product block by block. Per group, `Σ_j w_j x_j = d · (Σ_j q_j x_j − z · Σ_j x_j)`,
 //! so the group sums of `x` are computed once per call and the inner loop is a product of
 //! unpacked nibbles with `x`. The input is permuted once per call so that low nibbles meet the
 //! first half of a group's slice and high nibbles the second half: INT4 packs neighbours
@@ -423,7 +424,10 @@ fn rows_body<const LEVEL: u8>(
     let gpr = pc / g;
     // Scratch: decoded weights of one row (float formats), or the row's group scales and zero
     // points as f32 (nibble formats).
-    let nibbles = matches!(w.format, QuantFormat::Int4 { .. } | QuantFormat::Q4_0);
+    let nibbles = matches!(
+        w.format,
+        QuantFormat::Int4 { .. } | QuantFormat::Q4_0 | QuantFormat::Q4_1
+    );
     let mut buf = if nibbles { Vec::new() } else { vec![0f32; pc] };
     let (mut ds, mut zs) = if nibbles {
         (vec![0f32; gpr], vec![8f32; gpr])
@@ -459,6 +463,36 @@ fn rows_body<const LEVEL: u8>(
                     let (px, sums) = (&p.px[i * pc..(i + 1) * pc], &p.sums[i * gpr..(i + 1) * gpr]);
                     let corr: f32 = (0..gpr).map(|k| ds[k] * 8.0 * sums[k]).sum();
                     *oi = nibble_row::<LEVEL>(&blocks[2..], 18, px, &ds, 32) - corr;
+                }
+            }
+            (QuantFormat::Q4_1, _) => {
+                // Σ (d·q + m)·x = d·Σ q·x + m·Σ x per block.
+                let blocks = &w.codes[r * gpr * 20..(r + 1) * gpr * 20];
+                for ((d, m), blk) in ds
+                    .iter_mut()
+                    .zip(zs.iter_mut())
+                    .zip(blocks.chunks_exact(20))
+                {
+                    *d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                    *m = f16::from_le_bytes([blk[2], blk[3]]).to_f32();
+                }
+                for (i, oi) in o.iter_mut().enumerate() {
+                    let (px, sums) = (&p.px[i * pc..(i + 1) * pc], &p.sums[i * gpr..(i + 1) * gpr]);
+                    let corr: f32 = (0..gpr).map(|k| zs[k] * sums[k]).sum();
+                    *oi = nibble_row::<LEVEL>(&blocks[4..], 20, px, &ds, 32) + corr;
+                }
+            }
+            (QuantFormat::Q8_0, _) => {
+                let blocks = &w.codes[r * gpr * 34..(r + 1) * gpr * 34];
+                for (i, oi) in o.iter_mut().enumerate() {
+                    let px = &p.px[i * pc..(i + 1) * pc];
+                    *oi = blocks
+                        .chunks_exact(34)
+                        .zip(px.chunks_exact(32))
+                        .map(|(b, x)| {
+                            f16::from_le_bytes([b[0], b[1]]).to_f32() * int8_dot(&b[2..], x)
+                        })
+                        .sum();
                 }
             }
             (QuantFormat::Int8, Scales::Row(s)) => {

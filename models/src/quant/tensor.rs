@@ -13,7 +13,7 @@ use crate::ModelError;
 /// Scales (and zero points) of a quantized matrix.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scales {
-    /// No scale (F32, F16, BF16), or stored inside the code blocks (Q4_0).
+    /// No scale (F32, F16, BF16), or stored inside the code blocks (Q4_0, Q4_1, Q8_0).
     None,
     /// One scale for the whole matrix.
     Tensor(f32),
@@ -38,7 +38,8 @@ pub struct QuantizedTensor {
     pub rows: usize,
     /// Input channels (before padding).
     pub cols: usize,
-    /// Packed codes. INT4: two per byte, even index in the low nibble. Q4_0: whole 18-byte blocks.
+    /// Packed codes. INT4: two per byte, even index in the low nibble. Q4_0, Q4_1, Q8_0: whole
+    /// llama.cpp blocks (18, 20, 34 bytes).
     pub codes: Vec<u8>,
     /// Scales and zero points.
     pub scales: Scales,
@@ -111,6 +112,40 @@ pub fn q4_0_block(w: &[f32; 32]) -> [u8; 18] {
     out
 }
 
+/// llama.cpp's `quantize_row_q4_1_ref` for one block of 32: `d = (max − min) / 15`, `m = min`,
+/// codes `min(15, trunc((w − min) / d + 0.5))`; bytes `[d f16][m f16][16 bytes as Q4_0]`.
+pub fn q4_1_block(w: &[f32; 32]) -> [u8; 20] {
+    let (mut min, mut max) = (f32::MAX, -f32::MAX);
+    for &v in w {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    let d = (max - min) / 15.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut out = [0u8; 20];
+    out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+    out[2..4].copy_from_slice(&f16::from_f32(min).to_le_bytes());
+    for j in 0..16 {
+        let x0 = (((w[j] - min) * id + 0.5) as i8).min(15) as u8;
+        let x1 = (((w[16 + j] - min) * id + 0.5) as i8).min(15) as u8;
+        out[4 + j] = x0 | (x1 << 4);
+    }
+    out
+}
+
+/// llama.cpp's `quantize_row_q8_0_ref` for one block of 32: `d = max|w| / 127`, codes
+/// `round(w / d)` (half away from zero); bytes `[d f16][32 × i8]`.
+pub fn q8_0_block(w: &[f32; 32]) -> [u8; 34] {
+    let d = absmax(w) / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut out = [0u8; 34];
+    out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+    for j in 0..32 {
+        out[2 + j] = (w[j] * id).round() as i8 as u8;
+    }
+    out
+}
+
 fn pack_nibbles(q: &[u8]) -> Vec<u8> {
     q.chunks(2)
         .map(|p| p[0] | (p.get(1).copied().unwrap_or(0) << 4))
@@ -118,6 +153,35 @@ fn pack_nibbles(q: &[u8]) -> Vec<u8> {
 }
 
 impl QuantizedTensor {
+    /// llama.cpp blocks taken as they are (e.g. from a GGUF file): `[rows, cols]` with `cols` a
+    /// multiple of 32 and `codes` exactly `rows · cols / 32` blocks of `format`.
+    pub fn from_ggml_blocks(
+        format: QuantFormat,
+        codes: Vec<u8>,
+        rows: usize,
+        cols: usize,
+    ) -> crate::Result<Self> {
+        let Some(size) = format.ggml_block() else {
+            return Err(ModelError::InvalidConfig(format!(
+                "{format} is not a llama.cpp block format"
+            )));
+        };
+        if cols % 32 != 0 || codes.len() != rows * cols / 32 * size {
+            return Err(ModelError::Shape {
+                what: "llama.cpp blocks",
+                expected: format!("{rows} rows of {cols} (a multiple of 32) in {size}-byte blocks"),
+                got: format!("{} bytes", codes.len()),
+            });
+        }
+        Ok(Self {
+            format,
+            rows,
+            cols,
+            codes,
+            scales: Scales::None,
+        })
+    }
+
     /// Quantizes `w` (`[rows, cols]` row-major). Refuses non-finite weights and wrong lengths.
     pub fn quantize(
         format: QuantFormat,
@@ -220,11 +284,17 @@ impl QuantizedTensor {
                     },
                 )
             }
-            QuantFormat::Q4_0 => {
-                let mut codes = Vec::with_capacity(rows * pc / 32 * 18);
+            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 => {
+                let size = format.ggml_block().expect("a block format");
+                let mut codes = Vec::with_capacity(rows * pc / 32 * size);
                 for r in 0..rows {
                     for b in row(r).chunks(32) {
-                        codes.extend(q4_0_block(b.try_into().expect("32 weights")));
+                        let b: &[f32; 32] = b.try_into().expect("32 weights");
+                        match format {
+                            QuantFormat::Q4_0 => codes.extend(q4_0_block(b)),
+                            QuantFormat::Q4_1 => codes.extend(q4_1_block(b)),
+                            _ => codes.extend(q8_0_block(b)),
+                        }
                     }
                 }
                 (codes, Scales::None)
@@ -309,13 +379,30 @@ impl QuantizedTensor {
                     *o = (q as f32 - z as f32) * scale[g].to_f32();
                 }
             }
-            (QuantFormat::Q4_0, _) => {
-                let blocks = &self.codes[r * pc / 32 * 18..(r + 1) * pc / 32 * 18];
-                for (bi, b) in blocks.chunks_exact(18).enumerate() {
+            (QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0, _) => {
+                let size = self.format.ggml_block().expect("a block format");
+                let blocks = &self.codes[r * pc / 32 * size..(r + 1) * pc / 32 * size];
+                for (b, o) in blocks.chunks_exact(size).zip(out.chunks_exact_mut(32)) {
                     let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                    for j in 0..16 {
-                        out[bi * 32 + j] = ((b[2 + j] & 15) as f32 - 8.0) * d;
-                        out[bi * 32 + 16 + j] = ((b[2 + j] >> 4) as f32 - 8.0) * d;
+                    match self.format {
+                        QuantFormat::Q4_0 => {
+                            for j in 0..16 {
+                                o[j] = ((b[2 + j] & 15) as f32 - 8.0) * d;
+                                o[16 + j] = ((b[2 + j] >> 4) as f32 - 8.0) * d;
+                            }
+                        }
+                        QuantFormat::Q4_1 => {
+                            let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
+                            for j in 0..16 {
+                                o[j] = (b[4 + j] & 15) as f32 * d + m;
+                                o[16 + j] = (b[4 + j] >> 4) as f32 * d + m;
+                            }
+                        }
+                        _ => {
+                            for j in 0..32 {
+                                o[j] = b[2 + j] as i8 as f32 * d;
+                            }
+                        }
                     }
                 }
             }

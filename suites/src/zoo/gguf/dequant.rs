@@ -100,7 +100,8 @@ impl GgmlType {
 
     /// Bytes of `elements` values; `None` unless they are whole blocks.
     pub fn bytes_for(self, elements: u64) -> Option<u64> {
-        elements.is_multiple_of(self.block_elems())
+        elements
+            .is_multiple_of(self.block_elems())
             .then(|| elements / self.block_elems() * self.block_bytes())
     }
 }

@@ -16,8 +16,10 @@ use infermark_models::decoder::{Attention, AttentionKind, Decoder, DecoderConfig
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::proj::Proj;
 
+use infermark_models::quant::{QuantFormat, QuantLinear, QuantizedTensor};
+
 use super::tokenizer::GgufTokenizer;
-use super::GgufFile;
+use super::{GgmlType, GgufFile};
 use crate::{Result, SuiteError};
 
 /// RoPE tables are built for at most this many positions (the file may allow more).
@@ -93,10 +95,21 @@ pub fn config(file: &GgufFile) -> Result<DecoderConfig> {
     Ok(cfg)
 }
 
-/// Loads `path`: the decoder with every weight dequantized to f32, its tokenizer and a
-/// description.
+/// How the projection weights are held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// Every weight dequantized to f32 (the reference).
+    F32,
+    /// Q4_0, Q4_1 and Q8_0 tensors kept as their llama.cpp blocks in a `QuantLinear` (the fused
+    /// decode kernels read them directly), a tied Q8_0 embedding as a quantized head too; other
+    /// types dequantized to f32.
+    Native,
+}
+
+/// Loads `path`: the decoder (weights held as `weights` says), its tokenizer and a description.
 pub fn load<B: AttentionBackend>(
     path: &Path,
+    weights: Weights,
     device: &B::Device,
 ) -> Result<(Decoder<B>, GgufTokenizer, ModelInfo)> {
     let file = GgufFile::open(path)?;
@@ -122,8 +135,32 @@ pub fn load<B: AttentionBackend>(
             Tensor::from_data(TensorData::new(x, [d_out as usize, d_in as usize]), device);
         Ok(t.transpose())
     };
+    // Native blocks: rows = out, columns = in, exactly ggml's layout.
+    let native = |name: &str, d_in: u64, d_out: u64| -> Result<Option<Proj<B>>> {
+        let t = file.tensor(name)?;
+        let format = match t.ty {
+            GgmlType::Q4_0 => QuantFormat::Q4_0,
+            GgmlType::Q4_1 => QuantFormat::Q4_1,
+            GgmlType::Q8_0 => QuantFormat::Q8_0,
+            _ => return Ok(None),
+        };
+        if weights != Weights::Native || t.dims != [d_in, d_out] {
+            return Ok(None);
+        }
+        let q = QuantizedTensor::from_ggml_blocks(
+            format,
+            file.raw(t).to_vec(),
+            d_out as usize,
+            d_in as usize,
+        )
+        .map_err(|e| file.err(format!("tensor `{name}`: {e}")))?;
+        Ok(Some(Proj::quantized(QuantLinear { weight: q })))
+    };
     let proj = |name: &str, d_in: u64, d_out: u64| -> Result<Proj<B>> {
-        Ok(Proj::dense(Param::from_tensor(matrix(name, d_in, d_out)?)))
+        match native(name, d_in, d_out)? {
+            Some(p) => Ok(p),
+            None => Ok(Proj::dense(Param::from_tensor(matrix(name, d_in, d_out)?))),
+        }
     };
     let embed = file.f32_tensor("token_embd.weight", &[d, v])?;
     model.embed.weight = Param::from_tensor(Tensor::from_data(
@@ -133,6 +170,9 @@ pub fn load<B: AttentionBackend>(
     model.norm.gamma = Param::from_tensor(vector("output_norm.weight", d)?);
     if !cfg.tie_embeddings {
         model.lm_head = Some(proj("output.weight", d, v)?);
+    } else if let Some(head) = native("token_embd.weight", d, v)? {
+        // The tied head reads the embedding's own blocks; lookups use the f32 copy.
+        model.lm_head = Some(head);
     }
     for (i, block) in model.blocks.iter_mut().enumerate() {
         let n = |s: &str| format!("blk.{i}.{s}.weight");
