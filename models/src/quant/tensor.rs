@@ -166,7 +166,7 @@ impl QuantizedTensor {
                 "{format} is not a llama.cpp block format"
             )));
         };
-        if cols % 32 != 0 || codes.len() != rows * cols / 32 * size {
+        if !cols.is_multiple_of(32) || codes.len() != rows * cols / 32 * size {
             return Err(ModelError::Shape {
                 what: "llama.cpp blocks",
                 expected: format!("{rows} rows of {cols} (a multiple of 32) in {size}-byte blocks"),
