@@ -17,9 +17,15 @@ pub struct EvalArgs {
     /// Checkpoint stem written by `infermark train` (STEM.safetensors + STEM.json).
     #[arg(long, value_name = "STEM", conflicts_with = "model_path")]
     pub checkpoint: Option<PathBuf>,
-    /// Hugging Face Llama-architecture directory: config.json, model.safetensors, tokenizer.json.
-    #[arg(long, value_name = "DIR")]
+    /// A GGUF file (Llama architecture; F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K tensors) or a
+    /// Hugging Face Llama directory (config.json, model.safetensors, tokenizer.json). Records are
+    /// labelled with the model's own name.
+    #[arg(long, value_name = "FILE.gguf|DIR")]
     pub model_path: Option<PathBuf>,
+    /// Evaluation text (UTF-8) for a GGUF model. Default: the licence text `ci/fetch-models.sh`
+    /// fetches with SmolLM2.
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
     /// smoke: 4 KiB of validation text and 4 problems per bucket; quick: the whole 64 KiB
     /// validation split and 50 problems per bucket and format; full: 250 problems.
     #[arg(long, default_value = "quick", value_parser = crate::parse_scale)]
@@ -39,8 +45,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let source = match (&args.checkpoint, &args.model_path) {
         (Some(c), _) => Some(c.clone()),
         (_, Some(d)) => {
-            if !d.is_dir() {
-                bail!("--model-path {} is not a directory", d.display());
+            let gguf = d
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+            if !(d.is_dir() || (gguf && d.is_file())) {
+                bail!(
+                    "--model-path {} is neither a GGUF file nor a Hugging Face directory",
+                    d.display()
+                );
+            }
+            if gguf {
+                // Parse the header now: a malformed file stops before anything is written.
+                infermark_suites::zoo::gguf::GgufFile::open(d)?;
             }
             Some(d.clone())
         }
@@ -61,13 +77,25 @@ pub fn run(args: EvalArgs) -> Result<()> {
         (Some(c), _) => Some(checkpoint::read_card(c)?),
         _ => Some(checkpoint::read_card(&checkpoint::committed(&args.model))?),
     };
-    let case = model_case(&args.model, source);
+    if let Some(t) = &args.text {
+        infermark_suites::zoo::corpus::read_text(t)?;
+    }
+    // A user's model is labelled with its own name.
+    let label = match &args.model_path {
+        Some(p) if p.is_file() => infermark_suites::lm::real::gguf_label(p),
+        Some(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_else(|| args.model.clone()),
+        None => args.model.clone(),
+    };
+    let case = model_case(&label, source);
     let suite: std::sync::Arc<dyn infermark_suites::Suite> = std::sync::Arc::new(LmSuite);
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("results").join(format!("{stamp}-eval-{}", args.model)));
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("{stamp}-eval-{label}")));
     let records = crate::execute(
         vec![(suite, case)],
         args.scale,
@@ -75,7 +103,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         1,
         &out,
         args.force,
-        None,
+        infermark_suites::UserInputs {
+            trace: None,
+            text: args.text.clone(),
+        },
     )?;
     print_eval(&records, card.as_ref());
     println!("\n→ {}", out.display());
@@ -95,6 +126,30 @@ fn value(records: &[Record], metric: &str, filter: &[(&str, &str)]) -> Option<f6
 }
 
 fn print_eval(records: &[Record], card: Option<&checkpoint::Card>) {
+    let real: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.params.contains_key("weights"))
+        .collect();
+    for w in ["f32", "native"] {
+        let get = |m: &str| {
+            real.iter()
+                .find(|r| r.metric == m && r.params.get("weights").map(String::as_str) == Some(w))
+        };
+        if let Some(p) = get("valid_perplexity") {
+            println!(
+                "{w:>6} weights: perplexity {:.3} on {} ({} tokens scored); decode {:.1} tokens/s, prefill {:.0} tokens/s, {:.1} MB of weights per token",
+                p.value,
+                p.params.get("text").map(String::as_str).unwrap_or("?"),
+                p.n,
+                get("decode_tokens_per_s").map_or(f64::NAN, |r| r.value),
+                get("prefill_tokens_per_s").map_or(f64::NAN, |r| r.value),
+                get("weight_bytes_per_token").map_or(f64::NAN, |r| r.value / 1e6),
+            );
+        }
+    }
+    if !real.is_empty() {
+        return;
+    }
     if let Some(ppl) = value(records, "valid_perplexity", &[]) {
         print!("validation perplexity {ppl:.4}");
         if let Some(u) = value(records, "unigram_perplexity", &[]) {

@@ -87,6 +87,10 @@ struct RunArgs {
     /// optionally `arrival_s`). Without it the built-in ShareGPT- and Alpaca-like traces are used.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// Evaluation text (UTF-8) for the real-model rows of the lm and quantization suites.
+    /// Default: the Apache-2.0 licence text fetched with the model by `ci/fetch-models.sh`.
+    #[arg(long, value_name = "FILE")]
+    text: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -204,6 +208,9 @@ fn run(args: RunArgs) -> Result<()> {
         // Parse now: a malformed trace stops the run before anything is written.
         infermark_suites::kv_cache::traces::read_csv(path).map_err(anyhow::Error::msg)?;
     }
+    if let Some(path) = &args.text {
+        infermark_suites::zoo::corpus::read_text(path)?;
+    }
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let out = args.out.clone().unwrap_or_else(|| {
         Path::new("results").join(format!(
@@ -228,7 +235,10 @@ fn run(args: RunArgs) -> Result<()> {
         args.seed,
         &out,
         args.force,
-        args.trace,
+        infermark_suites::UserInputs {
+            trace: args.trace,
+            text: args.text,
+        },
     )?;
     Ok(())
 }
@@ -242,7 +252,7 @@ pub(crate) fn execute(
     seed: u64,
     out: &Path,
     force: bool,
-    trace: Option<PathBuf>,
+    inputs: infermark_suites::UserInputs,
 ) -> Result<Vec<Record>> {
     let started = env::now_rfc3339();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
@@ -252,10 +262,19 @@ pub(crate) fn execute(
     let device = device_name(backend, &cpu_model);
     let git_rev = env::git_rev();
     let mut suite_names: Vec<String> = Vec::new();
+    let mut notices: Vec<String> = Vec::new();
     for (s, _) in &cases {
         if !suite_names.iter().any(|n| n == s.name()) {
             suite_names.push(s.name().to_string());
+            notices.extend(
+                s.notices(scale)
+                    .into_iter()
+                    .map(|n| format!("{}: {n}", s.name())),
+            );
         }
+    }
+    for n in &notices {
+        eprintln!("notice: {n}");
     }
 
     let bar = ProgressBar::new(cases.len() as u64);
@@ -273,7 +292,7 @@ pub(crate) fn execute(
         run_id: run_id.clone(),
         git_rev: git_rev.clone(),
         device: device.clone(),
-        trace,
+        inputs,
         progress: &progress,
     };
     let t0 = Instant::now();
@@ -320,6 +339,7 @@ pub(crate) fn execute(
         scale: scale.name().into(),
         seed,
         suites: suite_names,
+        notices,
         percentile_method: "nearest-rank".into(),
         started,
         ended: env::now_rfc3339(),

@@ -30,6 +30,9 @@ pub struct RunEnv {
     pub seed: u64,
     /// Suites run.
     pub suites: Vec<String>,
+    /// What the run left out and why (e.g. the real model was not fetched).
+    #[serde(default)]
+    pub notices: Vec<String>,
     /// How percentiles are computed.
     pub percentile_method: String,
     /// Start time (RFC 3339).

@@ -13,6 +13,7 @@ pub mod quantization;
 pub mod record;
 pub mod scale;
 pub mod speculative;
+pub mod stepper;
 pub mod suite;
 pub mod zoo;
 
@@ -20,7 +21,7 @@ pub use backend::BackendKind;
 pub use record::{Record, Stat};
 pub use scale::Scale;
 pub use suite::find as find_suite;
-pub use suite::{registry, About, Case, MaturityInputs, RunContext, Scaling, Suite};
+pub use suite::{registry, About, Case, MaturityInputs, RunContext, Scaling, Suite, UserInputs};
 
 /// Errors of the suites. Each names the offending input.
 #[derive(Debug, thiserror::Error)]

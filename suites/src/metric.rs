@@ -212,7 +212,34 @@ pub const VALID_PERPLEXITY: Metric = Metric {
     unit: "ppl",
     direction: Lower,
     kind: Deterministic,
-    about: "perplexity on the model's validation split (exp of mean next-token loss)",
+    about: "perplexity on held-out text (exp of mean next-token loss): the model's validation split, or for real models the `text` param's file",
+};
+
+/// Prefill throughput.
+pub const PREFILL_TOKENS_PER_S: Metric = Metric {
+    name: "prefill_tokens_per_s",
+    unit: "tokens/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "prompt tokens per second of a causal prefill into the cache (`tokens` param)",
+};
+
+/// Weight bytes a decode step reads.
+pub const WEIGHT_BYTES_PER_TOKEN: Metric = Metric {
+    name: "weight_bytes_per_token",
+    unit: "bytes",
+    direction: Lower,
+    kind: Deterministic,
+    about: "bytes of projection and head weights one decode step reads (codes and scales as held)",
+};
+
+/// Weight bandwidth of decoding.
+pub const WEIGHT_READ_GBPS: Metric = Metric {
+    name: "weight_read_gbps",
+    unit: "GB/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "weight_bytes_per_token × decode tokens/s: the memory bandwidth decoding sustains on weights",
 };
 
 /// Perplexity of the add-one unigram model on the same text: the baseline to beat.
@@ -536,6 +563,9 @@ pub const ALL: &[Metric] = &[
     GREEDY_EXACT,
     FIRST_DIVERGENCE_INDEX,
     SAMPLING_TV_DISTANCE,
+    PREFILL_TOKENS_PER_S,
+    WEIGHT_BYTES_PER_TOKEN,
+    WEIGHT_READ_GBPS,
 ];
 
 /// Looks a metric up; `None` for a metric the registry does not know.

@@ -23,6 +23,16 @@ impl Case {
     }
 }
 
+/// Files a user passes to a run.
+#[derive(Clone, Debug, Default)]
+pub struct UserInputs {
+    /// A request trace for the KV cache suite (`--trace`); built-in traces when `None`.
+    pub trace: Option<std::path::PathBuf>,
+    /// An evaluation text for the real-model rows (`--text`); the fetched licence text when
+    /// `None`.
+    pub text: Option<std::path::PathBuf>,
+}
+
 /// Everything a case needs to know about the run it belongs to.
 pub struct RunContext<'a> {
     /// Backend to run on.
@@ -37,8 +47,8 @@ pub struct RunContext<'a> {
     pub git_rev: String,
     /// Device description, copied into each record.
     pub device: String,
-    /// A user trace file for the KV cache suite (`--trace`); built-in traces when `None`.
-    pub trace: Option<std::path::PathBuf>,
+    /// Files the user passed (`--trace`, `--text`).
+    pub inputs: UserInputs,
     /// Reports what a case is doing right now (shown beside the progress bar).
     pub progress: &'a (dyn Fn(&str) + Sync),
 }
@@ -100,6 +110,11 @@ pub trait Suite: Sync {
     fn cases(&self, scale: Scale) -> Vec<Case>;
     /// Runs one case.
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>>;
+    /// What a run at `scale` leaves out and why (e.g. the real model is not fetched), printed
+    /// and kept in `run.json`; nothing by default.
+    fn notices(&self, _scale: Scale) -> Vec<String> {
+        Vec::new()
+    }
     /// The records M(P) reads for this suite (none by default: M(P) then says what is missing).
     fn maturity(&self) -> MaturityInputs {
         MaturityInputs::default()

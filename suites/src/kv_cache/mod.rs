@@ -100,7 +100,7 @@ fn sizes(scale: Scale) -> Sizes {
 
 /// The traces a run uses: the file given with `--trace`, else the built-in ones.
 fn traces(ctx: &RunContext, n: usize) -> Result<Vec<Trace>> {
-    match &ctx.trace {
+    match &ctx.inputs.trace {
         Some(path) => traces::read_csv(path)
             .map(|t| vec![t])
             .map_err(SuiteError::Input),

@@ -82,16 +82,30 @@ impl Suite for LmSuite {
     }
 
     fn variants(&self) -> Vec<&'static str> {
-        MODELS.to_vec()
+        let mut v = MODELS.to_vec();
+        v.push(super::real::REAL);
+        v
     }
 
-    /// One case per committed model (smoke: `target` and `arith` only).
+    /// One case per committed model (smoke: `target` and `arith` only), and the real model
+    /// when it has been fetched.
     fn cases(&self, scale: Scale) -> Vec<Case> {
         let models: &[&str] = match scale {
             Scale::Smoke => &["target", "arith"],
             _ => &MODELS,
         };
-        models.iter().map(|m| model_case(m, None)).collect()
+        let mut cases: Vec<Case> = models.iter().map(|m| model_case(m, None)).collect();
+        if let Some(p) = super::real::fetched() {
+            cases.push(model_case(super::real::REAL, Some(p)));
+        }
+        cases
+    }
+
+    fn notices(&self, _scale: Scale) -> Vec<String> {
+        match crate::zoo::gguf::smollm2() {
+            Ok(_) => Vec::new(),
+            Err(why) => vec![format!("no {} rows: {why}", super::real::REAL)],
+        }
     }
 
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
@@ -100,7 +114,7 @@ impl Suite for LmSuite {
 }
 
 /// The case evaluating model `name` from the committed checkpoint, or from `checkpoint` (a stem
-/// written by `infermark train`, or a Hugging Face Llama directory).
+/// written by `infermark train`, a Hugging Face Llama directory, or a GGUF file).
 pub fn model_case(name: &str, checkpoint: Option<PathBuf>) -> Case {
     let mut params = BTreeMap::from([("preset".to_string(), name.to_string())]);
     if let Some(c) = checkpoint {
@@ -126,6 +140,13 @@ impl BackendJob for Job<'_> {
         let path = self.case.params.get("checkpoint").map(PathBuf::from);
         let mut rec = Recorder::new(self.ctx, NAME, &name, BTreeMap::new());
         (self.ctx.progress)(&format!("{name}: loading"));
+        if let Some(file) = path.as_ref().filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        }) {
+            super::real::run::<B>(&mut rec, file, self.ctx, &device)?;
+            return Ok(rec.records);
+        }
         if let Some(dir) = path.as_ref().filter(|p| p.is_dir()) {
             let (model, tok) = hf::load_dir::<B>(dir, &device)?;
             let split = corpus::stories_split();

@@ -1,18 +1,17 @@
 //! The suite's drafters, built from a variant name, and the cost ratios c and v measured
 //! against one-token steps of the target.
 
-use burn::tensor::{Int, Tensor, TensorData};
 use infermark_models::decoder::Decoder;
-use infermark_models::generation::last_logits as host_last;
 use infermark_models::generation::speculative::{
     prompt_lookup, ModelDrafter, PromptLookup, Proposer,
 };
 use infermark_models::kernels::AttentionBackend;
-use infermark_models::kv_cache::{ContiguousKv, ModelCache, SeqId};
+use infermark_models::kv_cache::ContiguousKv;
 use infermark_models::quant::{quantize_decoder, Assignment, QuantFormat};
 
 use super::model_err;
 use crate::measure::{time_pair, Plan};
+use crate::stepper::Stepper;
 use crate::zoo::checkpoint;
 use crate::{Result, SuiteError};
 
@@ -109,10 +108,10 @@ impl<B: AttentionBackend> Drafter<B> {
         plan: Plan,
         device: &B::Device,
     ) -> Result<Cost> {
-        let mut t = Stepper::new(target, prompt, device)?;
+        let mut t = Stepper::new(target, prompt, 16, device)?;
         match self {
             Drafter::Model { drafter, .. } => {
-                let mut d = Stepper::new(drafter.model(), prompt, device)?;
+                let mut d = Stepper::new(drafter.model(), prompt, 1, device)?;
                 let (a, b) = time_pair(plan, || d.step(1), || t.step(1));
                 Ok(Cost::PerToken(a.median / b.median))
             }
@@ -143,8 +142,8 @@ pub fn verify_cost<B: AttentionBackend>(
     plan: Plan,
     device: &B::Device,
 ) -> Result<f64> {
-    let mut t = Stepper::new(target, prompt, device)?;
-    let mut u = Stepper::new(target, prompt, device)?;
+    let mut t = Stepper::new(target, prompt, gamma + 1, device)?;
+    let mut u = Stepper::new(target, prompt, 1, device)?;
     let (a, b) = time_pair(plan, || t.step(gamma + 1), || u.step(1));
     Ok(a.median / b.median)
 }
@@ -155,58 +154,5 @@ pub fn last_logits<B: AttentionBackend>(
     prompt: &[u32],
     device: &B::Device,
 ) -> Result<Vec<f32>> {
-    let s = Stepper::new(model, prompt, device)?;
-    Ok(s.logits)
-}
-
-/// A model with `prompt` prefilled, stepping forward and rolling back.
-struct Stepper<'m, B: AttentionBackend> {
-    model: &'m Decoder<B>,
-    cache: ModelCache<B, ContiguousKv<B>>,
-    seq: SeqId,
-    len: usize,
-    next: u32,
-    logits: Vec<f32>,
-    device: B::Device,
-}
-
-impl<'m, B: AttentionBackend> Stepper<'m, B> {
-    fn new(model: &'m Decoder<B>, prompt: &[u32], device: &B::Device) -> Result<Self> {
-        let mut cache = model.contiguous_cache(1, model.max_seq_len(), device);
-        let seq = cache
-            .add_sequence()
-            .map_err(|e| SuiteError::Backend(e.to_string()))?;
-        let y = model
-            .forward(ids::<B>(prompt, device), &[seq], &mut cache)
-            .map_err(model_err("prefill".into()))?;
-        let logits = host_last(y).remove(0);
-        Ok(Self {
-            model,
-            cache,
-            seq,
-            len: prompt.len(),
-            next: *prompt.last().expect("non-empty prompt"),
-            logits,
-            device: device.clone(),
-        })
-    }
-
-    /// One forward of `n` tokens (synced), then the cache rolled back.
-    fn step(&mut self, n: usize) {
-        let x = ids::<B>(&vec![self.next; n], &self.device);
-        let y = self
-            .model
-            .forward(x, &[self.seq], &mut self.cache)
-            .expect("a step within the model's length");
-        B::sync(&self.device).expect("backend sync");
-        drop(y);
-        self.cache
-            .truncate(self.seq, self.len)
-            .expect("sequence held");
-    }
-}
-
-fn ids<B: AttentionBackend>(t: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
-    let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
-    Tensor::from_data(TensorData::new(v, [1, t.len()]), device)
+    Ok(Stepper::new(model, prompt, 0, device)?.logits)
 }

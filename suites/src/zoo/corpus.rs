@@ -496,18 +496,30 @@ pub fn arithmetic_split() -> Split {
     }
 }
 
-/// A user's UTF-8 text file, split 95/5 at a line boundary.
-pub fn file_split(path: &std::path::Path) -> crate::Result<Split> {
+/// Reads a UTF-8 text file, or says which file is unreadable or where its UTF-8 breaks.
+pub fn read_text(path: &std::path::Path) -> crate::Result<String> {
     let bytes = std::fs::read(path).map_err(|e| {
-        crate::SuiteError::Input(format!("cannot read corpus {}: {e}", path.display()))
+        crate::SuiteError::Input(format!("cannot read text {}: {e}", path.display()))
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         crate::SuiteError::Input(format!(
-            "corpus {} is not UTF-8 (first bad byte at offset {})",
+            "text {} is not UTF-8 (first bad byte at offset {})",
             path.display(),
             e.utf8_error().valid_up_to()
         ))
     })?;
+    if text.trim().is_empty() {
+        return Err(crate::SuiteError::Input(format!(
+            "text {} is empty",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// A user's UTF-8 text file, split 95/5 at a line boundary.
+pub fn file_split(path: &std::path::Path) -> crate::Result<Split> {
+    let text = read_text(path)?;
     if text.len() < 4096 {
         return Err(crate::SuiteError::Input(format!(
             "corpus {} has {} bytes; at least 4096 are needed for a train/validation split",

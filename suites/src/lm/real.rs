@@ -1,0 +1,191 @@
+//! The lm suite's real-model rows: a GGUF model (SmolLM2-135M by default, fetched by
+//! `ci/fetch-models.sh`) on real text, with its weights dequantized to f32 and held natively
+//! (Q4_0/Q4_1/Q8_0 blocks read by the fused kernels), side by side: perplexity, prefill and
+//! decode tokens per second (timed alternately), and the weight bytes a decode step reads.
+
+use std::path::{Path, PathBuf};
+
+use infermark_models::decoder::Decoder;
+use infermark_models::kernels::AttentionBackend;
+
+use crate::measure::{time_pair, Plan, Summary};
+use crate::metric::{
+    DECODE_TOKENS_PER_S, PARAM_COUNT, PREFILL_TOKENS_PER_S, VALID_PERPLEXITY,
+    WEIGHT_BYTES_PER_TOKEN, WEIGHT_READ_GBPS,
+};
+use crate::stepper::Stepper;
+use crate::suite::Recorder;
+use crate::zoo::corpus::read_text;
+use crate::zoo::gguf::{self, llama, GgufFile};
+use crate::zoo::train::mean_nll;
+use crate::{Result, RunContext, Scale, Stat, SuiteError};
+
+/// Variant name of the fetched real model.
+pub const REAL: &str = "smollm2-135m";
+
+/// A variant name for a GGUF file: `general.basename`-`general.size_label` in lower case, or the
+/// file stem.
+pub fn gguf_label(path: &Path) -> String {
+    let from_meta = GgufFile::open(path).ok().and_then(|f| {
+        let base = f.metadata.get("general.basename")?.as_str()?.to_string();
+        let size = f
+            .metadata
+            .get("general.size_label")
+            .and_then(|v| v.as_str())
+            .map(|s| format!("-{s}"))
+            .unwrap_or_default();
+        Some(format!("{base}{size}").to_lowercase())
+    });
+    from_meta.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().to_lowercase())
+            .unwrap_or_else(|| "model".into())
+    })
+}
+
+/// The real model's path when fetched.
+pub fn fetched() -> Option<PathBuf> {
+    gguf::smollm2().ok()
+}
+
+struct Sizes {
+    /// Most text tokens scored.
+    tokens: usize,
+    /// Window of the perplexity.
+    window: usize,
+    /// Prompt of the prefill and context of the decode timing.
+    prompt: usize,
+    plan: Plan,
+}
+
+fn sizes(scale: Scale) -> Sizes {
+    match scale {
+        Scale::Smoke => Sizes {
+            tokens: 256,
+            window: 128,
+            prompt: 32,
+            plan: Plan::new(1, 3, 5, 100),
+        },
+        Scale::Quick => Sizes {
+            tokens: 2048,
+            window: 256,
+            prompt: 128,
+            plan: Plan::new(2, 10, 40, 2000),
+        },
+        Scale::Full => Sizes {
+            tokens: usize::MAX,
+            window: 512,
+            prompt: 256,
+            plan: Plan::new(3, 30, 100, 6000),
+        },
+    }
+}
+
+/// Bytes of weights one decode step reads: every projection and the head (the embedding row a
+/// step looks up is negligible and not counted).
+pub fn weight_bytes_per_token<B: AttentionBackend>(model: &Decoder<B>) -> usize {
+    use infermark_models::decoder::Attention;
+    let mut bytes = 0;
+    for b in &model.blocks {
+        if let Attention::Gqa(a) = &b.attn {
+            bytes += a.wq.bytes() + a.wk.bytes() + a.wv.bytes() + a.wo.bytes();
+        }
+        bytes += b.mlp.gate.bytes() + b.mlp.up.bytes() + b.mlp.down.bytes();
+    }
+    bytes
+        + match &model.lm_head {
+            Some(h) => h.bytes(),
+            None => {
+                let [v, d] = model.embed.weight.dims();
+                v * d * 4
+            }
+        }
+}
+
+/// Runs the real-model rows for the GGUF at `path` into `rec`.
+pub fn run<B: AttentionBackend>(
+    rec: &mut Recorder,
+    path: &Path,
+    ctx: &RunContext,
+    device: &B::Device,
+) -> Result<()> {
+    let s = sizes(ctx.scale);
+    (ctx.progress)("loading the GGUF (f32 and native weights)");
+    let (dense, tokenizer, info) = llama::load::<B>(path, llama::Weights::F32, device)?;
+    let (native, _, _) = llama::load::<B>(path, llama::Weights::Native, device)?;
+    let (text, text_name) = match &ctx.inputs.text {
+        Some(p) => (read_text(p)?, p.display().to_string()),
+        None => (gguf::real_text()?, gguf::REAL_TEXT_FILE.to_string()),
+    };
+    let ids = tokenizer.encode(&text, false)?;
+    let n = ids.len().min(s.tokens) / s.window * s.window;
+    if n == 0 {
+        return Err(SuiteError::Input(format!(
+            "text {text_name} has {} tokens, fewer than one window of {}",
+            ids.len(),
+            s.window
+        )));
+    }
+    let params: u64 = GgufFile::open(path)?
+        .tensors
+        .iter()
+        .map(|t| t.elements())
+        .sum();
+    rec.metric("perplexity", &PARAM_COUNT)
+        .value(params as f64)?;
+    let types: Vec<String> = info.types.iter().map(|(t, c)| format!("{t}x{c}")).collect();
+    let file = [("file_types", types.join("+")), ("text", text_name.clone())];
+    for (weights, model) in [("f32", &dense), ("native", &native)] {
+        (ctx.progress)(&format!("perplexity, {weights} weights, {n} tokens"));
+        let nll = mean_nll(model, &ids[..n], s.window, 1, device)?;
+        let scored = n / s.window * (s.window - 1);
+        rec.metric("perplexity", &VALID_PERPLEXITY)
+            .stat(Stat::Exact, scored)
+            .params(&file)
+            .param("weights", weights)
+            .param("tokens", scored)
+            .value(nll.exp())?;
+        rec.metric("speed", &WEIGHT_BYTES_PER_TOKEN)
+            .param("weights", weights)
+            .value(weight_bytes_per_token(model) as f64)?;
+    }
+    (ctx.progress)("prefill and decode speed, f32 against native");
+    let prompt = &ids[..s.prompt.min(ids.len())];
+    let mut a = Stepper::new(&dense, prompt, 1, device)?;
+    let mut b = Stepper::new(&native, prompt, 1, device)?;
+    let (pa, pb) = time_pair(s.plan, || a.prefill(), || b.prefill());
+    let (da, db) = time_pair(s.plan, || a.step(1), || b.step(1));
+    for (weights, model, prefill, decode) in
+        [("f32", &dense, &pa, &da), ("native", &native, &pb, &db)]
+    {
+        speed_records(rec, weights, model, prefill, decode, prompt.len())?;
+    }
+    Ok(())
+}
+
+fn speed_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    weights: &str,
+    model: &Decoder<B>,
+    prefill: &Summary,
+    decode: &Summary,
+    prompt: usize,
+) -> Result<()> {
+    rec.metric("speed", &PREFILL_TOKENS_PER_S)
+        .stat(Stat::Median, prefill.n)
+        .param("weights", weights)
+        .param("tokens", prompt)
+        .value(prompt as f64 * 1e3 / prefill.median)?;
+    let tps = 1e3 / decode.median;
+    rec.metric("speed", &DECODE_TOKENS_PER_S)
+        .stat(Stat::Median, decode.n)
+        .param("weights", weights)
+        .param("ctx", prompt)
+        .value(tps)?;
+    rec.metric("speed", &WEIGHT_READ_GBPS)
+        .stat(Stat::Median, decode.n)
+        .param("weights", weights)
+        .param("ctx", prompt)
+        .value(weight_bytes_per_token(model) as f64 * tps / 1e9)?;
+    Ok(())
+}
