@@ -60,6 +60,7 @@ fn env() -> RunEnv {
         scale: "smoke".into(),
         seed: 1,
         suites: vec!["attention".into()],
+        notices: Vec::new(),
         percentile_method: "nearest-rank".into(),
         started: "a".into(),
         ended: "b".into(),
