@@ -2,7 +2,8 @@
 //!
 //! Sources: Llama 3 8B (Meta, "The Llama 3 Herd of Models", 2024, table 3: d_model 4096, 32 query
 //! heads, 8 KV heads, head width 128); DeepSeek-V2 (DeepSeek-AI 2024, section 3.1.2: 128 heads of
-//! width 128, d_c 512, d_c' 1536, d_rope 64, d_model 5120).
+//! width 128, d_c 512, d_c' 1536, d_rope 64, d_model 5120); SmolLM2-135M (Hugging Face 2024, its
+//! GGUF metadata: d_model 576, 9 query heads, 3 KV heads, head width 64).
 
 use infermark_models::attention::{Attention, GqaConfig, MlaConfig, MlaPath};
 use infermark_models::kernels::AttentionBackend;
@@ -69,7 +70,9 @@ fn mla(name: &'static str, cfg: MlaConfig) -> [Preset; 2] {
 /// - `tiny` (smoke runs): every variant at one small head configuration (8 heads of 32);
 /// - `llama3-8b`: the GQA family at Llama 3 8B's shape (MHA, GQA with 8 KV heads, MQA);
 /// - `deepseek-v2`: MLA at DeepSeek-V2's shape, and its MHA twin (same 128 heads of 128, as the
-///   paper compares), so that MLA's memory and speed are set against MHA of the same model.
+///   paper compares), so that MLA's memory and speed are set against MHA of the same model;
+/// - `smollm2-135m`: the real model's layer (GQA, 9 query heads sharing 3 KV heads of 64) with
+///   its MHA and MQA twins: a small model where attention is a larger share of the step.
 pub fn all() -> Vec<Preset> {
     let mut out = vec![
         gqa("tiny", "mha", 256, 8, 8, 32),
@@ -82,6 +85,9 @@ pub fn all() -> Vec<Preset> {
         gqa("llama3-8b", "gqa", 4096, 32, 8, 128),
         gqa("llama3-8b", "mqa", 4096, 32, 1, 128),
         gqa("deepseek-v2", "mha", 5120, 128, 128, 128),
+        gqa("smollm2-135m", "mha", 576, 9, 9, 64),
+        gqa("smollm2-135m", "gqa", 576, 9, 3, 64),
+        gqa("smollm2-135m", "mqa", 576, 9, 1, 64),
     ]);
     out.extend(mla(
         "deepseek-v2",
