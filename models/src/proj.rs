@@ -96,7 +96,9 @@ impl<B: AttentionBackend> Proj<B> {
                 let mut dims = x.dims();
                 let [d_in, d_out] = w.val().dims();
                 let rows = dims[..D - 1].iter().product::<usize>();
-                let y = x.reshape([rows, d_in]).matmul(w.val());
+                let x = x.reshape([rows, d_in]);
+                let w = w.val();
+                let y = B::few_rows_matmul(&x, &w).unwrap_or_else(|| x.matmul(w));
                 dims[D - 1] = d_out;
                 y.reshape(dims)
             }

@@ -280,10 +280,11 @@ impl<B: AttentionBackend> Decoder<B> {
             Some(p) => p.forward(h),
             None => {
                 let [b, s, d] = h.dims();
-                let w = self.embed.weight.val(); // [vocab, d]
-                let v = w.dims()[0];
-                h.reshape([b * s, d])
-                    .matmul(w.transpose())
+                let w = self.embed.weight.val().transpose(); // [d, vocab], a view
+                let v = w.dims()[1];
+                let h = h.reshape([b * s, d]);
+                B::few_rows_matmul(&h, &w)
+                    .unwrap_or_else(|| h.matmul(w))
                     .reshape([b, s, v])
             }
         }

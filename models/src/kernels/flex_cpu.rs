@@ -154,6 +154,48 @@ pub(super) fn grouped_attention(
     Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
 }
 
+/// Layers of fewer weights than this use burn's matmul for few rows too.
+const SMALL_LAYER: usize = 1 << 16;
+
+/// `x · w` by [`super::few_rows`] when `x` has few rows and `w` is f32 read in place (row-major
+/// or a transposed row-major matrix).
+pub(super) fn few_rows_matmul(x: &Tensor<Flex, 2>, w: &Tensor<Flex, 2>) -> Option<Tensor<Flex, 2>> {
+    use super::few_rows::{matmul, WeightLayout, MAX_ROWS};
+    let ([m, k], [k2, n]) = (x.dims(), w.dims());
+    // Small layers (the byte-level models' 128 × 384) stay with burn's GEMM, which is faster
+    // there: packing costs little when the whole matrix sits in cache.
+    if k != k2 || m == 0 || m > MAX_ROWS || k * n < SMALL_LAYER {
+        return None;
+    }
+    let wp = w.clone().into_primitive().tensor();
+    if wp.dtype() != DType::F32 {
+        return None;
+    }
+    let layout: &Layout = wp.layout();
+    let (s, offset) = (layout.strides(), layout.start_offset());
+    let lay = match *s {
+        [s0, 1] if s0 >= n as isize => WeightLayout::KByN {
+            offset,
+            stride: s0 as usize,
+        },
+        [1, s1] if s1 >= k as isize => WeightLayout::NByK {
+            offset,
+            stride: s1 as usize,
+        },
+        _ => return None,
+    };
+    let xd = x.clone().into_data().convert::<f32>();
+    let y = matmul(
+        xd.as_slice::<f32>().ok()?,
+        m,
+        k,
+        n,
+        wp.storage::<f32>(),
+        lay,
+    )?;
+    Some(Tensor::from_data(TensorData::new(y, [m, n]), &x.device()))
+}
+
 /// Attention over a paged cache, streaming rows through the block table (no gather) when the
 /// streaming kernel applies; otherwise the gather-then-attend reference.
 pub(super) fn paged_attention(

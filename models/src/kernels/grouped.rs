@@ -37,6 +37,15 @@ pub trait AttentionBackend: Backend {
         false
     }
 
+    /// `x · w` for at most [`super::few_rows::MAX_ROWS`] rows with `w` read once in place, or
+    /// `None` where the backend's own matmul should run (the default).
+    ///
+    /// # Shapes
+    /// - `x`: `[m, k]`; `w`: `[k, n]` (row-major, or a transposed `[n, k]`) → `[m, n]`
+    fn few_rows_matmul(_x: &Tensor<Self, 2>, _w: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
     /// softmax(q·kᵀ·scale)·v, restricted by `vis`.
     ///
     /// # Shapes
@@ -262,6 +271,10 @@ pub fn grouped_attention_generic<B: Backend>(
 impl AttentionBackend for burn::backend::Flex {
     fn host_tensors() -> bool {
         true
+    }
+
+    fn few_rows_matmul(x: &Tensor<Self, 2>, w: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+        super::flex_cpu::few_rows_matmul(x, w)
     }
 
     fn grouped_attention(

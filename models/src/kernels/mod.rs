@@ -7,6 +7,7 @@
 //! ([`flex_cpu`]) that streams each K and V row once, in the spirit of FlashDecoding
 //! (split the context into chunks, combine partial softmaxes).
 
+pub mod few_rows;
 mod flex_cpu;
 mod grouped;
 

@@ -15,8 +15,11 @@ use crate::stepper::Stepper;
 use crate::zoo::checkpoint;
 use crate::{Result, SuiteError};
 
-/// Blocks of the target the layer-skip drafter keeps (of the committed targets' 4).
-pub const LAYER_SKIP_BLOCKS: usize = 2;
+/// The layer-skip drafter keeps the first half of the target's blocks (2 of the committed
+/// targets' 4, 15 of SmolLM2's 30).
+pub fn layer_skip_blocks(n_blocks: usize) -> usize {
+    (n_blocks / 2).max(1)
+}
 
 /// Longest n-gram prompt lookup matches (Saxena 2023).
 pub const LOOKUP_NGRAM: usize = 3;
@@ -68,7 +71,7 @@ impl<B: AttentionBackend> Drafter<B> {
                     .0
             }
             "layer-skip" => target
-                .first_blocks(LAYER_SKIP_BLOCKS)
+                .first_blocks(layer_skip_blocks(target.blocks.len()))
                 .map_err(model_err("layer-skip drafter".into()))?,
             other => {
                 return Err(SuiteError::Unknown {

@@ -28,6 +28,8 @@ use crate::metric::{
 };
 use crate::suite::Recorder;
 use crate::zoo::checkpoint;
+use crate::zoo::corpus::read_text;
+use crate::zoo::gguf::llama;
 use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 use drafters::{Cost, Drafter};
 use workloads::Workload;
@@ -66,9 +68,9 @@ struct Sizes {
     tv_draws: usize,
 }
 
-fn sizes(scale: Scale) -> Sizes {
-    match scale {
-        Scale::Smoke => Sizes {
+fn sizes(scale: Scale, real: bool) -> Sizes {
+    match (scale, real) {
+        (Scale::Smoke, false) => Sizes {
             gammas: &[2, 4],
             temperatures: &[0.0, 1.0],
             batches: &[1, 2],
@@ -78,7 +80,7 @@ fn sizes(scale: Scale) -> Sizes {
             plan: Plan::new(2, 5, 15, 20),
             tv_draws: 4000,
         },
-        Scale::Quick => Sizes {
+        (Scale::Quick, false) => Sizes {
             gammas: &[1, 2, 3, 4, 6, 8],
             temperatures: &[0.0, 0.7, 1.0],
             batches: &[1, 4],
@@ -88,7 +90,7 @@ fn sizes(scale: Scale) -> Sizes {
             plan: Plan::new(3, 15, 60, 120),
             tv_draws: 20_000,
         },
-        Scale::Full => Sizes {
+        (Scale::Full, false) => Sizes {
             gammas: &[1, 2, 3, 4, 6, 8],
             temperatures: &[0.0, 0.7, 1.0],
             batches: &[1, 4, 8],
@@ -97,6 +99,38 @@ fn sizes(scale: Scale) -> Sizes {
             reps: 5,
             plan: Plan::new(5, 30, 200, 1000),
             tv_draws: 100_000,
+        },
+
+        // The real model decodes ~40 tokens/s on a 2-core CPU: smaller sweeps.
+        (Scale::Smoke, true) => Sizes {
+            gammas: &[4],
+            temperatures: &[0.0],
+            batches: &[1],
+            prompts: 1,
+            max_new: 16,
+            reps: 1,
+            plan: Plan::new(1, 3, 3, 50),
+            tv_draws: 0,
+        },
+        (Scale::Quick, true) => Sizes {
+            gammas: &[2, 4, 6],
+            temperatures: &[0.0],
+            batches: &[1],
+            prompts: 2,
+            max_new: 32,
+            reps: 2,
+            plan: Plan::new(1, 5, 10, 500),
+            tv_draws: 0,
+        },
+        (Scale::Full, true) => Sizes {
+            gammas: &[1, 2, 3, 4, 6, 8],
+            temperatures: &[0.0, 0.7, 1.0],
+            batches: &[1, 4],
+            prompts: 4,
+            max_new: 64,
+            reps: 3,
+            plan: Plan::new(2, 10, 30, 2000),
+            tv_draws: 20_000,
         },
     }
 }
@@ -135,12 +169,21 @@ impl Suite for SpeculativeSuite {
     }
 
     /// One case per (drafter, workload); the trained draft model drafts for `target` only (no
-    /// draft model was trained for `arith`).
-    fn cases(&self, _scale: Scale) -> Vec<Case> {
+    /// draft model was trained for `arith`, and the real model has its own vocabulary). The
+    /// real workloads run when the model is fetched (smoke: prompt lookup on `real-grounded`).
+    fn cases(&self, scale: Scale) -> Vec<Case> {
+        let real = crate::zoo::gguf::smollm2().is_ok();
         let mut out = Vec::new();
         for w in Workload::ALL {
             for d in DRAFTERS {
                 if d.starts_with("draft") && w.target() != "target" {
+                    continue;
+                }
+                if w.is_real()
+                    && (!real
+                        || (scale == Scale::Smoke
+                            && (d != "prompt-lookup" || w != Workload::RealGrounded)))
+                {
                     continue;
                 }
                 out.push(Case {
@@ -157,6 +200,13 @@ impl Suite for SpeculativeSuite {
 
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
         run_on(ctx.backend, Job { case, ctx })?
+    }
+
+    fn notices(&self, _scale: Scale) -> Vec<String> {
+        match crate::zoo::gguf::smollm2() {
+            Ok(_) => Vec::new(),
+            Err(why) => vec![format!("no real-text and real-grounded rows: {why}")],
+        }
     }
 }
 
@@ -201,7 +251,6 @@ impl BackendJob for Job<'_> {
 
     fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
         let (ctx, variant) = (self.ctx, self.case.variant.as_str());
-        let s = sizes(ctx.scale);
         let w = self
             .case
             .params
@@ -212,12 +261,25 @@ impl BackendJob for Job<'_> {
             ("workload".to_string(), w.name().to_string()),
             ("target".to_string(), w.target().to_string()),
         ]);
+        let s = sizes(ctx.scale, w.is_real());
         let mut rec = Recorder::new(ctx, NAME, variant, base);
         (ctx.progress)(&format!("{variant}/{}: loading", w.name()));
-        let (target, _) = checkpoint::load::<B>(&checkpoint::committed(w.target()), &device)?;
+        let (target, prompts) = if w.is_real() {
+            let path = crate::zoo::gguf::smollm2().map_err(SuiteError::Input)?;
+            let (model, tok, _) = llama::load::<B>(&path, llama::Weights::F32, &device)?;
+            let text = match &ctx.inputs.text {
+                Some(p) => read_text(p)?,
+                None => crate::zoo::gguf::real_text()?,
+            };
+            let ids = tok.encode(&text, false)?;
+            let prompts = w.real_prompts(s.prompts, &ids, &tok.encode("\n", false)?);
+            (model, prompts)
+        } else {
+            let (model, _) = checkpoint::load::<B>(&checkpoint::committed(w.target()), &device)?;
+            (model, w.prompts(s.prompts))
+        };
         let max_batch = *s.batches.iter().max().expect("a batch size");
         let mut drafter = Drafter::build(variant, &target, max_batch, &device)?;
-        let prompts = w.prompts(s.prompts);
         let config = GenerateConfig {
             max_new: s.max_new,
             stop: w.stop(),

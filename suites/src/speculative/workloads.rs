@@ -8,6 +8,9 @@
 //! - `grounded`: a validation passage, a newline, then the passage's first words again: the
 //!   continuation can repeat spans of the prompt (the "rewrite this" shape where prompt lookup
 //!   shines on real models).
+//! - `real-text` and `real-grounded`: the same two shapes on the real model (SmolLM2-135M,
+//!   fetched by `ci/fetch-models.sh`) with passages of real text (its licence, or `--text`),
+//!   tokenized by the model's own BPE tokenizer.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -20,6 +23,8 @@ pub enum Workload {
     Stories,
     Arith,
     Grounded,
+    RealText,
+    RealGrounded,
 }
 
 /// Seed of the arithmetic problems (disjoint from training, validation and the lm suite's test
@@ -31,7 +36,13 @@ const PASSAGE: usize = 64;
 
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 3] = [Workload::Stories, Workload::Arith, Workload::Grounded];
+    pub const ALL: [Workload; 5] = [
+        Workload::Stories,
+        Workload::Arith,
+        Workload::Grounded,
+        Workload::RealText,
+        Workload::RealGrounded,
+    ];
 
     /// Name used on the command line and in records.
     pub fn name(self) -> &'static str {
@@ -39,7 +50,14 @@ impl Workload {
             Workload::Stories => "stories",
             Workload::Arith => "arith",
             Workload::Grounded => "grounded",
+            Workload::RealText => "real-text",
+            Workload::RealGrounded => "real-grounded",
         }
+    }
+
+    /// Whether it runs on the real model.
+    pub fn is_real(self) -> bool {
+        matches!(self, Workload::RealText | Workload::RealGrounded)
     }
 
     /// The workload named `name`.
@@ -52,6 +70,7 @@ impl Workload {
         match self {
             Workload::Arith => "arith",
             Workload::Stories | Workload::Grounded => "target",
+            Workload::RealText | Workload::RealGrounded => crate::lm::real::REAL,
         }
     }
 
@@ -59,13 +78,33 @@ impl Workload {
     pub fn stop(self) -> Vec<u32> {
         match self {
             Workload::Arith => vec![b'\n' as u32],
-            Workload::Stories | Workload::Grounded => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
-    /// `n` prompts.
+    /// `n` prompts of the real workloads: passages of `PASSAGE` tokens of `text` (tokenized),
+    /// spread over it; `real-grounded` adds a newline and the passage's first 12 tokens.
+    pub fn real_prompts(self, n: usize, text: &[u32], newline: &[u32]) -> Vec<Vec<u32>> {
+        let stride = text.len().saturating_sub(PASSAGE) / n.max(1);
+        (0..n)
+            .map(|i| {
+                let passage = &text[i * stride..(i * stride + PASSAGE).min(text.len())];
+                let mut p = passage.to_vec();
+                if self == Workload::RealGrounded {
+                    p.extend_from_slice(newline);
+                    p.extend_from_slice(&passage[..12.min(passage.len())]);
+                }
+                p
+            })
+            .collect()
+    }
+
+    /// `n` prompts (the byte-level workloads; see [`Workload::real_prompts`] for the others).
     pub fn prompts(self, n: usize) -> Vec<Vec<u32>> {
         match self {
+            Workload::RealText | Workload::RealGrounded => {
+                panic!("real workloads take their prompts from real_prompts")
+            }
             Workload::Stories | Workload::Grounded => {
                 let text = tokenize(&corpus::stories_split().valid);
                 // Passages start after a sentence end, spread over the split.
@@ -113,7 +152,7 @@ mod tests {
 
     #[test]
     fn prompts_have_the_documented_shapes() {
-        for w in Workload::ALL {
+        for w in Workload::ALL.into_iter().filter(|w| !w.is_real()) {
             let ps = w.prompts(3);
             assert_eq!(ps.len(), 3, "{}", w.name());
             assert_eq!(Workload::parse(w.name()), Some(w));
@@ -123,5 +162,14 @@ mod tests {
         assert_eq!(&g[0][PASSAGE + 1..], &g[0][..12]);
         let a = corpus::detokenize(&Workload::Arith.prompts(1)[0]);
         assert!(a.starts_with("\nT:") && a.ends_with('='), "{a:?}");
+        let text: Vec<u32> = (0..500).collect();
+        let r = Workload::RealGrounded.real_prompts(2, &text, &[9999]);
+        assert_eq!(r[1].len(), PASSAGE + 13);
+        assert_eq!(r[1][0], 218);
+        assert_eq!(&r[1][PASSAGE..PASSAGE + 1], &[9999]);
+        assert_eq!(
+            Workload::RealText.real_prompts(2, &text, &[9999])[0].len(),
+            PASSAGE
+        );
     }
 }
