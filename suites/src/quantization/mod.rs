@@ -30,6 +30,7 @@ use infermark_models::quant::{
 };
 
 use crate::backend::{run_on, BackendJob};
+use crate::lm::real::REAL;
 use crate::measure::{percentile_nearest_rank, time_pair, Plan};
 use crate::metric::{
     BITS_PER_WEIGHT, COMPRESSION_VS_FP32, DECODE_TOKENS_PER_S, KL_DIVERGENCE_MEAN,
@@ -40,13 +41,15 @@ use crate::suite::Recorder;
 use crate::zoo::{checkpoint, corpus};
 use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 
+mod real;
+
 const NAME: &str = "quantization";
 
 /// The mixed-precision variant: FP8 E4M3 (per channel) attention, INT4 (groups of 32) MLP,
 /// FP32 embeddings and head.
 pub const MIXED: &str = "mixed-fp8-int4";
 
-fn mixed() -> Assignment {
+pub(crate) fn mixed() -> Assignment {
     Assignment {
         attention: QuantFormat::Fp8(Fp8Kind::E4M3, Fp8Scaling::Channel),
         mlp: QuantFormat::Int4 {
@@ -125,31 +128,66 @@ impl Suite for QuantizationSuite {
     fn variants(&self) -> Vec<&'static str> {
         static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
         NAMES
-            .get_or_init(variant_names)
+            .get_or_init(|| {
+                let mut v = variant_names();
+                v.extend([REAL.to_string(), real::NATIVE.to_string()]);
+                v
+            })
             .iter()
             .map(String::as_str)
             .collect()
     }
 
-    /// One case per format (the mixed assignment has no tensor or speed part of its own).
+    /// One case per format (the mixed assignment has no tensor or speed part of its own), and
+    /// one for the real model's rows when it has been fetched.
     fn cases(&self, _scale: Scale) -> Vec<Case> {
-        variant_names()
+        let mut cases: Vec<Case> = variant_names()
             .into_iter()
             .map(|v| Case {
                 params: BTreeMap::from([("preset".to_string(), "target".to_string())]),
                 variant: v,
             })
-            .collect()
+            .collect();
+        if crate::zoo::gguf::smollm2().is_ok() {
+            cases.push(Case {
+                params: BTreeMap::from([("preset".to_string(), REAL.to_string())]),
+                variant: REAL.into(),
+            });
+        }
+        cases
     }
 
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
+        if case.variant == REAL {
+            return run_on(ctx.backend, RealJob { ctx })?;
+        }
         run_on(ctx.backend, Job { case, ctx })?
+    }
+
+    fn notices(&self, _scale: Scale) -> Vec<String> {
+        match crate::zoo::gguf::smollm2() {
+            Ok(_) => Vec::new(),
+            Err(why) => vec![format!("no {REAL} rows: {why}")],
+        }
     }
 }
 
 struct Job<'a> {
     case: &'a Case,
     ctx: &'a RunContext<'a>,
+}
+
+/// The real model's rows ([`real`]).
+struct RealJob<'a> {
+    ctx: &'a RunContext<'a>,
+}
+
+impl BackendJob for RealJob<'_> {
+    type Output = Result<Vec<Record>>;
+
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
+        real::run::<B>(self.ctx, &device)
+    }
 }
 
 impl BackendJob for Job<'_> {
@@ -368,14 +406,32 @@ fn model_records<B: AttentionBackend>(
     let quant = dequantize_decoder(&quant);
     let split = corpus::stories_split();
     let ids = corpus::tokenize(&split.valid[..s.valid_bytes.min(split.valid.len())]);
-    let st = compare(model, &quant, &ids, seq_len, device)?;
+    let extra = [("model", "target".to_string())];
+    let sizes = (model.num_params() * 4, bytes.total());
+    score_records(rec, model, &quant, sizes, &ids, seq_len, &extra, device)
+}
+
+/// Perplexity, its change, KL divergence (mean, p99), top-1 agreement of `candidate` against
+/// `reference` on `ids`, and its bytes and compression (`sizes`: FP32 bytes, candidate bytes).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    reference: &Decoder<B>,
+    candidate: &Decoder<B>,
+    sizes: (usize, usize),
+    ids: &[u32],
+    seq_len: usize,
+    params: &[(&str, String)],
+    device: &B::Device,
+) -> Result<()> {
+    let st = compare(reference, candidate, ids, seq_len, device)?;
     let n = st.kl.len();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (ppl_ref, ppl_q) = (mean(&st.nll_ref).exp(), mean(&st.nll_q).exp());
     let mut kl = st.kl.clone();
     kl.sort_by(|a, b| a.total_cmp(b));
-    let fp32_bytes = model.num_params() * 4;
-    let extra = [("model", "target".to_string()), ("tokens", n.to_string())];
+    let mut extra = params.to_vec();
+    extra.push(("tokens", n.to_string()));
     rec.metric("model", &PERPLEXITY)
         .stat(Stat::Exact, n)
         .params(&extra)
@@ -397,12 +453,13 @@ fn model_records<B: AttentionBackend>(
         .stat(Stat::Mean, n)
         .params(&extra)
         .value(agree)?;
+    let (fp32_bytes, bytes) = sizes;
     rec.metric("model", &MODEL_BYTES)
         .params(&extra)
-        .value(bytes.total() as f64)?;
+        .value(bytes as f64)?;
     rec.metric("model", &COMPRESSION_VS_FP32)
         .params(&extra)
-        .value(fp32_bytes as f64 / bytes.total() as f64)?;
+        .value(fp32_bytes as f64 / bytes as f64)?;
     Ok(())
 }
 

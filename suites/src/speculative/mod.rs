@@ -113,13 +113,13 @@ fn sizes(scale: Scale, real: bool) -> Sizes {
             tv_draws: 0,
         },
         (Scale::Quick, true) => Sizes {
-            gammas: &[2, 4, 6],
+            gammas: &[2, 4],
             temperatures: &[0.0],
             batches: &[1],
-            prompts: 2,
-            max_new: 32,
+            prompts: 1,
+            max_new: 48,
             reps: 2,
-            plan: Plan::new(1, 5, 10, 500),
+            plan: Plan::new(1, 5, 10, 300),
             tv_draws: 0,
         },
         (Scale::Full, true) => Sizes {
