@@ -114,6 +114,10 @@ pub fn matmul(
     Some(y)
 }
 
+/// Columns per register tile: every row's outputs for the tile stay in registers while `W`'s
+/// rows stream past (8 rows × 32 columns = 16 AVX-512 or 32 AVX2 registers).
+const TILE: usize = 32;
+
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn axpy_body(
@@ -126,15 +130,58 @@ fn axpy_body(
     n1: usize,
     out: &mut [f32],
 ) {
+    match m {
+        1 => axpy_rows::<1>(x, k, w, stride, n0, n1, out),
+        2 => axpy_rows::<2>(x, k, w, stride, n0, n1, out),
+        3 => axpy_rows::<3>(x, k, w, stride, n0, n1, out),
+        4 => axpy_rows::<4>(x, k, w, stride, n0, n1, out),
+        5 => axpy_rows::<5>(x, k, w, stride, n0, n1, out),
+        6 => axpy_rows::<6>(x, k, w, stride, n0, n1, out),
+        7 => axpy_rows::<7>(x, k, w, stride, n0, n1, out),
+        _ => axpy_rows::<8>(x, k, w, stride, n0, n1, out),
+    }
+}
+
+/// `out[i][c − n0] = Σ_kk x[i][kk] · W[kk][c]` for columns `n0..n1`, a register tile at a time;
+/// each output accumulates over `kk` in order.
+#[inline(always)]
+fn axpy_rows<const M: usize>(
+    x: &[f32],
+    k: usize,
+    w: &[f32],
+    stride: usize,
+    n0: usize,
+    n1: usize,
+    out: &mut [f32],
+) {
     let width = n1 - n0;
-    for kk in 0..k {
-        let wr = &w[kk * stride + n0..kk * stride + n1];
-        for i in 0..m {
-            let a = x[i * k + kk];
-            let o = &mut out[i * width..(i + 1) * width];
-            for (oj, &wj) in o.iter_mut().zip(wr) {
-                *oj += a * wj;
+    let mut c = n0;
+    while c + TILE <= n1 {
+        let mut acc = [[0f32; TILE]; M];
+        for kk in 0..k {
+            let wr: &[f32; TILE] = w[kk * stride + c..kk * stride + c + TILE]
+                .try_into()
+                .expect("a tile");
+            for (i, a) in acc.iter_mut().enumerate() {
+                let xi = x[i * k + kk];
+                for t in 0..TILE {
+                    a[t] += xi * wr[t];
+                }
             }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            out[i * width + c - n0..i * width + c - n0 + TILE].copy_from_slice(a);
+        }
+        c += TILE;
+    }
+    // Remaining columns (fewer than a tile), same order of accumulation.
+    for col in c..n1 {
+        for i in 0..M {
+            let mut s = 0f32;
+            for kk in 0..k {
+                s += x[i * k + kk] * w[kk * stride + col];
+            }
+            out[i * width + col - n0] = s;
         }
     }
 }
