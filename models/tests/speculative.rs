@@ -158,7 +158,7 @@ mod with_models {
     use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
     use infermark_models::diff::max_abs_diff;
     use infermark_models::generation::speculative::{
-        speculative_generate, Gamma, ModelDrafter, PromptLookup, Proposer,
+        speculative_generate, Gamma, ModelDrafter, PromptLookup, Proposer, SpecGeneration,
     };
     use infermark_models::generation::{
         generate, last_logits, GenerateConfig, Sampler, SamplingConfig,
@@ -261,27 +261,33 @@ mod with_models {
         check_greedy_exact(&target, &mut PromptLookup { max_ngram: 3 }, "prompt lookup");
     }
 
-    #[test]
-    fn a_drafter_equal_to_the_target_is_always_accepted() {
+    /// Greedy speculation of `max_new` tokens after [3, 4, 5] with the target drafting for
+    /// itself: every drafted token is kept.
+    fn self_drafted(max_new: usize, gamma: Gamma) -> SpecGeneration {
         let device = Default::default();
         let target = model(2, 32, 4);
         let mut same = drafter(&target);
         let mut cache = target.contiguous_cache(1, 96, &device);
         let config = GenerateConfig {
-            max_new: 20,
+            max_new,
             stop: vec![],
         };
-        let run = speculative_generate(
+        speculative_generate(
             &target,
             &mut cache,
             &[vec![3, 4, 5]],
             &mut same,
-            Gamma::Fixed(4),
+            gamma,
             &config,
             &mut greedy(),
             &device,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_drafter_equal_to_the_target_is_always_accepted() {
+        let run = self_drafted(20, Gamma::Fixed(4));
         let stats = run.stats;
         assert_eq!(run.tokens[0].len(), 20);
         assert_eq!(stats.accepted, stats.proposed, "{stats:?}");
@@ -423,25 +429,7 @@ mod with_models {
 
     #[test]
     fn adaptive_gamma_grows_by_two_while_everything_is_kept() {
-        let device = Default::default();
-        let target = model(2, 32, 4);
-        let mut same = drafter(&target);
-        let mut cache = target.contiguous_cache(1, 96, &device);
-        let config = GenerateConfig {
-            max_new: 40,
-            stop: vec![],
-        };
-        let run = speculative_generate(
-            &target,
-            &mut cache,
-            &[vec![3, 4, 5]],
-            &mut same,
-            Gamma::Adaptive { initial: 1, max: 7 },
-            &config,
-            &mut greedy(),
-            &device,
-        )
-        .unwrap();
+        let run = self_drafted(40, Gamma::Adaptive { initial: 1, max: 7 });
         // γ = 1, 3, 5, 7, 7, 7 emit 2, 4, 6, 8, 8, 8 tokens (36); the last 4 come from γ
         // clipped to 3. Steps that drafted position 1..7: 7, 6, 6, 4, 4, 3, 3.
         assert_eq!(run.stats.accepted, run.stats.proposed);
