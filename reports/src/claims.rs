@@ -4,7 +4,7 @@
 use infermark_suites::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::select::{describe, one, Selector};
+use crate::select::{describe, one, one_pair, Selector};
 use crate::{ReportError, Result};
 
 /// The ledger shipped with infermark.
@@ -48,6 +48,45 @@ pub struct Check {
     pub b: Option<Selector>,
     /// Threshold of the test.
     pub threshold: f64,
+    /// Parameters `a` and `b` may differ in (two-record tests; every other parameter both
+    /// records carry must be equal), e.g. the batch each KV policy admits.
+    #[serde(default)]
+    pub vary: Vec<String>,
+    /// Smallest run scale whose records count (`smoke`, `quick`, `full`; default `quick`):
+    /// below it the check says "not measured at this scale".
+    #[serde(default = "default_scale")]
+    pub min_scale: String,
+    /// Fewest samples a timed (noisy) record needs (default 3).
+    #[serde(default = "default_n")]
+    pub min_n: u64,
+}
+
+fn default_scale() -> String {
+    "quick".into()
+}
+
+fn default_n() -> u64 {
+    3
+}
+
+/// Whether `r` was measured at `min_scale` or above, with enough samples if it is timed.
+fn adequate(r: &Record, c: &Check) -> std::result::Result<(), String> {
+    let rank = |s: &str| ["smoke", "quick", "full"].iter().position(|x| *x == s);
+    if rank(&r.scale) < rank(&c.min_scale) {
+        return Err(format!(
+            "not measured at this scale ({} {} record at scale {}; the claim needs {} or larger)",
+            r.variant, r.metric, r.scale, c.min_scale
+        ));
+    }
+    let noisy =
+        crate::metrics::lookup(&r.metric).is_some_and(|m| m.kind == crate::metrics::Kind::Noisy);
+    if noisy && r.n < c.min_n {
+        return Err(format!(
+            "not measured at this scale ({} {} timed over n = {}; the claim needs n ≥ {})",
+            r.variant, r.metric, r.n, c.min_n
+        ));
+    }
+    Ok(())
 }
 
 /// The verdict on a claim.
@@ -70,6 +109,29 @@ pub fn parse(text: &str) -> Result<Ledger> {
         reason: e.to_string().trim_end().to_string(),
     })?;
     for c in ledger.claims.iter().flat_map(|c| &c.checks) {
+        if !["smoke", "quick", "full"].contains(&c.min_scale.as_str()) {
+            return Err(ReportError::Malformed {
+                path: "reports/claims.toml".into(),
+                reason: format!(
+                    "check `{}`: min_scale `{}` (smoke, quick or full)",
+                    c.label, c.min_scale
+                ),
+            });
+        }
+        if c.b.is_some()
+            && [Some(&c.a), c.b.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|s| s.contains_key("pick"))
+        {
+            return Err(ReportError::Malformed {
+                path: "reports/claims.toml".into(),
+                reason: format!(
+                    "check `{}`: `pick` applies to one-record tests only",
+                    c.label
+                ),
+            });
+        }
         let picks = [Some(&c.a), c.b.as_ref()]
             .into_iter()
             .flatten()
@@ -120,15 +182,35 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
             let mut details = Vec::new();
             let (mut missing, mut failed) = (false, false);
             for c in &claim.checks {
-                let a = one(records, &c.metric, &c.a);
-                let b = c.b.as_ref().map(|b| one(records, &c.metric, b));
-                let (a, b) = match (a, b) {
-                    (Err(e), _) | (_, Some(Err(e))) => {
+                let picked = match &c.b {
+                    Some(b) => {
+                        one_pair(records, &c.metric, &c.a, b, &c.vary).map(|(a, b)| (a, Some(b)))
+                    }
+                    None => one(records, &c.metric, &c.a).map(|a| (a, None)),
+                };
+                let checked = picked.and_then(|(a, b)| {
+                    adequate(a, c)?;
+                    if let Some(b) = b {
+                        adequate(b, c)?;
+                        if b.value == 0.0 || !b.value.is_finite() || !a.value.is_finite() {
+                            return Err(format!(
+                                "cannot compare: {} = {} against {} = {}",
+                                describe(&c.metric, &c.a),
+                                a.value,
+                                describe(&c.metric, c.b.as_ref().expect("two-record test")),
+                                b.value
+                            ));
+                        }
+                    }
+                    Ok((a, b))
+                });
+                let (a, b) = match checked {
+                    Err(e) => {
                         missing = true;
                         details.push(format!("{}: not measured ({e})", c.label));
                         continue;
                     }
-                    (Ok(a), b) => (a, b.map(|b| b.expect("matched above"))),
+                    Ok(x) => x,
                 };
                 let (value, shown) = match (c.test.as_str(), b) {
                     ("ratio", Some(b)) => (a.value / b.value, format!("{:.3}x", a.value / b.value)),

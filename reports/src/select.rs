@@ -32,9 +32,9 @@ fn field<'a>(r: &'a Record, key: &str) -> Option<&'a str> {
     }
 }
 
-/// Records of `metric` that match `sel`.
-pub fn select<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Vec<&'a Record> {
-    let mut out: Vec<&Record> = records
+/// Records of `metric` that match `sel`'s fixed values (its `max` keys and `pick` not applied).
+fn matching<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Vec<&'a Record> {
+    records
         .iter()
         .filter(|r| r.metric == metric)
         .filter(|r| sel.contains_key("stat") || matches!(r.stat, Stat::Exact | Stat::Median))
@@ -42,7 +42,25 @@ pub fn select<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Vec<&'
             sel.iter()
                 .all(|(k, v)| k == PICK || wants_max(k, v) || field(r, k) == Some(v.as_str()))
         })
-        .collect();
+        .collect()
+}
+
+/// Keeps the items whose record (`of`) has the largest numeric value of each `max` key of `sel`.
+fn keep_max<T>(mut out: Vec<T>, sel: &Selector, of: impl Fn(&T) -> &Record) -> Vec<T> {
+    for (k, _) in sel.iter().filter(|(k, v)| wants_max(k, v)) {
+        let num = |r: &Record| field(r, k).and_then(|x| x.parse::<f64>().ok());
+        let best = out
+            .iter()
+            .filter_map(|x| num(of(x)))
+            .fold(f64::NEG_INFINITY, f64::max);
+        out.retain(|x| num(of(x)) == Some(best));
+    }
+    out
+}
+
+/// Records of `metric` that match `sel`.
+pub fn select<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Vec<&'a Record> {
+    let mut out = keep_max(matching(records, metric, sel), sel, |r| r);
     match sel.get(PICK).map(String::as_str) {
         None => {}
         Some("best") => {
@@ -63,15 +81,53 @@ pub fn select<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Vec<&'
         // An unknown pick matches nothing (the ledger's parser refuses it first).
         Some(_) => out.clear(),
     }
-    for (k, _) in sel.iter().filter(|(k, v)| wants_max(k, v)) {
-        let num = |r: &Record| field(r, k).and_then(|x| x.parse::<f64>().ok());
-        let best = out
-            .iter()
-            .filter_map(|r| num(r))
-            .fold(f64::NEG_INFINITY, f64::max);
-        out.retain(|r| num(r) == Some(best));
-    }
     out
+}
+
+/// The one pair of records `a` and `b` select that compare like with like: they agree on every
+/// parameter both records carry, except those listed in `vary` (allowed to differ, e.g. the batch
+/// each KV policy admits) and those both selectors fix to values of their own (e.g. `variant`).
+/// `max` keys are applied to the joined pairs, so `ctx = "max"` is the longest context both have.
+pub fn one_pair<'a>(
+    records: &'a [Record],
+    metric: &str,
+    a: &Selector,
+    b: &Selector,
+    vary: &[String],
+) -> Result<(&'a Record, &'a Record), String> {
+    let fixed = |sel: &Selector, k: &str| sel.get(k).is_some_and(|v| !wants_max(k, v));
+    let joined = |x: &Record, y: &Record| {
+        x.params.iter().all(|(k, v)| {
+            vary.contains(k)
+                || (fixed(a, k) && fixed(b, k))
+                || y.params.get(k).is_none_or(|w| w == v)
+        })
+    };
+    let (xs, ys) = (matching(records, metric, a), matching(records, metric, b));
+    let pairs: Vec<(&Record, &Record)> = xs
+        .iter()
+        .flat_map(|&x| ys.iter().map(move |&y| (x, y)))
+        .filter(|(x, y)| joined(x, y))
+        .collect();
+    let pairs = keep_max(keep_max(pairs, a, |p| p.0), b, |p| p.1);
+    match pairs.as_slice() {
+        [p] => Ok(*p),
+        [] if xs.is_empty() => Err(format!("no record matches {}", describe(metric, a))),
+        [] if ys.is_empty() => Err(format!("no record matches {}", describe(metric, b))),
+        [] => Err(format!(
+            "no record of {} shares its conditions with one of {} ({} and {} records)",
+            describe(metric, a),
+            describe(metric, b),
+            xs.len(),
+            ys.len()
+        )),
+        many => Err(format!(
+            "{} pairs of {} and {} match; narrow the selectors",
+            many.len(),
+            describe(metric, a),
+            describe(metric, b)
+        )),
+    }
 }
 
 /// `key=value` pairs for messages.

@@ -194,8 +194,126 @@ fn claims_are_reproduced_not_reproduced_or_not_measured() {
             ),
         ]
     };
-    assert_eq!(verdict(&speed(10.0), "mla-speed"), "reproduced");
-    assert_eq!(verdict(&speed(20.0), "mla-speed"), "not reproduced");
+    let quick = |v: Vec<Record>| {
+        v.into_iter()
+            .map(|r| at(r, "quick", 10))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(verdict(&quick(speed(10.0)), "mla-speed"), "reproduced");
+    assert_eq!(verdict(&quick(speed(20.0)), "mla-speed"), "not reproduced");
+}
+
+/// `r` as measured at `scale` over `n` samples.
+fn at(mut r: Record, scale: &str, n: u64) -> Record {
+    r.scale = scale.into();
+    r.n = n;
+    r
+}
+
+fn claim(records: &[Record], id: &str) -> claims::ClaimVerdict {
+    let ledger = claims::parse(claims::LEDGER).unwrap();
+    claims::evaluate(&ledger, records)
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap()
+}
+
+#[test]
+fn a_two_record_claim_compares_only_conditions_both_records_share() {
+    // MLA was timed at 64 and 4096 tokens of context, MHA only at 64: "the longest context"
+    // must be 64 for both (before, MLA at 4096 was set against MHA at 64).
+    let lat = |v: &str, ctx: &str, ms: f64| {
+        at(
+            rec(
+                v,
+                "decode_latency_ms",
+                ms,
+                Stat::Median,
+                &[("preset", "deepseek-v2"), ("part", "layer"), ("ctx", ctx)],
+            ),
+            "quick",
+            10,
+        )
+    };
+    let run = [
+        lat("mla-absorbed", "64", 20.0),
+        lat("mla-absorbed", "4096", 1.0),
+        lat("mha", "64", 30.0),
+    ];
+    let v = claim(&run, "mla-speed");
+    assert_eq!(v.verdict, "not reproduced", "{:?}", v.details);
+    assert!(v.details[0].contains("1.500x"), "{:?}", v.details);
+    // Records that share no conditions are not compared at all.
+    let v = claim(
+        &[lat("mla-absorbed", "4096", 1.0), lat("mha", "64", 30.0)],
+        "mla-speed",
+    );
+    assert_eq!(v.verdict, "not measured");
+    assert!(
+        v.details[0].contains("shares its conditions"),
+        "{:?}",
+        v.details
+    );
+}
+
+#[test]
+fn smoke_records_small_samples_and_zero_denominators_give_no_verdict() {
+    let frag = |scale: &str| {
+        vec![at(
+            rec(
+                "contiguous",
+                "kv_fragmentation",
+                0.9,
+                Stat::Mean,
+                &[("trace", "sharegpt"), ("over", "time")],
+            ),
+            scale,
+            1,
+        )]
+    };
+    let v = claim(&frag("smoke"), "paged-fragmentation");
+    assert_eq!(v.verdict, "not measured");
+    assert!(
+        v.details[0].contains("not measured at this scale"),
+        "{:?}",
+        v.details
+    );
+    assert!(!claim(&frag("quick"), "paged-fragmentation").details[0].contains("at this scale"));
+    // A timed record over 2 samples is not enough.
+    let lat = |v: &str, ms: f64, n: u64| {
+        at(
+            rec(
+                v,
+                "decode_latency_ms",
+                ms,
+                Stat::Median,
+                &[("preset", "deepseek-v2"), ("part", "layer"), ("ctx", "64")],
+            ),
+            "quick",
+            n,
+        )
+    };
+    let v = claim(
+        &[lat("mla-absorbed", 1.0, 2), lat("mha", 3.0, 10)],
+        "mla-speed",
+    );
+    assert!(v.details[0].contains("n ≥ 3"), "{:?}", v.details);
+    // A zero denominator is not an infinite speedup.
+    let bytes = |v: &str, b: f64| {
+        rec(
+            v,
+            "kv_cache_bytes_per_token",
+            b,
+            Stat::Exact,
+            &[("preset", "deepseek-v2"), ("source", "measured")],
+        )
+    };
+    let v = claim(
+        &[bytes("mla-absorbed", 10.0), bytes("mha", 0.0)],
+        "mla-memory",
+    );
+    assert_eq!(v.verdict, "not measured");
+    assert!(v.details[0].contains("cannot compare"), "{:?}", v.details);
 }
 
 fn latency(variant: &str, ctx: &str, median: f64, min: f64, p90: f64) -> Vec<Record> {
@@ -295,7 +413,7 @@ fn a_best_pick_claim_takes_the_best_matching_record_and_shows_its_conditions() {
             &[("gamma", gamma), ("batch", batch), ("temperature", "0")],
         );
         r.suite = "speculative".into();
-        r
+        at(r, "quick", 3)
     };
     let verdict = |records: &[Record]| {
         claims::evaluate(&ledger, records)
