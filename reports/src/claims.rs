@@ -5,6 +5,7 @@ use infermark_suites::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::select::{describe, one, one_pair, Selector};
+use crate::table::fmt_value;
 use crate::{ReportError, Result};
 
 /// The ledger shipped with infermark.
@@ -221,7 +222,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                         1.0 - a.value / b.value,
                         format!("{:.1}% less", (1.0 - a.value / b.value) * 100.0),
                     ),
-                    _ => (a.value, format!("{}", a.value)),
+                    _ => (a.value, fmt_value(a.value)),
                 };
                 let pass = match c.test.as_str() {
                     "at_most" => value <= c.threshold,
@@ -233,7 +234,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                         format!(
                             " against {} = {}",
                             describe(&c.metric, &c.b.clone().unwrap_or_default()),
-                            b.value
+                            fmt_value(b.value)
                         )
                     })
                     .unwrap_or_default();
@@ -243,7 +244,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                     c.test,
                     c.threshold,
                     describe(&c.metric, &c.a),
-                    a.value,
+                    fmt_value(a.value),
                     conditions(a),
                     if pass { "holds" } else { "does not hold" }
                 ));
