@@ -435,6 +435,7 @@ fn run_gate(args: GateArgs) -> Result<bool> {
     let rules = gate::parse_rules(&text, &args.rules)?;
     let run = io::read_run(&args.run)?;
     let baseline = io::read_run(&args.baseline)?;
+    gate::comparable(&run.env, &baseline.env).map_err(anyhow::Error::msg)?;
     let verdicts = gate::evaluate(&rules, &run.records, &baseline.records);
     let width = verdicts
         .iter()

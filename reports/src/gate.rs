@@ -1,7 +1,9 @@
 //! The regression gate: rules (TOML) name a metric and a record selector, optionally a
-//! denominator (`over`) for ratios measured within one run, a tolerance on relative worsening
-//! against the baseline run, and absolute bounds. Deterministic metrics get tight tolerances;
-//! noisy ones are only gated as within-run ratios with generous tolerances.
+//! denominator (`over`) for ratios measured within one run, a tolerance on relative change
+//! against the baseline run, and absolute bounds. Deterministic metrics must match the baseline
+//! within the tolerance in both directions (unless the rule says `one_sided = "why"`); noisy
+//! ones are only gated as within-run ratios with generous tolerances, against worsening. Runs of
+//! another scale, backend or seed are refused ([`comparable`]).
 //!
 //! ```toml
 //! [[rule]]
@@ -57,6 +59,10 @@ pub struct Rule {
     pub max: Option<f64>,
     /// Absolute lower bound on the current value.
     pub min: Option<f64>,
+    /// Why a deterministic metric may improve past the tolerance (without it, a deterministic
+    /// value must match the baseline within the tolerance in both directions: bytes per token
+    /// halved because V was dropped is a change, not a win).
+    pub one_sided: Option<String>,
 }
 
 /// The outcome of one rule.
@@ -126,6 +132,33 @@ fn value(records: &[Record], rule: &Rule) -> std::result::Result<f64, String> {
     }
 }
 
+/// Refuses to compare runs of different scale, backend or seed: their values differ by design.
+pub fn comparable(
+    run: &infermark_suites::env::RunEnv,
+    baseline: &infermark_suites::env::RunEnv,
+) -> std::result::Result<(), String> {
+    let pairs = [
+        ("scale", &run.scale, &baseline.scale),
+        ("backend", &run.backend, &baseline.backend),
+    ];
+    let mut diffs: Vec<String> = pairs
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(k, a, b)| format!("{k} {a} vs {b}"))
+        .collect();
+    if run.seed != baseline.seed {
+        diffs.push(format!("seed {} vs {}", run.seed, baseline.seed));
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the run and the baseline are not comparable ({}); gate runs made with the same scale, backend and seed",
+            diffs.join(", ")
+        ))
+    }
+}
+
 /// Evaluates every rule on `run` against `baseline`.
 pub fn evaluate(rules: &Rules, run: &[Record], baseline: &[Record]) -> Vec<Verdict> {
     rules
@@ -157,6 +190,14 @@ pub fn evaluate(rules: &Rules, run: &[Record], baseline: &[Record]) -> Vec<Verdi
             let imp = metrics::relative_improvement(metric, base, cur) + 0.0;
             v.improvement = Some(imp);
             let mut problems = Vec::new();
+            let two_sided = metric.kind == Kind::Deterministic && rule.one_sided.is_none();
+            if two_sided && imp > rule.tolerance + 1e-12 {
+                problems.push(format!(
+                    "changed by {:+.1}% against the baseline (deterministic: must match within {:.1}% both ways; a rule may allow improvements with `one_sided = \"why\"`)",
+                    imp * 100.0,
+                    rule.tolerance * 100.0
+                ));
+            }
             if -imp > rule.tolerance + 1e-12 {
                 problems.push(format!(
                     "{:.1}% worse than baseline (tolerance {:.1}%)",

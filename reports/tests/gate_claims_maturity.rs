@@ -78,10 +78,49 @@ fn a_worse_deterministic_metric_fails_the_gate() {
 }
 
 #[test]
-fn a_better_metric_passes() {
+fn a_better_deterministic_metric_fails_unless_the_rule_allows_it_and_a_better_ratio_passes() {
+    // KV bytes per token halved (V dropped?) is a change, not a win.
     let v = verdicts(&run(512.0, 0.5));
-    assert!(v.iter().all(|x| x.pass), "{v:?}");
+    assert!(!v[0].pass && v[0].note.contains("both ways"), "{v:?}");
     assert!((v[0].improvement.unwrap() - 0.488).abs() < 1e-9);
+    assert!(v[1].pass, "a noisy ratio may improve: {v:?}");
+    let one_sided = RULES.replacen(
+        "select = { variant = \"gqa\" }",
+        "select = { variant = \"gqa\" }\none_sided = \"fewer bytes is the goal\"",
+        1,
+    );
+    let rules = gate::parse_rules(&one_sided, Path::new("rules.toml")).unwrap();
+    let v = gate::evaluate(&rules, &run(512.0, 0.5), &run(1000.0, 1.0));
+    assert!(v[0].pass, "{v:?}");
+}
+
+#[test]
+fn runs_of_another_scale_backend_or_seed_are_not_compared() {
+    let env = |scale: &str, seed: u64| infermark_suites::env::RunEnv {
+        run_id: "r".into(),
+        git_rev: "g".into(),
+        backend: "flex".into(),
+        burn_features: vec![],
+        burn_version: "0.21.0".into(),
+        device: "cpu".into(),
+        cpu_model: "cpu".into(),
+        cpu_flags: vec![],
+        cores: 2,
+        scale: scale.into(),
+        seed,
+        suites: vec![],
+        notices: vec![],
+        percentile_method: "nearest-rank".into(),
+        started: "t".into(),
+        ended: "t".into(),
+        infermark_version: "0".into(),
+    };
+    assert!(gate::comparable(&env("smoke", 42), &env("smoke", 42)).is_ok());
+    let e = gate::comparable(&env("quick", 42), &env("smoke", 7)).unwrap_err();
+    assert!(
+        e.contains("scale quick vs smoke") && e.contains("seed 42 vs 7"),
+        "{e}"
+    );
 }
 
 #[test]
