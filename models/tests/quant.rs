@@ -202,11 +202,7 @@ fn rows_that_do_not_fill_a_group_are_padded_and_the_padding_is_counted() {
             _ => 16 + 2,
         };
         assert_eq!(q.bytes(), 3 * 2 * per_group, "{f}");
-        let err = w
-            .iter()
-            .zip(q.dequantize())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let err = infermark_models::diff::max_abs_diff(&w, &q.dequantize()).unwrap();
         assert!(err < 0.5, "{f}: {err}");
     }
 }
