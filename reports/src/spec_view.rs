@@ -192,7 +192,9 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
         else {
             continue;
         };
-        let g = best.params.get("gamma").cloned().unwrap_or_default();
+        let Some(g) = best.params.get("gamma").cloned() else {
+            continue;
+        };
         let at = [("gamma", g.as_str())];
         let c = records
             .iter()

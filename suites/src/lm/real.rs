@@ -126,13 +126,8 @@ pub fn run<B: AttentionBackend>(
             s.window
         )));
     }
-    let params: u64 = GgufFile::open(path)?
-        .tensors
-        .iter()
-        .map(|t| t.elements())
-        .sum();
     rec.metric("perplexity", &PARAM_COUNT)
-        .value(params as f64)?;
+        .value(info.params as f64)?;
     let types: Vec<String> = info.types.iter().map(|(t, c)| format!("{t}x{c}")).collect();
     let file = [("file_types", types.join("+")), ("text", text_name.clone())];
     for (weights, model) in [("f32", &dense), ("native", &native)] {

@@ -600,25 +600,23 @@ fn tv_records<B: AttentionBackend>(
         .remove(0);
     let target_rows = [p.clone(), p.clone()];
     for _ in 0..s.tv_draws {
-        let first = match (&draft.probs, draft.tokens.first()) {
-            (Some(q), Some(_)) => {
-                let x = sampler.draw(&q[0]);
-                let o = verify_sampled(&target_rows, Some(&q[..1]), &[x], &mut sampler);
+        // The drafted token: drawn from q, or the deterministic drafter's own (q a point mass).
+        let drafted = match (&draft.probs, draft.tokens.first()) {
+            (Some(q), Some(_)) => Some(sampler.draw(&q[0])),
+            (None, Some(&x)) => Some(x),
+            (_, None) => None,
+        };
+        let first = match drafted {
+            Some(x) => {
+                let q = draft.probs.as_ref().map(|q| &q[..1]);
+                let o = verify_sampled(&target_rows, q, &[x], &mut sampler);
                 if o.accepted == 1 {
                     x
                 } else {
                     o.next_token
                 }
             }
-            (None, Some(&x)) => {
-                let o = verify_sampled(&target_rows, None, &[x], &mut sampler);
-                if o.accepted == 1 {
-                    x
-                } else {
-                    o.next_token
-                }
-            }
-            (_, None) => sampler.draw(&p),
+            None => sampler.draw(&p),
         };
         spec[first as usize] += 1;
         plain[sampler.draw(&p) as usize] += 1;

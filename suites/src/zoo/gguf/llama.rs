@@ -36,6 +36,8 @@ pub struct ModelInfo {
     pub types: Vec<(String, usize)>,
     /// Bytes of tensor data in the file.
     pub file_bytes: u64,
+    /// Elements of all the file's tensors (the parameter count).
+    pub params: u64,
 }
 
 /// The decoder configuration a Llama GGUF file describes.
@@ -209,6 +211,7 @@ pub fn load<B: AttentionBackend>(
             }),
         config: cfg,
         types,
+        params: file.tensors.iter().map(|t| t.elements()).sum(),
         file_bytes: file
             .tensors
             .iter()
