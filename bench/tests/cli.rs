@@ -161,7 +161,8 @@ fn smoke_run_writes_results_and_report() {
         "max_concurrent_sequences",
         "kv_bytes_reserved_peak",
         "kv_bytes_used_peak",
-        "decode_tokens_per_s",
+        "trace_tokens_per_s",
+        "decode_step_ms",
         "kv_bytes_saved_by_sharing",
         "decode_latency_ms",
         "paged_vs_contiguous_max_abs_diff",
@@ -308,10 +309,15 @@ fn report_of_a_missing_run_is_a_clear_error() {
 fn a_trace_file_drives_the_kv_cache_suite_and_a_malformed_one_writes_nothing() {
     let dir = tmp("trace");
     let good = dir.join("mytrace.csv");
+    // Requests arriving 2 ms apart.
     let rows: String = (0..40)
-        .map(|i| format!("{},{}\n", 20 + i % 9, 10 + i % 7))
+        .map(|i| format!("{},{},{}\n", 20 + i % 9, 10 + i % 7, i as f64 * 0.002))
         .collect();
-    std::fs::write(&good, format!("prompt_tokens,output_tokens\n{rows}")).unwrap();
+    std::fs::write(
+        &good,
+        format!("prompt_tokens,output_tokens,arrival_s\n{rows}"),
+    )
+    .unwrap();
     let out = dir.join("run");
     let o = infermark(&[
         "run",
@@ -332,7 +338,7 @@ fn a_trace_file_drives_the_kv_cache_suite_and_a_malformed_one_writes_nothing() {
         .filter(|r| r["metric"] == "kv_fragmentation")
         .collect();
     assert!(!frag.is_empty() && frag.iter().all(|r| r["params"]["trace"] == "mytrace"));
-    for variant in ["contiguous", "paged"] {
+    for variant in ["contiguous", "orca-pow2", "orca-oracle", "paged"] {
         assert!(frag.iter().any(|r| r["variant"] == variant));
     }
 

@@ -287,20 +287,58 @@ impl crate::sections::SuiteSection for KvCacheSection {
     fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
         let mut out = Vec::new();
         for table in summarise(records) {
-            if table.suite == self.suite() && PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
+            if table.suite != self.suite() {
+                continue;
+            }
+            if PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
                 out.extend(block_size_chart(&table)?);
+            }
+            if table.metric == "decode_step_ms" {
+                out.extend(step_cost_chart(&table)?);
             }
         }
         Ok(out)
     }
 }
 
+/// The measured step costs a trace replay charges: decode step time against batch size, per
+/// trace and cache (medians).
+fn step_cost_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> {
+    let mut series = Series::new();
+    for r in &table.rows {
+        let (Some(trace), Some(batch)) = (
+            r.param_map.get("trace"),
+            r.param_map.get("batch").and_then(|b| b.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        series
+            .entry(format!("{trace}/{}", r.variant))
+            .or_default()
+            .push((batch, r.value));
+    }
+    if series.values().all(|s| s.len() < 2) {
+        return Ok(None);
+    }
+    for s in series.values_mut() {
+        s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let title = "decode step cost by batch size (charged by the trace replay)".to_string();
+    let svg = line_chart(&title, "batch (sequences)", &table.unit, &series)?;
+    Ok(Some(Chart {
+        suite: table.suite.clone(),
+        title,
+        svg,
+    }))
+}
+
 /// KV-cache policy metrics drawn against block size: one series per trace for the paged cache,
-/// and the contiguous policy (which has no block size) as a flat line for comparison.
-const PER_BLOCK_SIZE: [&str; 3] = [
+/// and the reservation policies (which have no block size) as flat lines for comparison.
+const PER_BLOCK_SIZE: [&str; 4] = [
     "kv_fragmentation",
     "max_concurrent_sequences",
-    "decode_tokens_per_s",
+    "trace_tokens_per_s",
+    "recomputed_tokens",
 ];
 
 fn block_size_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> {
@@ -333,7 +371,10 @@ fn block_size_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> 
             }
         }
     }
-    let title = format!("{} by block size (contiguous: flat)", table.metric);
+    let title = format!(
+        "{} by block size (reservation policies: flat)",
+        table.metric
+    );
     let svg = line_chart(&title, "block size (tokens)", &table.unit, &series)?;
     Ok(Some(Chart {
         suite: table.suite.clone(),
@@ -363,7 +404,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 None => row.variant.clone(),
             };
             for (k, v) in &row.param_map {
-                if !["ctx", "part", "batch", "preset"].contains(&k.as_str()) {
+                if !["ctx", "part", "preset"].contains(&k.as_str()) {
                     name.push_str(&format!(" {k}={v}"));
                 }
             }

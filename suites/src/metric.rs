@@ -143,6 +143,24 @@ pub const PREEMPTIONS: Metric = Metric {
     about: "sequences evicted and recomputed for lack of blocks",
 };
 
+/// Tokens prefilled again because their sequence was preempted.
+pub const RECOMPUTED_TOKENS: Metric = Metric {
+    name: "recomputed_tokens",
+    unit: "tokens",
+    direction: Lower,
+    kind: Deterministic,
+    about: "prompt and generated tokens prefilled again after their sequence was preempted (vLLM's recompute policy)",
+};
+
+/// Throughput of a whole trace replayed with measured step costs.
+pub const TRACE_TOKENS_PER_S: Metric = Metric {
+    name: "trace_tokens_per_s",
+    unit: "tokens/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "generated tokens / seconds to serve the whole trace under a KV policy: its admission, preemption and recomputation replayed step by step, each step charged the decode and prefill costs measured in the same run",
+};
+
 /// One decode step of a batch.
 pub const DECODE_STEP_MS: Metric = Metric {
     name: "decode_step_ms",
@@ -158,7 +176,7 @@ pub const DECODE_TOKENS_PER_S: Metric = Metric {
     unit: "tokens/s",
     direction: Higher,
     kind: Noisy,
-    about: "decode throughput (kv_cache: at the admitted batch; quantization: whole target model; speculative: tokens made by decode steps over their time, `mode` plain or speculative, prefill excluded)",
+    about: "decode throughput (quantization: whole target model; speculative: tokens made by decode steps over their time, `mode` plain or speculative, prefill excluded)",
 };
 
 /// Paged / contiguous decode throughput, same run.
@@ -167,7 +185,7 @@ pub const DECODE_THROUGHPUT_GAIN: Metric = Metric {
     unit: "x",
     direction: Higher,
     kind: Noisy,
-    about: "paged / contiguous decode throughput, same run",
+    about: "trace_tokens_per_s of a KV policy / that of contiguous max_len reservation, same run",
 };
 
 /// KV bytes saved by copy-on-write prefix sharing.
@@ -543,6 +561,8 @@ pub const ALL: &[Metric] = &[
     KV_BYTES_RESERVED_PEAK,
     KV_BYTES_USED_PEAK,
     PREEMPTIONS,
+    RECOMPUTED_TOKENS,
+    TRACE_TOKENS_PER_S,
     DECODE_STEP_MS,
     DECODE_TOKENS_PER_S,
     DECODE_THROUGHPUT_GAIN,

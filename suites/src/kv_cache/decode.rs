@@ -1,24 +1,17 @@
 //! Decoding with real caches: the one decoder ([`Decoder`], a GQA preset with random weights)
-//! runs a batch of sequences on contiguous or paged KV caches, so that a throughput difference
-//! comes from running the model at the batch each policy admits: a larger batch shares each
-//! weight read among more tokens.
+//! runs batches of sequences on contiguous and paged KV caches, timed side by side at a grid of
+//! batch sizes ([`StepCosts`]); a trace replay ([`super::sim::simulate`]) charges each of its
+//! steps from them, so a throughput difference comes from the batches each policy admits over
+//! the whole trace (a larger batch shares each weight read among more tokens), with preemption
+//! and recomputation paid for.
 
 use burn::tensor::{Distribution, Int, Tensor};
 use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
 use infermark_models::kernels::AttentionBackend;
-use infermark_models::kv_cache::{KvCache, ModelCache, Values};
+use infermark_models::kv_cache::{KvCache, ModelCache, SeqId, Values};
 
 use crate::measure::{self, Plan, Summary};
 use crate::{Result, SuiteError};
-
-/// How the model's KV memory is held.
-#[derive(Clone, Copy, Debug)]
-pub enum Layout {
-    /// One reservation of `max_len` tokens per sequence.
-    Contiguous { max_len: usize },
-    /// One block pool per layer shared by all sequences.
-    Paged { block_size: usize, n_blocks: usize },
-}
 
 /// The throughput model: `(d_model, heads, kv_heads, d_head, layers, mlp)` as a byte-level GQA
 /// decoder. The SwiGLU width is two thirds of `mlp` (rounded to 64), so the MLP costs what a
@@ -49,46 +42,137 @@ fn pool_err(e: infermark_models::kv_cache::PoolError) -> SuiteError {
     SuiteError::Backend(format!("KV cache: {e}"))
 }
 
-/// Times decode steps of `batch` sequences that start at `ctx` cached tokens; the summary is per
-/// step (ms), so tokens per second is `batch / median`.
-pub fn time_decode<B: AttentionBackend>(
-    model: &Decoder<B>,
-    layout: Layout,
-    batch: usize,
-    ctx: usize,
-    plan: Plan,
-    device: &B::Device,
-) -> Result<Summary> {
-    match layout {
-        Layout::Contiguous { max_len } => {
-            let cache = model.contiguous_cache(batch, max_len, device);
-            run(model, cache, batch, ctx, plan, device)
+/// Measured costs of the throughput model from which a trace replay charges each step: decode
+/// steps at a grid of batch sizes on a contiguous and on a paged cache (timed side by side),
+/// and prefill per prompt token.
+#[derive(Clone, Debug)]
+pub struct StepCosts {
+    /// Each timed batch size (ascending) with its decode step on a contiguous and on a paged
+    /// cache (ms per step).
+    pub decode: Vec<(usize, Summary, Summary)>,
+    /// Prefill of one `ctx`-token prompt (ms).
+    pub prefill: Summary,
+    /// The context the steps were timed at.
+    pub ctx: usize,
+}
+
+impl StepCosts {
+    /// Median decode step (ms) at `batch` on a paged or contiguous cache: linear between the
+    /// timed batch sizes, and along the last two beyond them.
+    pub fn decode_ms(&self, paged: bool, batch: usize) -> f64 {
+        let pick = |(b, c, p): &(usize, Summary, Summary)| {
+            (*b as f64, if paged { p.median } else { c.median })
+        };
+        let pts: Vec<(f64, f64)> = self.decode.iter().map(pick).collect();
+        let x = batch as f64;
+        let i = pts
+            .iter()
+            .position(|&(b, _)| b >= x)
+            .unwrap_or(pts.len() - 1);
+        if pts.len() == 1 {
+            return pts[0].1;
         }
-        Layout::Paged {
-            block_size,
-            n_blocks,
-        } => {
-            let cache = model
-                .paged_cache(n_blocks, block_size, device)
-                .map_err(model_err("paged cache"))?;
-            run(model, cache, batch, ctx, plan, device)
-        }
+        let (lo, hi) = if i == 0 { (0, 1) } else { (i - 1, i) };
+        let ((x0, y0), (x1, y1)) = (pts[lo], pts[hi]);
+        y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    }
+
+    /// Prefill cost per prompt token (ms).
+    pub fn prefill_ms_per_token(&self) -> f64 {
+        self.prefill.median / self.ctx as f64
+    }
+
+    /// Seconds of a step that decodes `batch` sequences after prefilling `prefilled` tokens.
+    pub fn step_seconds(&self, paged: bool, batch: usize, prefilled: usize) -> f64 {
+        (self.decode_ms(paged, batch) + self.prefill_ms_per_token() * prefilled as f64) * 1e-3
     }
 }
 
-fn run<B: AttentionBackend, C: KvCache<B>>(
+/// Batch sizes timed for a replay up to `max_batch`: powers of two below it, and it.
+pub fn batch_grid(max_batch: usize) -> Vec<usize> {
+    let mut grid: Vec<usize> = std::iter::successors(Some(1usize), |b| Some(b * 2))
+        .take_while(|&b| b < max_batch)
+        .collect();
+    grid.push(max_batch.max(1));
+    grid
+}
+
+/// Times decode steps of the model at every batch size of `batches` (sequences starting at
+/// `ctx` cached tokens) on a contiguous and a paged cache (blocks of `block_size`), side by side
+/// in ABBA order, and the prefill of a `ctx`-token prompt.
+pub fn measure_costs<B: AttentionBackend>(
     model: &Decoder<B>,
-    mut cache: ModelCache<B, C>,
-    batch: usize,
+    batches: &[usize],
     ctx: usize,
+    block_size: usize,
     plan: Plan,
     device: &B::Device,
-) -> Result<Summary> {
+) -> Result<StepCosts> {
+    let steps = plan.warmup + plan.max_samples + 1;
+    let mut decode = Vec::new();
+    for &batch in batches {
+        let mut contiguous = model.contiguous_cache(batch, ctx + steps, device);
+        let per_seq = (ctx + steps).div_ceil(block_size);
+        let mut paged = model
+            .paged_cache(batch * per_seq + 1, block_size, device)
+            .map_err(model_err("paged cache"))?;
+        let cs = fill(&mut contiguous, batch, ctx, device)?;
+        let ps = fill(&mut paged, batch, ctx, device)?;
+        let tokens = Tensor::<B, 2, Int>::zeros([batch, 1], device);
+        let failed = std::cell::RefCell::new(None);
+        let (c, p) = measure::time_pair(
+            plan,
+            || match model.forward(tokens.clone(), &cs, &mut contiguous) {
+                Ok(y) => measure::sync_keep(device, y),
+                Err(e) => *failed.borrow_mut() = Some(e),
+            },
+            || match model.forward(tokens.clone(), &ps, &mut paged) {
+                Ok(y) => measure::sync_keep(device, y),
+                Err(e) => *failed.borrow_mut() = Some(e),
+            },
+        );
+        if let Some(e) = failed.into_inner() {
+            return Err(model_err("decode step")(e));
+        }
+        decode.push((batch, c, p));
+    }
+    let mut cache = model.contiguous_cache(1, ctx, device);
+    let seq = cache.add_sequence().map_err(pool_err)?;
+    let prompt = Tensor::<B, 2, Int>::zeros([1, ctx], device);
+    let mut failed = None;
+    let prefill = measure::time(
+        plan,
+        &mut cache,
+        |c| match model.forward(prompt.clone(), &[seq], c) {
+            Ok(y) => measure::sync_keep(device, y),
+            Err(e) => failed = Some(e),
+        },
+        |c| {
+            let _ = c.truncate(seq, 0);
+        },
+    );
+    if let Some(e) = failed {
+        return Err(model_err("prefill")(e));
+    }
+    Ok(StepCosts {
+        decode,
+        prefill,
+        ctx,
+    })
+}
+
+/// Adds `batch` sequences holding `ctx` random cached tokens in every layer (what a prefill
+/// would leave behind; decode cost does not depend on the values).
+fn fill<B: AttentionBackend, C: KvCache<B>>(
+    cache: &mut ModelCache<B, C>,
+    batch: usize,
+    ctx: usize,
+    device: &B::Device,
+) -> Result<Vec<SeqId>> {
     let seqs = (0..batch)
         .map(|_| cache.add_sequence())
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(pool_err)?;
-    // `ctx` random cached tokens per sequence and layer (what a prefill would leave behind).
     let rand =
         |shape: [usize; 3]| Tensor::<B, 3>::random(shape, Distribution::Normal(0.0, 1.0), device);
     for layer in &mut cache.layers {
@@ -103,22 +187,36 @@ fn run<B: AttentionBackend, C: KvCache<B>>(
                 .map_err(pool_err)?;
         }
     }
-    let tokens = Tensor::<B, 2, Int>::zeros([batch, 1], device);
-    let mut failed = None;
-    let summary = measure::time(
-        plan,
-        &mut cache,
-        |c| match model.forward(tokens.clone(), &seqs, c) {
-            Ok(y) => {
-                let _ = B::sync(device);
-                drop(y);
-            }
-            Err(e) => failed = Some(e),
-        },
-        |_| {},
-    );
-    match failed {
-        Some(e) => Err(model_err("decode step")(e)),
-        None => Ok(summary),
+    Ok(seqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(ms: f64) -> Summary {
+        Summary::of(&[ms])
+    }
+
+    #[test]
+    fn step_costs_interpolate_between_timed_batches() {
+        let costs = StepCosts {
+            decode: vec![
+                (1, s(2.0), s(3.0)),
+                (4, s(5.0), s(9.0)),
+                (8, s(9.0), s(17.0)),
+            ],
+            prefill: s(10.0),
+            ctx: 100,
+        };
+        assert_eq!(costs.decode_ms(false, 1), 2.0);
+        assert_eq!(costs.decode_ms(false, 2), 3.0);
+        assert_eq!(costs.decode_ms(true, 6), 13.0);
+        // Beyond the grid: along the last segment.
+        assert_eq!(costs.decode_ms(false, 10), 11.0);
+        assert_eq!(costs.step_seconds(false, 4, 50), (5.0 + 0.1 * 50.0) * 1e-3);
+        assert_eq!(batch_grid(5), vec![1, 2, 4, 5]);
+        assert_eq!(batch_grid(4), vec![1, 2, 4]);
+        assert_eq!(batch_grid(1), vec![1]);
     }
 }

@@ -1,12 +1,17 @@
-//! The KV cache suite: paged (PagedAttention, Kwon et al., SOSP 2023) against contiguous
-//! reservation of `max_len` tokens per sequence (the pre-paging baseline).
+//! The KV cache suite: paged (PagedAttention, Kwon et al., SOSP 2023, with vLLM's admission
+//! watermark) against reservation: of `max_len` tokens per sequence (`contiguous`), of the next
+//! power of two of the true length (`orca-pow2`) and of exactly the true length (`orca-oracle`),
+//! the vLLM paper's baselines.
 //!
 //! - *capacity*: each trace admitted first-come-first-served into one KV budget under each policy
-//!   ([`sim`]): `kv_fragmentation` (time-averaged, and at the peak of reserved memory),
-//!   `max_concurrent_sequences`, `kv_bytes_reserved_peak`, `kv_bytes_used_peak`, `preemptions`.
-//! - *throughput*: the one decoder (a GQA preset with random weights, [`decode`]) decodes at the
-//!   batch each policy admitted for the trace, with real caches: `decode_tokens_per_s`, and
-//!   `decode_throughput_gain` (paged over contiguous, measured in the same run).
+//!   ([`sim`]): `kv_fragmentation` (time-averaged, and the worst step at the peak of reserved
+//!   memory), `max_concurrent_sequences`, `kv_bytes_reserved_peak`, `kv_bytes_used_peak`,
+//!   `preemptions`, `recomputed_tokens`.
+//! - *throughput*: the one decoder (a GQA preset with random weights, [`decode`]) timed at a grid
+//!   of batch sizes on contiguous and paged caches side by side (`decode_step_ms`), and its
+//!   prefill; each policy's replay of the whole trace (arrivals if the trace has them, preemption
+//!   and recomputation charged, the pool capped at the budget) is charged those costs step by
+//!   step: `trace_tokens_per_s`, and `decode_throughput_gain` (over `contiguous`).
 //! - *sharing*: parallel samples of one prompt and a system prompt shared by many requests, with
 //!   copy-on-write forks: `kv_bytes_saved_by_sharing`.
 //! - *overhead*: the attention core of one decode step over a paged and a contiguous cache at
@@ -31,15 +36,14 @@ use infermark_models::kv_cache::{
 use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, Plan};
 use crate::metric::{
-    DECODE_LATENCY_MS, DECODE_STEP_MS, DECODE_THROUGHPUT_GAIN, DECODE_TOKENS_PER_S,
-    KV_BYTES_RESERVED_PEAK, KV_BYTES_SAVED_BY_SHARING, KV_BYTES_USED_PEAK, KV_FRAGMENTATION,
-    MAX_CONCURRENT_SEQUENCES, PAGED_OVER_CONTIGUOUS_LATENCY, PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF,
-    PREEMPTIONS,
+    DECODE_LATENCY_MS, DECODE_STEP_MS, DECODE_THROUGHPUT_GAIN, KV_BYTES_RESERVED_PEAK,
+    KV_BYTES_SAVED_BY_SHARING, KV_BYTES_USED_PEAK, KV_FRAGMENTATION, MAX_CONCURRENT_SEQUENCES,
+    PAGED_OVER_CONTIGUOUS_LATENCY, PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF, PREEMPTIONS,
+    PREFILL_LATENCY_MS, RECOMPUTED_TOKENS, TRACE_TOKENS_PER_S,
 };
 use crate::suite::Recorder;
 use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
-use decode::Layout;
-use sim::{simulate, Policy};
+use sim::{simulate, Policy, Request, Reservation};
 use traces::Trace;
 
 /// Suite name.
@@ -142,7 +146,7 @@ impl Suite for KvCacheSuite {
     }
 
     fn variants(&self) -> Vec<&'static str> {
-        vec!["contiguous", "paged"]
+        vec!["contiguous", "orca-pow2", "orca-oracle", "paged"]
     }
 
     /// One case per trace (capacity, throughput and sharing), then overhead and equivalence.
@@ -259,8 +263,14 @@ fn real_model<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Resu
         .find(|t| t.name == "sharegpt")
         .expect("the built-in ShareGPT-like trace");
     for (variant, policy) in [
-        ("contiguous", Policy::Contiguous { max_len: MAX_LEN }),
-        ("paged", Policy::Paged { block_size: 16 }),
+        ("contiguous", Policy::Reserve(Reservation::MaxLen(MAX_LEN))),
+        (
+            "paged",
+            Policy::Paged {
+                block_size: 16,
+                watermark: WATERMARK,
+            },
+        ),
     ] {
         let params = BTreeMap::from([
             ("preset".to_string(), model.to_string()),
@@ -275,7 +285,7 @@ fn real_model<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Resu
                 ])
                 .value(bpt as f64)?;
         }
-        let o = simulate(&trace.requests, policy, budget)
+        let o = simulate(&trace.requests, policy, budget, &|_, _| 0.0)
             .map_err(|e| SuiteError::Input(format!("trace {}: {e}", trace.name)))?;
         rec.metric("model", &MAX_CONCURRENT_SEQUENCES)
             .params(&[
@@ -300,6 +310,36 @@ fn base(trace: &str, budget: usize, bytes_per_token: usize) -> BTreeMap<String, 
     ])
 }
 
+/// The KV policies compared on every trace: contiguous reservation of [`MAX_LEN`], the vLLM
+/// paper's Orca(Pow2) and Orca(Oracle) reservations, and paging at each block size with vLLM's
+/// admission watermark.
+fn policies(block_sizes: &[usize]) -> Vec<(&'static str, Policy, Option<usize>)> {
+    let mut p = vec![
+        (
+            "contiguous",
+            Policy::Reserve(Reservation::MaxLen(MAX_LEN)),
+            None,
+        ),
+        ("orca-pow2", Policy::Reserve(Reservation::Pow2), None),
+        ("orca-oracle", Policy::Reserve(Reservation::Oracle), None),
+    ];
+    p.extend(block_sizes.iter().map(|&b| {
+        let paged = Policy::Paged {
+            block_size: b,
+            watermark: WATERMARK,
+        };
+        ("paged", paged, Some(b))
+    }));
+    p
+}
+
+/// Blocks a paged admission leaves free (vLLM's default `watermark = 0.01`), so that running
+/// sequences can grow without preempting one another at once.
+pub const WATERMARK: f64 = 0.01;
+
+/// Block size of the paged cache the step costs are timed on.
+const COST_BLOCK: usize = 16;
+
 fn run_trace<B: AttentionBackend>(
     trace: &Trace,
     model: &Decoder<B>,
@@ -309,36 +349,85 @@ fn run_trace<B: AttentionBackend>(
     device: &B::Device,
 ) -> Result<Vec<Record>> {
     let budget = s.budget_tokens;
-    let mut policies = vec![("contiguous", Policy::Contiguous { max_len: MAX_LEN }, None)];
-    policies.extend(
-        s.block_sizes
-            .iter()
-            .map(|&b| ("paged", Policy::Paged { block_size: b }, Some(b))),
-    );
-    let mean_prompt = (trace.requests.iter().map(|r| r.prompt).sum::<usize>() as f64
-        / trace.requests.len() as f64)
+    let sim_err = |e: sim::SimError| SuiteError::Input(format!("trace {}: {e}", trace.name));
+    let policies = policies(s.block_sizes);
+    // The largest batch any policy runs (arrivals can only lower it) bounds the timed grid.
+    let queued: Vec<Request> = trace
+        .requests
+        .iter()
+        .map(|r| Request::queued(r.prompt, r.output))
+        .collect();
+    let mut max_batch = 1;
+    for (_, policy, _) in &policies {
+        let o = simulate(&queued, *policy, budget, &|_, _| 0.0).map_err(sim_err)?;
+        max_batch = max_batch.max(o.max_concurrent);
+    }
+    // Decode steps see, on average, the prompt and half the output.
+    let n = trace.requests.len() as f64;
+    let mean_ctx = (trace
+        .requests
+        .iter()
+        .map(|r| r.prompt as f64 + r.output as f64 / 2.0)
+        .sum::<f64>()
+        / n)
         .round() as usize;
+    (ctx.progress)(&format!(
+        "{}: timing decode steps at batch 1..{max_batch}, context {mean_ctx}",
+        trace.name
+    ));
+    let grid = decode::batch_grid(max_batch);
+    let costs = decode::measure_costs(model, &grid, mean_ctx, COST_BLOCK, s.decode_plan, device)?;
     let mut out = Vec::new();
+    let cost_params =
+        |batch: usize| vec![("batch", batch.to_string()), ("ctx", mean_ctx.to_string())];
+    for (batch, c, p) in &costs.decode {
+        let mut rec = Recorder::new(ctx, NAME, "contiguous", base(&trace.name, budget, bpt));
+        rec.timing("throughput", &DECODE_STEP_MS, c, &cost_params(*batch))?;
+        out.extend(rec.records);
+        let mut rec = Recorder::new(ctx, NAME, "paged", base(&trace.name, budget, bpt));
+        let mut params = cost_params(*batch);
+        params.push(("block_size", COST_BLOCK.to_string()));
+        rec.timing("throughput", &DECODE_STEP_MS, p, &params)?;
+        out.extend(rec.records);
+    }
+    let mut rec = Recorder::new(ctx, NAME, "contiguous", base(&trace.name, budget, bpt));
+    rec.timing(
+        "throughput",
+        &PREFILL_LATENCY_MS,
+        &costs.prefill,
+        &[("ctx", mean_ctx.to_string())],
+    )?;
+    out.extend(rec.records);
+    let timed_n = costs
+        .decode
+        .iter()
+        .map(|(_, c, p)| c.n.min(p.n))
+        .min()
+        .unwrap_or(0);
+
     let mut contiguous_tps = None;
     for (variant, policy, block) in policies {
         (ctx.progress)(&format!(
-            "{}: {variant}{} capacity",
+            "{}: {variant}{} replay",
             trace.name,
             block.map(|b| format!(" b{b}")).unwrap_or_default()
         ));
-        let o = simulate(&trace.requests, policy, budget)
-            .map_err(|e| SuiteError::Input(format!("trace {}: {e}", trace.name)))?;
+        let paged = matches!(policy, Policy::Paged { .. });
+        let step = |batch: usize, prefilled: usize| costs.step_seconds(paged, batch, prefilled);
+        let o = simulate(&trace.requests, policy, budget, &step).map_err(sim_err)?;
         let mut params = base(&trace.name, budget, bpt);
         if let Some(b) = block {
             params.insert("block_size".into(), b.to_string());
+            params.insert("watermark".into(), WATERMARK.to_string());
         }
         let mut rec = Recorder::new(ctx, NAME, variant, params);
-        let n = o.steps.len();
+        let steps = o.steps.len();
         rec.metric("capacity", &KV_FRAGMENTATION)
-            .stat(Stat::Mean, n)
+            .stat(Stat::Mean, steps)
             .params(&[("over", "time".into())])
             .value(o.fragmentation_mean)?;
         rec.metric("capacity", &KV_FRAGMENTATION)
+            .stat(Stat::Max, steps)
             .params(&[("at", "peak_reserved".into())])
             .value(o.fragmentation_at_peak)?;
         rec.metric("capacity", &MAX_CONCURRENT_SEQUENCES)
@@ -349,43 +438,25 @@ fn run_trace<B: AttentionBackend>(
             .value((o.used_peak * bpt) as f64)?;
         rec.metric("capacity", &PREEMPTIONS)
             .value(o.preemptions as f64)?;
-
-        // Decode at the admitted batch, with the trace's mean prompt already cached.
-        (ctx.progress)(&format!(
-            "{}: {variant}{} decoding a batch of {}",
-            trace.name,
-            block.map(|b| format!(" b{b}")).unwrap_or_default(),
-            o.max_concurrent
-        ));
-        let steps = s.decode_plan.warmup + s.decode_plan.max_samples + 1;
-        let layout = match policy {
-            Policy::Contiguous { max_len } => Layout::Contiguous { max_len },
-            Policy::Paged { block_size } => {
-                let per_seq = (mean_prompt + steps).div_ceil(block_size);
-                Layout::Paged {
-                    block_size,
-                    n_blocks: (budget / block_size).max(per_seq * o.max_concurrent),
-                }
-            }
-        };
-        let batch = o.max_concurrent.max(1);
-        let t = decode::time_decode(model, layout, batch, mean_prompt, s.decode_plan, device)?;
-        let tps = batch as f64 / (t.median * 1e-3);
-        let dp = [
-            ("batch", batch.to_string()),
-            ("ctx", mean_prompt.to_string()),
-        ];
-        rec.timing("throughput", &DECODE_STEP_MS, &t, &dp)?;
-        rec.metric("throughput", &DECODE_TOKENS_PER_S)
-            .stat(Stat::Median, t.n)
-            .params(&dp)
+        rec.metric("capacity", &RECOMPUTED_TOKENS)
+            .value(o.recomputed_tokens as f64)?;
+        if o.seconds <= 0.0 || !o.seconds.is_finite() {
+            return Err(SuiteError::Backend(format!(
+                "trace {}: replay took {} s",
+                trace.name, o.seconds
+            )));
+        }
+        let tps = o.generated as f64 / o.seconds;
+        let tp = [("steps", steps.to_string())];
+        rec.metric("throughput", &TRACE_TOKENS_PER_S)
+            .stat(Stat::Median, timed_n)
+            .params(&tp)
             .value(tps)?;
         match contiguous_tps {
             None => contiguous_tps = Some(tps),
             Some(c) => rec
                 .metric("throughput", &DECODE_THROUGHPUT_GAIN)
-                .stat(Stat::Median, t.n)
-                .params(&dp)
+                .stat(Stat::Median, timed_n)
                 .value(tps / c)?,
         }
         out.extend(rec.records);

@@ -46,9 +46,9 @@ pub fn built_in(n: usize, seed: u64) -> Vec<Trace> {
             let mut len =
                 |d: &LogNormal<f64>| d.sample(&mut rng).round().clamp(1.0, MAX_LEN) as usize;
             let requests = (0..n)
-                .map(|_| Request {
-                    prompt: len(&p),
-                    output: len(&o),
+                .map(|_| {
+                    let prompt = len(&p);
+                    Request::queued(prompt, len(&o))
                 })
                 .collect();
             Trace {
@@ -59,9 +59,9 @@ pub fn built_in(n: usize, seed: u64) -> Vec<Trace> {
         .collect()
 }
 
-/// Reads a CSV trace with the header `prompt_tokens,output_tokens` (whitespace around fields is
-/// ignored). Errors name the file and the line at fault. Arrival times are refused: admission is
-/// first-come-first-served from a full queue, so they would be silently ignored.
+/// Reads a CSV trace with the header `prompt_tokens,output_tokens` and optionally a third
+/// column `arrival_s` (seconds from the start, non-decreasing; without it every request waits at
+/// the start). Whitespace around fields is ignored. Errors name the file and the line at fault.
 pub fn read_csv(path: &Path) -> Result<Trace, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -79,23 +79,19 @@ pub fn read_csv(path: &Path) -> Result<Trace, String> {
             path.display()
         ));
     }
-    if cols == ["prompt_tokens", "output_tokens", "arrival_s"] {
-        return Err(at(
-            1,
-            "the `arrival_s` column is not supported: requests are admitted first come, first \
-             served from a full queue; remove the column"
-                .into(),
-        ));
-    }
-    if cols != ["prompt_tokens", "output_tokens"] {
-        return Err(at(
-            1,
-            format!(
-                "header `{}`: expected `prompt_tokens,output_tokens`",
-                cols.join(",")
-            ),
-        ));
-    }
+    let arrivals = match cols.as_slice() {
+        ["prompt_tokens", "output_tokens"] => false,
+        ["prompt_tokens", "output_tokens", "arrival_s"] => true,
+        _ => {
+            return Err(at(
+                1,
+                format!(
+                    "header `{}`: expected `prompt_tokens,output_tokens` or `prompt_tokens,output_tokens,arrival_s`",
+                    cols.join(",")
+                ),
+            ))
+        }
+    };
     let mut requests = Vec::new();
     for row in reader.records() {
         let row = row.map_err(|e| match e.position() {
@@ -113,9 +109,32 @@ pub fn read_csv(path: &Path) -> Result<Trace, String> {
                 )),
             }
         };
+        let arrival = if arrivals {
+            let f = &row[2];
+            match f.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => v,
+                _ => {
+                    return Err(at(
+                        line,
+                        format!("arrival_s `{f}` is not a finite number of seconds ≥ 0"),
+                    ))
+                }
+            }
+        } else {
+            0.0
+        };
+        if let Some(prev) = requests.last().map(|r: &Request| r.arrival) {
+            if arrival < prev {
+                return Err(at(
+                    line,
+                    format!("arrival_s {arrival} is earlier than the row before ({prev}): rows must be in arrival order"),
+                ));
+            }
+        }
         requests.push(Request {
             prompt: count(0, "prompt_tokens")?,
             output: count(1, "output_tokens")?,
+            arrival,
         });
     }
     if requests.is_empty() {
@@ -166,16 +185,7 @@ mod tests {
         let ok = read_csv(&write("ok", "prompt_tokens, output_tokens\n10,5\n\n3, 7\n")).unwrap();
         assert_eq!(
             ok.requests,
-            vec![
-                Request {
-                    prompt: 10,
-                    output: 5
-                },
-                Request {
-                    prompt: 3,
-                    output: 7
-                }
-            ]
+            vec![Request::queued(10, 5), Request::queued(3, 7)]
         );
         let e = read_csv(&write("bad", "prompt_tokens,output_tokens\n10,5\n7,x\n")).unwrap_err();
         assert!(
@@ -188,15 +198,24 @@ mod tests {
         assert!(e.contains("line 2"), "{e}");
         let e = read_csv(&write("fields", "prompt_tokens,output_tokens\n1,2,3\n")).unwrap_err();
         assert!(e.contains("line 2") && e.contains("3 fields"), "{e}");
-        let e = read_csv(&write(
+        let timed = read_csv(&write(
             "arrival",
-            "prompt_tokens,output_tokens,arrival_s\n1,2,0\n",
+            "prompt_tokens,output_tokens,arrival_s\n1,2,0\n4,5,0.25\n",
+        ))
+        .unwrap();
+        assert_eq!(timed.requests[1].arrival, 0.25);
+        let e = read_csv(&write(
+            "order",
+            "prompt_tokens,output_tokens,arrival_s\n1,2,3\n4,5,1\n",
         ))
         .unwrap_err();
-        assert!(
-            e.contains("arrival_s") && e.contains("not supported"),
-            "{e}"
-        );
+        assert!(e.contains("line 3") && e.contains("arrival order"), "{e}");
+        let e = read_csv(&write(
+            "nan",
+            "prompt_tokens,output_tokens,arrival_s\n1,2,NaN\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("line 2") && e.contains("arrival_s"), "{e}");
         let e = read_csv(&write("empty", "")).unwrap_err();
         assert!(e.contains("empty file"), "{e}");
     }
