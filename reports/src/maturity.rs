@@ -489,7 +489,10 @@ fn retention(
     }
     match worst {
         Some((v, how)) => {
-            inputs.push(format!("retention = {how} = {v:.6} (the worst measured)"));
+            inputs.push(format!(
+                "retention = {how} = {} (the worst measured)",
+                fmt_value(v)
+            ));
             Some(v)
         }
         None => {
