@@ -131,6 +131,13 @@ fn smoke_run_writes_results_and_report() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // Every metric this fresh run emitted is in the registry, with the registry's unit.
+    for r in &records {
+        let name = r["metric"].as_str().unwrap();
+        let m = infermark_suites::metric::lookup(name)
+            .unwrap_or_else(|| panic!("metric `{name}` missing from the registry"));
+        assert_eq!(r["unit"], m.unit, "unit of {name}");
+    }
     for key in [
         "suite",
         "experiment",
@@ -392,13 +399,26 @@ fn train_writes_a_checkpoint_and_card_that_eval_reproduces() {
         "--checkpoint",
         stem.to_str().unwrap(),
         "--scale",
-        "smoke",
+        "quick",
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("validation perplexity"), "{text}");
+    // At quick scale eval scores the card's whole validation split: it must reproduce the
+    // card's validation loss from the checkpoint's weights.
+    let ndjson = std::fs::read_to_string(out.join("results.ndjson")).unwrap();
+    let ppl = ndjson
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["metric"] == "valid_perplexity")
+        .and_then(|r| r["value"].as_f64())
+        .expect("a valid_perplexity record");
+    let card_loss = card["valid_loss"].as_f64().unwrap();
+    assert!(
+        (ppl.ln() - card_loss).abs() <= 1e-4 * card_loss,
+        "eval measured {} nats, the card says {card_loss}",
+        ppl.ln()
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@
 mod common;
 
 use burn::tensor::{backend::Backend, Distribution, Tensor};
-use infermark_models::attention::reference::{gqa_forward, Dense, GqaShape};
+use infermark_models::attention::reference::{
+    gqa_forward, mla_forward, Dense, GqaShape, MlaShape, MlaWeights,
+};
 use infermark_models::attention::{Attention, AttentionLayer, GqaConfig, MlaConfig, MlaPath};
 use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
@@ -140,6 +142,50 @@ fn mla_cached_decode_equals_full_forward_on_both_paths() {
         let cached = cached_run(&Attention::Mla(layer), x.clone(), 3);
         let diff = max_abs_diff(&values(full), &values(cached)).unwrap();
         assert!(diff < ATOL_PATHS, "{path:?}: max diff {diff}");
+    }
+}
+
+#[test]
+fn mla_equals_loop_reference_on_both_paths() {
+    B::seed(&dev(), 5);
+    let cfg = small_mla();
+    let layer = cfg.init::<B>(&dev()).unwrap();
+    // Random norm gains, so a missing or misplaced latent norm shows.
+    let gain = |n: usize, seed| input([1, 1, n], seed).reshape([n]).abs() + 0.5;
+    let mut layer = layer;
+    layer.q_norm.gamma = burn::module::Param::from_tensor(gain(cfg.d_latent_q, 31));
+    layer.kv_norm.gamma = burn::module::Param::from_tensor(gain(cfg.d_latent_kv, 32));
+    let w = MlaWeights {
+        w_dq: dense(&layer.w_dq),
+        q_norm: values(layer.q_norm.gamma.val()),
+        w_uq: dense(&layer.w_uq),
+        w_qr: dense(&layer.w_qr),
+        w_dkv: dense(&layer.w_dkv),
+        kv_norm: values(layer.kv_norm.gamma.val()),
+        w_kr: dense(&layer.w_kr),
+        w_uk: values(layer.w_uk.val()),
+        w_uv: values(layer.w_uv.val()),
+        w_o: dense(&layer.w_o),
+    };
+    let shape = MlaShape {
+        n_heads: cfg.n_heads,
+        d_head: cfg.d_head,
+        d_rope: cfg.d_rope,
+        d_latent_kv: cfg.d_latent_kv,
+        theta: cfg.rope_theta,
+        eps: 1e-5,
+    };
+    let (batch, s) = (2, 7);
+    let x = input([batch, s, cfg.d_model], 12);
+    let want = mla_forward(&w, shape, &values(x.clone()), batch, s);
+    for path in [MlaPath::Naive, MlaPath::Absorbed] {
+        let layer = layer.clone().with_path(path);
+        let full = values(layer.forward_full(x.clone()).unwrap());
+        let cached = values(cached_run(&Attention::Mla(layer), x.clone(), 3));
+        for (what, got) in [("full", full), ("cached", cached)] {
+            let diff = max_abs_diff(&got, &want).unwrap();
+            assert!(diff < ATOL_REFERENCE, "{path:?} {what}: max diff {diff}");
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::{grouped_attention_generic, Visibility};
-use infermark_models::kv_cache::{CacheLayout, ContiguousKv, KvCache, PagedCache, Values};
+use infermark_models::kv_cache::{
+    stored_bytes, CacheLayout, ContiguousKv, KvCache, PagedCache, Values,
+};
 
 type B = Flex;
 const ATOL: f32 = 1e-5;
@@ -266,4 +268,36 @@ fn contiguous_reserves_max_len_per_sequence_and_refuses_past_it() {
         .is_err());
     c.add_sequence().unwrap();
     assert!(c.add_sequence().is_err(), "only two reservations fit");
+}
+
+#[test]
+fn stored_rows_are_what_was_written_and_their_bytes_are_the_closed_form() {
+    // (values, heads, key width, closed-form f32 bytes per token)
+    for (values, heads, wk, per_token) in [
+        // GQA: K and V, 2 · n_kv · d_head · 4.
+        (Values::Separate(16), 2, 16, 2 * 2 * 16 * 4),
+        // MLA: one latent row (d_c + d_rope) · 4, values its prefix.
+        (Values::PrefixOfKeys(12), 1, 20, 20 * 4),
+    ] {
+        let l = layout(heads, wk, values);
+        let mut paged = PagedCache::<B>::new(4, 8, l, &dev()).unwrap();
+        let mut contiguous = ContiguousKv::<B>::new(2, 32, l, &dev());
+        let caches: [&mut dyn KvCache<B>; 2] = [&mut paged, &mut contiguous];
+        for cache in caches {
+            let s = cache.add_sequence().unwrap();
+            let k = rand([heads, 9, wk], 1);
+            let v = match values {
+                Values::Separate(w) => Some(rand([heads, 9, w], 2)),
+                Values::PrefixOfKeys(_) => None,
+            };
+            cache.append(s, k.clone(), v.clone()).unwrap();
+            let (kb, vb) = cache.stored(s).unwrap();
+            assert_eq!(max_diff(kb, k.unsqueeze_dim(0)), 0.0);
+            assert_eq!(vb.is_some(), v.is_some());
+            if let (Some(vb), Some(v)) = (vb, v) {
+                assert_eq!(max_diff(vb, v.unsqueeze_dim(0)), 0.0);
+            }
+            assert_eq!(stored_bytes(cache, s).unwrap(), 9 * per_token, "{values:?}");
+        }
+    }
 }

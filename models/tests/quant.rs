@@ -226,6 +226,25 @@ fn q4_0_block_is_byte_for_byte_the_hand_computed_block() {
 }
 
 #[test]
+fn q4_0_block_with_a_positive_maximum_has_a_negative_scale() {
+    // w_j = 16 - j: the largest magnitude is w_0 = +16, so ggml's d = max / -8 = -2 (the
+    // sign of the extreme is kept, so it maps to code 0) and 1/d = -0.5.
+    let w: [f32; 32] = std::array::from_fn(|j| 16.0 - j as f32);
+    // Low nibbles: trunc((16 - j) · -0.5 + 8.5) = trunc((j - 16) / 2 + 8.5), as for w_j = j - 16
+    // with d = 2; high nibbles: trunc(j / 2 + 8.5), capped at 15.
+    let lo = [0u8, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8];
+    let hi = [
+        8u8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 15,
+    ];
+    let mut expect = vec![0x00, 0xC0]; // f16 -2.0 = 0xC000, little-endian
+    expect.extend((0..16).map(|j| lo[j] | (hi[j] << 4)));
+    assert_eq!(q4_0_block(&w).to_vec(), expect);
+    let q = QuantizedTensor::quantize(QuantFormat::Q4_0, &w, 1, 32).unwrap();
+    // (0 - 8) · -2 = 16: the maximum is exact.
+    assert_eq!(q.dequantize()[0], 16.0);
+}
+
+#[test]
 fn q4_1_and_q8_0_blocks_are_byte_for_byte_the_hand_computed_blocks() {
     // w_j = j / 2 − 4: min −4, max 11.5, so d = 15.5 / 15 and m = −4. Code of w:
     // trunc((w + 4) / d + 0.5) = trunc(j · 15 / 31 + 0.5), capped at 15.

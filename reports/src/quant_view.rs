@@ -23,7 +23,10 @@ impl crate::sections::SuiteSection for QuantizationSection {
     }
 
     fn pivots(&self, records: &[Record]) -> Vec<Pivot> {
-        speed_table(records).into_iter().collect()
+        accuracy_tables(records)
+            .into_iter()
+            .chain(speed_table(records))
+            .collect()
     }
 }
 
@@ -77,42 +80,122 @@ fn variants(records: &[Record]) -> Vec<String> {
     v
 }
 
+/// The models the suite scored (`model` param of the accuracy records), in record order.
+fn models(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records
+        .iter()
+        .filter(|r| r.suite == SUITE && r.metric == "perplexity_delta_pct")
+    {
+        if let Some(m) = r.params.get("model") {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Bits per weight of the whole model (32 / compression) against perplexity change and against
-/// mean KL divergence, one point per format.
+/// mean KL divergence, one point per format, one chart pair per scored model.
 pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
-    let mut ppl = Vec::new();
-    let mut kl = Vec::new();
-    for v in variants(records) {
-        let Some(c) = value(records, &v, "compression_vs_fp32", &[], false) else {
-            continue;
-        };
-        let bits = 32.0 / c;
-        if let Some(d) = value(records, &v, "perplexity_delta_pct", &[], false) {
-            ppl.push((v.clone(), bits, d));
-        }
-        if let Some(k) = value(records, &v, "kl_divergence_mean", &[], false) {
-            kl.push((v.clone(), bits, k));
-        }
-    }
     let mut out = Vec::new();
-    let x = "bits per weight, whole model (32 / compression)";
-    if !ppl.is_empty() {
-        let title = "perplexity change against bits per weight (target)";
-        out.push(Chart {
-            suite: SUITE.into(),
-            title: title.into(),
-            svg: crate::charts::scatter(title, x, "perplexity change (%)", &ppl)?,
-        });
-    }
-    if !kl.is_empty() {
-        let title = "KL divergence from FP32 against bits per weight (target)";
-        out.push(Chart {
-            suite: SUITE.into(),
-            title: title.into(),
-            svg: crate::charts::scatter(title, x, "mean KL (nats/token)", &kl)?,
-        });
+    for model in models(records) {
+        let want = [("model", model.as_str())];
+        let (mut ppl, mut kl) = (Vec::new(), Vec::new());
+        for v in variants(records) {
+            let Some(c) = value(records, &v, "compression_vs_fp32", &want, false) else {
+                continue;
+            };
+            let bits = 32.0 / c;
+            if let Some(d) = value(records, &v, "perplexity_delta_pct", &want, false) {
+                ppl.push((v.clone(), bits, d));
+            }
+            if let Some(k) = value(records, &v, "kl_divergence_mean", &want, false) {
+                kl.push((v.clone(), bits, k));
+            }
+        }
+        let x = "bits per weight, whole model (32 / compression)";
+        if !ppl.is_empty() {
+            let title = format!("perplexity change against bits per weight ({model})");
+            out.push(Chart {
+                suite: SUITE.into(),
+                svg: crate::charts::scatter(&title, x, "perplexity change (%)", &ppl)?,
+                title,
+            });
+        }
+        if !kl.is_empty() {
+            let title = format!("KL divergence from FP32 against bits per weight ({model})");
+            out.push(Chart {
+                suite: SUITE.into(),
+                svg: crate::charts::scatter(&title, x, "mean KL (nats/token)", &kl)?,
+                title,
+            });
+        }
     }
     Ok(out)
+}
+
+/// Per scored model: each format's size against FP32 and against BF16 (where a deployment
+/// starts), and its accuracy against the FP32 reference three ways: perplexity change, mean KL
+/// divergence of the next-token distributions, top-1 agreement; with the text scored.
+pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
+    let mut out = Vec::new();
+    for model in models(records) {
+        let want = [("model", model.as_str())];
+        let get = |v: &str, m: &str| value(records, v, m, &want, false);
+        let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
+        let mut text = None;
+        let mut rows = Vec::new();
+        for v in variants(records) {
+            let Some(delta) = get(&v, "perplexity_delta_pct") else {
+                continue;
+            };
+            text = text.or_else(|| {
+                records
+                    .iter()
+                    .find(|r| {
+                        r.suite == SUITE && r.variant == v && r.params.get("model") == Some(&model)
+                    })
+                    .and_then(|r| r.params.get("text").cloned())
+            });
+            rows.push(vec![
+                v.clone(),
+                cell(get(&v, "compression_vs_fp32").map(|c| 32.0 / c)),
+                cell(get(&v, "compression_vs_fp32")),
+                cell(get(&v, "compression_vs_bf16")),
+                cell(get(&v, "perplexity")),
+                cell(Some(delta)),
+                cell(get(&v, "kl_divergence_mean")),
+                cell(get(&v, "top1_agreement")),
+            ]);
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        out.push(Pivot {
+            title: format!("Size and accuracy: {model}"),
+            header: [
+                "format",
+                "bits/weight",
+                "× smaller than FP32",
+                "× smaller than BF16",
+                "perplexity",
+                "perplexity change %",
+                "mean KL (nats)",
+                "top-1 agreement",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            rows,
+            note: format!(
+                "Scored on `{}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment.",
+                text.unwrap_or_else(|| "?".into())
+            ),
+        });
+    }
+    out
 }
 
 /// Per format: decode (1 row) and prefill (many rows) products on the largest layer, beside

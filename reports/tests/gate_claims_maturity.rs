@@ -1,5 +1,6 @@
-//! Gate verdicts and claims ledger verdicts on hand-made records, and the metric registry's
-//! coverage of everything the suites emit (M(P) is tested in `maturity.rs`).
+//! Gate verdicts and claims ledger verdicts on hand-made records (M(P) is tested in
+//! `maturity.rs`; the metric registry's coverage of what the suites emit is checked on a fresh
+//! run in bench/tests/cli.rs).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -159,13 +160,35 @@ fn malformed_rules_name_the_line() {
 }
 
 #[test]
-fn shipped_rules_parse_and_pass_against_the_shipped_baseline() {
+fn every_shipped_rule_matches_the_baseline_and_fails_when_its_record_moves() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("ci/gates.toml")).unwrap();
     let rules = gate::parse_rules(&text, Path::new("ci/gates.toml")).unwrap();
     let base = infermark_reports::io::read_run(&root.join("ci/baseline")).unwrap();
+    // Live: every rule selects exactly one record (and its denominator) in the baseline.
     let v = gate::evaluate(&rules, &base.records, &base.records);
     assert!(v.iter().all(|x| x.pass), "{v:?}");
+    // Able to fail: moving the rule's record far in its worse direction fails that rule.
+    for (i, rule) in rules.rules.iter().enumerate() {
+        let metric = metrics::lookup(&rule.metric).unwrap();
+        let target = infermark_reports::select::one(&base.records, &rule.metric, &rule.select)
+            .unwrap()
+            .clone();
+        let mut moved = base.records.clone();
+        for r in moved.iter_mut().filter(|r| **r == target) {
+            let far = 10.0 * r.value.abs() + 1.0 + rule.max.unwrap_or(0.0).abs() * 10.0;
+            r.value = match metric.direction {
+                infermark_suites::metric::Direction::Lower => far,
+                infermark_suites::metric::Direction::Higher => -far,
+            };
+        }
+        let v = gate::evaluate(&rules, &moved, &base.records);
+        assert!(
+            !v[i].pass,
+            "rule `{}` passes with its record moved: it cannot fail",
+            rule.name
+        );
+    }
 }
 
 #[test]
@@ -353,17 +376,6 @@ fn smoke_records_small_samples_and_zero_denominators_give_no_verdict() {
     );
     assert_eq!(v.verdict, "not measured");
     assert!(v.details[0].contains("cannot compare"), "{:?}", v.details);
-}
-
-#[test]
-fn registry_covers_every_metric_the_suites_emit() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let base = infermark_reports::io::read_run(&root.join("ci/baseline")).unwrap();
-    for r in &base.records {
-        let m = metrics::lookup(&r.metric)
-            .unwrap_or_else(|| panic!("metric `{}` missing from the registry", r.metric));
-        assert_eq!(m.unit, r.unit, "unit of {}", r.metric);
-    }
 }
 
 #[test]

@@ -3,6 +3,15 @@
 
 use std::time::{Duration, Instant};
 
+use burn::tensor::{backend::Backend, Tensor};
+
+/// Waits for the backend to finish, keeping `y` alive until then so that lazy backends cannot
+/// skip computing it. Every timed closure ends with it.
+pub fn sync_keep<B: Backend, const D: usize>(device: &B::Device, y: Tensor<B, D>) {
+    let _ = B::sync(device);
+    drop(y);
+}
+
 /// How long and how often to time one thing.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
@@ -34,12 +43,19 @@ impl Plan {
     }
 }
 
-/// Summary of timed samples, in milliseconds.
+/// Fewest samples for which a p90 says more than the maximum (below it, nearest-rank p90 is
+/// the largest sample).
+pub const P90_MIN_SAMPLES: usize = 10;
+/// Fewest samples for a p99.
+pub const P99_MIN_SAMPLES: usize = 100;
+
+/// Summary of timed samples, in milliseconds. Tail percentiles are there only with enough
+/// samples to differ from the maximum ([`P90_MIN_SAMPLES`], [`P99_MIN_SAMPLES`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
     pub median: f64,
-    pub p90: f64,
-    pub p99: f64,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
     pub min: f64,
     pub max: f64,
     pub n: usize,
@@ -60,8 +76,8 @@ impl Summary {
         s.sort_by(f64::total_cmp);
         Summary {
             median: percentile_nearest_rank(&s, 50.0),
-            p90: percentile_nearest_rank(&s, 90.0),
-            p99: percentile_nearest_rank(&s, 99.0),
+            p90: (s.len() >= P90_MIN_SAMPLES).then(|| percentile_nearest_rank(&s, 90.0)),
+            p99: (s.len() >= P99_MIN_SAMPLES).then(|| percentile_nearest_rank(&s, 99.0)),
             min: s[0],
             max: s[s.len() - 1],
             n: s.len(),
@@ -95,27 +111,39 @@ pub fn time<S, F: FnMut(&mut S), G: FnMut(&mut S)>(
     Summary::of(&samples)
 }
 
-/// Times `a` and `b` alternately (A B A B ...), so that slow drifts of the machine hit both
-/// alike; for ratios measured side by side. Each sample of each counts toward `plan`.
+/// Times `a` and `b` alternately in ABBA order (A B, B A, A B, ...), so that slow drifts of the
+/// machine and any advantage of going first or second hit both alike; for ratios measured side
+/// by side. Each sample of each counts toward `plan`.
 pub fn time_pair<F: FnMut(), G: FnMut()>(plan: Plan, mut a: F, mut b: G) -> (Summary, Summary) {
-    for _ in 0..plan.warmup {
-        a();
-        b();
+    for i in 0..plan.warmup {
+        if i % 2 == 0 {
+            a();
+            b();
+        } else {
+            b();
+            a();
+        }
     }
     let (mut sa, mut sb) = (
         Vec::with_capacity(plan.max_samples),
         Vec::with_capacity(plan.max_samples),
     );
+    let timed = |f: &mut dyn FnMut(), into: &mut Vec<f64>| {
+        let t = Instant::now();
+        f();
+        into.push(t.elapsed().as_secs_f64() * 1e3);
+    };
     let start = Instant::now();
     while sa.len() < plan.max_samples.max(1)
         && (sa.len() < plan.min_samples.max(1) || start.elapsed() < plan.budget)
     {
-        let t = Instant::now();
-        a();
-        sa.push(t.elapsed().as_secs_f64() * 1e3);
-        let t = Instant::now();
-        b();
-        sb.push(t.elapsed().as_secs_f64() * 1e3);
+        if sa.len() % 2 == 0 {
+            timed(&mut a, &mut sa);
+            timed(&mut b, &mut sb);
+        } else {
+            timed(&mut b, &mut sb);
+            timed(&mut a, &mut sa);
+        }
     }
     (Summary::of(&sa), Summary::of(&sb))
 }
@@ -140,16 +168,25 @@ mod tests {
     }
 
     #[test]
-    fn paired_timing_alternates_and_counts_both() {
+    fn paired_timing_runs_in_abba_order_and_counts_both() {
         let log = std::cell::RefCell::new(String::new());
-        let plan = Plan::new(1, 2, 2, 10000);
+        let plan = Plan::new(2, 4, 4, 10000);
         let (a, b) = time_pair(
             plan,
             || log.borrow_mut().push('a'),
             || log.borrow_mut().push('b'),
         );
-        assert_eq!(log.into_inner(), "ababab");
-        assert_eq!((a.n, b.n), (2, 2));
+        // Warm-up ab ba, then timed ab ba ab ba.
+        assert_eq!(log.into_inner(), "abbaabbaabba");
+        assert_eq!((a.n, b.n), (4, 4));
+    }
+
+    #[test]
+    fn tail_percentiles_only_with_enough_samples() {
+        let s = |n: usize| Summary::of(&(1..=n).map(|i| i as f64).collect::<Vec<_>>());
+        assert_eq!((s(9).p90, s(9).p99), (None, None));
+        assert_eq!((s(10).p90, s(10).p99), (Some(9.0), None));
+        assert_eq!((s(100).p90, s(100).p99), (Some(90.0), Some(99.0)));
     }
 
     #[test]

@@ -305,13 +305,22 @@ pub const WEIGHT_MAX_ABS_ERR: Metric = Metric {
     about: "largest absolute error of a dequantized weight",
 };
 
-/// Signal-to-quantization-noise ratio of the weights (999 = exact).
+/// Signal-to-quantization-noise ratio of the weights (not recorded for an exact round trip).
 pub const SQNR_DB: Metric = Metric {
     name: "sqnr_db",
     unit: "dB",
     direction: Higher,
     kind: Deterministic,
-    about: "signal-to-quantization-noise ratio of the weights (999 = exact)",
+    about: "signal-to-quantization-noise ratio of the weights; left out where the round trip is exact (see exact_roundtrip)",
+};
+
+/// Whether every weight survives quantization unchanged.
+pub const EXACT_ROUNDTRIP: Metric = Metric {
+    name: "exact_roundtrip",
+    unit: "bool",
+    direction: Higher,
+    kind: Deterministic,
+    about: "1 when every weight dequantizes to exactly its original value (SQNR is infinite and not recorded), else 0",
 };
 
 /// Validation perplexity of the quantized model.
@@ -375,6 +384,15 @@ pub const COMPRESSION_VS_FP32: Metric = Metric {
     direction: Higher,
     kind: Deterministic,
     about: "FP32 model bytes / quantized model bytes",
+};
+
+/// Compression against BF16, where a deployment starts.
+pub const COMPRESSION_VS_BF16: Metric = Metric {
+    name: "compression_vs_bf16",
+    unit: "x",
+    direction: Higher,
+    kind: Deterministic,
+    about: "BF16 model bytes (2 per parameter) / quantized model bytes: the saving a deployment that starts from BF16 sees",
 };
 
 /// One-row product with a weight matrix (decode).
@@ -541,6 +559,7 @@ pub const ALL: &[Metric] = &[
     WEIGHT_RMSE,
     WEIGHT_MAX_ABS_ERR,
     SQNR_DB,
+    EXACT_ROUNDTRIP,
     PERPLEXITY,
     PERPLEXITY_DELTA_PCT,
     KL_DIVERGENCE_MEAN,
@@ -548,6 +567,7 @@ pub const ALL: &[Metric] = &[
     TOP1_AGREEMENT,
     MODEL_BYTES,
     COMPRESSION_VS_FP32,
+    COMPRESSION_VS_BF16,
     MATVEC_LATENCY_MS,
     MATMUL_LATENCY_MS,
     SPEEDUP_VS_F32,

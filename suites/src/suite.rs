@@ -220,7 +220,8 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// Adds median, p90, p99, min and max of timed samples of `metric` (a time in ms).
+    /// Adds median, min and max of timed samples of `metric` (a time in ms), and p90 and p99
+    /// where there were enough samples for them.
     pub fn timing(
         &mut self,
         experiment: &str,
@@ -229,13 +230,14 @@ impl<'a> Recorder<'a> {
         extra: &[(&str, String)],
     ) -> Result<()> {
         debug_assert_eq!(metric.unit, "ms", "{} is not a time", metric.name);
-        for (stat, v) in [
-            (Stat::Median, s.median),
+        let stats = [
+            (Stat::Median, Some(s.median)),
             (Stat::P90, s.p90),
             (Stat::P99, s.p99),
-            (Stat::Min, s.min),
-            (Stat::Max, s.max),
-        ] {
+            (Stat::Min, Some(s.min)),
+            (Stat::Max, Some(s.max)),
+        ];
+        for (stat, v) in stats.into_iter().filter_map(|(st, v)| v.map(|v| (st, v))) {
             self.metric(experiment, metric)
                 .stat(stat, s.n)
                 .params(extra)

@@ -31,8 +31,11 @@ fn ids(text: &str) -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(v, [1, n]), &Default::default())
 }
 
+/// Largest |a − b| through the project's helper, which fails on NaN and on unequal lengths.
 fn max_abs_diff(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
-    (a - b).abs().max().into_scalar()
+    assert_eq!(a.dims(), b.dims());
+    let host = |t: Tensor<B, 3>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    infermark_models::diff::max_abs_diff(&host(a), &host(b)).unwrap()
 }
 
 fn tiny_opts(out: PathBuf, steps: usize) -> TrainOptions {
@@ -394,6 +397,48 @@ fn write_hf_dir(model: &Decoder<B>, cfg: &DecoderConfig, dir: &Path, chars: &[ch
                   "vocab": vocab, "merges": []}
     });
     std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+}
+
+/// A Hugging Face directory written and scored by an independent script
+/// (`fixtures/hf/make_fixture.py`: its own safetensors writer and a float64 NumPy forward with
+/// `rotate_half` RoPE): the loader must give the script's token ids and logits.
+#[test]
+fn a_golden_hugging_face_directory_gives_the_numpy_logits() {
+    let device = Default::default();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf");
+    let (model, tok) = hf::load_dir::<B>(&fixtures.join("tiny-llama"), &device).expect("loads");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json")).unwrap())
+            .unwrap();
+    let ids = tok.encode(want["text"].as_str().unwrap()).expect("encodes");
+    let want_ids: Vec<u32> = want["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids, want_ids);
+    let n = ids.len();
+    let x = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
+        &device,
+    );
+    let got = model
+        .forward_full(x)
+        .expect("forward")
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap();
+    let expect: Vec<f32> = want["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let diff = infermark_models::diff::max_abs_diff(&got, &expect).unwrap();
+    assert!(diff < 1e-4, "logits differ from NumPy's by {diff}");
 }
 
 #[test]

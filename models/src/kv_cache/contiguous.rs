@@ -252,6 +252,11 @@ impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
         Ok(key_view(self.slot(seq)?))
     }
 
+    fn stored(&self, seq: SeqId) -> Result<(Tensor<B, 4>, Option<Tensor<B, 4>>), PoolError> {
+        let s = self.slot(seq)?;
+        Ok((key_view(s), s.v.clone().map(|v| v.narrow(2, 0, s.len))))
+    }
+
     /// Bytes of the reserved slot tensors (measured from their shapes and dtype).
     fn bytes_reserved(&self) -> usize {
         self.bytes_of(|_| self.max_len)

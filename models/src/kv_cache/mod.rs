@@ -161,10 +161,28 @@ pub trait KvCache<B: AttentionBackend> {
     /// # Shapes
     /// - output: `[1, heads, len, k_width]`
     fn keys(&self, seq: SeqId) -> Result<Tensor<B, 4>, PoolError>;
+    /// Everything the cache stores for `seq`'s tokens, read back: the key rows, and the value
+    /// rows where they are stored apart from the keys (`None` when values are a prefix of the
+    /// keys). Measured memory comes from these bytes, not from the layout's arithmetic.
+    ///
+    /// # Shapes
+    /// - output: `[1, heads, len, k_width]` and `[1, heads, len, v_width]`
+    fn stored(&self, seq: SeqId) -> Result<(Tensor<B, 4>, Option<Tensor<B, 4>>), PoolError>;
     /// Bytes reserved for the sequences held.
     fn bytes_reserved(&self) -> usize;
     /// Bytes holding live tokens.
     fn bytes_used(&self) -> usize;
+}
+
+/// Bytes the cache holds for `seq`'s tokens, counted from the data read back through
+/// [`KvCache::stored`] (its element type as stored, every row written), not from the layout.
+pub fn stored_bytes<B: AttentionBackend, C: KvCache<B> + ?Sized>(
+    cache: &C,
+    seq: SeqId,
+) -> Result<usize, PoolError> {
+    let (k, v) = cache.stored(seq)?;
+    let bytes = |t: Tensor<B, 4>| t.into_data().bytes.len();
+    Ok(bytes(k) + v.map_or(0, bytes))
 }
 
 /// One [`KvCache`] per block of a model, all holding the same sequences under the same ids.

@@ -171,6 +171,14 @@ impl<B: AttentionBackend> KvCache<B> for PagedCache<B> {
         ))
     }
 
+    fn stored(&self, seq: SeqId) -> Result<(Tensor<B, 4>, Option<Tensor<B, 4>>), PoolError> {
+        let (len, table) = (self.pool.len(seq)?, self.pool.table(seq)?);
+        Ok((
+            gather_blocks(self.k_pool().clone(), table, len),
+            self.v.clone().map(|v| gather_blocks(v, table, len)),
+        ))
+    }
+
     /// A sequence sharing all of `seq`'s blocks.
     fn fork(&mut self, seq: SeqId) -> Result<SeqId, PoolError> {
         self.pool.fork(seq)

@@ -12,14 +12,16 @@ pub mod presets;
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{backend::Backend, Distribution, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use infermark_models::attention::{Attention, Mla, MlaPath};
 use infermark_models::diff::{max_abs, max_abs_diff};
 use infermark_models::kernels::AttentionBackend;
-use infermark_models::kv_cache::{CacheLayout, ContiguousKv, KvCache, PoolError, SeqId, Values};
+use infermark_models::kv_cache::{
+    stored_bytes, CacheLayout, ContiguousKv, KvCache, PoolError, SeqId, Values,
+};
 
 use crate::backend::{run_on, BackendJob};
-use crate::measure::{self, Plan};
+use crate::measure::{self, sync_keep, Plan};
 use crate::metric::{
     DECODE_LATENCY_MS, FLOPS_PER_TOKEN, KV_CACHE_BYTES_PER_TOKEN, KV_READ_GBPS,
     MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF, PREFILL_LATENCY_MS,
@@ -309,30 +311,58 @@ fn cache_err(e: PoolError) -> SuiteError {
     SuiteError::Backend(format!("KV cache: {e}"))
 }
 
-/// Analytic bytes per token, and the same measured from the cache tensors after filling them.
+/// Analytic bytes per token (from the shape's formula), and bytes per token measured from what
+/// a filled cache holds: its stored rows read back (element type as stored), which must equal
+/// the rows written.
 fn kv_memory<B: AttentionBackend>(
     shape: &Shape,
     rec: &mut Recorder,
     device: &B::Device,
 ) -> Result<()> {
-    const CAPACITY: usize = 16;
     const FILLED: usize = 10;
-    let (mut cache, seq) = new_cache::<B>(shape.cache_layout(), CAPACITY, device)?;
-    fill(&mut cache, seq, FILLED, device)?;
-    let reserved = cache.bytes_reserved() as f64 / CAPACITY as f64;
-    let used = cache.bytes_used() as f64 / FILLED as f64;
-    let analytic = shape.kv_bytes_per_token() as f64;
+    let layout = shape.cache_layout();
+    let (mut cache, seq) = new_cache::<B>(layout, 16, device)?;
+    let rows = |w| {
+        Tensor::<B, 3>::random(
+            [layout.heads, FILLED, w],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        )
+    };
+    let k = rows(layout.k_width);
+    let v = match layout.values {
+        Values::Separate(w) => Some(rows(w)),
+        Values::PrefixOfKeys(_) => None,
+    };
+    cache.append(seq, k.clone(), v.clone()).map_err(cache_err)?;
+    let (k_back, v_back) = cache.stored(seq).map_err(cache_err)?;
+    let host = |t: Tensor<B, 3>| {
+        t.into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default()
+    };
+    let same =
+        |a: Tensor<B, 3>, b: Tensor<B, 3>| max_abs_diff(&host(a), &host(b)).is_ok_and(|d| d == 0.0);
+    let back = |t: Tensor<B, 4>| t.squeeze_dim::<3>(0);
+    let written = same(back(k_back), k)
+        && match (v, v_back) {
+            (Some(v), Some(vb)) => same(back(vb), v),
+            (None, None) => true,
+            _ => false,
+        };
+    if !written {
+        return Err(SuiteError::Backend(
+            "KV cache: the rows read back differ from the rows written".into(),
+        ));
+    }
+    let measured = stored_bytes(&cache, seq).map_err(cache_err)? as f64 / FILLED as f64;
     rec.metric("kv_memory", &KV_CACHE_BYTES_PER_TOKEN)
         .params(&[("source", "analytic".into()), ("dtype", "f32".into())])
-        .value(analytic)?;
+        .value(shape.kv_bytes_per_token() as f64)?;
     rec.metric("kv_memory", &KV_CACHE_BYTES_PER_TOKEN)
         .params(&[("source", "measured".into()), ("dtype", "f32".into())])
-        .value(reserved)?;
-    if used != reserved {
-        return Err(SuiteError::Backend(format!(
-            "cache bytes used per token {used} differ from reserved per slot {reserved}"
-        )));
-    }
+        .value(measured)?;
     Ok(())
 }
 
@@ -448,11 +478,4 @@ fn model_err(context: &'static str) -> impl Fn(infermark_models::ModelError) -> 
         context: context.into(),
         error,
     }
-}
-
-/// Waits for the backend to finish, keeping `y` alive until then so that lazy backends cannot
-/// skip computing it.
-fn sync_keep<B: Backend, const D: usize>(device: &B::Device, y: Tensor<B, D>) {
-    let _ = B::sync(device);
-    drop(y);
 }

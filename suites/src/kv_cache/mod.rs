@@ -25,7 +25,7 @@ use infermark_models::decoder::Decoder;
 use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
 use infermark_models::kv_cache::{
-    BlockPool, CacheLayout, ContiguousKv, KvCache, PagedCache, PoolError, Values,
+    stored_bytes, BlockPool, CacheLayout, ContiguousKv, KvCache, PagedCache, PoolError, Values,
 };
 
 use crate::backend::{run_on, BackendJob};
@@ -239,6 +239,9 @@ impl BackendJob for Job<'_> {
                 for trace in traces(ctx, s.requests)? {
                     records.extend(run_trace(&trace, &model, bpt, &s, ctx, &device)?);
                 }
+                for &block in s.block_sizes {
+                    records.extend(sharing(ctx, block, bpt)?);
+                }
             }
             "overhead" => records.extend(overhead::<B>(&s, ctx, &device)?),
             "equivalence" => records.extend(equivalence::<B>(&s, ctx, &device)?),
@@ -259,8 +262,8 @@ impl BackendJob for Job<'_> {
 const REAL_BUDGET_BYTES: usize = 1 << 30;
 
 /// The real model (SmolLM2-135M; its configuration from the GGUF header, no weights): KV bytes
-/// per token measured from paged caches of its layer shape across all blocks (f32 elements; a
-/// 16-bit cache halves them), and how many ShareGPT-like requests one GiB of KV memory admits
+/// per token measured from the rows paged caches of its layer shape hold, read back, across all
+/// blocks (f32 elements; a 16-bit cache halves them), and how many ShareGPT-like requests one GiB of KV memory admits
 /// under contiguous reservation and under paging.
 fn real_model<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<Vec<Record>> {
     let path = crate::zoo::gguf::smollm2().map_err(SuiteError::Input)?;
@@ -282,7 +285,7 @@ fn real_model<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Resu
         let seq = c.add_sequence().map_err(pool_err)?;
         let k: Tensor<B, 3> = Tensor::zeros([layout.heads, tokens, layout.k_width], device);
         c.append(seq, k.clone(), Some(k)).map_err(pool_err)?;
-        used += c.bytes_used();
+        used += stored_bytes(&c, seq).map_err(pool_err)?;
     }
     let bpt = used / tokens;
     let budget = REAL_BUDGET_BYTES / bpt;
@@ -422,16 +425,24 @@ fn run_trace<B: AttentionBackend>(
                 .params(&dp)
                 .value(tps / c)?,
         }
-        if let Some(b) = block {
-            sharing(&mut rec, b, bpt)?;
-        }
         out.extend(rec.records);
     }
     Ok(out)
 }
 
 /// Bytes saved by copy-on-write sharing, measured from the block pool after the real appends.
-fn sharing(rec: &mut Recorder, block: usize, bpt: usize) -> Result<()> {
+/// The scenarios use fixed ShareGPT-like lengths (its mean prompt and output), not a trace, so
+/// they are recorded once per block size under the lengths they used.
+fn sharing(ctx: &RunContext, block: usize, bpt: usize) -> Result<Vec<Record>> {
+    let mut rec = Recorder::new(
+        ctx,
+        NAME,
+        "paged",
+        BTreeMap::from([
+            ("block_size".to_string(), block.to_string()),
+            ("kv_bytes_per_token".to_string(), bpt.to_string()),
+        ]),
+    );
     let pool_err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
     // (scenario, shared prefix, requests, private prompt, generated)
     for (scenario, prefix, n, own, gen) in [
@@ -458,6 +469,7 @@ fn sharing(rec: &mut Recorder, block: usize, bpt: usize) -> Result<()> {
                 ("scenario", scenario.into()),
                 ("requests", n.to_string()),
                 ("shared_tokens", prefix.to_string()),
+                ("private_tokens", (own + gen).to_string()),
                 (
                     "bytes_without_sharing",
                     (alone.slots_reserved() * bpt).to_string(),
@@ -465,7 +477,7 @@ fn sharing(rec: &mut Recorder, block: usize, bpt: usize) -> Result<()> {
             ])
             .value(saved as f64)?;
     }
-    Ok(())
+    Ok(rec.records)
 }
 
 fn rand<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {

@@ -87,11 +87,12 @@ impl Suite for LmSuite {
         v
     }
 
-    /// One case per committed model (smoke: `target` and `arith` only), and the real model
+    /// One case per committed model (smoke: `target`, `target-mla` (the MLA decoder, so its
+    /// loading and decoding are gated too) and `arith`), and the real model
     /// when it has been fetched.
     fn cases(&self, scale: Scale) -> Vec<Case> {
         let models: &[&str] = match scale {
-            Scale::Smoke => &["target", "arith"],
+            Scale::Smoke => &["target", "target-mla", "arith"],
             _ => &MODELS,
         };
         let mut cases: Vec<Case> = models.iter().map(|m| model_case(m, None)).collect();

@@ -75,7 +75,7 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
         ("reference".to_string(), "dequantized-gguf".to_string()),
     ]);
     let params = [("text", text_name.clone())];
-    let fp32 = dense.num_params() * 4;
+    let n_params = dense.num_params();
     let mut out = Vec::new();
     for name in &formats {
         (ctx.progress)(&format!("real model: {name}"));
@@ -98,7 +98,7 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
             &mut rec,
             &dense,
             &q,
-            (fp32, bytes.total()),
+            (n_params, bytes.total()),
             ids,
             window,
             &params,
@@ -110,7 +110,7 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
     let (native, _, _) = llama::load::<B>(&path, llama::Weights::Native, device)?;
     let native = dequantize_decoder(&native);
     let mut rec = Recorder::new(ctx, NAME, NATIVE, base);
-    let sizes = (fp32, info.file_bytes as usize);
+    let sizes = (n_params, info.file_bytes as usize);
     score_records(
         &mut rec, &dense, &native, sizes, ids, window, &params, device,
     )?;
