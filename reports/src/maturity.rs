@@ -12,8 +12,9 @@
 //!   slope of the median cost over the size, and `b_ref` = the same slope of the suite's
 //!   reference at the same sizes (or 1 where the cost is already in units of the reference's
 //!   cost per unit of work); `S = b_ref / (b_ref + b)`: 0.5 = grows like the reference, → 1 as
-//!   the marginal cost vanishes, → 0 as it grows without bound; a negative slope (noise) counts
-//!   as 0. The intercept never enters. The mean over sweeps; the reference variant gets none.
+//!   the marginal cost vanishes, → 0 as it grows without bound; a slope ≤ 0 (the marginal cost
+//!   below the timing noise) leaves the sweep unmeasured rather than giving 1. The intercept
+//!   never enters. The mean over sweeps; the reference variant gets none.
 //! - **C, controllability**: predictability × accuracy retention, both measured.
 //!   Predictability is `1 − (p90 − min) / median` of the cost at the sweep's largest size,
 //!   only where the p90 rests on at least [`MIN_N_SPREAD`] samples (below that p90 is the
@@ -289,7 +290,17 @@ fn scalability(
             ));
             continue;
         };
-        let s = b_ref / (b_ref + b.max(0.0));
+        if b <= 0.0 {
+            inputs.push(format!(
+                "S{label} not measured: {} of {variant} does not grow with {} (slope {}): the \
+                 marginal cost is below the timing noise, not zero",
+                sc.metric.name,
+                sc.over,
+                fmt_value(b)
+            ));
+            continue;
+        }
+        let s = b_ref / (b_ref + b);
         let shape = rs
             .first()
             .and_then(|(_, r)| r.params.get(sc.over))
@@ -299,7 +310,7 @@ fn scalability(
              {} against {ref_label}{} ({} points)",
             fmt_value(b_ref),
             fmt_value(b_ref),
-            fmt_value(b.max(0.0)),
+            fmt_value(b),
             sc.metric.name,
             per(b, shape),
             if matches!(sc.reference, Reference::Relative) {

@@ -161,6 +161,8 @@ fn a_slower_constant_overhead_does_not_raise_s_and_a_steeper_slope_lowers_it() {
     assert!(close(s_of(1.0, 0.02).0, 1.0 / 3.0));
     // The reference gets no S (not 0.5 or 1 by construction).
     assert_eq!(mha, None);
+    // A cost that falls with size (timing noise) measures no marginal cost: no S, not S = 1.
+    assert_eq!(s_of(1.0, -0.001).0, None);
 }
 
 #[test]
