@@ -107,6 +107,10 @@ struct ReportArgs {
     /// Weights of S, C and I in M(P), as `a,b,c`.
     #[arg(long, default_value = "0.3333333333,0.3333333333,0.3333333333", value_parser = parse_weights)]
     weights: Weights,
+    /// Gate rules whose verdict against the first baseline the summary shows (skipped when the
+    /// default file is absent).
+    #[arg(long, value_name = "FILE", default_value = "ci/gates.toml")]
+    rules: PathBuf,
     /// Replace an existing file.
     #[arg(long)]
     force: bool,
@@ -407,17 +411,48 @@ fn report(args: ReportArgs) -> Result<()> {
             .map(|s| s.description().to_string())
             .unwrap_or_default()
     };
-    let baselines = args
+    let runs = args
         .baselines
         .iter()
-        .map(|dir| {
-            io::read_run(dir).map(|b| html::Baseline {
-                label: dir.display().to_string(),
-                records: b.records,
-            })
-        })
+        .map(|dir| io::read_run(dir).map(|b| (dir.display().to_string(), b)))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let page = html::render(&run.env, &run.records, &baselines, args.weights, &describe)?;
+    let gate_summary = match runs.first() {
+        Some((label, first)) if args.rules.exists() => {
+            let text = std::fs::read_to_string(&args.rules)
+                .with_context(|| format!("reading rules {}", args.rules.display()))?;
+            let rules = gate::parse_rules(&text, &args.rules)?;
+            let refused = gate::comparable(&run.env, &first.env).err();
+            Some(html::GateSummary {
+                baseline: label.clone(),
+                rules: args.rules.display().to_string(),
+                verdicts: if refused.is_some() {
+                    Vec::new()
+                } else {
+                    gate::evaluate(&rules, &run.records, &first.records)
+                },
+                refused,
+            })
+        }
+        Some(_) if args.rules != Path::new("ci/gates.toml") => {
+            bail!("rules file {} does not exist", args.rules.display())
+        }
+        _ => None,
+    };
+    let baselines: Vec<html::Baseline> = runs
+        .into_iter()
+        .map(|(label, b)| html::Baseline {
+            label,
+            records: b.records,
+        })
+        .collect();
+    let page = html::render_with_gate(
+        &run.env,
+        &run.records,
+        &baselines,
+        args.weights,
+        &describe,
+        gate_summary.as_ref(),
+    )?;
     io::write_file_atomic(&args.out, page.as_bytes(), args.force)?;
     println!(
         "wrote {} ({} records, {} KiB)",

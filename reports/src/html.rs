@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::charts::{charts, Chart};
 use crate::claims::{self, ClaimVerdict};
+use crate::gate;
 use crate::maturity::{self, Score, Weights};
 use crate::metrics::{self, Kind};
 use crate::table::{fmt_value, summarise};
@@ -110,6 +111,124 @@ pub fn compare(label: &str, current: &[Record], baseline: &[Record]) -> Comparis
     }
 }
 
+/// The gate's verdict on the run against a baseline, for the report's summary.
+#[derive(Serialize, Debug, Clone)]
+pub struct GateSummary {
+    /// The baseline's directory.
+    pub baseline: String,
+    /// The rules file.
+    pub rules: String,
+    /// Why the run and the baseline were not compared (another scale, backend or seed).
+    pub refused: Option<String>,
+    /// One per rule, when compared.
+    pub verdicts: Vec<gate::Verdict>,
+}
+
+/// One claim in the summary.
+#[derive(Serialize)]
+struct ClaimLine {
+    id: String,
+    text: String,
+    verdict: String,
+}
+
+/// M(P) of one suite in the summary: totals where S, C and I are all measured, else the parts.
+#[derive(Serialize)]
+struct SuiteMaturity {
+    suite: String,
+    /// `technique M` for techniques with a total.
+    scored: Vec<String>,
+    /// `technique: measured parts; missing parts` for the others.
+    partial: Vec<String>,
+}
+
+/// The one-screen summary at the top of the report.
+#[derive(Serialize)]
+struct SummaryView {
+    reproduced: usize,
+    not_reproduced: usize,
+    not_measured: usize,
+    claims: Vec<ClaimLine>,
+    /// `None` when the report was given no baseline or no rules.
+    gate: Option<GateView>,
+    maturity: Vec<SuiteMaturity>,
+}
+
+#[derive(Serialize)]
+struct GateView {
+    baseline: String,
+    rules: String,
+    refused: Option<String>,
+    passed: usize,
+    total: usize,
+    /// `rule: note` of each failing rule.
+    failures: Vec<String>,
+}
+
+fn summary(verdicts: &[ClaimVerdict], gate: Option<&GateSummary>, scores: &[Score]) -> SummaryView {
+    let count = |v: &str| verdicts.iter().filter(|c| c.verdict == v).count();
+    let mut maturity: Vec<SuiteMaturity> = Vec::new();
+    for s in scores {
+        let at = match maturity.iter().position(|m| m.suite == s.suite) {
+            Some(i) => i,
+            None => {
+                maturity.push(SuiteMaturity {
+                    suite: s.suite.clone(),
+                    scored: Vec::new(),
+                    partial: Vec::new(),
+                });
+                maturity.len() - 1
+            }
+        };
+        match s.m {
+            Some(m) => maturity[at].scored.push(format!("{} {m:.3}", s.technique)),
+            None => {
+                let parts: Vec<String> = [("S", s.s), ("C", s.c), ("I", s.i)]
+                    .into_iter()
+                    .filter_map(|(n, x)| x.map(|x| format!("{n} {x:.3}")))
+                    .collect();
+                maturity[at].partial.push(format!(
+                    "{}: {}{} missing",
+                    s.technique,
+                    if parts.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}; ", parts.join(", "))
+                    },
+                    s.missing.join(", ")
+                ));
+            }
+        }
+    }
+    SummaryView {
+        reproduced: count("reproduced"),
+        not_reproduced: count("not reproduced"),
+        not_measured: count("not measured"),
+        claims: verdicts
+            .iter()
+            .map(|c| ClaimLine {
+                id: c.id.clone(),
+                text: c.text.clone(),
+                verdict: c.verdict.clone(),
+            })
+            .collect(),
+        gate: gate.map(|g| GateView {
+            baseline: g.baseline.clone(),
+            rules: g.rules.clone(),
+            refused: g.refused.clone(),
+            passed: g.verdicts.iter().filter(|v| v.pass).count(),
+            total: g.verdicts.len(),
+            failures: g
+                .verdicts
+                .iter()
+                .filter(|v| !v.pass)
+                .map(|v| format!("{}: {}", v.rule, v.note))
+                .collect(),
+        }),
+        maturity,
+    }
+}
+
 #[derive(Serialize)]
 struct ScoreView {
     suite: String,
@@ -163,6 +282,18 @@ pub fn render(
     baselines: &[Baseline],
     weights: Weights,
     describe: &dyn Fn(&str) -> String,
+) -> Result<String> {
+    render_with_gate(env, records, baselines, weights, describe, None)
+}
+
+/// [`render`], with the gate's verdict against a baseline in the summary at the top.
+pub fn render_with_gate(
+    env: &RunEnv,
+    records: &[Record],
+    baselines: &[Baseline],
+    weights: Weights,
+    describe: &dyn Fn(&str) -> String,
+    gate: Option<&GateSummary>,
 ) -> Result<String> {
     let mut suites: Vec<SuiteView> = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -228,25 +359,28 @@ pub fn render(
         .iter()
         .map(|b| compare(&b.label, records, &b.records))
         .collect();
-    let scores: Vec<ScoreView> = maturity::scores(
+    let all_scores = maturity::scores(
         records,
         baselines.first().map(|b| b.records.as_slice()),
         weights,
-    )
-    .into_iter()
-    .map(|s: Score| ScoreView {
-        suite: s.suite,
-        technique: s.technique,
-        s: opt(s.s),
-        c: opt(s.c),
-        i: opt(s.i),
-        m: opt(s.m),
-        inputs: s.inputs,
-    })
-    .collect();
+    );
     let ledger = claims::parse(claims::LEDGER)?;
     let verdicts: Vec<ClaimVerdict> = claims::evaluate(&ledger, records);
+    let summary = summary(&verdicts, gate, &all_scores);
+    let scores: Vec<ScoreView> = all_scores
+        .into_iter()
+        .map(|s: Score| ScoreView {
+            suite: s.suite,
+            technique: s.technique,
+            s: opt(s.s),
+            c: opt(s.c),
+            i: opt(s.i),
+            m: opt(s.m),
+            inputs: s.inputs,
+        })
+        .collect();
     tmpl.render(context! {
+        summary => summary,
         env => env,
         suites => suites,
         record_count => records.len(),

@@ -1,32 +1,41 @@
 //! The maturity score M(P) = w1·S + w2·C + w3·I of each technique (suite and variant) that has
-//! records, with S, C and I in [0, 1] computed only from records:
+//! records, with S, C and I in [0, 1] computed only from records.
 //!
-//! Each suite names the records it reads ([`infermark_suites::Suite::maturity`]): a cost swept
-//! over a size (the attention suite: layer decode latency over context, per preset) and a
-//! deviation from its reference (the attention suite: MLA absorbed against naive).
+//! Each suite names the records it is scored on ([`infermark_suites::Suite::maturity`]): a cost
+//! swept over a size, its accuracy metrics with their references, and the deterministic outcomes
+//! that I compares. A part whose records are absent is *not measured* (never a default), and
+//! M(P) is shown only when S, C and I are all measured; otherwise the parts are shown and the
+//! missing ones named.
 //!
-//! - **S, scalability**: how the cost grows with the size against the ideal of not growing at
-//!   all: `median cost at the smallest size / at the largest`, averaged over sweeps. 1 means
-//!   size-independent; attention that rereads a large cache every step falls toward 0.
-//! - **C, controllability**: predictability × accuracy retention. Predictability is
-//!   `1 − (p90 − min) / median` of the cost at the largest size (clipped at 0); retention is
-//!   `1 − deviation from the reference` where the suite measures one, and 1 for variants that are
-//!   their own reference.
-//! - **I, iterability**: the share of the technique's deterministic records (metric registry) that
-//!   are identical in the baseline run, among those the baseline also has, i.e. that re-measure
-//!   the same and would pass a zero-tolerance gate. Needs a baseline; without one I is not
-//!   measured.
-//!
-//! Components that cannot be computed are left out and the weights of the rest renormalised; the
-//! report says which.
+//! - **S, scalability**: the marginal cost of one more unit of work, not the ratio of the
+//!   sweep's endpoints (which a slower fixed overhead raises). Per sweep, `b` = least-squares
+//!   slope of the median cost over the size, and `b_ref` = the same slope of the suite's
+//!   reference at the same sizes (or 1 where the cost is already in units of the reference's
+//!   cost per unit of work); `S = b_ref / (b_ref + b)`: 0.5 = grows like the reference, → 1 as
+//!   the marginal cost vanishes, → 0 as it grows without bound; a slope ≤ 0 (the marginal cost
+//!   below the timing noise) leaves the sweep unmeasured rather than giving 1. The intercept
+//!   never enters. The mean over sweeps; the reference variant gets none.
+//! - **C, controllability**: predictability × accuracy retention, both measured.
+//!   Predictability is `1 − (p90 − min) / median` of the cost at the sweep's largest size,
+//!   only where the p90 rests on at least [`MIN_N_SPREAD`] samples (below that p90 is the
+//!   maximum); retention is the worst over the suite's accuracy records of: `1 − deviation` or
+//!   the agreement share (metrics already measured against the reference), or the reference's
+//!   value over the variant's (`ref / value` for lower-is-better, `value / ref` for
+//!   higher-is-better, capped at 1) where the reference is another record.
+//! - **I, iterability**: the share of the technique's outcome records (the deterministic metrics
+//!   its suite names as ones a change could move; never `source = analytic` records) that are
+//!   identical in the baseline run, among those the baseline also has. Needs a baseline.
 
 use std::collections::BTreeMap;
 
-use infermark_suites::{MaturityInputs, Record, Scaling};
+use infermark_suites::{Accuracy, MaturityInputs, Record, Reference, Scaling, Stat};
 use serde::Serialize;
 
-use crate::metrics::{self, Kind};
-use crate::select::{select, Selector};
+use crate::metrics::{self, Direction};
+use crate::table::fmt_value;
+
+/// Fewest samples behind a p90 for predictability to be measured (p90 of fewer is the max).
+pub const MIN_N_SPREAD: u64 = 10;
 
 /// Weights of S, C and I.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -79,47 +88,127 @@ pub struct Score {
     pub s: Option<f64>,
     pub c: Option<f64>,
     pub i: Option<f64>,
+    /// Only when S, C and I are all measured.
     pub m: Option<f64>,
-    /// How each component was computed, with its inputs.
+    /// The parts not measured (`S`, `C`, `I`); why is in `inputs`.
+    pub missing: Vec<&'static str>,
+    /// How each component was computed, with its inputs, or why it was not.
     pub inputs: Vec<String>,
 }
 
-fn sel(pairs: &[(&str, &str)]) -> Selector {
-    pairs
+/// `a − b` of two record values; an error naming them when either is not finite.
+fn checked_diff(a: f64, b: f64, what: &str) -> Result<f64, String> {
+    let d = a - b;
+    if d.is_finite() {
+        Ok(d)
+    } else {
+        Err(format!("{what}: cannot take {a} − {b}"))
+    }
+}
+
+/// The size a swept param stands for: a number, or the last `RxC` in it as R·C elements.
+fn size_of(value: &str) -> Option<f64> {
+    if let Ok(x) = value.trim().parse::<f64>() {
+        return x.is_finite().then_some(x);
+    }
+    let shape = value.split_whitespace().last()?;
+    let (r, c) = shape.split_once('x')?;
+    Some(r.parse::<f64>().ok()? * c.parse::<f64>().ok()?)
+}
+
+fn describe(r: &Record) -> String {
+    let p: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{} {} [{}]", r.variant, r.metric, p.join(" "))
+}
+
+/// Whether `a` and `b` agree on every param both carry, except `skip`.
+fn joined(a: &Record, b: &Record, skip: Option<&str>) -> bool {
+    a.params
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .all(|(k, v)| b.params.get(k).is_none_or(|w| w == v))
 }
 
-fn at(r: &Record, param: &str) -> f64 {
-    r.params
-        .get(param)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(f64::NAN)
+fn has(r: &Record, filter: &[(&str, &str)]) -> bool {
+    filter
+        .iter()
+        .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
 }
 
-fn mean(xs: &[f64]) -> Option<f64> {
-    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+/// Whether `r` is one of the records `reference` names (not the technique's own).
+fn is_reference_record(r: &Record, reference: Reference) -> bool {
+    matches!(reference, Reference::Param(k, v) if r.params.get(k).map(String::as_str) == Some(v))
 }
 
-/// The suite's scaling records (medians), by sweep group, sorted by the swept size.
+/// The reference record of `r` (same suite, metric and stat), if `reference` names another.
+fn reference_of<'a>(
+    records: &'a [Record],
+    r: &Record,
+    reference: Reference,
+    filter: &[(&str, &str)],
+) -> Result<Option<&'a Record>, String> {
+    let (variant, key) = match reference {
+        Reference::Relative => return Ok(None),
+        Reference::Variant(v) => (v, None),
+        Reference::Param(k, _) => (r.variant.as_str(), Some(k)),
+    };
+    let found: Vec<&Record> = records
+        .iter()
+        .filter(|x| x.suite == r.suite && x.metric == r.metric && x.stat == r.stat)
+        .filter(|x| x.variant == variant && has(x, filter))
+        .filter(|x| match reference {
+            Reference::Param(..) => is_reference_record(x, reference),
+            _ => true,
+        })
+        .filter(|x| joined(r, x, key))
+        .collect();
+    match found[..] {
+        [one] => Ok(Some(one)),
+        [] => Err(format!("no {variant} reference for {}", describe(r))),
+        _ => Err(format!(
+            "{} {variant} references match {} (ambiguous)",
+            found.len(),
+            describe(r)
+        )),
+    }
+}
+
+/// Least-squares slope of y over x; `None` with fewer than two distinct x.
+fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0 && sxy.is_finite()).then(|| sxy / sxx)
+}
+
+/// The technique's median records of the scaling cost, by sweep group, sorted by size.
 fn sweeps<'a>(
     records: &'a [Record],
     suite: &str,
     variant: &str,
     sc: &Scaling,
-) -> BTreeMap<String, Vec<&'a Record>> {
-    let mut want = vec![("suite", suite), ("variant", variant), ("stat", "median")];
-    want.extend(sc.filter.iter().copied());
-    let mut groups: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
-    for r in select(records, sc.metric.name, &sel(&want)) {
+) -> BTreeMap<String, Vec<(f64, &'a Record)>> {
+    let mut groups: BTreeMap<String, Vec<(f64, &Record)>> = BTreeMap::new();
+    for r in records.iter().filter(|r| {
+        r.suite == suite
+            && r.variant == variant
+            && r.metric == sc.metric.name
+            && r.stat == Stat::Median
+            && has(r, sc.filter)
+            && !is_reference_record(r, sc.reference)
+    }) {
+        let Some(x) = r.params.get(sc.over).and_then(|v| size_of(v)) else {
+            continue;
+        };
         groups
             .entry(r.params.get(sc.group_by).cloned().unwrap_or_default())
             .or_default()
-            .push(r);
+            .push((x, r));
     }
     for v in groups.values_mut() {
-        v.sort_by(|a, b| at(a, sc.over).total_cmp(&at(b, sc.over)));
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     groups
 }
@@ -131,25 +220,307 @@ fn scalability(
     sc: &Scaling,
     inputs: &mut Vec<String>,
 ) -> Option<f64> {
+    if is_reference_variant(sc.reference, variant) {
+        inputs.push(format!(
+            "S not measured: {variant} is the reference its marginal cost is compared with"
+        ));
+        return None;
+    }
+    let unit = sc.metric.unit;
+    let per = |b: f64, shape: bool| {
+        let of = if shape {
+            "weight element of"
+        } else {
+            "unit of"
+        };
+        format!("{} {unit} per {of} {}", fmt_value(b), sc.over)
+    };
     let mut parts = Vec::new();
-    for (group, rs) in sweeps(records, suite, variant, sc) {
-        if let (Some(first), Some(last)) = (rs.first(), rs.last()) {
-            if rs.len() >= 2 && last.value > 0.0 {
-                let s = (first.value / last.value).clamp(0.0, 1.0);
+    let groups = sweeps(records, suite, variant, sc);
+    for (group, rs) in &groups {
+        let mut own = Vec::new();
+        let mut refs = Vec::new();
+        let mut why = None;
+        for (x, r) in rs {
+            if !r.value.is_finite() {
+                why = Some(format!("{} is {}", describe(r), r.value));
+                break;
+            }
+            match reference_of(records, r, sc.reference, sc.filter) {
+                Ok(Some(b)) if !b.value.is_finite() => {
+                    why = Some(format!("{} is {}", describe(b), b.value));
+                    break;
+                }
+                Ok(Some(b)) => {
+                    own.push((*x, r.value));
+                    refs.push((*x, b.value));
+                }
+                Ok(None) => own.push((*x, r.value)),
+                Err(e) => {
+                    why = Some(e);
+                    break;
+                }
+            }
+        }
+        let label = if group.is_empty() {
+            String::new()
+        } else {
+            format!("[{}={group}]", sc.group_by)
+        };
+        if let Some(why) = why {
+            inputs.push(format!("S{label} not measured: {why}"));
+            continue;
+        }
+        let Some(b) = slope(&own) else {
+            inputs.push(format!(
+                "S{label} not measured: {} swept over fewer than two sizes of {}",
+                sc.metric.name, sc.over
+            ));
+            continue;
+        };
+        let (b_ref, ref_label) = match sc.reference {
+            Reference::Relative => (Some(1.0), "1 (the reference's cost per unit)".to_string()),
+            Reference::Variant(v) => (slope(&refs), v.to_string()),
+            Reference::Param(k, v) => (slope(&refs), format!("{k}={v}")),
+        };
+        let Some(b_ref) = b_ref.filter(|b| *b > 0.0) else {
+            inputs.push(format!(
+                "S{label} not measured: the reference's cost does not grow with {}",
+                sc.over
+            ));
+            continue;
+        };
+        if b <= 0.0 {
+            inputs.push(format!(
+                "S{label} not measured: {} of {variant} does not grow with {} (slope {}): the \
+                 marginal cost is below the timing noise, not zero",
+                sc.metric.name,
+                sc.over,
+                fmt_value(b)
+            ));
+            continue;
+        }
+        let s = b_ref / (b_ref + b);
+        let shape = rs
+            .first()
+            .and_then(|(_, r)| r.params.get(sc.over))
+            .is_some_and(|v| v.trim().parse::<f64>().is_err());
+        inputs.push(format!(
+            "S{label} = b_ref / (b_ref + b) = {} / ({} + {}) = {s:.3}: marginal {} of {variant} \
+             {} against {ref_label}{} ({} points)",
+            fmt_value(b_ref),
+            fmt_value(b_ref),
+            fmt_value(b),
+            sc.metric.name,
+            per(b, shape),
+            if matches!(sc.reference, Reference::Relative) {
+                String::new()
+            } else {
+                format!(" {}", per(b_ref, shape))
+            },
+            own.len(),
+        ));
+        parts.push(s);
+    }
+    if groups.is_empty() {
+        inputs.push(format!(
+            "S not measured: no {} medians of {variant} over {}",
+            sc.metric.name, sc.over
+        ));
+    }
+    mean(&parts)
+}
+
+/// Whether `variant` is the variant `reference` names.
+fn is_reference_variant(reference: Reference, variant: &str) -> bool {
+    matches!(reference, Reference::Variant(v) if v == variant)
+}
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+fn predictability(
+    records: &[Record],
+    suite: &str,
+    variant: &str,
+    sc: &Scaling,
+    inputs: &mut Vec<String>,
+) -> Option<f64> {
+    let mut preds = Vec::new();
+    let groups = sweeps(records, suite, variant, sc);
+    if groups.is_empty() {
+        inputs.push(format!(
+            "predictability not measured: no {} medians of {variant}",
+            sc.metric.name
+        ));
+    }
+    for (group, rs) in groups {
+        let Some((_, last)) = rs.last() else { continue };
+        let group = format!("{}={group}", sc.group_by);
+        let stat = |s: Stat| {
+            records.iter().find(|r| {
+                r.suite == last.suite
+                    && r.variant == last.variant
+                    && r.metric == last.metric
+                    && r.stat == s
+                    && r.params == last.params
+            })
+        };
+        let at = describe(last);
+        let (Some(min), Some(p90)) = (stat(Stat::Min), stat(Stat::P90)) else {
+            inputs.push(format!(
+                "predictability[{group}] not measured: no min and p90 of {at}"
+            ));
+            continue;
+        };
+        if p90.n < MIN_N_SPREAD {
+            inputs.push(format!(
+                "predictability[{group}] not measured: p90 of {at} over n = {} < {MIN_N_SPREAD} \
+                 samples is the maximum",
+                p90.n
+            ));
+            continue;
+        }
+        let spread = match checked_diff(p90.value, min.value, &at) {
+            Ok(d) if last.value > 0.0 => d,
+            Ok(_) => {
                 inputs.push(format!(
-                    "S[{group}] = {:.3} {u} @{o} {} / {:.3} {u} @{o} {} = {s:.3}",
-                    first.value,
-                    at(first, sc.over),
-                    last.value,
-                    at(last, sc.over),
-                    u = sc.metric.unit,
-                    o = sc.over,
+                    "predictability[{group}] not measured: median of {at} is {}",
+                    last.value
                 ));
-                parts.push(s);
+                continue;
+            }
+            Err(e) => {
+                inputs.push(format!("predictability[{group}] not measured: {e}"));
+                continue;
+            }
+        };
+        let p = (1.0 - spread / last.value).clamp(0.0, 1.0);
+        inputs.push(format!(
+            "predictability[{group}] = 1 − ({} − {}) / {} = {p:.3} (p90, min, median of {at}, \
+             n = {})",
+            fmt_value(p90.value),
+            fmt_value(min.value),
+            fmt_value(last.value),
+            p90.n
+        ));
+        preds.push(p);
+    }
+    mean(&preds)
+}
+
+/// Retention of one accuracy record against its reference, with how it was computed.
+fn retention_of(records: &[Record], r: &Record, acc: &Accuracy) -> Result<(f64, String), String> {
+    let lower = acc.metric.direction == Direction::Lower;
+    if !r.value.is_finite() {
+        return Err(format!("{} is {}", describe(r), r.value));
+    }
+    match reference_of(records, r, acc.reference, &[])? {
+        None if !(0.0..=1.0).contains(&r.value) => Err(format!(
+            "{} = {} is not a share in [0, 1]",
+            describe(r),
+            r.value
+        )),
+        None if lower => Ok((
+            1.0 - r.value,
+            format!("1 − {} ({})", fmt_value(r.value), describe(r)),
+        )),
+        None => Ok((r.value, format!("{} ({})", fmt_value(r.value), describe(r)))),
+        Some(b) => {
+            let (num, den) = if lower {
+                (b.value, r.value)
+            } else {
+                (r.value, b.value)
+            };
+            if !(num.is_finite() && den.is_finite() && num >= 0.0 && den > 0.0) {
+                return Err(format!(
+                    "cannot divide {} by {} ({} against {})",
+                    num,
+                    den,
+                    describe(r),
+                    describe(b)
+                ));
+            }
+            let ret = (num / den).min(1.0);
+            Ok((
+                ret,
+                format!(
+                    "{} / {} capped at 1 ({} against {})",
+                    fmt_value(num),
+                    fmt_value(den),
+                    describe(r),
+                    describe(b)
+                ),
+            ))
+        }
+    }
+}
+
+fn retention(
+    records: &[Record],
+    suite: &str,
+    variant: &str,
+    spec: &MaturityInputs,
+    inputs: &mut Vec<String>,
+) -> Option<f64> {
+    let mut worst: Option<(f64, String)> = None;
+    let mut notes = Vec::new();
+    for acc in spec.accuracy {
+        if is_reference_variant(acc.reference, variant) {
+            notes.push(format!(
+                "{variant} is the {} reference of the others",
+                acc.metric.name
+            ));
+            continue;
+        }
+        let stat_ok = |r: &Record| !matches!(r.stat, Stat::Min | Stat::P90 | Stat::P99);
+        for r in records.iter().filter(|r| {
+            r.suite == suite
+                && r.variant == variant
+                && r.metric == acc.metric.name
+                && stat_ok(r)
+                && !is_reference_record(r, acc.reference)
+        }) {
+            // A Param reference applies only to records that have the param at another value.
+            if let Reference::Param(k, _) = acc.reference {
+                if !r.params.contains_key(k) {
+                    continue;
+                }
+            }
+            match retention_of(records, r, acc) {
+                Ok((v, how)) => {
+                    if worst.as_ref().is_none_or(|(w, _)| v < *w) {
+                        worst = Some((v, how));
+                    }
+                }
+                Err(e) => notes.push(e),
             }
         }
     }
-    mean(&parts)
+    match worst {
+        Some((v, how)) => {
+            inputs.push(format!(
+                "retention = {how} = {} (the worst measured)",
+                fmt_value(v)
+            ));
+            Some(v)
+        }
+        None => {
+            let names: Vec<&str> = spec.accuracy.iter().map(|a| a.metric.name).collect();
+            inputs.push(if names.is_empty() {
+                "retention not measured: the suite names no accuracy metric".into()
+            } else if notes.is_empty() {
+                format!(
+                    "retention not measured: no {} of {variant} against a reference",
+                    names.join(" or ")
+                )
+            } else {
+                format!("retention not measured: {}", notes.join("; "))
+            });
+            None
+        }
+    }
 }
 
 fn controllability(
@@ -159,60 +530,32 @@ fn controllability(
     spec: &MaturityInputs,
     inputs: &mut Vec<String>,
 ) -> Option<f64> {
-    let sc = spec.scaling.as_ref()?;
-    let mut preds = Vec::new();
-    for (group, rs) in sweeps(records, suite, variant, sc) {
-        let Some(last) = rs.last() else { continue };
-        let size = last.params.get(sc.over).cloned().unwrap_or_default();
-        let stat = |s: &str| {
-            let mut want = vec![
-                ("suite", suite),
-                ("variant", variant),
-                (sc.group_by, group.as_str()),
-                (sc.over, size.as_str()),
-                ("stat", s),
-            ];
-            want.extend(sc.filter.iter().copied());
-            select(records, sc.metric.name, &sel(&want))
-                .first()
-                .map(|r| r.value)
-        };
-        if let (Some(min), Some(p90)) = (stat("min"), stat("p90")) {
-            let p = (1.0 - (p90 - min) / last.value).clamp(0.0, 1.0);
+    let pred = match &spec.scaling {
+        Some(sc) => predictability(records, suite, variant, sc, inputs),
+        None => {
+            inputs.push("predictability not measured: the suite names no swept cost".into());
+            None
+        }
+    };
+    let ret = retention(records, suite, variant, spec, inputs);
+    match (pred, ret) {
+        (Some(p), Some(r)) => {
+            let c = p * r;
+            inputs.push(format!("C = predictability × retention = {c:.3}"));
+            Some(c)
+        }
+        _ => {
             inputs.push(format!(
-                "predictability[{group}] = 1 − ({p90:.3} − {min:.3}) / {:.3} = {p:.3} ({} {size})",
-                last.value, sc.over
+                "C not measured: {} not measured",
+                match (pred, ret) {
+                    (None, None) => "predictability and retention",
+                    (None, _) => "predictability",
+                    _ => "retention",
+                }
             ));
-            preds.push(p);
+            None
         }
     }
-    let pred = mean(&preds)?;
-    let devs: Vec<f64> = match spec.deviation {
-        Some(d) => select(
-            records,
-            d.name,
-            &sel(&[("suite", suite), ("variant", variant), ("stat", "max")]),
-        )
-        .iter()
-        .map(|r| r.value)
-        .collect(),
-        None => Vec::new(),
-    };
-    let retention = match mean(&devs) {
-        Some(d) => {
-            let r = (1.0 - d).clamp(0.0, 1.0);
-            inputs.push(format!(
-                "retention = 1 − {d:.3e} ({}) = {r:.6}",
-                spec.deviation.map_or("", |m| m.name)
-            ));
-            r
-        }
-        None => {
-            inputs.push("retention = 1 (the variant is its own reference)".into());
-            1.0
-        }
-    };
-    Some(pred * retention)
 }
 
 fn key(r: &Record) -> (String, String, String, String, String) {
@@ -230,8 +573,13 @@ fn iterability(
     baseline: Option<&[Record]>,
     suite: &str,
     variant: &str,
+    spec: &MaturityInputs,
     inputs: &mut Vec<String>,
 ) -> Option<f64> {
+    if spec.outcomes.is_empty() {
+        inputs.push("I not measured: the suite names no outcome a change could move".into());
+        return None;
+    }
     let Some(baseline) = baseline else {
         inputs.push("I not measured: no baseline run given".into());
         return None;
@@ -240,25 +588,37 @@ fn iterability(
     let det: Vec<&Record> = records
         .iter()
         .filter(|r| r.suite == suite && r.variant == variant)
-        .filter(|r| metrics::lookup(&r.metric).is_some_and(|m| m.kind == Kind::Deterministic))
+        .filter(|r| spec.outcomes.iter().any(|m| m.name == r.metric))
+        .filter(|r| {
+            metrics::lookup(&r.metric).is_some_and(|m| m.kind == metrics::Kind::Deterministic)
+        })
+        // Closed-form values compared with themselves are always identical.
+        .filter(|r| r.params.get("source").map(String::as_str) != Some("analytic"))
         // Only records the baseline also has can be compared (a run at another scale shares few).
         .filter(|r| base.contains_key(&key(r)))
         .collect();
     if det.is_empty() {
-        inputs.push("I not measured: no deterministic records in common with the baseline".into());
+        inputs.push(
+            "I not measured: no outcome records of this technique in common with the baseline"
+                .into(),
+        );
         return None;
     }
     let same = det
         .iter()
         .filter(|r| {
-            base.get(&key(r))
-                .is_some_and(|b| (b - r.value).abs() <= 1e-12 * r.value.abs().max(1.0))
+            base.get(&key(r)).is_some_and(|b| {
+                checked_diff(*b, r.value, &describe(r))
+                    .is_ok_and(|d| d.abs() <= 1e-12 * r.value.abs().max(1.0))
+            })
         })
         .count();
     let i = same as f64 / det.len() as f64;
+    let names: Vec<&str> = spec.outcomes.iter().map(|m| m.name).collect();
     inputs.push(format!(
-        "I = {same} of {} deterministic records identical in the baseline = {i:.3}",
-        det.len()
+        "I = {same} of {} outcome records identical in the baseline = {i:.3} ({})",
+        det.len(),
+        names.join(", ")
     ));
     Some(i)
 }
@@ -279,24 +639,29 @@ pub fn scores(records: &[Record], baseline: Option<&[Record]>, w: Weights) -> Ve
             let spec = infermark_suites::find_suite(&suite)
                 .map(|s| s.maturity())
                 .unwrap_or_default();
-            let s = spec
-                .scaling
-                .as_ref()
-                .and_then(|sc| scalability(records, &suite, &variant, sc, &mut inputs));
+            let s = match &spec.scaling {
+                Some(sc) => scalability(records, &suite, &variant, sc, &mut inputs),
+                None => {
+                    inputs.push("S not measured: the suite names no cost swept over a size".into());
+                    None
+                }
+            };
             let c = controllability(records, &suite, &variant, &spec, &mut inputs);
-            let i = iterability(records, baseline, &suite, &variant, &mut inputs);
-            let parts: Vec<(f64, f64)> = [(w.s, s), (w.c, c), (w.i, i)]
+            let i = iterability(records, baseline, &suite, &variant, &spec, &mut inputs);
+            let missing: Vec<&'static str> = [("S", s), ("C", c), ("I", i)]
                 .into_iter()
-                .filter_map(|(w, x)| x.map(|x| (w, x)))
+                .filter(|(_, x)| x.is_none())
+                .map(|(n, _)| n)
                 .collect();
-            let total: f64 = parts.iter().map(|(w, _)| w).sum();
-            let m = (total > 0.0).then(|| parts.iter().map(|(w, x)| w * x).sum::<f64>() / total);
-            if parts.len() < 3 {
-                inputs.push(format!(
-                    "M over the {} available component(s), weights renormalised",
-                    parts.len()
-                ));
-            }
+            let m = match (s, c, i) {
+                (Some(s), Some(c), Some(i)) => {
+                    Some((w.s * s + w.c * c + w.i * i) / (w.s + w.c + w.i))
+                }
+                _ => {
+                    inputs.push(format!("M not shown: {} not measured", missing.join(", ")));
+                    None
+                }
+            };
             Score {
                 suite,
                 technique: variant,
@@ -304,6 +669,7 @@ pub fn scores(records: &[Record], baseline: Option<&[Record]>, w: Weights) -> Ve
                 c,
                 i,
                 m,
+                missing,
                 inputs,
             }
         })

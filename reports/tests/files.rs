@@ -202,3 +202,73 @@ fn deltas_follow_each_metrics_direction() {
     assert!(row("kv_read_gbps").noisy && !row("kv_cache_bytes_per_token").noisy);
     assert_eq!((c.better, c.worse, c.missing), (1, 1, 0));
 }
+
+/// Text as the report's template escapes it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
+}
+
+#[test]
+fn the_summary_comes_first_and_lists_every_verdict() {
+    use infermark_reports::{claims, gate};
+    let gate = html::GateSummary {
+        baseline: "ci/baseline".into(),
+        rules: "ci/gates.toml".into(),
+        refused: None,
+        verdicts: vec![gate::Verdict {
+            rule: "GQA bytes".into(),
+            baseline: Some(512.0),
+            current: Some(256.0),
+            improvement: Some(0.5),
+            pass: false,
+            note: "changed both ways".into(),
+        }],
+    };
+    let page = html::render_with_gate(
+        &env(),
+        &records(),
+        &[],
+        Default::default(),
+        &|_| "desc".into(),
+        Some(&gate),
+    )
+    .unwrap();
+    let start = page.find("<section id=\"summary\">").expect("a summary");
+    let end = start + page[start..].find("</section>").expect("closed summary");
+    let summary = &page[start..end];
+    for later in [
+        "<h2>Environment",
+        "<h2>Claims ledger",
+        "<h2>Maturity",
+        "<h2>Suite:",
+    ] {
+        let at = page.find(later).unwrap_or_else(|| panic!("{later}"));
+        assert!(start < at, "the summary comes before {later}");
+    }
+    let verdicts = claims::evaluate(&claims::parse(claims::LEDGER).unwrap(), &records());
+    assert!(!verdicts.is_empty());
+    for c in &verdicts {
+        let line = format!("{}</span>: {}</li>", c.verdict, escaped(&c.text));
+        assert!(summary.contains(&line), "summary lacks `{line}`");
+    }
+    let n = |v: &str| verdicts.iter().filter(|c| c.verdict == v).count();
+    assert!(summary.contains(&format!("{} not measured</span>", n("not measured"))));
+    assert!(summary.contains("fail</span>: 0 of 1 rules"), "{summary}");
+    assert!(summary.contains("GQA bytes: changed both ways"));
+    // M(P): these records time only the core, so no technique has S; the parts are named.
+    assert!(
+        summary.contains("gqa: ") && summary.contains("missing"),
+        "{summary}"
+    );
+    // Without a gate the summary says so rather than showing a pass.
+    let page = html::render(&env(), &records(), &[], Default::default(), &|_| {
+        "desc".into()
+    })
+    .unwrap();
+    assert!(page.contains("<b>Gate:</b> not evaluated"));
+}

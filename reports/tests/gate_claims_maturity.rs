@@ -1,10 +1,11 @@
-//! Gate verdicts, claims ledger verdicts and M(P) components on hand-made records (the metric
-//! registry's coverage of what the suites emit is checked on a fresh run in bench/tests/cli.rs).
+//! Gate verdicts and claims ledger verdicts on hand-made records (M(P) is tested in
+//! `maturity.rs`; the metric registry's coverage of what the suites emit is checked on a fresh
+//! run in bench/tests/cli.rs).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use infermark_reports::{claims, gate, maturity, metrics};
+use infermark_reports::{claims, gate, metrics};
 use infermark_suites::{Record, Stat};
 
 fn rec(variant: &str, metric: &str, value: f64, stat: Stat, params: &[(&str, &str)]) -> Record {
@@ -375,80 +376,6 @@ fn smoke_records_small_samples_and_zero_denominators_give_no_verdict() {
     );
     assert_eq!(v.verdict, "not measured");
     assert!(v.details[0].contains("cannot compare"), "{:?}", v.details);
-}
-
-fn latency(variant: &str, ctx: &str, median: f64, min: f64, p90: f64) -> Vec<Record> {
-    let p = [("preset", "p"), ("part", "layer"), ("ctx", ctx)];
-    vec![
-        rec(variant, "decode_latency_ms", median, Stat::Median, &p),
-        rec(variant, "decode_latency_ms", min, Stat::Min, &p),
-        rec(variant, "decode_latency_ms", p90, Stat::P90, &p),
-    ]
-}
-
-#[test]
-fn maturity_components_match_hand_computation() {
-    let mut run = latency("mla-absorbed", "64", 2.0, 1.9, 2.1);
-    run.extend(latency("mla-absorbed", "1024", 8.0, 7.0, 9.0));
-    run.push(rec(
-        "mla-absorbed",
-        "mla_absorbed_vs_naive_max_abs_diff",
-        0.01,
-        Stat::Max,
-        &[("preset", "p")],
-    ));
-    run.push(rec(
-        "mla-absorbed",
-        "kv_cache_bytes_per_token",
-        2304.0,
-        Stat::Exact,
-        &[("preset", "p")],
-    ));
-    run.push(rec(
-        "mla-absorbed",
-        "flops_per_token",
-        5.0,
-        Stat::Exact,
-        &[("preset", "p")],
-    ));
-    let mut base = run.clone();
-    base.last_mut().unwrap().value = 6.0; // one of three deterministic records differs
-    let w = maturity::Weights {
-        s: 1.0,
-        c: 1.0,
-        i: 2.0,
-    };
-    let s = &maturity::scores(&run, Some(&base), w)[0];
-    // S = 2 / 8; C = (1 − (9 − 7) / 8) · (1 − 0.01); I = 2 / 3.
-    assert!((s.s.unwrap() - 0.25).abs() < 1e-12);
-    assert!((s.c.unwrap() - 0.75 * 0.99).abs() < 1e-12);
-    assert!((s.i.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{:?}", s.inputs);
-    let m = (0.25 + 0.75 * 0.99 + 2.0 * 2.0 / 3.0) / 4.0;
-    assert!((s.m.unwrap() - m).abs() < 1e-12);
-    // Records the baseline lacks are not compared: drop the differing one from the baseline.
-    base.pop();
-    let s2 = &maturity::scores(&run, Some(&base), w)[0];
-    assert!((s2.i.unwrap() - 1.0).abs() < 1e-12, "{:?}", s2.inputs);
-    // Without a baseline, I is not measured and M renormalises over S and C.
-    let s = &maturity::scores(&run, None, w)[0];
-    assert_eq!(s.i, None);
-    assert!((s.m.unwrap() - (0.25 + 0.75 * 0.99) / 2.0).abs() < 1e-12);
-}
-
-#[test]
-fn weights_parse_and_reject_bad_input() {
-    assert_eq!(
-        "1,2,3".parse::<maturity::Weights>().unwrap(),
-        maturity::Weights {
-            s: 1.0,
-            c: 2.0,
-            i: 3.0
-        }
-    );
-    assert!("1,2".parse::<maturity::Weights>().is_err());
-    assert!("1,-2,3".parse::<maturity::Weights>().is_err());
-    assert!("0,0,0".parse::<maturity::Weights>().is_err());
-    assert!("a,b,c".parse::<maturity::Weights>().is_err());
 }
 
 #[test]

@@ -21,7 +21,10 @@ pub use backend::BackendKind;
 pub use record::{Record, Stat};
 pub use scale::Scale;
 pub use suite::find as find_suite;
-pub use suite::{registry, About, Case, MaturityInputs, RunContext, Scaling, Suite, UserInputs};
+pub use suite::{
+    registry, About, Accuracy, Case, MaturityInputs, Reference, RunContext, Scaling, Suite,
+    UserInputs,
+};
 
 /// Errors of the suites. Each names the offending input.
 #[derive(Debug, thiserror::Error)]

@@ -54,27 +54,61 @@ pub struct RunContext<'a> {
 }
 
 /// The records M(P) = w1·S + w2·C + w3·I reads for a suite's techniques (see the reports crate's
-/// `maturity` module); a suite names them, so the score knows no suite by name.
+/// `maturity` module); a suite names them, so the score knows no suite by name. A part whose
+/// records a suite does not name is shown as not measured, and M(P) is then not shown.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MaturityInputs {
-    /// The cost that S and C's predictability read, swept over a size.
+    /// The cost that S (its marginal growth) and C's predictability (its spread) read.
     pub scaling: Option<Scaling>,
-    /// A deviation from the suite's reference in [0, 1] (0 = identical; stat `max`): C's
-    /// accuracy retention is 1 − it. Without one, a technique is its own reference.
-    pub deviation: Option<&'static Metric>,
+    /// What C's accuracy retention reads; the worst retention over all of them counts.
+    pub accuracy: &'static [Accuracy],
+    /// The deterministic metrics that I compares with the baseline: outcomes of running the
+    /// technique's code, which a change to it could move. Closed-form values (analytic FLOPs,
+    /// bytes from shapes, records with `source = analytic`) are left out: compared with
+    /// themselves they are always identical and would make I = 1 by construction.
+    pub outcomes: &'static [&'static Metric],
+}
+
+/// Whose value a technique is measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// The metric is already measured against the suite's reference. For a cost: in units of
+    /// the reference's cost per unit of work, so the reference's marginal cost is 1. For an
+    /// accuracy in [0, 1]: a deviation (lower is better; retention = 1 − value) or an agreement
+    /// share (higher is better; retention = value).
+    Relative,
+    /// The same metric of this variant, joined on every parameter both records carry; the
+    /// variant itself is the reference and gets no score from it.
+    Variant(&'static str),
+    /// The same metric of the same variant recorded with this parameter set to this value (a
+    /// reference timed or evaluated beside it, e.g. `baseline = burn-f32`, `weights = f32`);
+    /// the technique's own records are those without it.
+    Param(&'static str, &'static str),
 }
 
 /// A cost metric swept over a size.
 #[derive(Clone, Copy, Debug)]
 pub struct Scaling {
-    /// The cost (a time: median, min and p90 recorded).
+    /// The cost (a time or a cost ratio: median recorded, with min and p90 for the spread).
     pub metric: &'static Metric,
     /// Params the records must have, e.g. `part = layer`.
     pub filter: &'static [(&'static str, &'static str)],
-    /// The swept param, e.g. `ctx`.
+    /// The swept param, the unit of work: a number (e.g. `ctx`), or a shape whose last `RxC`
+    /// is read as R·C elements (e.g. `shape = 512x512`).
     pub over: &'static str,
     /// Param that separates independent sweeps, e.g. `preset`.
     pub group_by: &'static str,
+    /// Whose marginal cost S compares with.
+    pub reference: Reference,
+}
+
+/// An accuracy metric and the reference it is compared with.
+#[derive(Clone, Copy, Debug)]
+pub struct Accuracy {
+    /// The metric; its direction (registry) says whether lower or higher is better.
+    pub metric: &'static Metric,
+    /// What it is compared with.
+    pub reference: Reference,
 }
 
 /// What a suite is: its name, one line about it, and its experiments.

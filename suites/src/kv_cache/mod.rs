@@ -180,6 +180,43 @@ impl Suite for KvCacheSuite {
         let part = case.params.get("part").cloned().unwrap_or_default();
         run_on(ctx.backend, Job { part, ctx })?
     }
+
+    /// - S: the marginal cost of one more token of context in the attention step over the
+    ///   cache (`overhead`, `part = core`, over `ctx`, per block size) against the contiguous
+    ///   cache's: what paging costs per token it reads through a block table. Contiguous is the
+    ///   reference and gets no S.
+    /// - C: the spread of that step at the longest context; retention = 1 − the largest
+    ///   |paged − contiguous| attention output (outputs are O(1), so the absolute difference
+    ///   reads as a relative one).
+    /// - I: what the block-pool simulation and the equivalence check produce (fragmentation,
+    ///   admitted sequences, peak bytes, preemptions, bytes saved by sharing, the paged
+    ///   difference); not the model rows' bytes per token, a formula of the model's shape.
+    fn maturity(&self) -> crate::suite::MaturityInputs {
+        use crate::metric as m;
+        use crate::suite::{Accuracy, MaturityInputs, Reference, Scaling};
+        MaturityInputs {
+            scaling: Some(Scaling {
+                metric: &m::DECODE_LATENCY_MS,
+                filter: &[("part", "core")],
+                over: "ctx",
+                group_by: "block_size",
+                reference: Reference::Variant("contiguous"),
+            }),
+            accuracy: &[Accuracy {
+                metric: &m::PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF,
+                reference: Reference::Relative,
+            }],
+            outcomes: &[
+                &m::KV_FRAGMENTATION,
+                &m::MAX_CONCURRENT_SEQUENCES,
+                &m::KV_BYTES_RESERVED_PEAK,
+                &m::KV_BYTES_USED_PEAK,
+                &m::PREEMPTIONS,
+                &m::KV_BYTES_SAVED_BY_SHARING,
+                &m::PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF,
+            ],
+        }
+    }
 }
 
 struct Job<'a> {

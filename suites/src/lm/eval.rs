@@ -112,6 +112,37 @@ impl Suite for LmSuite {
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
         run_on(ctx.backend, Job { case, ctx })?
     }
+
+    /// - S: nothing is swept over a size here (one prompt length), so S is not measured.
+    /// - C: no spread of a swept cost, so predictability is not measured; retention is
+    ///   validation perplexity against MHA trained on the same budget and recipe
+    ///   (`target-mha`), for the GQA and MLA models, and a real model's native (quantized)
+    ///   weights against the same file dequantized to FP32 (`weights = f32`).
+    /// - I: what evaluating a model produces (validation perplexity, arithmetic accuracy and
+    ///   answer length); not parameter counts, weight bytes or the unigram baseline, which do
+    ///   not depend on the model's code.
+    fn maturity(&self) -> crate::suite::MaturityInputs {
+        use crate::metric as m;
+        use crate::suite::{Accuracy, MaturityInputs, Reference};
+        MaturityInputs {
+            scaling: None,
+            accuracy: &[
+                Accuracy {
+                    metric: &m::VALID_PERPLEXITY,
+                    reference: Reference::Variant("target-mha"),
+                },
+                Accuracy {
+                    metric: &m::VALID_PERPLEXITY,
+                    reference: Reference::Param("weights", "f32"),
+                },
+            ],
+            outcomes: &[
+                &m::VALID_PERPLEXITY,
+                &m::ARITH_ACCURACY,
+                &m::ARITH_GENERATED_TOKENS,
+            ],
+        }
+    }
 }
 
 /// The case evaluating model `name` from the committed checkpoint, or from `checkpoint` (a stem

@@ -171,6 +171,44 @@ impl Suite for QuantizationSuite {
             Err(why) => vec![format!("no {REAL} rows: {why}")],
         }
     }
+
+    /// - S: the marginal cost of one more weight in a one-row product (decode, `rows = 1`) over
+    ///   the weight matrix's elements, against burn's FP32 product timed alternately beside it
+    ///   (`baseline = burn-f32`): what a format costs per weight it reads and decodes.
+    /// - C: the spread of that product at the largest shape; retention = FP32 perplexity /
+    ///   the variant's perplexity on the same model and tokens (capped at 1). FP32 is the
+    ///   reference and gets no retention.
+    /// - I: what quantizing and evaluating produce (weight errors, SQNR, exact round trips,
+    ///   perplexity, KL, top-1 agreement); not bits per weight, model bytes or compression,
+    ///   formulas of the format and shapes.
+    fn maturity(&self) -> crate::suite::MaturityInputs {
+        use crate::metric as m;
+        use crate::suite::{Accuracy, MaturityInputs, Reference, Scaling};
+        MaturityInputs {
+            scaling: Some(Scaling {
+                metric: &m::MATVEC_LATENCY_MS,
+                filter: &[("rows", "1")],
+                over: "shape",
+                group_by: "rows",
+                reference: Reference::Param("baseline", "burn-f32"),
+            }),
+            accuracy: &[Accuracy {
+                metric: &m::PERPLEXITY,
+                reference: Reference::Variant("f32"),
+            }],
+            outcomes: &[
+                &m::WEIGHT_RMSE,
+                &m::WEIGHT_MAX_ABS_ERR,
+                &m::SQNR_DB,
+                &m::EXACT_ROUNDTRIP,
+                &m::PERPLEXITY,
+                &m::PERPLEXITY_DELTA_PCT,
+                &m::KL_DIVERGENCE_MEAN,
+                &m::KL_DIVERGENCE_P99,
+                &m::TOP1_AGREEMENT,
+            ],
+        }
+    }
 }
 
 struct Job<'a> {

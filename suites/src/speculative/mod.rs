@@ -208,6 +208,43 @@ impl Suite for SpeculativeSuite {
             Err(why) => vec![format!("no real-text and real-grounded rows: {why}")],
         }
     }
+
+    /// - S: the marginal cost of verifying one more drafted token, the slope of the verify cost
+    ///   (target forward over γ + 1 tokens / over 1, per target and workload) over γ. It is in
+    ///   units of one plain decoding step, the reference's cost per token, so 1 is "no better
+    ///   than plain decoding". The draft's own cost per token is recorded apart
+    ///   (`draft_cost_ratio`) and not part of S.
+    /// - C: the suite records no spread of that cost (medians only), so predictability and C are
+    ///   not measured; retention is greedy exactness against plain decoding (1 if speculative
+    ///   output at T = 0 equals plain greedy output token for token), the worst workload.
+    /// - I: what drafting and verifying produce (acceptance, accepted length, exactness, first
+    ///   divergence, TV distance of sampled tokens).
+    fn maturity(&self) -> crate::suite::MaturityInputs {
+        use crate::metric as m;
+        use crate::suite::{Accuracy, MaturityInputs, Reference, Scaling};
+        MaturityInputs {
+            scaling: Some(Scaling {
+                metric: &m::VERIFY_COST_RATIO,
+                filter: &[],
+                over: "gamma",
+                group_by: "workload",
+                reference: Reference::Relative,
+            }),
+            accuracy: &[Accuracy {
+                metric: &m::GREEDY_EXACT,
+                reference: Reference::Relative,
+            }],
+            outcomes: &[
+                &m::ACCEPTANCE_RATE,
+                &m::ACCEPTANCE_ALPHA,
+                &m::MEAN_ACCEPTED_LENGTH,
+                &m::ACCEPTANCE_AT_POSITION,
+                &m::GREEDY_EXACT,
+                &m::FIRST_DIVERGENCE_INDEX,
+                &m::SAMPLING_TV_DISTANCE,
+            ],
+        }
+    }
 }
 
 struct Job<'a> {
