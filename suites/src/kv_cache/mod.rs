@@ -212,6 +212,7 @@ impl Suite for KvCacheSuite {
                 &m::KV_BYTES_RESERVED_PEAK,
                 &m::KV_BYTES_USED_PEAK,
                 &m::PREEMPTIONS,
+                &m::RECOMPUTED_TOKENS,
                 &m::KV_BYTES_SAVED_BY_SHARING,
                 &m::PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF,
             ],

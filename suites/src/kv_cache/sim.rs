@@ -376,24 +376,14 @@ mod tests {
     fn fragmentation_matches_the_closed_forms_with_all_requests_resident() {
         let t = trace();
         let lens: Vec<usize> = t.iter().map(|r| r.prompt).collect();
-        // (policy, slots each request reserves)
-        let rules: [(Reservation, Box<dyn Fn(&Request) -> usize>); 3] = [
-            (Reservation::MaxLen(64), Box::new(|_| 64)),
-            (
-                Reservation::Pow2,
-                Box::new(|r| match r.prompt + r.output {
-                    8 => 8,
-                    19 => 32,
-                    16 => 16,
-                    31 => 32,
-                    n => panic!("{n}"),
-                }),
-            ),
-            (Reservation::Oracle, Box::new(|r| r.prompt + r.output)),
-        ];
-        for (rule, slots) in rules {
+        // Slots reserved for (5+3, 17+2, 8+8, 30+1)-token requests: 64 each; the next powers
+        // of two 8, 32, 16, 32; the true lengths 8, 19, 16, 31.
+        for (rule, reserved) in [
+            (Reservation::MaxLen(64), 4 * 64),
+            (Reservation::Pow2, 8 + 32 + 16 + 32),
+            (Reservation::Oracle, 8 + 19 + 16 + 31),
+        ] {
             let c = simulate(&t, Policy::Reserve(rule), 1 << 20, NO_COST).unwrap();
-            let reserved: usize = t.iter().map(|r| slots(r)).sum();
             assert_eq!(c.steps[0].running, 4, "{rule:?}");
             assert_eq!(
                 (c.steps[0].reserved, c.steps[0].used),
