@@ -184,6 +184,16 @@ fn smoke_run_writes_results_and_report() {
             );
         }
     }
+    // Sharing uses fixed lengths, not a trace: recorded once per block size and scenario.
+    let sharing: Vec<_> = records
+        .iter()
+        .filter(|r| r["metric"] == "kv_bytes_saved_by_sharing")
+        .collect();
+    assert!(!sharing.is_empty());
+    assert!(sharing.iter().all(|r| r["params"].get("trace").is_none()));
+    let keys: std::collections::BTreeSet<String> =
+        sharing.iter().map(|r| r["params"].to_string()).collect();
+    assert_eq!(keys.len(), sharing.len(), "one record per sharing setting");
     let block_sizes: std::collections::BTreeSet<_> = records
         .iter()
         .filter(|r| r["suite"] == "kv_cache")

@@ -421,3 +421,38 @@ fn a_best_pick_claim_takes_the_best_matching_record_and_shows_its_conditions() {
     let err = claims::parse(&bad).unwrap_err().to_string();
     assert!(err.contains("pick `worst`"), "{err}");
 }
+
+#[test]
+fn the_fp8_int4_size_claim_is_judged_against_bf16_and_on_both_texts() {
+    let q = |metric: &str, model: &str, v: f64| {
+        let mut r = rec(
+            "mixed-fp8-int4",
+            metric,
+            v,
+            Stat::Exact,
+            &[("model", model), ("text", "t")],
+        );
+        r.suite = "quantization".into();
+        at(r, "quick", 100)
+    };
+    // 4.9x smaller than FP32 is only 2.45x smaller than BF16: not "75% smaller".
+    let run = vec![
+        q("compression_vs_fp32", "target", 4.9),
+        q("compression_vs_bf16", "target", 2.45),
+        q("perplexity_delta_pct", "target", 0.2),
+        q("perplexity_delta_pct", "smollm2-135m", 0.5),
+    ];
+    let v = claim(&run, "fp8-int4");
+    assert_eq!(v.verdict, "not reproduced", "{:?}", v.details);
+    assert!(
+        v.details.iter().any(|d| d.contains("BF16")),
+        "{:?}",
+        v.details
+    );
+    // The easy text alone cannot carry the accuracy half: a loss on real text fails it.
+    let mut hard = run.clone();
+    hard[1] = q("compression_vs_bf16", "target", 4.1);
+    assert_eq!(claim(&hard, "fp8-int4").verdict, "reproduced");
+    hard[3] = q("perplexity_delta_pct", "smollm2-135m", 53.0);
+    assert_eq!(claim(&hard, "fp8-int4").verdict, "not reproduced");
+}

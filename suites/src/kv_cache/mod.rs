@@ -465,7 +465,7 @@ fn run_trace<B: AttentionBackend>(
             .params(&[("over", "time".into())])
             .value(o.fragmentation_mean)?;
         rec.metric("capacity", &KV_FRAGMENTATION)
-            .stat(Stat::Max, steps)
+            .stat(Stat::Mean, steps)
             .params(&[("at", "peak_reserved".into())])
             .value(o.fragmentation_at_peak)?;
         rec.metric("capacity", &MAX_CONCURRENT_SEQUENCES)

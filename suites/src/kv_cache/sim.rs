@@ -86,8 +86,8 @@ pub struct Outcome {
     pub steps: Vec<Step>,
     /// 1 − used / reserved, averaged over steps with anything reserved.
     pub fragmentation_mean: f64,
-    /// 1 − used / reserved at the peak of reserved memory: the largest over every step that
-    /// reaches the peak, so no policy is judged at the step that happens to favour it.
+    /// 1 − used / reserved at the peak of reserved memory, averaged over every step that reaches
+    /// the peak, so no policy is judged at the one step that happens to favour it.
     pub fragmentation_at_peak: f64,
     /// Most sequences resident at once.
     pub max_concurrent: usize,
@@ -327,11 +327,12 @@ pub fn simulate(
     };
     let fr: Vec<f64> = steps.iter().filter_map(frag).collect();
     let reserved_peak = steps.iter().map(|s| s.reserved).max().unwrap_or(0);
-    let at_peak = steps
+    let tied: Vec<f64> = steps
         .iter()
         .filter(|s| s.reserved == reserved_peak)
         .filter_map(frag)
-        .fold(None, |m: Option<f64>, f| Some(m.map_or(f, |m| m.max(f))));
+        .collect();
+    let at_peak = (!tied.is_empty()).then(|| tied.iter().sum::<f64>() / tied.len() as f64);
     Ok(Outcome {
         fragmentation_mean: if fr.is_empty() {
             0.0
@@ -402,6 +403,17 @@ mod tests {
                 "block size {b}"
             );
         }
+    }
+
+    #[test]
+    fn fragmentation_at_the_peak_averages_every_step_tied_at_the_peak() {
+        // Two requests reserve 8 slots each (16 = the peak) for all 4 steps, holding 2+2, 3+3,
+        // 4+4 and 5+5 live tokens: waste 0.75, 0.625, 0.5, 0.375 (the first step alone would
+        // say 0.75).
+        let t = vec![Request::queued(2, 4), Request::queued(2, 4)];
+        let o = simulate(&t, Policy::Reserve(Reservation::MaxLen(8)), 16, NO_COST).unwrap();
+        assert_eq!(o.steps.len(), 4);
+        assert_eq!(o.fragmentation_at_peak, (0.75 + 0.625 + 0.5 + 0.375) / 4.0);
     }
 
     #[test]

@@ -293,6 +293,13 @@ fn errors(
     Ok((q, max, sig, err))
 }
 
+/// Signal-to-quantization-noise ratio in dB from the summed squares of the weights and of the
+/// errors; `None` for an exact round trip, whose SQNR is infinite (not a number to record: the
+/// `exact_roundtrip` flag says it).
+fn sqnr_db(signal: f64, noise: f64) -> Option<f64> {
+    (noise > 0.0).then(|| 10.0 * (signal / noise).log10())
+}
+
 /// `[d_out, d_in]` row-major copies of the target's projection weights.
 fn projections<B: AttentionBackend>(model: &Decoder<B>) -> Vec<(String, Vec<f32>, usize, usize)> {
     let device = model.embed.weight.val().device();
@@ -356,9 +363,8 @@ fn tensor_records<B: AttentionBackend>(
             (&WEIGHT_MAX_ABS_ERR, max),
             (&EXACT_ROUNDTRIP, f64::from(u8::from(err == 0.0))),
         ];
-        // An exact round trip has no noise: its SQNR is infinite, which is not a number to record.
-        if err > 0.0 {
-            metrics.push((&SQNR_DB, 10.0 * (sig / err).log10()));
+        if let Some(db) = sqnr_db(sig, err) {
+            metrics.push((&SQNR_DB, db));
         }
         for (metric, value) in metrics {
             rec.metric("tensor", metric)
@@ -645,4 +651,13 @@ fn speed_records<B: AttentionBackend>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqnr_is_left_out_for_an_exact_round_trip() {
+        assert_eq!(super::sqnr_db(4.0, 0.0), None);
+        assert_eq!(super::sqnr_db(100.0, 1.0), Some(20.0));
+    }
 }
