@@ -38,6 +38,14 @@ pub fn rope(x: &mut [f32], pos: usize, theta: f32) {
     }
 }
 
+/// `exp(s_j − max) / Σ exp(s_k − max)`.
+fn softmax(scores: &[f32]) -> Vec<f32> {
+    let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = scores.iter().map(|x| (x - m).exp()).collect();
+    let z: f32 = e.iter().sum();
+    e.iter().map(|x| x / z).collect()
+}
+
 /// Shapes of a GQA layer for [`gqa_forward`].
 #[derive(Debug, Clone, Copy)]
 pub struct GqaShape {
@@ -103,12 +111,9 @@ pub fn gqa_forward(w: [&Dense; 4], shape: GqaShape, x: &[f32], batch: usize, s: 
                             / (d as f32).sqrt()
                     })
                     .collect();
-                let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = scores.iter().map(|x| (x - m).exp()).collect();
-                let z: f32 = e.iter().sum();
-                for (j, p) in e.iter().enumerate() {
+                for (j, p) in softmax(&scores).iter().enumerate() {
                     for i in 0..d {
-                        concat[hh * d + i] += p / z * v[j][g][i];
+                        concat[hh * d + i] += p * v[j][g][i];
                     }
                 }
             }
@@ -214,12 +219,9 @@ pub fn mla_forward(w: &MlaWeights, shape: MlaShape, x: &[f32], batch: usize, s: 
                 let scores: Vec<f32> = (0..=t)
                     .map(|j| q_t[i].iter().zip(&k[j][i]).map(|(a, b)| a * b).sum::<f32>() * scale)
                     .collect();
-                let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = scores.iter().map(|x| (x - m).exp()).collect();
-                let z: f32 = e.iter().sum();
-                for (j, p) in e.iter().enumerate() {
+                for (j, p) in softmax(&scores).iter().enumerate() {
                     for n in 0..d {
-                        concat[i * d + n] += p / z * v[j][i][n];
+                        concat[i * d + n] += p * v[j][i][n];
                     }
                 }
             }
