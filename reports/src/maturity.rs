@@ -34,8 +34,9 @@ use serde::Serialize;
 use crate::metrics::{self, Direction};
 use crate::table::fmt_value;
 
-/// Fewest samples behind a p90 for predictability to be measured (p90 of fewer is the max).
-pub const MIN_N_SPREAD: u64 = 10;
+/// Fewest samples behind a p90 for predictability to be measured (p90 of fewer is the max; runs
+/// do not record one below this, older result files may).
+pub const MIN_N_SPREAD: u64 = infermark_suites::measure::P90_MIN_SAMPLES as u64;
 
 /// Weights of S, C and I.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
