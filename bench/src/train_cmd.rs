@@ -8,6 +8,8 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use infermark_models::decoder::{preset, presets, CorpusKind};
 use infermark_models::kernels::AttentionBackend;
+use infermark_suites::adacot::rl::{Algo, RlConfig};
+use infermark_suites::adacot::{self, finetune};
 use infermark_suites::backend::{run_on, BackendJob};
 use infermark_suites::env;
 use infermark_suites::zoo::checkpoint::{self, Card};
@@ -49,6 +51,138 @@ pub struct TrainArgs {
     /// Backend: flex (CPU) or cuda (build with `--features cuda`).
     #[arg(long, default_value = "flex", value_parser = crate::parse_backend)]
     pub backend: BackendKind,
+    /// arith-adaptive: cost weight λ of the RL reward correct − λ·tokens/50.
+    #[arg(long, default_value_t = 0.5)]
+    pub lambda: f64,
+    /// arith-adaptive: prompts per RL step whose gold D and T answers are teacher-forced
+    /// beside the decision's policy gradient (decision token masked; 0 = decision only).
+    #[arg(long, default_value_t = 16)]
+    pub anchor: usize,
+    /// arith-adaptive: RL learning rate (AdamW, constant).
+    #[arg(long, default_value_t = 3e-4)]
+    pub rl_lr: f64,
+    /// arith-adaptive: RL algorithm on the decision token, grpo or ppo.
+    #[arg(long, default_value = "grpo")]
+    pub rl: String,
+    /// arith-adaptive: the SFT checkpoint to start from (default: the committed
+    /// arith-adaptive-sft, else results/checkpoints/arith-adaptive-sft).
+    #[arg(long, value_name = "STEM")]
+    pub sft: Option<PathBuf>,
+}
+
+struct SftJob {
+    opts: TrainOptions,
+}
+
+impl BackendJob for SftJob {
+    type Output = infermark_suites::Result<Card>;
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Self::Output {
+        let total = self.opts.steps;
+        finetune::train_sft::<B>(self.opts, &device, &mut |p| {
+            if let Some(v) = p.valid_loss.filter(|_| p.step % 50 == 0) {
+                eprintln!(
+                    "sft step {}/{total}: loss {:.4}, valid {v:.4}",
+                    p.step, p.loss
+                );
+            }
+        })
+    }
+}
+
+struct RlJob {
+    opts: finetune::RlOptions,
+}
+
+impl BackendJob for RlJob {
+    type Output = infermark_suites::Result<Option<finetune::AdaptiveCard>>;
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Self::Output {
+        let total = self.opts.steps;
+        finetune::train_rl::<B>(&self.opts, &device, &mut |step, r| {
+            if step % 25 == 0 {
+                eprintln!("rl step {step}/{total}: mean sampled reward {r:.4}");
+            }
+        })
+    }
+}
+
+fn run_adaptive(args: &TrainArgs) -> Result<()> {
+    args.backend.check_available()?;
+    if !args.lambda.is_finite() || args.lambda < 0.0 {
+        bail!("--lambda must be a finite number >= 0, got {}", args.lambda);
+    }
+    let algo = match args.rl.as_str() {
+        "grpo" => Algo::Grpo,
+        "ppo" => Algo::Ppo,
+        other => bail!("unknown --rl `{other}`; known: grpo, ppo"),
+    };
+    let sft = match &args.sft {
+        Some(s) => s.clone(),
+        None => {
+            let c = checkpoint::committed(finetune::SFT_NAME);
+            if checkpoint::paths(&c).1.exists() {
+                c
+            } else {
+                PathBuf::from("results/checkpoints").join(finetune::SFT_NAME)
+            }
+        }
+    };
+    if !checkpoint::paths(&sft).1.exists() {
+        bail!(
+            "SFT checkpoint {} does not exist; train it first with `infermark train --model {}`",
+            sft.display(),
+            finetune::SFT_NAME
+        );
+    }
+    let name = if algo == Algo::Grpo {
+        adacot::adaptive_name(args.lambda)
+    } else {
+        format!("{}-ppo", adacot::adaptive_name(args.lambda))
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results/checkpoints").join(&name));
+    if !args.force && !args.resume && checkpoint::paths(&out).0.exists() {
+        bail!(
+            "{} already exists; pass --force to replace it or choose another --out",
+            out.display()
+        );
+    }
+    let (cpu, _) = env::cpu_info();
+    let opts = finetune::RlOptions {
+        config: RlConfig {
+            algo,
+            lambda: args.lambda,
+            batch: 64,
+            group: 8,
+            lr: args.rl_lr,
+            seed: args.seed,
+            anchor: args.anchor,
+        },
+        steps: args.steps.unwrap_or(60),
+        sft,
+        out: out.clone(),
+        eval_every: args.eval_every.clamp(1, 25),
+        resume: args.resume,
+        stop_after: args.stop_after,
+        machine: format!("flex on {cpu} ({} cores)", env::cores()),
+        git_rev: env::git_rev(),
+    };
+    match run_on(args.backend, RlJob { opts })?? {
+        None => println!("{name}: stopped early; continue with --resume"),
+        Some(c) => println!(
+            "{name}: λ = {}, {} {} steps in {:.0} s; seed set: trigger rate {:.3}, accuracy {:.3}, format errors {:.3} → {}",
+            c.lambda,
+            c.rl_steps,
+            c.algo,
+            c.rl_seconds,
+            c.trigger_rate,
+            c.accuracy,
+            c.format_error_rate,
+            out.display()
+        ),
+    }
+    Ok(())
 }
 
 struct Job {
@@ -84,7 +218,16 @@ impl BackendJob for Job {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let Some(p) = preset(&args.model) else {
+    if args.model == "arith-adaptive" {
+        return run_adaptive(&args);
+    }
+    let sft = args.model == finetune::SFT_NAME;
+    let found = if sft {
+        Some(finetune::sft_preset())
+    } else {
+        preset(&args.model)
+    };
+    let Some(p) = found else {
         let known: Vec<_> = presets().iter().map(|p| p.name).collect();
         bail!(
             "unknown model `{}`; known: {}",
@@ -112,6 +255,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     let split = match (&args.corpus, p.corpus) {
+        (Some(_), _) if sft => bail!("--corpus does not apply to {}", finetune::SFT_NAME),
+        // Filled in by the SFT job from the base model's answers.
+        (None, _) if sft => corpus::Split {
+            train: String::new(),
+            valid: String::new(),
+            source: String::new(),
+        },
         (Some(f), _) => corpus::file_split(f)?,
         (None, CorpusKind::Stories) => corpus::stories_split(),
         (None, CorpusKind::Arith) => corpus::arithmetic_split(),
@@ -140,14 +290,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop_after: args.stop_after,
         machine,
         git_rev: env::git_rev(),
+        init_from: None,
     };
-    let card = run_on(
-        args.backend,
-        Job {
-            opts,
-            bar: bar.clone(),
-        },
-    )??;
+    let card = if sft {
+        run_on(args.backend, SftJob { opts })??
+    } else {
+        run_on(
+            args.backend,
+            Job {
+                opts,
+                bar: bar.clone(),
+            },
+        )??
+    };
     bar.finish_and_clear();
     if card.steps < steps {
         println!(

@@ -1,6 +1,7 @@
 //! infermark reports: result files in and out (Parquet through polars, NDJSON, `run.json`),
 //! summary tables, plotters SVG charts and the self-contained HTML report.
 
+pub mod adacot_view;
 pub mod charts;
 pub mod claims;
 pub mod gate;

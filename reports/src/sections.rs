@@ -31,6 +31,7 @@ pub fn all() -> Vec<Box<dyn SuiteSection>> {
         Box::new(crate::quant_view::QuantizationSection),
         Box::new(crate::charts::KvCacheSection),
         Box::new(crate::spec_view::SpeculativeSection),
+        Box::new(crate::adacot_view::AdacotSection),
     ]
 }
 

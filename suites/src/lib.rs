@@ -2,6 +2,7 @@
 //! chosen backend, and emits tidy [`Record`]s (one metric per row). This is the only layer that
 //! times, counts bytes and scores accuracy.
 
+pub mod adacot;
 pub mod attention;
 pub mod backend;
 pub mod env;

@@ -549,6 +549,151 @@ pub const SAMPLING_TV_DISTANCE: Metric = Metric {
     about: "speculative decoding at T > 0: total variation distance between next-token samples by the rule and plain samples (`pair` = spec-vs-plain; plain-vs-plain is the noise floor), seeded",
 };
 
+/// adacot: share of problems answered right (overall, or per `digits` bucket)
+pub const ACCURACY: Metric = Metric {
+    name: "accuracy",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "adacot: share of problems answered right (overall, or per `digits` bucket)",
+};
+
+/// adacot: share of problems the gate thought on (overall, or per `digits` bucket)
+pub const COT_TRIGGER_RATE: Metric = Metric {
+    name: "cot_trigger_rate",
+    unit: "ratio",
+    direction: Lower,
+    kind: Deterministic,
+    about: "adacot: share of problems the gate thought on (overall, or per `digits` bucket)",
+};
+
+/// adacot: mean generated tokens per problem, every attempt (and a learned gate's decision token) counted
+pub const MEAN_RESPONSE_TOKENS: Metric = Metric {
+    name: "mean_response_tokens",
+    unit: "tokens",
+    direction: Lower,
+    kind: Deterministic,
+    about: "adacot: mean generated tokens per problem, every attempt (and a learned gate's decision token) counted",
+};
+
+/// adacot: 1 − mean response tokens / always-think's on the same problems
+pub const TOKEN_REDUCTION_VS_ALWAYS: Metric = Metric {
+    name: "token_reduction_vs_always",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "adacot: 1 − mean response tokens / always-think's on the same problems",
+};
+
+/// adacot: accuracy − always-think's accuracy on the same problems, percentage points
+pub const ACCURACY_DELTA_VS_ALWAYS: Metric = Metric {
+    name: "accuracy_delta_vs_always",
+    unit: "pp",
+    direction: Higher,
+    kind: Deterministic,
+    about: "adacot: accuracy − always-think's accuracy on the same problems, percentage points",
+};
+
+/// adacot: of the problems the gate thought on, the share whose direct answer is wrong (oracle label)
+pub const GATE_PRECISION: Metric = Metric {
+    name: "gate_precision",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "adacot: of the problems the gate thought on, the share whose direct answer is wrong (oracle label)",
+};
+
+/// adacot: of the problems whose direct answer is wrong, the share the gate thought on
+pub const GATE_RECALL: Metric = Metric {
+    name: "gate_recall",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "adacot: of the problems whose direct answer is wrong, the share the gate thought on",
+};
+
+/// adacot: harmonic mean of gate precision and recall
+pub const GATE_F1: Metric = Metric {
+    name: "gate_f1",
+    unit: "ratio",
+    direction: Higher,
+    kind: Deterministic,
+    about: "adacot: harmonic mean of gate precision and recall",
+};
+
+/// adacot: share of problems where the learned gate wrote neither `D` nor `T` as its decision (AdaCoT's P_fmt)
+pub const FORMAT_ERROR_RATE: Metric = Metric {
+    name: "format_error_rate",
+    unit: "ratio",
+    direction: Lower,
+    kind: Deterministic,
+    about: "adacot: share of problems where the learned gate wrote neither `D` nor `T` as its decision (AdaCoT's P_fmt)",
+};
+
+/// adacot: wall time per problem at batch 1 (every generation the gate ran, thinking included)
+pub const END_TO_END_LATENCY_MS: Metric = Metric {
+    name: "end_to_end_latency_ms",
+    unit: "ms",
+    direction: Lower,
+    kind: Noisy,
+    about: "adacot: wall time per problem at batch 1 (every generation the gate ran, thinking included)",
+};
+
+/// adacot: problems / total end-to-end time at batch 1
+pub const PROBLEMS_PER_S: Metric = Metric {
+    name: "problems_per_s",
+    unit: "problems/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "adacot: problems / total end-to-end time at batch 1",
+};
+
+/// adacot: mean response tokens / the oracle gate's on the same problems
+pub const TOKENS_VS_ORACLE: Metric = Metric {
+    name: "tokens_vs_oracle",
+    unit: "ratio",
+    direction: Lower,
+    kind: Deterministic,
+    about: "adacot: mean response tokens / the oracle gate's on the same problems",
+};
+
+/// adacot: one RL update of the decision token (GRPO, or PPO with its critic), A/B interleaved
+pub const RL_STEP_MS: Metric = Metric {
+    name: "rl_step_ms",
+    unit: "ms",
+    direction: Lower,
+    kind: Noisy,
+    about: "adacot: one RL update of the decision token (GRPO, or PPO with its critic), A/B interleaved",
+};
+
+/// adacot: training state of an RL update: parameters, gradients and AdamW moments of every trained model (policy, and PPO's critic), analytic
+pub const RL_PEAK_BYTES: Metric = Metric {
+    name: "rl_peak_bytes",
+    unit: "bytes",
+    direction: Lower,
+    kind: Deterministic,
+    about: "adacot: training state of an RL update: parameters, gradients and AdamW moments of every trained model (policy, and PPO's critic), analytic",
+};
+
+/// adacot: gain in mean greedy-decision reward on a held-out set per second of RL training
+pub const RL_REWARD_PER_S: Metric = Metric {
+    name: "rl_reward_per_s",
+    unit: "reward/s",
+    direction: Higher,
+    kind: Noisy,
+    about:
+        "adacot: gain in mean greedy-decision reward on a held-out set per second of RL training",
+};
+
+/// adacot: mean greedy-decision reward on a held-out set after the RL steps
+pub const RL_REWARD: Metric = Metric {
+    name: "rl_reward",
+    unit: "reward",
+    direction: Higher,
+    kind: Deterministic,
+    about: "adacot: mean greedy-decision reward on a held-out set after the RL steps",
+};
+
 pub const ALL: &[Metric] = &[
     KV_CACHE_BYTES_PER_TOKEN,
     FLOPS_PER_TOKEN,
@@ -606,6 +751,22 @@ pub const ALL: &[Metric] = &[
     PREFILL_TOKENS_PER_S,
     WEIGHT_BYTES_PER_TOKEN,
     WEIGHT_READ_GBPS,
+    ACCURACY,
+    COT_TRIGGER_RATE,
+    MEAN_RESPONSE_TOKENS,
+    TOKEN_REDUCTION_VS_ALWAYS,
+    ACCURACY_DELTA_VS_ALWAYS,
+    GATE_PRECISION,
+    GATE_RECALL,
+    GATE_F1,
+    FORMAT_ERROR_RATE,
+    END_TO_END_LATENCY_MS,
+    PROBLEMS_PER_S,
+    TOKENS_VS_ORACLE,
+    RL_STEP_MS,
+    RL_PEAK_BYTES,
+    RL_REWARD_PER_S,
+    RL_REWARD,
 ];
 
 /// Looks a metric up; `None` for a metric the registry does not know.

@@ -163,6 +163,7 @@ pub fn registry() -> Vec<Box<dyn Suite>> {
         Box::new(crate::lm::eval::LmSuite),
         Box::new(crate::quantization::QuantizationSuite),
         Box::new(crate::speculative::SpeculativeSuite),
+        Box::new(crate::adacot::AdacotSuite),
     ]
 }
 

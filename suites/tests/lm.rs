@@ -55,6 +55,7 @@ fn tiny_opts(out: PathBuf, steps: usize) -> TrainOptions {
         stop_after: None,
         machine: "test".into(),
         git_rev: "test".into(),
+        init_from: None,
     }
 }
 

@@ -242,6 +242,26 @@ impl<B: AttentionBackend> Decoder<B> {
             max.into_scalar().elem::<i64>(),
         );
         self.check_range(min, max)?;
+        Ok(self.head(self.hidden_full_unchecked(tokens)?))
+    }
+
+    /// Final hidden states (after the last RMSNorm, before the head) of whole sequences with no
+    /// cache: what a value head or any other head on this trunk reads; refuses ids outside the
+    /// vocabulary.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, s]` → `[batch, s, d_model]`
+    pub fn hidden_full(&self, tokens: Tensor<B, 2, Int>) -> crate::Result<Tensor<B, 3>> {
+        use burn::tensor::ElementConversion;
+        let (min, max) = (tokens.clone().min(), tokens.clone().max());
+        self.check_range(
+            min.into_scalar().elem::<i64>(),
+            max.into_scalar().elem::<i64>(),
+        )?;
+        self.hidden_full_unchecked(tokens)
+    }
+
+    fn hidden_full_unchecked(&self, tokens: Tensor<B, 2, Int>) -> crate::Result<Tensor<B, 3>> {
         let mut x = self.embed.forward(tokens);
         for block in &self.blocks {
             let a = block
@@ -249,7 +269,7 @@ impl<B: AttentionBackend> Decoder<B> {
                 .forward_full(block.attn_norm.forward(x.clone()))?;
             x = block.mlp_residual(x + a);
         }
-        Ok(self.head(self.norm.forward(x)))
+        Ok(self.norm.forward(x))
     }
 
     /// Checks token ids held on the host (a prompt) against the vocabulary.

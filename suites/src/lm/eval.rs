@@ -31,7 +31,7 @@ const NAME: &str = "lm";
 pub const MODELS: [&str; 5] = ["target", "target-mha", "target-mla", "draft", "arith"];
 
 /// Seed of the arithmetic test problems (disjoint from the training and validation streams).
-const TEST_SEED: u64 = 3;
+pub const TEST_SEED: u64 = 3;
 
 /// The trained-model evaluation suite.
 pub struct LmSuite;

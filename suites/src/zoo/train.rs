@@ -46,6 +46,8 @@ pub struct TrainOptions {
     pub machine: String,
     /// Git revision for the card.
     pub git_rev: String,
+    /// Start from this checkpoint's weights (fine-tuning) instead of a fresh initialisation.
+    pub init_from: Option<PathBuf>,
 }
 
 /// Progress of a training run, reported after every step.
@@ -165,6 +167,9 @@ pub fn train<B: AttentionBackend>(
         context: format!("preset {}", p.name),
         error: e,
     })?;
+    if let Some(stem) = &opts.init_from {
+        checkpoint::load_weights(&mut model, &checkpoint::paths(stem).0)?;
+    }
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.1)
         .with_beta_2(0.95)

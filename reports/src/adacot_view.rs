@@ -1,0 +1,244 @@
+//! The adacot suite's part of the report: per workload, the Pareto front of accuracy against
+//! mean response tokens (swept gates as lines, never/always/oracle as labelled markers), the
+//! trigger rate by difficulty, and the gates' precision and recall against the oracle labels
+//! (AdaCoT Table 1).
+
+use std::collections::BTreeMap;
+
+use infermark_suites::{Record, Stat};
+use plotters::prelude::*;
+
+use crate::charts::Chart;
+use crate::quant_view::Pivot;
+use crate::table::fmt_value;
+use crate::{ReportError, Result};
+
+const SUITE: &str = "adacot";
+const MARKERS: [&str; 3] = ["never", "always", "oracle"];
+/// The swept setting of each gate.
+const SETTINGS: [&str; 5] = ["k", "tau", "rate", "lambda", "rate_of"];
+
+/// The adacot suite's section.
+pub struct AdacotSection;
+
+impl crate::sections::SuiteSection for AdacotSection {
+    fn suite(&self) -> &'static str {
+        SUITE
+    }
+
+    fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
+        let mut out = Vec::new();
+        for w in workloads(records) {
+            if let Some(c) = pareto(records, &w)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    fn pivots(&self, records: &[Record]) -> Vec<Pivot> {
+        workloads(records)
+            .iter()
+            .map(|w| table(records, w))
+            .filter(|p| !p.rows.is_empty())
+            .collect()
+    }
+}
+
+fn workloads(records: &[Record]) -> Vec<String> {
+    let mut w: Vec<String> = records
+        .iter()
+        .filter(|r| r.suite == SUITE)
+        .filter_map(|r| r.params.get("workload").cloned())
+        .collect();
+    w.sort();
+    w.dedup();
+    w
+}
+
+/// The setting label of a record (`k=2`), empty for an unswept gate.
+fn setting(r: &Record) -> String {
+    SETTINGS
+        .iter()
+        .filter_map(|k| r.params.get(*k).map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Overall (`digits` absent or `all`) mean-stat records of `metric` on `workload`, keyed by (gate, setting).
+fn overall<'a>(
+    records: &'a [Record],
+    metric: &str,
+    workload: &str,
+) -> BTreeMap<(String, String), &'a Record> {
+    records
+        .iter()
+        .filter(|r| {
+            r.suite == SUITE
+                && r.metric == metric
+                && r.stat == Stat::Mean
+                && r.params.get("digits").is_none_or(|d| d == "all")
+                && r.params.get("workload").map(String::as_str) == Some(workload)
+        })
+        .map(|r| ((r.variant.clone(), setting(r)), r))
+        .collect()
+}
+
+fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
+    let acc = overall(records, "accuracy", workload);
+    let tok = overall(records, "mean_response_tokens", workload);
+    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut marks = Vec::new();
+    for (key, a) in &acc {
+        let Some(t) = tok.get(key) else { continue };
+        let p = (t.value, 100.0 * a.value);
+        if MARKERS.contains(&key.0.as_str()) {
+            marks.push((key.0.clone(), p));
+        } else {
+            let series = if a.params.contains_key("rate_of") {
+                "random at learned rate".to_string()
+            } else {
+                key.0.clone()
+            };
+            lines.entry(series).or_default().push(p);
+        }
+    }
+    if marks.is_empty() && lines.is_empty() {
+        return Ok(None);
+    }
+    let title = format!("AdaCoT front, {workload}: accuracy vs mean response tokens");
+    let err = |e: String| ReportError::Render {
+        what: format!("chart `{title}`"),
+        reason: e,
+    };
+    let all: Vec<(f64, f64)> = lines
+        .values()
+        .flatten()
+        .copied()
+        .chain(marks.iter().map(|m| m.1))
+        .collect();
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in &all {
+        (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+    }
+    let (px, py) = (((x1 - x0) * 0.08).max(0.5), ((y1 - y0) * 0.1).max(0.5));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x0 - px)..(x1 + 3.0 * px), (y0 - py)..(y1 + py))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("mean response tokens per problem")
+            .y_desc("accuracy (%)")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        let palette = [
+            RGBColor(31, 119, 180),
+            RGBColor(255, 127, 14),
+            RGBColor(44, 160, 44),
+            RGBColor(148, 103, 189),
+            RGBColor(140, 86, 75),
+            RGBColor(227, 119, 194),
+        ];
+        for (i, (name, pts)) in lines.iter().enumerate() {
+            let c = palette[i % palette.len()];
+            let mut pts = pts.clone();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        for (name, p) in &marks {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at(*p)
+                        + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                        + Text::new(name.clone(), (8, -12), ("sans-serif", 13)),
+                ))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(Some(Chart {
+        suite: SUITE.into(),
+        title,
+        svg,
+    }))
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map(fmt_value).unwrap_or_else(|| "–".into())
+}
+
+/// Per gate and setting: accuracy, tokens, reduction, trigger rate overall and per digits,
+/// precision, recall, F1.
+fn table(records: &[Record], workload: &str) -> Pivot {
+    let get = |m: &str| overall(records, m, workload);
+    let acc = get("accuracy");
+    let cols = [
+        "mean_response_tokens",
+        "token_reduction_vs_always",
+        "accuracy_delta_vs_always",
+        "tokens_vs_oracle",
+        "cot_trigger_rate",
+        "gate_precision",
+        "gate_recall",
+        "gate_f1",
+    ];
+    let maps: Vec<_> = cols.iter().map(|c| get(c)).collect();
+    let by_digits = |key: &(String, String), d: &str| {
+        records
+            .iter()
+            .find(|r| {
+                r.suite == SUITE
+                    && r.metric == "cot_trigger_rate"
+                    && r.variant == key.0
+                    && setting(r) == key.1
+                    && r.params.get("workload").map(String::as_str) == Some(workload)
+                    && r.params.get("digits").map(String::as_str) == Some(d)
+            })
+            .map(|r| r.value)
+    };
+    let mut rows = Vec::new();
+    for (key, a) in &acc {
+        let mut row = vec![key.0.clone(), key.1.clone(), cell(Some(a.value))];
+        row.extend(maps.iter().map(|m| cell(m.get(key).map(|r| r.value))));
+        row.extend(["1", "2", "3", "4"].iter().map(|d| cell(by_digits(key, d))));
+        rows.push(row);
+    }
+    let mut header: Vec<String> = ["gate", "setting", "accuracy"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    header.extend(cols.iter().map(|s| s.to_string()));
+    header.extend(
+        (1..=4).map(|d| format!("trigger rate, {d} digit{}", if d > 1 { "s" } else { "" })),
+    );
+    Pivot {
+        title: format!("AdaCoT gates on {workload}: accuracy, tokens, trigger rate by difficulty, precision and recall"),
+        header,
+        rows,
+        note: "Every gate answers the same problems with the base arith model's own greedy answers (learned: the fine-tuned model end to end). Positive class = the direct answer is wrong (oracle label); precision and recall of deciding to think, AdaCoT Table 1. Tokens count every attempt (a confidence fallback pays for its direct try; the learned gate's decision token counts).".into(),
+    }
+}

@@ -1,0 +1,237 @@
+//! The AdaCoT suite: gates against independent references, the RL rules, strict decision
+//! parsing, and the committed learned gates' cards.
+
+use std::sync::Mutex;
+
+use burn::backend::Flex;
+use infermark_models::decoder::preset;
+use infermark_models::diff::max_abs_diff;
+use infermark_suites::adacot::gate::{route, Decision, Gate};
+use infermark_suites::adacot::labels::{self, Answer, Label, TableRow};
+use infermark_suites::adacot::rl::{self, Algo, RlConfig, Trainer};
+use infermark_suites::adacot::score::score;
+use infermark_suites::adacot::{always, finetune, never, oracle, LAMBDAS};
+use infermark_suites::lm::eval::{arith_eval, TEST_SEED};
+use infermark_suites::zoo::checkpoint;
+use infermark_suites::zoo::corpus::{self, Format, Problem, BUCKETS};
+use infermark_suites::{BackendKind, RunContext, Scale, UserInputs};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+type B = Flex;
+
+/// The backend RNG is global: tests that initialize weights take turns.
+static RNG: Mutex<()> = Mutex::new(());
+
+fn diff(a: &[f64], b: &[f64]) -> f32 {
+    let f = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+    max_abs_diff(&f(a), &f(b)).expect("comparable")
+}
+
+#[test]
+fn never_and_always_reproduce_the_eval_accuracies() {
+    let device = Default::default();
+    let (model, _) =
+        checkpoint::load::<B>(&checkpoint::committed("arith"), &device).expect("arith");
+    let n = 6;
+    let progress = |_: &str| {};
+    let ctx = RunContext {
+        backend: BackendKind::Flex,
+        scale: Scale::Smoke,
+        seed: 0,
+        run_id: "test".into(),
+        git_rev: "test".into(),
+        device: "test".into(),
+        inputs: UserInputs::default(),
+        progress: &progress,
+    };
+    // `infermark eval --model arith`'s own code path (batched decoding).
+    let eval = arith_eval(&model, n, &ctx, "arith", &device).expect("eval");
+    // The same problems as it draws them, labelled at batch 1 by the suite.
+    let mut rng = StdRng::seed_from_u64(TEST_SEED);
+    for bucket in BUCKETS {
+        let set: Vec<Problem> = (0..n).map(|_| corpus::problem(&mut rng, bucket)).collect();
+        let l = labels::label(&model, &set, &device).expect("labels");
+        let direct = score(&route(&mut never::Never, &l)).expect("scored");
+        let think = score(&route(&mut always::Always, &l)).expect("scored");
+        let want = |f: Format| {
+            eval.iter()
+                .find(|(b, g, _, _)| *b == bucket && *g == f)
+                .map(|&(_, _, acc, toks)| (acc, toks))
+                .expect("eval row")
+        };
+        let (da, dt) = want(Format::Direct);
+        let (ta, tt) = want(Format::Think);
+        assert_eq!(
+            diff(
+                &[
+                    direct.accuracy,
+                    direct.mean_tokens,
+                    think.accuracy,
+                    think.mean_tokens
+                ],
+                &[da, dt, ta, tt]
+            ),
+            0.0,
+            "bucket {bucket}: suite {:?} vs eval {:?}",
+            (
+                direct.accuracy,
+                direct.mean_tokens,
+                think.accuracy,
+                think.mean_tokens
+            ),
+            (da, dt, ta, tt)
+        );
+        assert_eq!(direct.trigger_rate, 0.0);
+        assert_eq!(think.trigger_rate, 1.0);
+    }
+}
+
+fn label(digits: u32, direct_ok: bool, think_ok: bool) -> Label {
+    let answer = |correct, tokens| Answer {
+        correct,
+        tokens,
+        ms: 1.0,
+    };
+    Label {
+        problem: Problem {
+            a: 10u64.pow(digits - 1),
+            b: 1,
+            op: '+',
+        },
+        digits,
+        direct: answer(direct_ok, digits as usize + 1),
+        think: answer(think_ok, 12 * digits as usize + 2),
+        direct_min_prob: if direct_ok { 0.99 } else { 0.4 },
+    }
+}
+
+#[test]
+fn the_oracle_matches_always_think_with_fewer_tokens_when_thinking_is_always_right() {
+    let labels: Vec<Label> = [
+        (1, true),
+        (1, true),
+        (2, true),
+        (3, false),
+        (4, false),
+        (4, true),
+    ]
+    .iter()
+    .map(|&(d, ok)| label(d, ok, true))
+    .collect();
+    let o = score(&route(&mut oracle::Oracle, &labels)).expect("scored");
+    let a = score(&route(&mut always::Always, &labels)).expect("scored");
+    assert_eq!(o.accuracy, a.accuracy);
+    assert_eq!(o.accuracy, 1.0);
+    assert!(
+        o.mean_tokens < a.mean_tokens,
+        "{} vs {}",
+        o.mean_tokens,
+        a.mean_tokens
+    );
+    assert_eq!(
+        (o.precision, o.recall, o.f1),
+        (Some(1.0), Some(1.0), Some(1.0))
+    );
+    // Always-think thinks on everything: recall 1, precision the share that needed it.
+    assert_eq!(a.recall, Some(1.0));
+    assert_eq!(a.precision, Some(2.0 / 6.0));
+    // Never thinks: no precision at all, recall 0.
+    let n = score(&route(&mut never::Never, &labels)).expect("scored");
+    assert_eq!((n.precision, n.recall), (None, Some(0.0)));
+}
+
+#[test]
+fn a_confidence_fallback_pays_for_both_attempts() {
+    use infermark_suites::adacot::confidence::Confidence;
+    let labels = vec![label(1, true, true), label(4, false, true)];
+    let mut g = Confidence { tau: 0.9 };
+    assert_eq!(g.decide(&labels[1]), Decision::Think);
+    let o = route(&mut g, &labels);
+    assert_eq!(o[0].tokens, labels[0].direct.tokens);
+    assert_eq!(
+        o[1].tokens,
+        labels[1].direct.tokens + labels[1].think.tokens
+    );
+    assert!(o[1].correct);
+}
+
+#[test]
+fn one_grpo_step_moves_probability_toward_the_rewarded_decision() {
+    let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    <B as burn::tensor::backend::Backend>::seed(&device, 3);
+    let p = preset("tiny").expect("tiny");
+    let model = p.config.init::<B>(&device).expect("tiny model");
+    // Thinking is right and direct is wrong on every problem: T earns more at λ = 0.1.
+    let table: Vec<TableRow> = rl::problems(99, 16)
+        .into_iter()
+        .map(|problem| TableRow {
+            problem,
+            direct_ok: false,
+            direct_tokens: 3,
+            think_ok: true,
+            think_tokens: 30,
+        })
+        .collect();
+    let prompts: Vec<Vec<u32>> = table.iter().map(rl::prompt_of).collect();
+    let p_t = |m: &infermark_models::decoder::Decoder<B>| {
+        let lp = rl::decision_logp(m, &prompts, &device).expect("logp");
+        let v = lp.dims()[1];
+        let host = lp
+            .exp()
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap();
+        (0..prompts.len())
+            .map(|i| host[i * v + b'T' as usize] as f64)
+            .sum::<f64>()
+    };
+    for algo in [Algo::Grpo, Algo::Ppo] {
+        let before = p_t(&model);
+        let cfg = RlConfig {
+            algo,
+            lambda: 0.1,
+            batch: 16,
+            group: 64,
+            lr: 1e-2,
+            seed: 1,
+            anchor: 0,
+        };
+        let mut t = Trainer::<B>::new(model.clone(), p.config.d_model, cfg, &device);
+        t.step(&table, &device).expect("step");
+        let after = p_t(&t.policy());
+        assert!(after > before, "{algo:?}: P(T) {before} → {after}");
+    }
+}
+
+#[test]
+fn committed_learned_gates_reproduce_their_cards() {
+    let device = Default::default();
+    let mut checked = 0;
+    for lambda in LAMBDAS {
+        let stem = checkpoint::committed(&infermark_suites::adacot::adaptive_name(lambda));
+        if !checkpoint::paths(&stem).1.exists() {
+            continue;
+        }
+        let card = finetune::read_adaptive_card(&stem).expect("adaptive card");
+        assert_eq!(card.lambda, lambda);
+        let (model, _) = checkpoint::load::<B>(&stem, &device).expect("checkpoint");
+        let (rate, acc, fmt) = finetune::card_eval(&model, &device).expect("eval");
+        assert_eq!(
+            diff(
+                &[rate, acc, fmt],
+                &[card.trigger_rate, card.accuracy, card.format_error_rate]
+            ),
+            0.0,
+            "{}: measured ({rate}, {acc}, {fmt}) vs card",
+            card.name
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 0,
+        "no committed arith-adaptive-l* checkpoint to check"
+    );
+}
