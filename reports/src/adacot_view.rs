@@ -239,6 +239,6 @@ fn table(records: &[Record], workload: &str) -> Pivot {
         title: format!("AdaCoT gates on {workload}: accuracy, tokens, trigger rate by difficulty, precision and recall"),
         header,
         rows,
-        note: "Every gate answers the same problems with the base arith model's own greedy answers (learned: the fine-tuned model end to end). Positive class = the direct answer is wrong (oracle label); precision and recall of deciding to think, AdaCoT Table 1. Tokens count every attempt (a confidence fallback pays for its direct try; the learned gate's decision token counts).".into(),
+        note: "Every gate answers the same problems with the base arith model's own greedy answers (learned: the fine-tuned model end to end; learned-route: its decision token, then the base answers). Positive class = the direct answer is wrong (oracle label); precision and recall of deciding to think, AdaCoT Table 1. Tokens count every attempt (a confidence fallback pays for its direct try; the learned gate's decision token counts).".into(),
     }
 }

@@ -72,9 +72,19 @@ pub fn answer_each<B: AttentionBackend>(
     prompts: &[Vec<u32>],
     device: &B::Device,
 ) -> Result<Vec<(Vec<u32>, f64)>> {
+    answer_each_upto(model, prompts, MAX_NEW, device)
+}
+
+/// [`answer_each`], stopping after at most `max_new` tokens.
+pub fn answer_each_upto<B: AttentionBackend>(
+    model: &Decoder<B>,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    device: &B::Device,
+) -> Result<Vec<(Vec<u32>, f64)>> {
     let mut cache = model.contiguous_cache(1, model.max_seq_len(), device);
     let config = GenerateConfig {
-        max_new: MAX_NEW,
+        max_new,
         stop: vec![b'\n' as u32],
     };
     let mut out = Vec::with_capacity(prompts.len());

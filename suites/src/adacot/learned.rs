@@ -3,13 +3,17 @@
 //! answer in that format. The decision is parsed strictly: anything else as the first generated
 //! token is a format error (AdaCoT's P_fmt), counted as a wrong answer and reported, never read
 //! as a direct answer.
+//!
+//! `learned-route` ([`route_decisions`]) runs the same model for its decision token only and
+//! sends the problem to the base model's answer in that format, the answers every other gate is
+//! scored on: it measures the decision alone, apart from how well the fine-tuned model answers.
 
 use infermark_models::attention::MlaPath;
 use infermark_models::decoder::Decoder;
 use infermark_models::kernels::AttentionBackend;
 
 use super::gate::{Decision, Outcome};
-use super::labels::{answer_each, digits, Label};
+use super::labels::{answer_each, answer_each_upto, digits, Label};
 use crate::zoo::corpus::{check_answer, detokenize, tokenize, Format, Problem};
 use crate::Result;
 
@@ -92,6 +96,43 @@ pub fn run<B: AttentionBackend>(
                 correct,
                 tokens: toks.len(),
                 ms,
+                needs_thinking: l.needs_thinking(),
+            }
+        })
+        .collect())
+}
+
+/// `learned-route`: the adaptive model writes its decision token (timed, one generated token);
+/// a `D` or `T` then takes the base model's measured answer in that format from `labels`
+/// (tokens and time added to the decision's), a format error is wrong at the cost of the
+/// decision alone.
+pub fn route_decisions<B: AttentionBackend>(
+    model: &Decoder<B>,
+    labels: &[Label],
+    device: &B::Device,
+) -> Result<Vec<Outcome>> {
+    let model = model.clone().with_mla_path(MlaPath::Absorbed);
+    let prompts: Vec<Vec<u32>> = labels
+        .iter()
+        .map(|l| tokenize(&format!("\n{}", prompt(&l.problem))))
+        .collect();
+    let firsts = answer_each_upto(&model, &prompts, 1, device)?;
+    Ok(labels
+        .iter()
+        .zip(firsts)
+        .map(|(l, (toks, ms))| {
+            let decision = parse_decision(toks.first().copied()).ok();
+            let (correct, tokens, answer_ms) = match decision {
+                Some(Decision::Direct) => (l.direct.correct, l.direct.tokens, l.direct.ms),
+                Some(Decision::Think) => (l.think.correct, l.think.tokens, l.think.ms),
+                None => (false, 0, 0.0),
+            };
+            Outcome {
+                digits: digits(&l.problem),
+                decision,
+                correct,
+                tokens: toks.len() + tokens,
+                ms: ms + answer_ms,
                 needs_thinking: l.needs_thinking(),
             }
         })

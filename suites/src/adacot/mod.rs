@@ -8,7 +8,9 @@
 //! Gates (one file each): `never`, `always`, `oracle`, `random` (rate swept, and at each learned
 //! gate's own rate), `difficulty` (k swept), `confidence` (τ swept, a failed direct attempt
 //! paid for), and `learned`: the `arith-adaptive-l*` checkpoints (SFT on oracle labels, then RL
-//! on the decision token with GRPO at several λ; [`finetune`]) that write their own decision.
+//! on the decision token with GRPO at several λ; [`finetune`]) that write their own decision,
+//! and `learned-route`, their decision token routed to the base model's answers (the decision
+//! alone, on the same answers as every other gate).
 //! Deviation from the paper: the table gates are scored on the base model's own greedy answers,
 //! generated once per problem and format at batch 1 and timed; a gate's end-to-end time per
 //! problem is the time of the generations it chose (both, for a confidence fallback). The
@@ -252,6 +254,11 @@ fn gates_case<B: AttentionBackend>(
             setting: Some(("lambda", lambda.to_string())),
             outcomes,
         });
+        rows.push(Row {
+            gate: "learned-route",
+            setting: Some(("lambda", lambda.to_string())),
+            outcomes: learned::route_decisions(&model, &labels, device)?,
+        });
         let mut r = random::Random::new(rate, random_seed);
         let mut row = run(&mut r);
         row.setting = Some(("rate_of", format!("learned-l{lambda}")));
@@ -323,7 +330,7 @@ fn record(ctx: &RunContext, w: &workloads::Workload, rows: &[Row]) -> Result<Vec
                 rec.metric(e, metric).stat(Stat::Mean, n).value(v)?;
             }
         }
-        if row.gate == "learned" {
+        if row.gate.starts_with("learned") {
             rec.metric(e, &m::FORMAT_ERROR_RATE)
                 .stat(Stat::Mean, n)
                 .value(sc.format_errors as f64 / n as f64)?;
