@@ -1,8 +1,10 @@
 //! infermark reports: result files in and out (Parquet through polars, NDJSON, `run.json`),
 //! summary tables, plotters SVG charts and the self-contained HTML report.
 
+pub mod bandwidth_view;
 pub mod charts;
 pub mod claims;
+pub mod crosscheck;
 pub mod gate;
 pub mod html;
 pub mod io;
