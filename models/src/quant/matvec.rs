@@ -277,8 +277,8 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    //! The nibble row kernel with 512-bit vectors: 16 codes widen straight to 16 floats, half
-    //! the instructions of the AVX2 form for the step that bounds INT4 decode on a CPU.
+    //! The nibble row kernel with 512-bit vectors: 16 code bytes widen straight to 16 lanes,
+    //! half the instructions of the AVX2 form for the step that bounds INT4 decode on a CPU.
     use std::arch::x86_64::*;
 
     /// Bytes of codes fetched ahead of the one being read.
@@ -294,7 +294,7 @@ mod avx512 {
         d: &[f32],
         g: usize,
     ) -> f32 {
-        let mask = _mm_set1_epi8(15);
+        let mask = _mm512_set1_epi32(15);
         let mut acc = [_mm512_setzero_ps(); 2];
         let h = g / 2;
         for (k, &dk) in d.iter().enumerate() {
@@ -310,11 +310,11 @@ mod avx512 {
             let mut t = _mm512_setzero_ps();
             let mut j = 0;
             while j < h {
-                let bytes = _mm_loadu_si128(b.add(j) as *const __m128i);
-                let lo = _mm_and_si128(bytes, mask);
-                let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-                let lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo));
-                let hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi));
+                // 16 code bytes widen straight from memory to 16 lanes; the low nibble is a
+                // mask, the high one a shift (as in the AVX2 kernel: no shuffles).
+                let v = _mm512_cvtepu8_epi32(_mm_loadu_si128(b.add(j) as *const __m128i));
+                let lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, mask));
+                let hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
                 t = _mm512_fmadd_ps(lo, _mm512_loadu_ps(pa.add(j)), t);
                 t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(pb.add(j)), t);
                 j += 16;
