@@ -1,6 +1,8 @@
 //! One decode step of the attention core of each variant at a fixed real-model shape, context
-//! 1024, batch 1, over the contiguous cache of the one cache family. Throughput is the KV cache
-//! bytes the step reads, so criterion reports GB/s.
+//! 1024, batch 1, over the contiguous cache of the one cache family; GQA also at contexts 256
+//! (K/V in L2/L3) and 4096 (K/V beyond the last-level cache). Throughput is the KV cache bytes
+//! the step reads, so criterion reports GB/s. `INFERMARK_ISA=avx2` (or `portable`) times a
+//! lower SIMD path.
 //!
 //! Run: `cargo bench --bench attention`; CI compiles and runs each once with `-- --test`.
 
@@ -12,14 +14,16 @@ use infermark_models::kv_cache::{ContiguousKv, KvCache, SeqId, Values};
 
 type B = Flex;
 const CTX: usize = 1024;
+/// Extra contexts of the GQA shape.
+const GQA_CTX: [usize; 2] = [256, 4096];
 
-/// A cache for `layer` holding one sequence of `CTX` random rows.
-fn filled(layer: &Attention<B>) -> (ContiguousKv<B>, SeqId) {
+/// A cache for `layer` holding one sequence of `ctx` random rows.
+fn filled(layer: &Attention<B>, ctx: usize) -> (ContiguousKv<B>, SeqId) {
     let dev = Default::default();
     let l = layer.cache_layout();
-    let mut cache = ContiguousKv::new(1, CTX + 1, l, &dev);
+    let mut cache = ContiguousKv::new(1, ctx + 1, l, &dev);
     let seq = cache.add_sequence().expect("one slot");
-    let rand = |w| Tensor::random([l.heads, CTX, w], Distribution::Normal(0.0, 1.0), &dev);
+    let rand = |w| Tensor::random([l.heads, ctx, w], Distribution::Normal(0.0, 1.0), &dev);
     let v = match l.values {
         Values::Separate(w) => Some(rand(w)),
         Values::PrefixOfKeys(_) => None,
@@ -29,9 +33,16 @@ fn filled(layer: &Attention<B>) -> (ContiguousKv<B>, SeqId) {
 }
 
 /// Benchmarks the attention core of `layer`'s decode step.
-fn core(c: &mut Criterion, name: String, layer: Attention<B>, d_model: usize, bytes: usize) {
+fn core(
+    c: &mut Criterion,
+    name: String,
+    layer: Attention<B>,
+    d_model: usize,
+    ctx: usize,
+    bytes: usize,
+) {
     let dev = Default::default();
-    let (mut cache, seq) = filled(&layer);
+    let (mut cache, seq) = filled(&layer, ctx);
     let x = Tensor::<B, 3>::random([1, 1, d_model], Distribution::Normal(0.0, 1.0), &dev);
     let p = layer.prepare(x, &[seq], &mut cache).expect("capacity");
     let mut group = c.benchmark_group("attention");
@@ -50,10 +61,18 @@ fn gqa(c: &mut Criterion) {
     let dev = Default::default();
     for (variant, kv) in [("mha", 32), ("gqa", 8), ("mqa", 1)] {
         B::seed(&dev, 1);
-        let cfg = GqaConfig::new(4096, 32, kv, 128);
+        let cfg = GqaConfig::new(4096, 32, kv, 128).with_max_seq_len(8192);
         let layer = Attention::Gqa(cfg.init::<B>(&dev).expect("valid preset"));
-        let name = format!("{variant}/h32_kv{kv}_d128_ctx{CTX}");
-        core(c, name, layer, 4096, cfg.kv_bytes_per_token(4) * (CTX + 1));
+        let contexts = if variant == "gqa" {
+            vec![GQA_CTX[0], CTX, GQA_CTX[1]]
+        } else {
+            vec![CTX]
+        };
+        for ctx in contexts {
+            let name = format!("{variant}/h32_kv{kv}_d128_ctx{ctx}");
+            let bytes = cfg.kv_bytes_per_token(4) * (ctx + 1);
+            core(c, name, layer.clone(), 4096, ctx, bytes);
+        }
     }
 }
 
@@ -68,7 +87,14 @@ fn mla(c: &mut Criterion) {
     ] {
         let name = format!("{variant}/h128_dc512_dr64_ctx{CTX}");
         let layer = Attention::Mla(layer.clone().with_path(path));
-        core(c, name, layer, 5120, cfg.kv_bytes_per_token(4) * (CTX + 1));
+        core(
+            c,
+            name,
+            layer,
+            5120,
+            CTX,
+            cfg.kv_bytes_per_token(4) * (CTX + 1),
+        );
     }
 }
 

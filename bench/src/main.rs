@@ -10,9 +10,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use infermark_models::kernels::isa::{self, Isa};
 use infermark_reports::maturity::Weights;
 use infermark_reports::{gate, html, io, table};
-use infermark_suites::env::{self, RunEnv};
+use infermark_suites::env::{self, IsaEnv, RunEnv};
 use infermark_suites::{registry, suite, BackendKind, Record, RunContext, Scale};
 
 #[derive(Parser)]
@@ -25,9 +26,39 @@ comparable result files (Parquet, NDJSON, run.json) and self-contained HTML repo
 Typical use:\n  infermark list\n  infermark run --suite attention --scale quick\n  infermark report --run results/<run> --out report.html"
 )]
 struct Cli {
+    /// SIMD path of the CPU kernels: portable, avx2 or avx512 (default: the widest this CPU has;
+    /// also the environment variable INFERMARK_ISA). Forcing a path the CPU lacks is an error.
+    #[arg(long, global = true, value_name = "PATH", value_parser = parse_isa)]
+    isa: Option<Isa>,
     #[command(subcommand)]
     command: Command,
 }
+
+fn parse_isa(s: &str) -> std::result::Result<Isa, String> {
+    let isa: Isa = s.parse().map_err(|e: isa::IsaError| e.to_string())?;
+    isa::check(isa, &format!("--isa {s}")).map_err(|e| e.to_string())
+}
+
+/// Fixes the kernels' SIMD path from `--isa` or INFERMARK_ISA (the flag wins) before any kernel
+/// runs; returns what forced it, for run.json.
+fn set_isa(flag: Option<Isa>) -> Result<Option<String>> {
+    if let Some(i) = flag {
+        let origin = format!("--isa {i}");
+        isa::force(i, &origin)?;
+        return Ok(Some(origin));
+    }
+    match isa::from_env().with_context(|| format!("environment variable {}", isa::ENV_VAR))? {
+        Some(i) => {
+            let origin = format!("{}={i}", isa::ENV_VAR);
+            isa::force(i, &origin)?;
+            Ok(Some(origin))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What forced the SIMD path (set once in `main`).
+static ISA_ORIGIN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -39,6 +70,10 @@ enum Command {
     Report(ReportArgs),
     /// Compare a run with a baseline under gate rules; exit 0 pass, 1 regression, 2 bad input.
     Gate(GateArgs),
+    /// Cross-check two runs of the same seed and scale on different backends (CUDA against
+    /// flex): deterministic records equal, equivalence metrics within bounds; exit 0 pass, 1
+    /// mismatch, 2 bad input.
+    Crosscheck(CrosscheckArgs),
     /// Train a decoder preset (byte-level LM) and write its checkpoint and card.
     Train(train_cmd::TrainArgs),
     /// Evaluate a trained model: validation perplexity; for `arith`, accuracy per difficulty
@@ -58,6 +93,25 @@ struct GateArgs {
     /// Gate rules (TOML).
     #[arg(long, value_name = "FILE", default_value = "ci/gates.toml")]
     rules: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct CrosscheckArgs {
+    /// Reference run directory (e.g. the flex run).
+    #[arg(long, value_name = "DIR")]
+    a: PathBuf,
+    /// Run directory checked against it (e.g. the CUDA run).
+    #[arg(long, value_name = "DIR")]
+    b: PathBuf,
+    /// Largest relative difference of a deterministic floating-point value (perplexity, KL).
+    #[arg(long, default_value_t = 1e-3)]
+    rtol: f64,
+    /// Largest equivalence metric (`*_max_abs_diff`) allowed in either run.
+    #[arg(long, default_value_t = 1e-3)]
+    max_equivalence: f64,
+    /// Also write the verdict as Markdown to this file.
+    #[arg(long, value_name = "FILE.md")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -132,12 +186,29 @@ pub(crate) fn parse_backend(s: &str) -> std::result::Result<BackendKind, String>
 
 fn main() {
     let cli = Cli::parse();
+    match set_isa(cli.isa) {
+        Ok(origin) => {
+            let _ = ISA_ORIGIN.set(origin);
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
     let result = match cli.command {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Report(args) => report(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Crosscheck(args) => match crosscheck(args) {
+            Ok(true) => std::process::exit(0),
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
+        },
         Command::Gate(args) => match run_gate(args) {
             Ok(true) => std::process::exit(0),
             Ok(false) => std::process::exit(1),
@@ -301,6 +372,28 @@ pub(crate) fn execute(
     };
     let t0 = Instant::now();
     let mut records: Vec<Record> = Vec::new();
+    let isa_env = IsaEnv::current(ISA_ORIGIN.get().cloned().flatten());
+    // The machine's own limit, so that bandwidths can be read as a fraction of it (CPU runs:
+    // a GPU's bandwidth is not this one).
+    let machine = (backend == BackendKind::Flex).then(|| {
+        bar.set_message("machine: triad and read bandwidth");
+        let bw = infermark_suites::machine::measure(match scale {
+            Scale::Smoke => 3,
+            _ => 9,
+        });
+        eprintln!(
+            "machine: triad {:.1} GB/s (min {:.1}, max {:.1}, n {}), read {:.1} GB/s; kernels on {}",
+            bw.triad_gbps, bw.triad_min_gbps, bw.triad_max_gbps, bw.n, bw.read_gbps, isa_env.active
+        );
+        bw
+    });
+    if let Some(bw) = &machine {
+        records.extend(infermark_suites::machine::records(
+            bw,
+            &ctx,
+            &isa_env.active,
+        )?);
+    }
     // The bar hides itself when stderr is not a terminal (CI logs, `> log 2>&1`): print one line
     // per finished case there instead, as cargo and criterion do.
     let lines = !std::io::stderr().is_terminal();
@@ -348,6 +441,8 @@ pub(crate) fn execute(
         started,
         ended: env::now_rfc3339(),
         infermark_version: env!("CARGO_PKG_VERSION").into(),
+        isa: isa_env,
+        machine,
     };
     io::write_run(out, &records, &run_env, force)?;
     print_summary(&records);
@@ -464,6 +559,50 @@ fn report(args: ReportArgs) -> Result<()> {
 }
 
 /// Runs the gate; `Ok(false)` on a regression, `Err` on bad input.
+fn crosscheck(args: CrosscheckArgs) -> Result<bool> {
+    use infermark_reports::crosscheck::{self, Bounds};
+    for (what, x) in [
+        ("--rtol", args.rtol),
+        ("--max-equivalence", args.max_equivalence),
+    ] {
+        if !(x.is_finite() && x >= 0.0) {
+            bail!("{what} must be a finite number ≥ 0, got {x}");
+        }
+    }
+    let a = io::read_run(&args.a)?;
+    let b = io::read_run(&args.b)?;
+    let (ea, eb) = (&a.env, &b.env);
+    if ea.scale != eb.scale || ea.seed != eb.seed {
+        bail!(
+            "runs differ in scale or seed ({} seed {} vs {} seed {}): their values differ by design",
+            ea.scale,
+            ea.seed,
+            eb.scale,
+            eb.seed
+        );
+    }
+    let bounds = Bounds {
+        rtol: args.rtol,
+        max_equivalence: args.max_equivalence,
+    };
+    let outcome = crosscheck::compare(&a.records, &b.records, bounds);
+    let name = |p: &Path, e: &RunEnv| {
+        format!(
+            "{} ({} on {}, {})",
+            p.display(),
+            e.backend,
+            e.device,
+            e.isa.active
+        )
+    };
+    let text = crosscheck::markdown(&outcome, &name(&args.a, ea), &name(&args.b, eb), bounds);
+    print!("{text}");
+    if let Some(path) = &args.out {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(outcome.pass())
+}
+
 fn run_gate(args: GateArgs) -> Result<bool> {
     let text = std::fs::read_to_string(&args.rules)
         .with_context(|| format!("reading rules {}", args.rules.display()))?;

@@ -115,6 +115,40 @@ fn existing_out_dir_is_refused_and_left_untouched() {
 }
 
 #[test]
+fn unknown_isa_paths_are_refused_by_name_and_a_lower_one_is_accepted() {
+    let o = infermark(&["--isa", "sse9", "list"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("sse9"), "{}", stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_infermark"))
+        .env("INFERMARK_ISA", "bogus")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("INFERMARK_ISA") && e.contains("bogus"), "{e}");
+    let o = infermark(&["--isa", "portable", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A path above the CPU's: an error naming the input and the missing features, not a crash.
+    use infermark_models::kernels::isa::{self, Isa};
+    match Isa::ALL.into_iter().find(|i| !i.supported()) {
+        Some(above) => {
+            let o = infermark(&["--isa", above.name(), "list"]);
+            assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+            let e = stderr(&o);
+            assert!(
+                e.contains(&format!("--isa {above}")) && e.contains("lacks"),
+                "{e}"
+            );
+        }
+        None => eprintln!(
+            "NOT RUN: forcing an unsupported ISA path: this CPU supports every path (up to {})",
+            isa::detected()
+        ),
+    }
+}
+
+#[test]
 fn smoke_run_writes_results_and_report() {
     let dir = tmp("smoke");
     let out = dir.join("run");
@@ -125,6 +159,14 @@ fn smoke_run_writes_results_and_report() {
         vec!["results.ndjson", "results.parquet", "run.json"]
     );
     assert_eq!(entries(&dir), vec!["run"], "no staging folder left behind");
+
+    // The run says which SIMD path the kernels took and measured the machine's bandwidth.
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let detected = infermark_models::kernels::isa::detected().name();
+    assert_eq!(env["isa"]["active"], detected, "{}", env["isa"]);
+    assert_eq!(env["isa"]["kernels"]["quant_matvec"], detected);
+    assert!(env["machine"]["triad_gbps"].as_f64().unwrap() > 0.0);
 
     let ndjson = std::fs::read_to_string(out.join("results.ndjson")).unwrap();
     let records: Vec<serde_json::Value> = ndjson

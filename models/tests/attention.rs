@@ -9,7 +9,10 @@ use infermark_models::attention::reference::{
 };
 use infermark_models::attention::{Attention, AttentionLayer, GqaConfig, MlaConfig, MlaPath};
 use infermark_models::diff::max_abs_diff;
-use infermark_models::kernels::{grouped_attention_generic, AttentionBackend, Visibility};
+use infermark_models::kernels::isa::{self, Isa};
+use infermark_models::kernels::{
+    flex_grouped_attention_with, grouped_attention_generic, Visibility,
+};
 use infermark_models::kv_cache::{ContiguousKv, KvCache, PoolError};
 use infermark_models::proj::Proj;
 use infermark_models::ModelError;
@@ -283,31 +286,74 @@ fn random4(shape: [usize; 4], seed: u64) -> Tensor<B, 4> {
 }
 
 #[test]
-fn fused_flex_kernel_equals_generic_core() {
+fn fused_flex_kernel_equals_generic_core_on_every_isa_path() {
     // Strided views as the caches hand them out (narrowed capacity and width), a context long
-    // enough to be split into chunks, decode and causal prefill rows.
-    // 6 rows take the streaming kernel, 40 the strided-GEMM path.
-    for rows in [6, 40] {
-        fused_matches_generic(rows);
+    // enough to be split into chunks, decode and causal prefill rows. Up to 8 rows take the
+    // streaming kernel (1 and 5: a lone row beside row pairs), 40 the strided-GEMM path; widths
+    // 72/64 exercise the tails of the SIMD forms, 128/128 their full-width blocks.
+    for isa in isa::test_paths("fused flex attention") {
+        for rows in [1, 5, 6, 40] {
+            for (dk, dv) in [(72, 64), (128, 128)] {
+                fused_matches_generic(isa, rows, dk, dv);
+            }
+        }
     }
 }
 
-fn fused_matches_generic(rows: usize) {
-    let (b, h, t, cap, dk, dv) = (2, 3, 700, 800, 72, 64);
+fn fused_matches_generic(isa: Isa, rows: usize, dk: usize, dv: usize) {
+    let (b, h, t, cap) = (2, 3, 700, 800);
     let k = random4([b, h, cap, dk], 1).narrow(2, 0, t);
-    let v = random4([b, h, cap, dk], 2).narrow(2, 0, t).narrow(3, 0, dv);
+    let v = random4([b, h, cap, dv.max(dk)], 2)
+        .narrow(2, 0, t)
+        .narrow(3, 0, dv);
     let q = random4([b, h, rows, dk], 3);
     for vis in [
         Visibility::All,
         Visibility::Causal { s: 3, past: t - 3 },
         Visibility::Causal { s: 2, past: 100 },
     ] {
-        let fused =
-            <B as AttentionBackend>::grouped_attention(q.clone(), k.clone(), v.clone(), vis, 0.1);
+        let fused = flex_grouped_attention_with(isa, q.clone(), k.clone(), v.clone(), vis, 0.1);
         let generic = grouped_attention_generic(q.clone(), k.clone(), v.clone(), vis, 0.1);
         assert_eq!(fused.dims(), [b, h, rows, dv]);
         let diff = max_abs_diff(&values(fused), &values(generic)).unwrap();
-        assert!(diff < ATOL_PATHS, "rows {rows}, {vis:?}: max diff {diff}");
+        assert!(
+            diff < ATOL_PATHS,
+            "{isa}, rows {rows}, d {dk}/{dv}, {vis:?}: max diff {diff}"
+        );
+    }
+}
+
+#[test]
+fn a_query_row_attends_the_same_alone_or_beside_other_rows_on_every_isa_path() {
+    // The SIMD forms share K and V loads between pairs of rows; each row's result must still be
+    // bit-identical to that row computed alone (decode equals verification among γ + 1 rows).
+    let (h, t, d) = (2, 300, 128);
+    let k = random4([1, h, t, d], 4);
+    let v = random4([1, h, t, d], 5);
+    let q = random4([1, h, 5, d], 6);
+    for isa in isa::test_paths("fused flex attention, row independence") {
+        let all = values(flex_grouped_attention_with(
+            isa,
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            Visibility::All,
+            0.1,
+        ));
+        for r in 0..5 {
+            let one = values(flex_grouped_attention_with(
+                isa,
+                q.clone().narrow(2, r, 1),
+                k.clone(),
+                v.clone(),
+                Visibility::All,
+                0.1,
+            ));
+            for hi in 0..h {
+                let got = &all[(hi * 5 + r) * d..(hi * 5 + r + 1) * d];
+                assert_eq!(got, &one[hi * d..(hi + 1) * d], "{isa}, row {r}, head {hi}");
+            }
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 use burn::backend::Flex;
 use burn::nn::LinearConfig;
 use burn::tensor::TensorData;
-use infermark_models::quant::matvec::matvec;
+use infermark_models::kernels::isa;
+use infermark_models::quant::matvec::matvec_with;
 use infermark_models::quant::tensor::{q4_0_block, q4_1_block, q8_0_block};
 use infermark_models::quant::{Fp8Kind, Fp8Scaling, QuantFormat, QuantLinear, QuantizedTensor};
 
@@ -335,25 +336,27 @@ fn non_finite_weights_and_wrong_lengths_are_refused() {
 }
 
 #[test]
-fn fused_matvec_equals_dequantize_then_multiply_for_every_format() {
+fn fused_matvec_equals_dequantize_then_multiply_for_every_format_on_every_isa_path() {
     let (rows, cols) = (37, 200);
     let w = weights(rows, cols);
     let x: Vec<f32> = (0..3 * cols)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
-    for f in QuantFormat::all() {
-        let q = QuantizedTensor::quantize(f, &w, rows, cols).unwrap();
-        let d = q.dequantize();
-        let mut y = vec![0f32; 3 * rows];
-        matvec(&q, &x, &mut y);
-        for i in 0..3 {
-            for r in 0..rows {
-                let want: f32 = (0..cols).map(|c| d[r * cols + c] * x[i * cols + c]).sum();
-                let got = y[i * rows + r];
-                assert!(
-                    (want - got).abs() <= 1e-4 * (1.0 + want.abs()),
-                    "{f} row {r} input {i}: {got} vs {want}"
-                );
+    for isa in isa::test_paths("fused quantized matvec") {
+        for f in QuantFormat::all() {
+            let q = QuantizedTensor::quantize(f, &w, rows, cols).unwrap();
+            let d = q.dequantize();
+            let mut y = vec![0f32; 3 * rows];
+            matvec_with(isa, &q, &x, &mut y);
+            for i in 0..3 {
+                for r in 0..rows {
+                    let want: f32 = (0..cols).map(|c| d[r * cols + c] * x[i * cols + c]).sum();
+                    let got = y[i * rows + r];
+                    assert!(
+                        (want - got).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{isa}, {f} row {r} input {i}: {got} vs {want}"
+                    );
+                }
             }
         }
     }

@@ -2,8 +2,10 @@
 //! summary tables, plotters SVG charts and the self-contained HTML report.
 
 pub mod adacot_view;
+pub mod bandwidth_view;
 pub mod charts;
 pub mod claims;
+pub mod crosscheck;
 pub mod gate;
 pub mod html;
 pub mod io;

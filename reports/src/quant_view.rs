@@ -4,6 +4,7 @@
 use infermark_suites::Record;
 use serde::Serialize;
 
+use crate::bandwidth_view::{fraction, limit_note, machine_limit};
 use crate::charts::Chart;
 use crate::table::fmt_value;
 use crate::Result;
@@ -213,6 +214,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
         .filter_map(|r| r.params.get("rows"))
         .next()?
         .clone();
+    let triad = machine_limit(records, "triad_gbps").map(|x| x.0);
     let mut rows = Vec::new();
     for v in variants(records) {
         let mv = value(records, &v, "matvec_latency_ms", &[("shape", &big)], false);
@@ -229,11 +231,16 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
         let mm = value(records, &v, "matmul_latency_ms", &[("shape", &big)], false);
         let mm_f32 = value(records, &v, "matmul_latency_ms", &[("shape", &big)], true);
         let dec_f32 = value(records, &v, "decode_tokens_per_s", &[], true);
+        let gbps = value(records, &v, "weight_read_gbps", &[("shape", &big)], false);
+        let gbps_f32 = value(records, &v, "weight_read_gbps", &[("shape", &big)], true);
         rows.push(vec![
             v.clone(),
             cell(mv),
             cell(mv_f32),
             ratio(mv_f32, mv),
+            cell(gbps),
+            fraction(gbps, triad),
+            fraction(gbps_f32, triad),
             cell(mm),
             cell(mm_f32),
             ratio(mm_f32, mm),
@@ -252,6 +259,9 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             "matvec ms",
             "FP32 matvec ms",
             "speedup",
+            "matvec weight GB/s",
+            "of triad",
+            "FP32 of triad",
             &format!("matmul ms ({prefill_rows} rows)"),
             "FP32 matmul ms",
             "speedup",
@@ -263,6 +273,6 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
         .map(|s| s.to_string())
         .collect(),
         rows,
-        note: "Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies.".into(),
+        note: format!("Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies. Weight GB/s: the layer's weight bytes (codes and scales) over the matvec median. {}", limit_note(records)),
     })
 }

@@ -28,6 +28,7 @@ pub trait SuiteSection: Sync {
 /// Every suite section.
 pub fn all() -> Vec<Box<dyn SuiteSection>> {
     vec![
+        Box::new(crate::bandwidth_view::AttentionSection),
         Box::new(crate::quant_view::QuantizationSection),
         Box::new(crate::charts::KvCacheSection),
         Box::new(crate::spec_view::SpeculativeSection),

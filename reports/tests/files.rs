@@ -65,6 +65,8 @@ fn env() -> RunEnv {
         started: "a".into(),
         ended: "b".into(),
         infermark_version: "0.1.0".into(),
+        isa: Default::default(),
+        machine: None,
     }
 }
 

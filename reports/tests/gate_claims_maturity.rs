@@ -115,6 +115,8 @@ fn runs_of_another_scale_backend_or_seed_are_not_compared() {
         started: "t".into(),
         ended: "t".into(),
         infermark_version: "0".into(),
+        isa: Default::default(),
+        machine: None,
     };
     assert!(gate::comparable(&env("smoke", 42), &env("smoke", 42)).is_ok());
     let e = gate::comparable(&env("quick", 42), &env("smoke", 7)).unwrap_err();

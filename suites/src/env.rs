@@ -41,6 +41,43 @@ pub struct RunEnv {
     pub ended: String,
     /// infermark version.
     pub infermark_version: String,
+    /// SIMD path of the CPU kernels (absent in runs made before it was recorded).
+    #[serde(default)]
+    pub isa: IsaEnv,
+    /// This machine's memory bandwidth, measured in the run (flex runs; `None` otherwise).
+    #[serde(default)]
+    pub machine: Option<crate::machine::Bandwidth>,
+}
+
+/// Which SIMD path the CPU kernels took, and why.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct IsaEnv {
+    /// The path in force (`portable`, `avx2`, `avx512`).
+    pub active: String,
+    /// The widest path this CPU supports.
+    pub detected: String,
+    /// What forced a lower path (`--isa avx2`, `INFERMARK_ISA=avx2`); `None` when detected.
+    pub forced_by: Option<String>,
+    /// The path each CPU kernel ran (a kernel without a form at the active level takes its
+    /// widest form below it).
+    pub kernels: std::collections::BTreeMap<String, String>,
+}
+
+impl IsaEnv {
+    /// The path in force now, with what forced it.
+    pub fn current(forced_by: Option<String>) -> Self {
+        use infermark_models::kernels::isa;
+        let active = isa::active();
+        IsaEnv {
+            active: active.name().into(),
+            detected: isa::detected().name().into(),
+            forced_by,
+            kernels: isa::kernel_paths(active)
+                .into_iter()
+                .map(|(k, i)| (k.to_string(), i.name().to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// Now, as RFC 3339 with seconds.

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod env;
 pub mod kv_cache;
 pub mod lm;
+pub mod machine;
 pub mod measure;
 pub mod metric;
 pub mod quantization;

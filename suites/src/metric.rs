@@ -251,13 +251,31 @@ pub const WEIGHT_BYTES_PER_TOKEN: Metric = Metric {
     about: "bytes of projection and head weights one decode step reads (codes and scales as held)",
 };
 
+/// STREAM-style triad bandwidth of this machine, measured in the run (see `machine`).
+pub const TRIAD_GBPS: Metric = Metric {
+    name: "triad_gbps",
+    unit: "GB/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "STREAM-style triad a = b + s·c over arrays far beyond the last-level cache, 12 bytes per element: this machine's memory limit",
+};
+
+/// Read-only stream bandwidth of this machine, measured in the run (see `machine`).
+pub const READ_STREAM_GBPS: Metric = Metric {
+    name: "read_stream_gbps",
+    unit: "GB/s",
+    direction: Higher,
+    kind: Noisy,
+    about: "read-only stream (a sum) over an array far beyond the last-level cache: this machine's read limit",
+};
+
 /// Weight bandwidth of decoding.
 pub const WEIGHT_READ_GBPS: Metric = Metric {
     name: "weight_read_gbps",
     unit: "GB/s",
     direction: Higher,
     kind: Noisy,
-    about: "weight_bytes_per_token × decode tokens/s: the memory bandwidth decoding sustains on weights",
+    about: "weight bytes read per second: weight_bytes_per_token × decode tokens/s (lm), or one layer's weight bytes over its matvec median (quantization speed)",
 };
 
 /// Perplexity of the add-one unigram model on the same text: the baseline to beat.
@@ -695,6 +713,8 @@ pub const RL_REWARD: Metric = Metric {
 };
 
 pub const ALL: &[Metric] = &[
+    TRIAD_GBPS,
+    READ_STREAM_GBPS,
     KV_CACHE_BYTES_PER_TOKEN,
     FLOPS_PER_TOKEN,
     DECODE_LATENCY_MS,

@@ -17,6 +17,8 @@
 
 use rayon::prelude::*;
 
+use super::isa::{self, Isa};
+
 /// Most rows the kernel takes (more is a matrix product).
 pub const MAX_ROWS: usize = 8;
 
@@ -50,6 +52,26 @@ pub fn matmul(
     w: &[f32],
     layout: WeightLayout,
 ) -> Option<Vec<f32>> {
+    matmul_with(isa::active(), x, m, k, n, w, layout)
+}
+
+/// [`matmul`] on an explicit SIMD path (tests run every path).
+///
+/// # Panics
+/// When this CPU lacks `isa`, or when `w` is too short for the layout.
+pub fn matmul_with(
+    isa: Isa,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    w: &[f32],
+    layout: WeightLayout,
+) -> Option<Vec<f32>> {
+    assert!(
+        isa.supported(),
+        "ISA path {isa} is not supported by this CPU"
+    );
     if m == 0 || m > MAX_ROWS || x.len() != m * k {
         return None;
     }
@@ -67,7 +89,7 @@ pub fn matmul(
             let run = |&b: &usize| {
                 let (n0, n1) = (b * BLOCK, ((b + 1) * BLOCK).min(n));
                 let mut out = vec![0f32; m * (n1 - n0)];
-                axpy_block(x, m, k, &w[offset..], stride, n0, n1, &mut out);
+                axpy_block(isa, x, m, k, &w[offset..], stride, n0, n1, &mut out);
                 out
             };
             let parts: Vec<Vec<f32>> = if parallel {
@@ -94,7 +116,7 @@ pub fn matmul(
             let run = |&c: &usize| {
                 let (n0, n1) = (c * chunk, ((c + 1) * chunk).min(n));
                 let mut out = vec![0f32; (n1 - n0) * m];
-                dot_rows(x, m, k, &w[offset..], stride, n0, n1, &mut out);
+                dot_rows(isa, x, m, k, &w[offset..], stride, n0, n1, &mut out);
                 out
             };
             let parts: Vec<Vec<f32>> = if parallel {
@@ -225,6 +247,7 @@ macro_rules! dispatch {
     ($name:ident, $body:ident) => {
         #[allow(clippy::too_many_arguments)]
         fn $name(
+            isa: Isa,
             x: &[f32],
             m: usize,
             k: usize,
@@ -236,7 +259,7 @@ macro_rules! dispatch {
         ) {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn wide(
                     x: &[f32],
@@ -250,7 +273,7 @@ macro_rules! dispatch {
                 ) {
                     $body(x, m, k, w, stride, n0, n1, out)
                 }
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,f16c")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2(
                     x: &[f32],
@@ -264,14 +287,12 @@ macro_rules! dispatch {
                 ) {
                     $body(x, m, k, w, stride, n0, n1, out)
                 }
-                if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has the features (checked just above).
-                    return unsafe { wide(x, m, k, w, stride, n0, n1, out) };
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                match isa {
+                    // SAFETY: `matmul_with` asserted that the CPU supports `isa`.
+                    Isa::Avx512 => return unsafe { wide(x, m, k, w, stride, n0, n1, out) },
                     // SAFETY: as above.
-                    return unsafe { avx2(x, m, k, w, stride, n0, n1, out) };
+                    Isa::Avx2 => return unsafe { avx2(x, m, k, w, stride, n0, n1, out) },
+                    Isa::Portable => {}
                 }
             }
             $body(x, m, k, w, stride, n0, n1, out)
@@ -310,9 +331,13 @@ mod tests {
         let x: Vec<f32> = (0..8 * k)
             .map(|i| ((i * 31 % 97) as f32 - 48.0) / 50.0)
             .collect();
-        for m in [1, 3, 8] {
+        for (isa, m) in crate::kernels::isa::test_paths("few_rows::matmul")
+            .into_iter()
+            .flat_map(|isa| [1, 3, 8].map(|m| (isa, m)))
+        {
             let want = reference(&x[..m * k], m, k, n, &w);
-            let a = matmul(
+            let a = matmul_with(
+                isa,
                 &x[..m * k],
                 m,
                 k,
@@ -324,7 +349,8 @@ mod tests {
                 },
             )
             .unwrap();
-            let b = matmul(
+            let b = matmul_with(
+                isa,
                 &x[..m * k],
                 m,
                 k,
@@ -338,10 +364,11 @@ mod tests {
             .unwrap();
             for (got, what) in [(&a, "k×n"), (&b, "n×k")] {
                 let d = crate::diff::max_abs_diff(got, &want).unwrap();
-                assert!(d < 1e-4, "{what}, {m} rows: {d}");
+                assert!(d < 1e-4, "{isa}, {what}, {m} rows: {d}");
             }
             // Row 0 alone and row 0 among m rows: bit-identical.
-            let one = matmul(
+            let one = matmul_with(
+                isa,
                 &x[..k],
                 1,
                 k,
@@ -354,7 +381,8 @@ mod tests {
             )
             .unwrap();
             assert_eq!(&a[..n], &one[..]);
-            let one = matmul(
+            let one = matmul_with(
+                isa,
                 &x[..k],
                 1,
                 k,

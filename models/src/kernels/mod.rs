@@ -10,7 +10,32 @@
 pub mod few_rows;
 mod flex_cpu;
 mod grouped;
+pub mod isa;
 
 pub use grouped::{
     gather_blocks, grouped_attention_generic, paged_attention_gather, AttentionBackend, Visibility,
 };
+
+/// The fused flex attention core ([`AttentionBackend::grouped_attention`] on flex) with its
+/// streaming kernel on an explicit SIMD path, so that tests can check every path the CPU has.
+///
+/// # Shapes
+/// - `q`: `[batch, heads, rows, d_k]`, `k`: `[batch, heads, t, d_k]`, `v`: `[batch, heads, t, d_v]`
+///   → `[batch, heads, rows, d_v]`
+///
+/// # Panics
+/// When this CPU lacks `isa`.
+pub fn flex_grouped_attention_with(
+    isa: isa::Isa,
+    q: burn::tensor::Tensor<burn::backend::Flex, 4>,
+    k: burn::tensor::Tensor<burn::backend::Flex, 4>,
+    v: burn::tensor::Tensor<burn::backend::Flex, 4>,
+    vis: Visibility,
+    scale: f32,
+) -> burn::tensor::Tensor<burn::backend::Flex, 4> {
+    assert!(
+        isa.supported(),
+        "ISA path {isa} is not supported by this CPU"
+    );
+    flex_cpu::grouped_attention_with(isa, q, k, v, vis, scale)
+}

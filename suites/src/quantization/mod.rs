@@ -36,7 +36,7 @@ use crate::metric::{
     BITS_PER_WEIGHT, COMPRESSION_VS_BF16, COMPRESSION_VS_FP32, DECODE_TOKENS_PER_S,
     EXACT_ROUNDTRIP, KL_DIVERGENCE_MEAN, KL_DIVERGENCE_P99, MATMUL_LATENCY_MS, MATVEC_LATENCY_MS,
     MODEL_BYTES, PERPLEXITY, PERPLEXITY_DELTA_PCT, SPEEDUP_VS_F32, SQNR_DB, TOP1_AGREEMENT,
-    WEIGHT_MAX_ABS_ERR, WEIGHT_RMSE,
+    WEIGHT_MAX_ABS_ERR, WEIGHT_READ_GBPS, WEIGHT_RMSE,
 };
 use crate::suite::Recorder;
 use crate::zoo::{checkpoint, corpus};
@@ -637,6 +637,24 @@ fn speed_records<B: AttentionBackend>(
                 ("baseline", "burn-f32".to_string()),
             ];
             rec.timing("speed", metric, &fp32, &baseline)?;
+            if rows == 1 {
+                // The weight bytes one product must read over its median time: comparable with
+                // the machine's triad bandwidth (report: fraction of triad).
+                let gbps = |bytes: usize, ms: f64| bytes as f64 / (ms * 1e-3) / 1e9;
+                let q_bytes = if f == QuantFormat::F32 {
+                    d_in * d_out * 4
+                } else {
+                    q.weight.bytes()
+                };
+                rec.metric("speed", &WEIGHT_READ_GBPS)
+                    .stat(Stat::Median, quant.n)
+                    .params(&extra)
+                    .value(gbps(q_bytes, quant.median))?;
+                rec.metric("speed", &WEIGHT_READ_GBPS)
+                    .stat(Stat::Median, fp32.n)
+                    .params(&baseline)
+                    .value(gbps(d_in * d_out * 4, fp32.median))?;
+            }
             rec.metric("speed", &SPEEDUP_VS_F32)
                 .stat(Stat::Median, quant.n)
                 .params(&[
