@@ -235,3 +235,26 @@ fn committed_learned_gates_reproduce_their_cards() {
         "no committed arith-adaptive-l* checkpoint to check"
     );
 }
+
+#[test]
+fn a_routed_decision_takes_the_base_answer_and_a_format_error_answers_nothing() {
+    use infermark_suites::adacot::learned::route_one;
+    // 3 digits: direct wrong (4 tokens), thinking right (38 tokens), 1 ms each.
+    let l = label(3, false, true);
+    let t = route_one(&l, &[u32::from(b'T')], 0.5);
+    assert_eq!(
+        (t.decision, t.correct, t.tokens, t.ms),
+        (Some(Decision::Think), true, 1 + 38, 1.5)
+    );
+    let d = route_one(&l, &[u32::from(b'D')], 0.5);
+    assert_eq!(
+        (d.decision, d.correct, d.tokens),
+        (Some(Decision::Direct), false, 1 + 4)
+    );
+    let e = route_one(&l, &[u32::from(b'7')], 0.5);
+    assert_eq!(
+        (e.decision, e.correct, e.tokens, e.ms),
+        (None, false, 1, 0.5)
+    );
+    assert!(e.needs_thinking);
+}

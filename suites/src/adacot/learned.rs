@@ -120,23 +120,27 @@ pub fn route_decisions<B: AttentionBackend>(
     Ok(labels
         .iter()
         .zip(firsts)
-        .map(|(l, (toks, ms))| {
-            let decision = parse_decision(toks.first().copied()).ok();
-            let (correct, tokens, answer_ms) = match decision {
-                Some(Decision::Direct) => (l.direct.correct, l.direct.tokens, l.direct.ms),
-                Some(Decision::Think) => (l.think.correct, l.think.tokens, l.think.ms),
-                None => (false, 0, 0.0),
-            };
-            Outcome {
-                digits: digits(&l.problem),
-                decision,
-                correct,
-                tokens: toks.len() + tokens,
-                ms: ms + answer_ms,
-                needs_thinking: l.needs_thinking(),
-            }
-        })
+        .map(|(l, (toks, ms))| route_one(l, &toks, ms))
         .collect())
+}
+
+/// One `learned-route` outcome: the decision token(s) `first` the model wrote in `ms`, then the
+/// base model's answer from `label` in the chosen format; a format error answers nothing.
+pub fn route_one(label: &Label, first: &[u32], ms: f64) -> Outcome {
+    let decision = parse_decision(first.first().copied()).ok();
+    let (correct, tokens, answer_ms) = match decision {
+        Some(Decision::Direct) => (label.direct.correct, label.direct.tokens, label.direct.ms),
+        Some(Decision::Think) => (label.think.correct, label.think.tokens, label.think.ms),
+        None => (false, 0, 0.0),
+    };
+    Outcome {
+        digits: digits(&label.problem),
+        decision,
+        correct,
+        tokens: first.len() + tokens,
+        ms: ms + answer_ms,
+        needs_thinking: label.needs_thinking(),
+    }
 }
 
 #[cfg(test)]
