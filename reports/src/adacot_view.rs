@@ -46,14 +46,7 @@ impl crate::sections::SuiteSection for AdacotSection {
 }
 
 fn workloads(records: &[Record]) -> Vec<String> {
-    let mut w: Vec<String> = records
-        .iter()
-        .filter(|r| r.suite == SUITE)
-        .filter_map(|r| r.params.get("workload").cloned())
-        .collect();
-    w.sort();
-    w.dedup();
-    w
+    crate::select::param_values(records, SUITE, "workload")
 }
 
 /// The setting label of a record (`k=2`), empty for an unswept gate.
@@ -139,29 +132,6 @@ fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
             .y_desc("accuracy (%)")
             .draw()
             .map_err(|e| err(e.to_string()))?;
-        let palette = [
-            RGBColor(31, 119, 180),
-            RGBColor(255, 127, 14),
-            RGBColor(44, 160, 44),
-            RGBColor(148, 103, 189),
-            RGBColor(140, 86, 75),
-            RGBColor(227, 119, 194),
-        ];
-        for (i, (name, pts)) in lines.iter().enumerate() {
-            let c = palette[i % palette.len()];
-            let mut pts = pts.clone();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(|e| err(e.to_string()))?;
-        }
         for (name, p) in &marks {
             chart
                 .draw_series(std::iter::once(
@@ -171,13 +141,8 @@ fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
                 ))
                 .map_err(|e| err(e.to_string()))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        crate::charts::draw_lines(&mut chart, &lines, None, SeriesLabelPosition::LowerRight)
+            .map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(Some(Chart {

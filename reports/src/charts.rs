@@ -42,7 +42,7 @@ const PALETTE: [RGBColor; 12] = [
 
 /// Draws each measured series as a solid line with points (labelled in the legend) and, where
 /// `model` has a series of the same name, that one dashed in the same colour; then the legend.
-fn draw_lines<'a, 'b, X, Y>(
+pub(crate) fn draw_lines<'a, 'b, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
     measured: &Series,
     model: Option<&Series>,

@@ -148,3 +148,15 @@ pub fn one<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Result<&'
         )),
     }
 }
+
+/// The distinct values (sorted) of parameter `key` among `suite`'s records, e.g. its workloads.
+pub fn param_values(records: &[Record], suite: &str, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = records
+        .iter()
+        .filter(|r| r.suite == suite)
+        .filter_map(|r| r.params.get(key).cloned())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}

@@ -52,14 +52,7 @@ fn find<'a>(records: &'a [Record], metric: &str, want: &[(&str, &str)]) -> Vec<&
 }
 
 fn workloads(records: &[Record]) -> Vec<String> {
-    let mut w: Vec<String> = records
-        .iter()
-        .filter(|r| r.suite == SUITE)
-        .filter_map(|r| r.params.get("workload").cloned())
-        .collect();
-    w.sort();
-    w.dedup();
-    w
+    crate::select::param_values(records, SUITE, "workload")
 }
 
 fn num(r: &Record, key: &str) -> Option<f64> {

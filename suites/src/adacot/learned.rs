@@ -73,17 +73,26 @@ pub fn judge(p: &Problem, completion: &[u32]) -> (Option<Decision>, bool) {
     }
 }
 
+/// The model on its absorbed path (a no-op for GQA) and the adaptive prompt of every problem,
+/// each on a new line.
+fn adaptive_inputs<B: AttentionBackend>(
+    model: &Decoder<B>,
+    labels: &[Label],
+) -> (Decoder<B>, Vec<Vec<u32>>) {
+    let prompts = labels
+        .iter()
+        .map(|l| tokenize(&format!("\n{}", prompt(&l.problem))))
+        .collect();
+    (model.clone().with_mla_path(MlaPath::Absorbed), prompts)
+}
+
 /// Runs the adaptive model on every labelled problem at batch 1, timed.
 pub fn run<B: AttentionBackend>(
     model: &Decoder<B>,
     labels: &[Label],
     device: &B::Device,
 ) -> Result<Vec<Outcome>> {
-    let model = model.clone().with_mla_path(MlaPath::Absorbed);
-    let prompts: Vec<Vec<u32>> = labels
-        .iter()
-        .map(|l| tokenize(&format!("\n{}", prompt(&l.problem))))
-        .collect();
+    let (model, prompts) = adaptive_inputs(model, labels);
     let answers = answer_each(&model, &prompts, device)?;
     Ok(labels
         .iter()
@@ -111,11 +120,7 @@ pub fn route_decisions<B: AttentionBackend>(
     labels: &[Label],
     device: &B::Device,
 ) -> Result<Vec<Outcome>> {
-    let model = model.clone().with_mla_path(MlaPath::Absorbed);
-    let prompts: Vec<Vec<u32>> = labels
-        .iter()
-        .map(|l| tokenize(&format!("\n{}", prompt(&l.problem))))
-        .collect();
+    let (model, prompts) = adaptive_inputs(model, labels);
     let firsts = answer_each_upto(&model, &prompts, 1, device)?;
     Ok(labels
         .iter()
