@@ -58,14 +58,22 @@ pub struct TrainArgs {
     /// beside the decision's policy gradient (decision token masked; 0 = decision only).
     #[arg(long, default_value_t = 16)]
     pub anchor: usize,
+    /// arith-adaptive: selective loss masking (AdaCoT §2.2.3): drop the decision token's own
+    /// loss and train only the answer anchor (needs --anchor > 0); the suite's `slm` case
+    /// measures its effect on a skewed set.
+    #[arg(long)]
+    pub mask_decision: bool,
     /// arith-adaptive: RL learning rate (AdamW, constant).
     #[arg(long, default_value_t = 3e-4)]
     pub rl_lr: f64,
-    /// arith-adaptive: RL algorithm on the decision token, grpo or ppo.
+    /// arith-adaptive: algorithm on the decision token: grpo or ppo (RL at --lambda), or
+    /// imitate (cross-entropy on the oracle decision; writes arith-adaptive-imitate, the
+    /// start of the RL stages).
     #[arg(long, default_value = "grpo")]
     pub rl: String,
-    /// arith-adaptive: the SFT checkpoint to start from (default: the committed
-    /// arith-adaptive-sft, else results/checkpoints/arith-adaptive-sft).
+    /// arith-adaptive: the checkpoint to start from (default: for --rl imitate the committed
+    /// arith-adaptive-sft, for grpo and ppo arith-adaptive-imitate; else the same name under
+    /// results/checkpoints/).
     #[arg(long, value_name = "STEM")]
     pub sft: Option<PathBuf>,
 }
@@ -110,33 +118,47 @@ fn run_adaptive(args: &TrainArgs) -> Result<()> {
     if !args.lambda.is_finite() || args.lambda < 0.0 {
         bail!("--lambda must be a finite number >= 0, got {}", args.lambda);
     }
+    if args.mask_decision && args.anchor == 0 {
+        bail!("--mask-decision leaves nothing to train with --anchor 0; give --anchor N > 0");
+    }
     let algo = match args.rl.as_str() {
         "grpo" => Algo::Grpo,
         "ppo" => Algo::Ppo,
-        other => bail!("unknown --rl `{other}`; known: grpo, ppo"),
+        "imitate" => Algo::Imitate,
+        other => bail!("unknown --rl `{other}`; known: grpo, ppo, imitate"),
+    };
+    // Imitation starts from the SFT stage, RL from the imitation stage.
+    let (start, how) = match algo {
+        Algo::Imitate => (
+            finetune::SFT_NAME,
+            format!("--model {}", finetune::SFT_NAME),
+        ),
+        _ => (
+            finetune::IMITATE_NAME,
+            "--model arith-adaptive --rl imitate".to_string(),
+        ),
     };
     let sft = match &args.sft {
         Some(s) => s.clone(),
         None => {
-            let c = checkpoint::committed(finetune::SFT_NAME);
+            let c = checkpoint::committed(start);
             if checkpoint::paths(&c).1.exists() {
                 c
             } else {
-                PathBuf::from("results/checkpoints").join(finetune::SFT_NAME)
+                PathBuf::from("results/checkpoints").join(start)
             }
         }
     };
     if !checkpoint::paths(&sft).1.exists() {
         bail!(
-            "SFT checkpoint {} does not exist; train it first with `infermark train --model {}`",
+            "checkpoint {} to start from does not exist; train it first with `infermark train {how}`",
             sft.display(),
-            finetune::SFT_NAME
         );
     }
-    let name = if algo == Algo::Grpo {
-        adacot::adaptive_name(args.lambda)
-    } else {
-        format!("{}-ppo", adacot::adaptive_name(args.lambda))
+    let name = match algo {
+        Algo::Grpo => adacot::adaptive_name(args.lambda),
+        Algo::Ppo => format!("{}-ppo", adacot::adaptive_name(args.lambda)),
+        Algo::Imitate => finetune::IMITATE_NAME.to_string(),
     };
     let out = args
         .out
@@ -153,14 +175,18 @@ fn run_adaptive(args: &TrainArgs) -> Result<()> {
         config: RlConfig {
             algo,
             lambda: args.lambda,
-            batch: 64,
-            group: 8,
+            batch: if algo == Algo::Imitate { 128 } else { 64 },
+            group: if algo == Algo::Imitate { 1 } else { 8 },
             lr: args.rl_lr,
             seed: args.seed,
             anchor: args.anchor,
+            mask_decision: args.mask_decision,
         },
-        steps: args.steps.unwrap_or(60),
+        steps: args
+            .steps
+            .unwrap_or(if algo == Algo::Imitate { 1000 } else { 200 }),
         sft,
+        problems: finetune::TABLE_PROBLEMS,
         out: out.clone(),
         eval_every: args.eval_every.clamp(1, 25),
         resume: args.resume,

@@ -40,6 +40,7 @@ impl crate::sections::SuiteSection for AdacotSection {
         workloads(records)
             .iter()
             .map(|w| table(records, w))
+            .chain([slm_table(records)])
             .filter(|p| !p.rows.is_empty())
             .collect()
     }
@@ -205,5 +206,53 @@ fn table(records: &[Record], workload: &str) -> Pivot {
         header,
         rows,
         note: "Every gate answers the same problems with the base arith model's own greedy answers (learned: the fine-tuned model end to end; learned-route: its decision token, then the base answers). Positive class = the direct answer is wrong (oracle label); precision and recall of deciding to think, AdaCoT Table 1. Tokens count every attempt (a confidence fallback pays for its direct try; the learned gate's decision token counts).".into(),
+    }
+}
+
+/// The `slm` case: per masking setting (before training, masked off, on) and set (the skewed
+/// training set, fresh easy-heavy traffic), trigger rate, accuracy and tokens.
+fn slm_table(records: &[Record]) -> Pivot {
+    let slm: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.suite == SUITE && r.variant == "slm")
+        .collect();
+    let get = |mask: &str, set: &str, metric: &str| {
+        slm.iter()
+            .find(|r| {
+                r.metric == metric
+                    && r.params.get("mask").map(String::as_str) == Some(mask)
+                    && r.params.get("set").map(String::as_str) == Some(set)
+            })
+            .map(|r| r.value)
+    };
+    let steps = slm
+        .first()
+        .and_then(|r| r.params.get("steps").cloned())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for mask in ["before", "off", "on"] {
+        for set in ["skewed", "easy-heavy"] {
+            if get(mask, set, "accuracy").is_none() {
+                continue;
+            }
+            let mut row = vec![mask.to_string(), set.to_string()];
+            row.extend(
+                ["cot_trigger_rate", "accuracy", "mean_response_tokens"]
+                    .iter()
+                    .map(|m| cell(get(mask, set, m))),
+            );
+            rows.push(row);
+        }
+    }
+    Pivot {
+        title: "Selective loss masking: the decision before and after RL on a skewed set".into(),
+        header: ["decision loss masked", "set", "cot_trigger_rate", "accuracy", "mean_response_tokens"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        rows,
+        note: format!(
+            "From the imitation checkpoint, {steps} GRPO steps on a mostly-hard set (hard-heavy mix), the answer anchor training in both runs; `before` is the start. Greedy decisions routed to the base model's answers."
+        ),
     }
 }

@@ -188,7 +188,8 @@ fn one_grpo_step_moves_probability_toward_the_rewarded_decision() {
             .map(|i| host[i * v + b'T' as usize] as f64)
             .sum::<f64>()
     };
-    for algo in [Algo::Grpo, Algo::Ppo] {
+    // Imitation moves toward the oracle decision, which is T here too.
+    for algo in [Algo::Grpo, Algo::Ppo, Algo::Imitate] {
         let before = p_t(&model);
         let cfg = RlConfig {
             algo,
@@ -198,6 +199,7 @@ fn one_grpo_step_moves_probability_toward_the_rewarded_decision() {
             lr: 1e-2,
             seed: 1,
             anchor: 0,
+            mask_decision: false,
         };
         let mut t = Trainer::<B>::new(model.clone(), p.config.d_model, cfg, &device);
         t.step(&table, &device).expect("step");
@@ -257,4 +259,60 @@ fn a_routed_decision_takes_the_base_answer_and_a_format_error_answers_nothing() 
         (None, false, 1, 0.5)
     );
     assert!(e.needs_thinking);
+}
+
+#[test]
+fn selective_loss_masking_removes_the_decision_gradient() {
+    let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    <B as burn::tensor::backend::Backend>::seed(&device, 4);
+    let p = preset("tiny").expect("tiny");
+    let model = p.config.init::<B>(&device).expect("tiny model");
+    let row = |problem, direct_ok| TableRow {
+        problem,
+        direct_ok,
+        direct_tokens: 3,
+        think_ok: true,
+        think_tokens: 30,
+    };
+    let problems = rl::problems(98, 16);
+    // Skewed: every direct answer is wrong (oracle decision T) ...
+    let skewed: Vec<TableRow> = problems.iter().map(|&q| row(q, false)).collect();
+    // ... a different one here, where direct answers are right too.
+    let flat: Vec<TableRow> = problems.iter().map(|&q| row(q, true)).collect();
+    // Imitation: the skewed table's target decision is T, the other's D.
+    let cfg = |mask_decision| RlConfig {
+        algo: Algo::Imitate,
+        lambda: 0.0,
+        batch: 8,
+        group: 8,
+        lr: 1e-2,
+        seed: 1,
+        anchor: 2,
+        mask_decision,
+    };
+    let weights = |table: &[TableRow], mask| {
+        let mut t = Trainer::<B>::new(model.clone(), p.config.d_model, cfg(mask), &device);
+        t.step(table, &device).expect("step");
+        let lp =
+            rl::decision_logp(&t.policy(), &[rl::prompt_of(&table[0])], &device).expect("logp");
+        lp.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+    };
+    let masked = weights(&skewed, true);
+    let masked_flat = weights(&flat, true);
+    let unmasked = weights(&skewed, false);
+    // Masked, the rewards of the decision no longer matter: the same update (the anchor's on
+    // the same problems), bit for bit.
+    assert_eq!(masked, masked_flat);
+    let d =
+        infermark_models::diff::max_abs_diff(&weights(&flat, false), &unmasked).expect("finite");
+    assert!(
+        d > 1e-4,
+        "unmasked, the two tables should train differently ({d})"
+    );
+    let d = infermark_models::diff::max_abs_diff(&unmasked, &masked).expect("finite");
+    assert!(
+        d > 1e-4,
+        "the unmasked decision gradient changed nothing ({d})"
+    );
 }

@@ -35,6 +35,11 @@ pub const SFT_LR: f64 = 5e-4;
 pub const SFT_PROBLEMS: usize = 4096;
 /// Seed of the SFT problems (RL draws from [`rl::TRAIN_SEED`] = 11 too: the same table).
 pub const SFT_SEED: u64 = rl::TRAIN_SEED;
+/// Problems in the RL and imitation table (seed [`rl::TRAIN_SEED`]; its first
+/// [`SFT_PROBLEMS`] are the SFT problems).
+pub const TABLE_PROBLEMS: usize = 16384;
+/// Name of the imitation checkpoint (stage 1b, [`rl::Algo::Imitate`]), the RL stages' start.
+pub const IMITATE_NAME: &str = "arith-adaptive-imitate";
 /// Seed of the card's problem set (balanced mix).
 pub const CARD_SEED: u64 = 1301;
 /// Problems in the card's set.
@@ -191,8 +196,10 @@ pub struct RlOptions {
     pub config: RlConfig,
     /// Steps in all.
     pub steps: usize,
-    /// The SFT checkpoint to start from.
+    /// The checkpoint to start from (SFT, or the imitation stage).
     pub sft: PathBuf,
+    /// Problems in the table the steps draw from (uniform buckets, seed [`rl::TRAIN_SEED`]).
+    pub problems: usize,
     /// Output stem.
     pub out: PathBuf,
     /// Record the held-out reward every this many steps (and save the resumable state).
@@ -242,7 +249,7 @@ pub fn train_rl<B: AttentionBackend>(
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<Option<AdaptiveCard>> {
     let (base, _) = checkpoint::load::<B>(&checkpoint::committed("arith"), device)?;
-    let table = labels::table(&base, &rl::problems(rl::TRAIN_SEED, SFT_PROBLEMS), device)?;
+    let table = labels::table(&base, &rl::problems(rl::TRAIN_SEED, opts.problems), device)?;
     let held = labels::table(&base, &rl::problems(rl::EVAL_SEED, 256), device)?;
     let (policy, sft_card) = checkpoint::load::<B>(&opts.sft, device)?;
     let cfg = opts.config;
@@ -326,7 +333,7 @@ pub fn train_rl<B: AttentionBackend>(
         group: cfg.group,
         lr: cfg.lr,
         seed: cfg.seed,
-        rl_problems: SFT_PROBLEMS,
+        rl_problems: opts.problems,
         rl_seconds: state.seconds,
         curve: state.curve,
         seed_set: format!(

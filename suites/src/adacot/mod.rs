@@ -28,6 +28,7 @@ pub mod oracle;
 pub mod random;
 pub mod rl;
 pub mod score;
+pub mod slm;
 pub mod workloads;
 
 use std::collections::BTreeMap;
@@ -64,6 +65,10 @@ struct Sizes {
     rates: &'static [f64],
     /// RL steps per algorithm in the `rl` case.
     rl_steps: usize,
+    /// GRPO steps per masking setting in the `slm` case.
+    slm_steps: usize,
+    /// Problems in each of the `slm` case's tables.
+    slm_problems: usize,
 }
 
 fn sizes(scale: Scale) -> Sizes {
@@ -74,6 +79,8 @@ fn sizes(scale: Scale) -> Sizes {
             taus: &[0.5, 0.9, 0.99],
             rates: &[0.25, 0.5],
             rl_steps: 4,
+            slm_steps: 4,
+            slm_problems: 64,
         },
         Scale::Quick => Sizes {
             problems: 160,
@@ -81,6 +88,8 @@ fn sizes(scale: Scale) -> Sizes {
             taus: &[0.3, 0.5, 0.7, 0.9, 0.95, 0.99],
             rates: &[0.1, 0.25, 0.5, 0.75],
             rl_steps: 30,
+            slm_steps: 40,
+            slm_problems: 512,
         },
         Scale::Full => Sizes {
             problems: 1000,
@@ -88,6 +97,8 @@ fn sizes(scale: Scale) -> Sizes {
             taus: &[0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999],
             rates: &[0.1, 0.25, 0.5, 0.75],
             rl_steps: 200,
+            slm_steps: 200,
+            slm_problems: 1024,
         },
     }
 }
@@ -104,6 +115,10 @@ const ABOUT: About = About {
             "rl",
             "rl_step_ms, rl_peak_bytes, rl_reward, rl_reward_per_s of GRPO and PPO (critic of the policy's size) on the decision token",
         ),
+        (
+            "slm",
+            "selective loss masking: cot_trigger_rate, accuracy, mean_response_tokens before and after GRPO on a skewed (mostly hard) set, decision loss masked or not, on that set and on easy-heavy traffic",
+        ),
     ],
 };
 
@@ -113,7 +128,7 @@ impl Suite for AdacotSuite {
     }
 
     fn variants(&self) -> Vec<&'static str> {
-        vec!["gates", "rl"]
+        vec!["gates", "rl", "slm"]
     }
 
     /// One case per workload (every gate on the same problems), and the RL comparison.
@@ -128,10 +143,12 @@ impl Suite for AdacotSuite {
                 ]),
             })
             .collect();
-        cases.push(Case {
-            variant: "rl".into(),
-            params: BTreeMap::from([("preset".to_string(), "arith".to_string())]),
-        });
+        for variant in ["rl", "slm"] {
+            cases.push(Case {
+                variant: variant.into(),
+                params: BTreeMap::from([("preset".to_string(), "arith".to_string())]),
+            });
+        }
         cases
     }
 
@@ -189,8 +206,11 @@ impl BackendJob for Job<'_> {
     type Output = Result<Vec<Record>>;
 
     fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        if self.case.variant == "rl" {
-            return rl::suite_case::<B>(self.ctx, sizes(self.ctx.scale).rl_steps, &device);
+        let s = sizes(self.ctx.scale);
+        match self.case.variant.as_str() {
+            "rl" => return rl::suite_case::<B>(self.ctx, s.rl_steps, &device),
+            "slm" => return slm::suite_case::<B>(self.ctx, s.slm_steps, s.slm_problems, &device),
+            _ => {}
         }
         let w = self
             .case

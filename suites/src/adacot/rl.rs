@@ -78,6 +78,11 @@ pub enum Algo {
     Grpo,
     /// A learned value baseline (critic of the policy's size).
     Ppo,
+    /// Not RL: cross-entropy on the oracle decision (`T` when the direct answer is wrong), the
+    /// decision token alone, on a larger table than the SFT lines: AdaCoT's stage-1 labels,
+    /// with the decision's share of the loss no longer diluted by the answer tokens. The same
+    /// step as the policy gradient with the oracle token as the only action and advantage 1.
+    Imitate,
 }
 
 impl Algo {
@@ -86,6 +91,7 @@ impl Algo {
         match self {
             Algo::Grpo => "grpo",
             Algo::Ppo => "ppo",
+            Algo::Imitate => "imitate",
         }
     }
 }
@@ -262,6 +268,10 @@ pub struct RlConfig {
     /// masking), so the answers after a decision are not forgotten while the decision moves;
     /// 0 trains the decision token alone.
     pub anchor: usize,
+    /// Selective loss masking (AdaCoT §2.2.3) of the decision itself: the decision's policy
+    /// gradient is dropped and only the answer anchor trains, so a skewed set (mostly one
+    /// decision) cannot pull the decision boundary with it. Needs `anchor > 0`.
+    pub mask_decision: bool,
 }
 
 /// AdamW over module `M` on the autodiff backend of `B`.
@@ -324,10 +334,20 @@ impl<B: AttentionBackend> Trainer<B> {
         let lp = decision_logp(&self.policy, &prompts, device)?; // [n, V]
         let [n, v] = lp.dims();
         let probs: Vec<f64> = host(lp.clone().exp()).into_iter().map(f64::from).collect();
-        // Sample `group` decisions per prompt from the policy's own distribution.
+        // Sample `group` decisions per prompt from the policy's own distribution (imitation:
+        // the oracle's decision, once).
         let mut actions = vec![Vec::with_capacity(cfg.group); n];
         let mut rewards = vec![Vec::with_capacity(cfg.group); n];
         for i in 0..n {
+            if cfg.algo == Algo::Imitate {
+                let a = match super::finetune::oracle_decision(rows[i]) {
+                    Decision::Direct => D,
+                    Decision::Think => T,
+                };
+                actions[i].push(a);
+                rewards[i].push(reward(rows[i], a, cfg.lambda));
+                continue;
+            }
             let p = &probs[i * v..(i + 1) * v];
             for _ in 0..cfg.group {
                 let mut x = rng.random::<f64>() * p.iter().sum::<f64>();
@@ -344,6 +364,9 @@ impl<B: AttentionBackend> Trainer<B> {
             }
         }
         let advantages: Vec<Vec<f64>> = match &self.critic {
+            None if cfg.algo == Algo::Imitate => {
+                actions.iter().map(|a| vec![1.0; a.len()]).collect()
+            }
             None => rewards.iter().map(|r| grpo_advantages(r)).collect(),
             Some((critic, _)) => {
                 let values = host(critic.values(&prompts, device)?);
@@ -357,9 +380,13 @@ impl<B: AttentionBackend> Trainer<B> {
         // Policy gradient: −Σ A·log π(a) / (n·group), as a weighted sum over the vocabulary.
         let mut w = vec![0f32; n * v];
         for i in 0..n {
+            let per = actions[i].len().max(1);
             for (a, adv) in actions[i].iter().zip(&advantages[i]) {
-                w[i * v + *a as usize] += (adv / (n * cfg.group) as f64) as f32;
+                w[i * v + *a as usize] += (adv / (n * per) as f64) as f32;
             }
+        }
+        if cfg.mask_decision {
+            w.iter_mut().for_each(|x| *x = 0.0);
         }
         let w = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(w, [n, v]), device);
         let mut loss = (lp * w).sum().neg();
@@ -476,6 +503,7 @@ pub fn suite_case<B: AttentionBackend>(
         lr: 3e-4,
         seed: ctx.seed,
         anchor: 0,
+        mask_decision: false,
     };
     let before = greedy_reward(&policy, &held, lambda, device)?;
     let d = card.config.d_model;
