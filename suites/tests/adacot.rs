@@ -212,13 +212,21 @@ fn one_grpo_step_moves_probability_toward_the_rewarded_decision() {
 fn committed_learned_gates_reproduce_their_cards() {
     let device = Default::default();
     let mut checked = 0;
-    for lambda in LAMBDAS {
-        let stem = checkpoint::committed(&infermark_suites::adacot::adaptive_name(lambda));
+    // The imitation stage (its card's λ only scores its held-out curve) and every λ.
+    let stems = std::iter::once((finetune::IMITATE_NAME.to_string(), None)).chain(
+        LAMBDAS
+            .iter()
+            .map(|&l| (infermark_suites::adacot::adaptive_name(l), Some(l))),
+    );
+    for (name, lambda) in stems {
+        let stem = checkpoint::committed(&name);
         if !checkpoint::paths(&stem).1.exists() {
             continue;
         }
         let card = finetune::read_adaptive_card(&stem).expect("adaptive card");
-        assert_eq!(card.lambda, lambda);
+        if let Some(lambda) = lambda {
+            assert_eq!(card.lambda, lambda);
+        }
         let (model, _) = checkpoint::load::<B>(&stem, &device).expect("checkpoint");
         let (rate, acc, fmt) = finetune::card_eval(&model, &device).expect("eval");
         assert_eq!(

@@ -2,7 +2,9 @@
 //! `A:<problem>=<decision><answer>` whose decision is the oracle label of the base model (`T`
 //! when its direct answer is wrong), mixed half and half with the original `D:`/`T:` lines so
 //! nothing else is forgotten (training recipe of [`crate::zoo::train`], started from the
-//! committed `arith` weights); stage 2, RL on the decision token at a cost weight λ
+//! committed `arith` weights); stage 1b, imitation of the oracle decision token alone over a
+//! larger table ([`rl::Algo::Imitate`], [`IMITATE_NAME`]); stage 2, RL on the decision token at
+//! a cost weight λ
 //! ([`super::rl`], GRPO by default), resumable. Each result gets a card beside the usual one
 //! (`STEM.adacot.json`) with λ, steps, seeds, times, and the trigger rate and accuracy on its
 //! seed set, which a test reproduces.

@@ -7,8 +7,9 @@
 //!
 //! Gates (one file each): `never`, `always`, `oracle`, `random` (rate swept, and at each learned
 //! gate's own rate), `difficulty` (k swept), `confidence` (τ swept, a failed direct attempt
-//! paid for), and `learned`: the `arith-adaptive-l*` checkpoints (SFT on oracle labels, then RL
-//! on the decision token with GRPO at several λ; [`finetune`]) that write their own decision,
+//! paid for), and `learned`: the `arith-adaptive-l*` checkpoints (SFT on oracle labels,
+//! imitation of the oracle decision on a larger table, then RL on the decision token with GRPO
+//! at several λ; [`finetune`]) that write their own decision,
 //! and `learned-route`, their decision token routed to the base model's answers (the decision
 //! alone, on the same answers as every other gate).
 //! Deviation from the paper: the table gates are scored on the base model's own greedy answers,
@@ -83,7 +84,7 @@ fn sizes(scale: Scale) -> Sizes {
             slm_problems: 64,
         },
         Scale::Quick => Sizes {
-            problems: 160,
+            problems: 400,
             difficulty_k: &[1, 2, 3],
             taus: &[0.3, 0.5, 0.7, 0.9, 0.95, 0.99],
             rates: &[0.1, 0.25, 0.5, 0.75],
