@@ -102,7 +102,13 @@ pub fn answer_each_upto<B: AttentionBackend>(
         )
         .map_err(model_err(format!("answering {}", detokenize(ids).trim())))?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
-        out.push((gen.tokens.into_iter().next().unwrap_or_default(), ms));
+        let tokens = gen.tokens.into_iter().next().ok_or_else(|| {
+            SuiteError::Input(format!(
+                "generation returned no sequence for {}",
+                detokenize(ids).trim()
+            ))
+        })?;
+        out.push((tokens, ms));
     }
     Ok(out)
 }

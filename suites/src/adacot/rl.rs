@@ -229,6 +229,26 @@ pub fn prompt_of(row: &TableRow) -> Vec<u32> {
     tokenize(&format!("\n{}", learned::prompt(&row.problem)))
 }
 
+/// The greedy decision token (the argmax after `A:<problem>=`) of `model` for each row, in
+/// batches of 64.
+pub fn greedy_decisions<B: AttentionBackend>(
+    model: &Decoder<B>,
+    rows: &[TableRow],
+    device: &B::Device,
+) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(64) {
+        let prompts: Vec<_> = chunk.iter().map(prompt_of).collect();
+        let lp = host(decision_logp(model, &prompts, device)?);
+        let v = lp.len() / chunk.len();
+        out.extend(
+            lp.chunks_exact(v)
+                .map(infermark_models::generation::sampler::argmax),
+        );
+    }
+    Ok(out)
+}
+
 /// Mean reward of the greedy decision (the argmax token) over `rows`.
 pub fn greedy_reward<B: AttentionBackend>(
     model: &Decoder<B>,
@@ -236,16 +256,12 @@ pub fn greedy_reward<B: AttentionBackend>(
     lambda: f64,
     device: &B::Device,
 ) -> Result<f64> {
-    let mut total = 0.0;
-    for chunk in rows.chunks(64) {
-        let prompts: Vec<_> = chunk.iter().map(prompt_of).collect();
-        let lp = host(decision_logp(model, &prompts, device)?);
-        let v = lp.len() / chunk.len();
-        for (i, row) in chunk.iter().enumerate() {
-            let a = infermark_models::generation::sampler::argmax(&lp[i * v..(i + 1) * v]);
-            total += reward(row, a, lambda);
-        }
-    }
+    let decisions = greedy_decisions(model, rows, device)?;
+    let total: f64 = rows
+        .iter()
+        .zip(decisions)
+        .map(|(row, a)| reward(row, a, lambda))
+        .sum();
     Ok(total / rows.len().max(1) as f64)
 }
 

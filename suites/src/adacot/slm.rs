@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 
 use infermark_models::decoder::Decoder;
-use infermark_models::generation::sampler::argmax;
 use infermark_models::kernels::AttentionBackend;
 
 use super::finetune::IMITATE_NAME;
 use super::labels::{self, TableRow};
-use super::rl::{decision_logp, prompt_of, Algo, RlConfig, Trainer};
+use super::rl::{greedy_decisions, Algo, RlConfig, Trainer};
 use super::workloads;
 use crate::metric as m;
 use crate::suite::Recorder;
@@ -38,26 +37,15 @@ pub fn routed<B: AttentionBackend>(
     device: &B::Device,
 ) -> Result<(f64, f64, f64)> {
     let (mut think, mut right, mut tokens) = (0usize, 0usize, 0usize);
-    for chunk in table.chunks(64) {
-        let prompts: Vec<_> = chunk.iter().map(prompt_of).collect();
-        let lp = decision_logp(model, &prompts, device)?;
-        let v = lp.dims()[1];
-        let host = lp
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .expect("f32");
-        for (i, row) in chunk.iter().enumerate() {
-            let a = argmax(&host[i * v..(i + 1) * v]);
-            tokens += 1;
-            if a == u32::from(b'T') {
-                think += 1;
-                right += usize::from(row.think_ok);
-                tokens += row.think_tokens;
-            } else if a == u32::from(b'D') {
-                right += usize::from(row.direct_ok);
-                tokens += row.direct_tokens;
-            }
+    for (row, a) in table.iter().zip(greedy_decisions(model, table, device)?) {
+        tokens += 1;
+        if a == u32::from(b'T') {
+            think += 1;
+            right += usize::from(row.think_ok);
+            tokens += row.think_tokens;
+        } else if a == u32::from(b'D') {
+            right += usize::from(row.direct_ok);
+            tokens += row.direct_tokens;
         }
     }
     let n = table.len().max(1) as f64;
