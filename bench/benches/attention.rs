@@ -8,7 +8,7 @@
 
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use infermark_models::attention::{Attention, GqaConfig, MlaConfig, MlaPath};
 use infermark_models::kv_cache::{ContiguousKv, KvCache, SeqId, Values};
 
@@ -103,4 +103,12 @@ criterion_group! {
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500));
     targets = gqa, mla
 }
-criterion_main!(benches);
+// Like `criterion_main!`, but on a pool worker: the way the CLI drives its kernels (see
+// `on_pool_worker`), so that a timed call forks and joins in place.
+fn main() {
+    infermark_models::kernels::on_pool_worker(|| {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    })
+    .expect("start the thread pool");
+}

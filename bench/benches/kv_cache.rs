@@ -6,7 +6,7 @@
 
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use infermark_models::kernels::Visibility;
 use infermark_models::kv_cache::{
     BlockPool, CacheLayout, ContiguousKv, KvCache, PagedCache, Values,
@@ -110,4 +110,12 @@ criterion_group! {
     config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500));
     targets = decode_step, block_table
 }
-criterion_main!(benches);
+// Like `criterion_main!`, but on a pool worker: the way the CLI drives its kernels (see
+// `on_pool_worker`), so that a timed call forks and joins in place.
+fn main() {
+    infermark_models::kernels::on_pool_worker(|| {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    })
+    .expect("start the thread pool");
+}

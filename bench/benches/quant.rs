@@ -5,7 +5,7 @@
 
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use infermark_models::quant::matvec::matvec;
 use infermark_models::quant::{QuantFormat, QuantizedTensor};
 
@@ -125,4 +125,12 @@ fn conversions(c: &mut Criterion) {
 }
 
 criterion_group!(benches, matvecs, cold_matvecs, conversions);
-criterion_main!(benches);
+// Like `criterion_main!`, but on a pool worker: the way the CLI drives its kernels (see
+// `on_pool_worker`), so that a timed call forks and joins in place.
+fn main() {
+    infermark_models::kernels::on_pool_worker(|| {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    })
+    .expect("start the thread pool");
+}

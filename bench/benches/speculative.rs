@@ -8,7 +8,7 @@
 use burn::backend::Flex;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use infermark_models::generation::speculative::{ModelDrafter, Proposer};
 use infermark_models::generation::{Sampler, SamplingConfig};
 use infermark_suites::zoo::{checkpoint, corpus};
@@ -78,4 +78,12 @@ fn steps(c: &mut Criterion) {
 }
 
 criterion_group!(benches, steps);
-criterion_main!(benches);
+// Like `criterion_main!`, but on a pool worker: the way the CLI drives its kernels (see
+// `on_pool_worker`), so that a timed call forks and joins in place.
+fn main() {
+    infermark_models::kernels::on_pool_worker(|| {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    })
+    .expect("start the thread pool");
+}

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use infermark_models::kernels::isa::{self, Isa};
+use infermark_models::kernels::on_pool_worker;
 use infermark_reports::maturity::Weights;
 use infermark_reports::{gate, html, io, table};
 use infermark_suites::env::{self, IsaEnv, RunEnv};
@@ -195,7 +196,20 @@ fn main() {
             std::process::exit(2);
         }
     }
-    let result = match cli.command {
+    // Every suite, training and evaluation run drives its kernels from a pool worker, so that
+    // each parallel call forks in place instead of sleeping the caller (see `on_pool_worker`).
+    match on_pool_worker(move || dispatch(cli.command)) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("error: cannot start the thread pool: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Runs one command; exits the process with its status when it fails or gives a verdict.
+fn dispatch(command: Command) {
+    let result = match command {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Report(args) => report(args),

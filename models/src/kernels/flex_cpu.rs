@@ -105,6 +105,27 @@ impl<'a> View<'a> {
         };
         &self.data[start..start + self.dims[3]]
     }
+
+    /// Rows `j0 .. j0 + BLOCK` of head `(b, h)`. An unpaged view checks the bounds once for the
+    /// whole block rather than per row.
+    #[inline(always)]
+    fn block(&self, b: usize, h: usize, j0: usize) -> [&'a [f32]; BLOCK] {
+        let d = self.dims[3];
+        let mut out = [&self.data[..0]; BLOCK];
+        if self.blocks.is_some() {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = self.row(b, h, j0 + i);
+            }
+            return out;
+        }
+        let stride = self.strides[2];
+        let start = self.offset + b * self.strides[0] + h * self.strides[1] + j0 * stride;
+        let run = &self.data[start..start + (BLOCK - 1) * stride + d];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = &run[i * stride..i * stride + d];
+        }
+        out
+    }
 }
 
 /// One unit of parallel work: head `h` of query batch entry `b` against K/V batch entry `kb`,
@@ -947,6 +968,13 @@ mod avx512 {
 /// no prefetch 1.63–2.05 ms (AVX-512 path) and 2.26–2.29 ms (AVX2), 2 blocks (16 rows, 8 KiB of
 /// 128-wide rows) 0.92–1.08 and 1.29–1.65 ms, 4 blocks 1.18 and 1.64 ms, 8 blocks 1.43–1.50 and
 /// 1.79 ms.
+///
+/// How the prefetches are issued matters as much as how far ahead: row by row, each after its
+/// row's address is looked up, as `task_body` does. Issuing the block's 64 line prefetches in
+/// one burst (addresses computed up front), or spreading them through the block kernels, was as
+/// slow at context 4096 as not prefetching at all: in-run `kv_read_gbps` 17–23 and 22–30 GB/s
+/// against 40–51 GB/s row by row (none: 20–27), 3 alternated runs each on Zen 4. In the cache
+/// the row-by-row prefetches cost about 17% (one core, 256 keys: 9.9 against 8.3 µs).
 const PREFETCH_BLOCKS: usize = 2;
 
 /// Asks for the cache lines of `row` ahead of use.
@@ -1035,7 +1063,7 @@ fn task_body<K: Block>(task: &Task) -> Partial {
     let mut block_scores = vec![0f32; rows * BLOCK];
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
-        let krows: [&[f32]; BLOCK] = std::array::from_fn(|i| k.row(kb, h, j0 + i));
+        let krows = k.block(kb, h, j0);
         if blk + PREFETCH_BLOCKS < blocks {
             (0..BLOCK).for_each(|i| prefetch(k.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }
@@ -1070,7 +1098,7 @@ fn task_body<K: Block>(task: &Task) -> Partial {
     let mut acc = vec![0f32; rows * dv];
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
-        let vrows: [&[f32]; BLOCK] = std::array::from_fn(|i| v.row(kb, h, j0 + i));
+        let vrows = v.block(kb, h, j0);
         if blk + PREFETCH_BLOCKS < blocks {
             (0..BLOCK).for_each(|i| prefetch(v.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }

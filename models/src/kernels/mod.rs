@@ -7,11 +7,13 @@
 //! ([`flex_cpu`]) that streams each K and V row once, in the spirit of FlashDecoding
 //! (split the context into chunks, combine partial softmaxes).
 
+mod driver;
 pub mod few_rows;
 mod flex_cpu;
 mod grouped;
 pub mod isa;
 
+pub use driver::on_pool_worker;
 pub use grouped::{
     gather_blocks, grouped_attention_generic, paged_attention_gather, AttentionBackend, Visibility,
 };
