@@ -664,8 +664,8 @@ impl Block for Portable {
 mod avx2 {
     //! AVX2 + FMA: 8-lane registers. Dot products: two query rows share every K load (2 rows ×
     //! 4 keys of accumulators: 8 of the 16 registers, 8 independent FMA chains to cover the FMA
-    //! latency). Weighted sum: one row at a time, 32 columns in 4 accumulators with the 8
-    //! broadcast weights held in registers.
+    //! latency). Weighted sum: two rows share every V load (2 rows × 32 columns in 8
+    //! accumulators, the key's two weights broadcast as needed).
     use super::{Block, BLOCK};
     use std::arch::x86_64::*;
 
@@ -773,13 +773,67 @@ mod avx2 {
     #[inline(never)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn weighted_sum(acc: &mut [f32], p: &[f32], stride: usize, v: &[&[f32]; BLOCK]) {
-        // One row at a time: the 8 broadcast weights, 4 accumulators (32 columns) and a V
-        // register fit the 16 registers, so the weights are not reloaded per FMA (a two-row form
-        // needs 16 broadcasts and spilled them: 1.6 loads per FMA against 1.1 here).
+        // Rows in pairs sharing each V load, the pair's two weights broadcast per key (a form
+        // holding all 16 broadcasts spilled them: 1.6 loads per FMA). One core, 256 keys in
+        // L2, Zen 4 through the override: 11.9 µs per task one row at a time, 10.3–10.8 paired.
         let dv = v[0].len();
-        for (r, a) in acc.chunks_exact_mut(dv).enumerate() {
+        let rows = acc.len() / dv;
+        let mut r = 0;
+        if dv.is_multiple_of(32) {
+            while r + 2 <= rows {
+                let (head, tail) = acc[r * dv..(r + 2) * dv].split_at_mut(dv);
+                let p0: &[f32; BLOCK] =
+                    p[r * stride..r * stride + BLOCK].try_into().expect("block");
+                let p1: &[f32; BLOCK] = p[(r + 1) * stride..(r + 1) * stride + BLOCK]
+                    .try_into()
+                    .expect("block");
+                weighted_two(head, tail, p0, p1, v);
+                r += 2;
+            }
+        }
+        for r in r..rows {
             let pr: &[f32; BLOCK] = p[r * stride..r * stride + BLOCK].try_into().expect("block");
-            weighted_one(a, pr, v);
+            weighted_one(&mut acc[r * dv..(r + 1) * dv], pr, v);
+        }
+    }
+
+    /// Two output rows (`d_v` a multiple of 32) sharing every V load: 32 columns of each row in
+    /// eight accumulators, the two weights of the current key broadcast from memory as they are
+    /// needed (11 registers). Each element adds `p[0]·v[0] … p[7]·v[7]` in order, as
+    /// [`weighted_one`] does.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn weighted_two(
+        a0: &mut [f32],
+        a1: &mut [f32],
+        p0: &[f32; BLOCK],
+        p1: &[f32; BLOCK],
+        v: &[&[f32]; BLOCK],
+    ) {
+        let d = a0.len();
+        debug_assert!(a1.len() == d && d.is_multiple_of(32));
+        debug_assert!(v.iter().all(|r| r.len() >= d));
+        let vp: [*const f32; BLOCK] = std::array::from_fn(|i| v[i].as_ptr());
+        let (o0, o1) = (a0.as_mut_ptr(), a1.as_mut_ptr());
+        let mut c = 0;
+        while c < d {
+            let mut a: [__m256; 8] = std::array::from_fn(|j| {
+                let base = if j < 4 { o0 } else { o1 };
+                _mm256_loadu_ps(base.add(c + 8 * (j % 4)))
+            });
+            for i in 0..BLOCK {
+                let (w0, w1) = (_mm256_set1_ps(p0[i]), _mm256_set1_ps(p1[i]));
+                for j in 0..4 {
+                    let x = _mm256_loadu_ps(vp[i].add(c + 8 * j));
+                    a[j] = _mm256_fmadd_ps(w0, x, a[j]);
+                    a[4 + j] = _mm256_fmadd_ps(w1, x, a[4 + j]);
+                }
+            }
+            for (j, aj) in a.iter().enumerate() {
+                let base = if j < 4 { o0 } else { o1 };
+                _mm256_storeu_ps(base.add(c + 8 * (j % 4)), *aj);
+            }
+            c += 32;
         }
     }
 
