@@ -142,14 +142,34 @@ struct Task<'a> {
     scale: f32,
 }
 
-/// Partial softmax state of one (batch, head, chunk) task over all rows.
-struct Partial {
+/// Partial softmax state of one (batch, head, chunk) task over all rows, in a slice of one flat
+/// buffer that holds every task's state (no allocation per task).
+struct Partial<'a> {
     /// Running max per row.
-    max: Vec<f32>,
+    max: &'a mut [f32],
     /// Sum of exp(score - max) per row.
-    sum: Vec<f32>,
+    sum: &'a mut [f32],
     /// Σ exp(score - max)·v per row, `[rows, d_v]`.
-    acc: Vec<f32>,
+    acc: &'a mut [f32],
+}
+
+impl<'a> Partial<'a> {
+    /// Floats of one task's state: max and sum per row, then the accumulators.
+    fn len(rows: usize, dv: usize) -> usize {
+        rows * (dv + 2)
+    }
+
+    /// The state laid out in `buf` (`Partial::len(rows, dv)` floats).
+    fn of(buf: &'a mut [f32], rows: usize) -> Self {
+        let (max, rest) = buf.split_at_mut(rows);
+        let (sum, acc) = rest.split_at_mut(rows);
+        Self { max, sum, acc }
+    }
+}
+
+thread_local! {
+    /// Score rows of the task running on this thread, kept between tasks and calls.
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub(super) fn grouped_attention(
@@ -488,29 +508,47 @@ fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32>
         }
         elems += h * t * (it.k.dims[3] + dv);
     }
-    let run = |(ii, hi, range): &(usize, usize, std::ops::Range<usize>)| {
+    let run = |((ii, hi, range), state): (&(usize, usize, std::ops::Range<usize>), &mut [f32])| {
         let it = &items[*ii];
-        run_task(
-            &Task {
-                q: it.q,
-                k: it.k,
-                v: it.v,
-                b: it.b,
-                kb: it.kb,
-                h: *hi,
-                range: range.clone(),
-                vis,
-                scale,
-            },
-            isa,
-        )
+        let state = Partial::of(state, rows);
+        SCORES.with_borrow_mut(|scores| {
+            run_task(
+                &Task {
+                    q: it.q,
+                    k: it.k,
+                    v: it.v,
+                    b: it.b,
+                    kb: it.kb,
+                    h: *hi,
+                    range: range.clone(),
+                    vis,
+                    scale,
+                },
+                isa,
+                state,
+                scores,
+            )
+        })
     };
+    let per_task = Partial::len(rows, dv);
+    let mut states = vec![0f32; tasks.len() * per_task];
     // Below this many K/V elements a call is too small to pay for waking the thread pool.
-    let partials: Vec<Partial> = if elems < SEQUENTIAL_BELOW {
-        tasks.iter().map(run).collect()
+    if elems < SEQUENTIAL_BELOW {
+        tasks.iter().zip(states.chunks_mut(per_task)).for_each(run);
     } else {
-        tasks.par_iter().map(run).collect()
-    };
+        tasks
+            .par_iter()
+            .zip(states.par_chunks_mut(per_task))
+            .for_each(run);
+    }
+    let partials: Vec<(&[f32], &[f32], &[f32])> = states
+        .chunks(per_task)
+        .map(|c| {
+            let (max, rest) = c.split_at(rows);
+            let (sum, acc) = rest.split_at(rows);
+            (max, sum, acc)
+        })
+        .collect();
 
     let mut out = vec![0f32; heads_total * rows * dv];
     let mut start = 0;
@@ -526,17 +564,17 @@ fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32>
         for r in 0..rows {
             let m = parts
                 .iter()
-                .map(|p| p.max[r])
+                .map(|p| p.0[r])
                 .fold(f32::NEG_INFINITY, f32::max);
             let o = &mut out[(bh * rows + r) * dv..(bh * rows + r + 1) * dv];
             let mut denom = 0f32;
-            for p in parts {
-                if p.max[r] == f32::NEG_INFINITY {
+            for (max, sum, acc) in parts {
+                if max[r] == f32::NEG_INFINITY {
                     continue;
                 }
-                let w = (p.max[r] - m).exp();
-                denom += w * p.sum[r];
-                for (x, a) in o.iter_mut().zip(&p.acc[r * dv..(r + 1) * dv]) {
+                let w = (max[r] - m).exp();
+                denom += w * sum[r];
+                for (x, a) in o.iter_mut().zip(&acc[r * dv..(r + 1) * dv]) {
                     *x += w * a;
                 }
             }
@@ -595,27 +633,27 @@ pub(super) fn attention_many(
 /// One task on the path `isa` (which the caller checked the CPU supports). The whole task body,
 /// softmax included, is compiled inside the path's target features, so that its loops (the
 /// `exp` polynomial, max and sum) vectorise too and the block kernels inline.
-fn run_task(task: &Task, isa: Isa) -> Partial {
+fn run_task(task: &Task, isa: Isa, state: Partial, scores: &mut Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn avx2_task(task: &Task) -> Partial {
-            task_body::<avx2::Avx2>(task)
+        unsafe fn avx2_task(task: &Task, state: Partial, scores: &mut Vec<f32>) {
+            task_body::<avx2::Avx2>(task, state, scores)
         }
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-        unsafe fn avx512_task(task: &Task) -> Partial {
-            task_body::<avx512::Avx512>(task)
+        unsafe fn avx512_task(task: &Task, state: Partial, scores: &mut Vec<f32>) {
+            task_body::<avx512::Avx512>(task, state, scores)
         }
         match isa {
             // SAFETY: `isa` is supported by this CPU (`fused_many` checks it).
-            Isa::Avx512 => return unsafe { avx512_task(task) },
+            Isa::Avx512 => return unsafe { avx512_task(task, state, scores) },
             // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2_task(task) },
+            Isa::Avx2 => return unsafe { avx2_task(task, state, scores) },
             Isa::Portable => {}
         }
     }
     let _ = isa;
-    task_body::<Portable>(task)
+    task_body::<Portable>(task, state, scores)
 }
 
 /// Inner products and weighted sums over blocks of [`BLOCK`] cached rows, for every grouped query
@@ -1088,7 +1126,7 @@ fn lanes_fold(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
 }
 
 #[inline(always)]
-fn task_body<K: Block>(task: &Task) -> Partial {
+fn task_body<K: Block>(task: &Task, state: Partial, scores: &mut Vec<f32>) {
     let Task {
         q,
         k,
@@ -1106,15 +1144,21 @@ fn task_body<K: Block>(task: &Task) -> Partial {
     let t_total = k.dims[2];
     let len = range.len();
     // Keys visible to each row within this chunk: [range.start, ends[r]).
-    let ends: Vec<usize> = (0..rows)
-        .map(|r| vis.visible(r, t_total).clamp(range.start, range.end))
-        .collect();
-    let qrows: Vec<&[f32]> = (0..rows).map(|r| q.row(b, h, r)).collect();
+    assert!(rows <= MAX_STREAMING_ROWS, "{rows} query rows stream");
+    let mut ends = [0usize; MAX_STREAMING_ROWS];
+    let mut qrows = [&q.data[..0]; MAX_STREAMING_ROWS];
+    for r in 0..rows {
+        ends[r] = vis.visible(r, t_total).clamp(range.start, range.end);
+        qrows[r] = q.row(b, h, r);
+    }
+    let qrows = &qrows[..rows];
     let blocks = len / BLOCK;
 
     // Scores [rows, len]: stream K once; each block of rows serves every grouped query.
-    let mut scores = vec![0f32; rows * len];
-    let mut block_scores = vec![0f32; rows * BLOCK];
+    // Every score is written below before it is read: blocks by `dots`, the tail by the scalar
+    // loop; only the buffer's length needs setting.
+    scores.resize(rows * (len + BLOCK), 0.0);
+    let (scores, block_scores) = scores.split_at_mut(rows * len);
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
         let krows = k.block(kb, h, j0);
@@ -1122,7 +1166,7 @@ fn task_body<K: Block>(task: &Task) -> Partial {
             (0..BLOCK).for_each(|i| prefetch(k.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }
         // Every row, visible or not: keys a row does not see get weight 0 below.
-        K::dots(&qrows, &krows, &mut block_scores);
+        K::dots(qrows, &krows, block_scores);
         for (r, d) in block_scores.chunks_exact(BLOCK).enumerate() {
             scores[r * len + blk * BLOCK..r * len + (blk + 1) * BLOCK].copy_from_slice(d);
         }
@@ -1134,8 +1178,7 @@ fn task_body<K: Block>(task: &Task) -> Partial {
         }
     }
     // Softmax numerators per row, over the keys it sees; invisible keys get weight 0.
-    let mut max = vec![f32::NEG_INFINITY; rows];
-    let mut sum = vec![0f32; rows];
+    let Partial { max, sum, acc } = state;
     for r in 0..rows {
         let visible = ends[r] - range.start;
         let row = &mut scores[r * len..(r + 1) * len];
@@ -1149,14 +1192,14 @@ fn task_body<K: Block>(task: &Task) -> Partial {
         sum[r] = lanes_fold(seen, 0.0, |a, b| a + b);
     }
     // Weighted sum of V: stream V once.
-    let mut acc = vec![0f32; rows * dv];
+    acc.fill(0.0);
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
         let vrows = v.block(kb, h, j0);
         if blk + PREFETCH_BLOCKS < blocks {
             (0..BLOCK).for_each(|i| prefetch(v.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }
-        K::weighted_sum(&mut acc, &scores[blk * BLOCK..], len, &vrows);
+        K::weighted_sum(acc, &scores[blk * BLOCK..], len, &vrows);
     }
     for j in range.start + blocks * BLOCK..range.end {
         let vrow = v.row(kb, h, j);
@@ -1167,5 +1210,4 @@ fn task_body<K: Block>(task: &Task) -> Partial {
             }
         }
     }
-    Partial { max, sum, acc }
 }
