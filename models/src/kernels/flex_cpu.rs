@@ -541,14 +541,12 @@ fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32>
             .zip(states.par_chunks_mut(per_task))
             .for_each(run);
     }
-    let partials: Vec<(&[f32], &[f32], &[f32])> = states
-        .chunks(per_task)
-        .map(|c| {
-            let (max, rest) = c.split_at(rows);
-            let (sum, acc) = rest.split_at(rows);
-            (max, sum, acc)
-        })
-        .collect();
+    // Task `i`'s state as (max, sum, acc), laid out as `Partial::of` splits it.
+    let part = |i: usize| {
+        let (max, rest) = states[i * per_task..(i + 1) * per_task].split_at(rows);
+        let (sum, acc) = rest.split_at(rows);
+        (max, sum, acc)
+    };
 
     let mut out = vec![0f32; heads_total * rows * dv];
     let mut start = 0;
@@ -559,16 +557,14 @@ fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32>
                 .iter()
                 .take_while(|t| t.0 == ii && t.1 == hi)
                 .count();
-        let parts = &partials[start..end];
         let bh = ii * h + hi;
         for r in 0..rows {
-            let m = parts
-                .iter()
-                .map(|p| p.0[r])
+            let m = (start..end)
+                .map(|i| part(i).0[r])
                 .fold(f32::NEG_INFINITY, f32::max);
             let o = &mut out[(bh * rows + r) * dv..(bh * rows + r + 1) * dv];
             let mut denom = 0f32;
-            for (max, sum, acc) in parts {
+            for (max, sum, acc) in (start..end).map(part) {
                 if max[r] == f32::NEG_INFINITY {
                     continue;
                 }
