@@ -39,8 +39,11 @@ fn layout(heads: usize, k_width: usize, values: Values) -> CacheLayout {
     }
 }
 
-/// Appends `chunks` of tokens, then checks paged attention against the contiguous tensors.
-fn check(values: Values, heads: usize, wk: usize, rows: usize, block: usize) {
+/// Token counts appended by most checks: 39 tokens, blocks not in order.
+const SHORT: [usize; 4] = [5, 1, 31, 2];
+
+/// Appends chunks of tokens (`lens`), then checks paged attention against the contiguous tensors.
+fn check(values: Values, heads: usize, wk: usize, rows: usize, block: usize, lens: &[usize]) {
     let mut cache = PagedCache::<B>::new(64, block, layout(heads, wk, values), &dev()).unwrap();
     let wv = match values {
         Values::Separate(w) | Values::PrefixOfKeys(w) => w,
@@ -48,7 +51,7 @@ fn check(values: Values, heads: usize, wk: usize, rows: usize, block: usize) {
     // A second sequence interleaved with the first, so blocks are not in order.
     let (s, other) = (cache.add_sequence().unwrap(), cache.add_sequence().unwrap());
     let (mut ks, mut vs) = (Vec::new(), Vec::new());
-    for (i, n) in [5usize, 1, 31, 2].into_iter().enumerate() {
+    for (i, &n) in lens.iter().enumerate() {
         let k = rand([heads, n, wk], 10 + i as u64);
         let v = rand([heads, n, wv], 20 + i as u64);
         let sep = matches!(values, Values::Separate(_));
@@ -91,20 +94,23 @@ fn check(values: Values, heads: usize, wk: usize, rows: usize, block: usize) {
 #[test]
 fn paged_equals_contiguous_for_gqa_on_the_streaming_path() {
     for block in [8, 16] {
-        check(Values::Separate(16), 2, 16, 4, block);
+        check(Values::Separate(16), 2, 16, 4, block, &SHORT);
     }
+    // Long enough to be split into context chunks: on a multi-core pool a chunk starts mid-block
+    // (700 / 2 = 350), so the kernel's 8-row groups straddle cache blocks there.
+    check(Values::Separate(16), 2, 16, 4, 16, &[5, 1, 331, 2, 361]);
 }
 
 #[test]
 fn paged_equals_contiguous_for_gqa_on_the_gather_path() {
-    check(Values::Separate(16), 2, 16, 24, 8);
+    check(Values::Separate(16), 2, 16, 24, 8, &SHORT);
 }
 
 #[test]
 fn paged_equals_contiguous_for_mla_latent_rows() {
     // Absorbed MLA: one "head" of [c_KV | k_R] rows, all query heads as rows, values = c_KV.
-    check(Values::PrefixOfKeys(16), 1, 20, 4, 8);
-    check(Values::PrefixOfKeys(16), 1, 20, 32, 16);
+    check(Values::PrefixOfKeys(16), 1, 20, 4, 8, &SHORT);
+    check(Values::PrefixOfKeys(16), 1, 20, 32, 16, &SHORT);
 }
 
 #[test]

@@ -28,8 +28,14 @@ const MIN_CHUNK: usize = 256;
 /// bandwidth-bound few-rows case (MHA, GQA decode).
 const MAX_STREAMING_ROWS: usize = 8;
 
-/// Calls reading fewer K/V elements than this run on the calling thread.
+/// Calls reading fewer K/V elements than this run on the calling thread when it is outside the
+/// thread pool: handing a call to the pool and being woken costs about 10–20 µs there.
 const SEQUENTIAL_BELOW: usize = 1 << 17;
+
+/// The same threshold for a caller that is a pool worker (see `on_pool_worker`): the fork and
+/// join cost about 2 µs, so splitting pays from a few µs of work (2 K/V heads × 257 rows of 32:
+/// 9.5–10.3 µs on one core).
+const SEQUENTIAL_BELOW_ON_WORKER: usize = 1 << 15;
 
 /// GEMM-path calls of fewer multiply-adds than this run on the calling thread (a few
 /// verification rows against a short context: handing them to the pool costs more than the
@@ -106,20 +112,29 @@ impl<'a> View<'a> {
         &self.data[start..start + self.dims[3]]
     }
 
-    /// Rows `j0 .. j0 + BLOCK` of head `(b, h)`. An unpaged view checks the bounds once for the
-    /// whole block rather than per row.
+    /// Rows `j0 .. j0 + BLOCK` of head `(b, h)`. Rows that lie in one run (always unpaged, and
+    /// paged when they share a cache block) are sliced with one bounds check for the block.
     #[inline(always)]
     fn block(&self, b: usize, h: usize, j0: usize) -> [&'a [f32]; BLOCK] {
         let d = self.dims[3];
-        let mut out = [&self.data[..0]; BLOCK];
-        if self.blocks.is_some() {
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = self.row(b, h, j0 + i);
-            }
-            return out;
-        }
         let stride = self.strides[2];
-        let start = self.offset + b * self.strides[0] + h * self.strides[1] + j0 * stride;
+        let mut out = [&self.data[..0]; BLOCK];
+        let start = match self.blocks {
+            None => self.offset + b * self.strides[0] + h * self.strides[1] + j0 * stride,
+            Some((table, shift, block_stride)) => {
+                let slot = j0 & ((1 << shift) - 1);
+                if slot + BLOCK > 1 << shift {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        *o = self.row(b, h, j0 + i);
+                    }
+                    return out;
+                }
+                self.offset
+                    + table[j0 >> shift] * block_stride
+                    + h * self.strides[1]
+                    + slot * stride
+            }
+        };
         let run = &self.data[start..start + (BLOCK - 1) * stride + d];
         for (i, o) in out.iter_mut().enumerate() {
             *o = &run[i * stride..i * stride + d];
@@ -533,7 +548,11 @@ fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32>
     let per_task = Partial::len(rows, dv);
     let mut states = vec![0f32; tasks.len() * per_task];
     // Below this many K/V elements a call is too small to pay for waking the thread pool.
-    if elems < SEQUENTIAL_BELOW {
+    let sequential_below = match rayon::current_thread_index() {
+        Some(_) => SEQUENTIAL_BELOW_ON_WORKER,
+        None => SEQUENTIAL_BELOW,
+    };
+    if elems < sequential_below {
         tasks.iter().zip(states.chunks_mut(per_task)).for_each(run);
     } else {
         tasks
