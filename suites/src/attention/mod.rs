@@ -73,7 +73,7 @@ fn sizes(scale: Scale) -> Sizes {
             contexts: &[64, 128, 256],
             prefill: 64,
             equivalence: (8, 8),
-            plan: Plan::new(2, 5, 30, 150),
+            plan: Plan::new(10, 5, 200, 150),
         },
         Scale::Quick => Sizes {
             contexts: &[256, 512, 1024, 2048, 4096],
