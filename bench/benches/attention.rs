@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo bench --bench attention`; CI compiles and runs each once with `-- --test`.
 
+#[macro_use]
+mod common;
+
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use criterion::{criterion_group, Criterion, Throughput};
@@ -103,12 +106,4 @@ criterion_group! {
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500));
     targets = gqa, mla
 }
-// Like `criterion_main!`, but on a pool worker: the way the CLI drives its kernels (see
-// `on_pool_worker`), so that a timed call forks and joins in place.
-fn main() {
-    infermark_models::kernels::on_pool_worker(|| {
-        benches();
-        Criterion::default().configure_from_args().final_summary();
-    })
-    .expect("start the thread pool");
-}
+criterion_main_on_pool!(benches);

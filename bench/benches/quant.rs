@@ -3,6 +3,9 @@
 //!
 //! Run: `cargo bench --bench quant` (or `-- matvec` for the products only).
 
+#[macro_use]
+mod common;
+
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use criterion::{criterion_group, Criterion, Throughput};
@@ -125,12 +128,4 @@ fn conversions(c: &mut Criterion) {
 }
 
 criterion_group!(benches, matvecs, cold_matvecs, conversions);
-// Like `criterion_main!`, but on a pool worker: the way the CLI drives its kernels (see
-// `on_pool_worker`), so that a timed call forks and joins in place.
-fn main() {
-    infermark_models::kernels::on_pool_worker(|| {
-        benches();
-        Criterion::default().configure_from_args().final_summary();
-    })
-    .expect("start the thread pool");
-}
+criterion_main_on_pool!(benches);

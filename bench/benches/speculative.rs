@@ -5,6 +5,9 @@
 //!
 //! Run: `cargo bench --bench speculative`.
 
+#[macro_use]
+mod common;
+
 use burn::backend::Flex;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -78,12 +81,4 @@ fn steps(c: &mut Criterion) {
 }
 
 criterion_group!(benches, steps);
-// Like `criterion_main!`, but on a pool worker: the way the CLI drives its kernels (see
-// `on_pool_worker`), so that a timed call forks and joins in place.
-fn main() {
-    infermark_models::kernels::on_pool_worker(|| {
-        benches();
-        Criterion::default().configure_from_args().final_summary();
-    })
-    .expect("start the thread pool");
-}
+criterion_main_on_pool!(benches);
