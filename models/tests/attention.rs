@@ -11,7 +11,7 @@ use infermark_models::attention::{Attention, AttentionLayer, GqaConfig, MlaConfi
 use infermark_models::diff::max_abs_diff;
 use infermark_models::kernels::isa::{self, Isa};
 use infermark_models::kernels::{
-    flex_grouped_attention_with, grouped_attention_generic, Visibility,
+    flex_grouped_attention_with, grouped_attention_generic, Prefetch, Visibility,
 };
 use infermark_models::kv_cache::{ContiguousKv, KvCache, PoolError};
 use infermark_models::proj::Proj;
@@ -312,7 +312,15 @@ fn fused_matches_generic(isa: Isa, rows: usize, dk: usize, dv: usize) {
         Visibility::Causal { s: 3, past: t - 3 },
         Visibility::Causal { s: 2, past: 100 },
     ] {
-        let fused = flex_grouped_attention_with(isa, q.clone(), k.clone(), v.clone(), vis, 0.1);
+        let fused = flex_grouped_attention_with(
+            isa,
+            Prefetch::Probe,
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            vis,
+            0.1,
+        );
         let generic = grouped_attention_generic(q.clone(), k.clone(), v.clone(), vis, 0.1);
         assert_eq!(fused.dims(), [b, h, rows, dv]);
         let diff = max_abs_diff(&values(fused), &values(generic)).unwrap();
@@ -320,6 +328,35 @@ fn fused_matches_generic(isa: Isa, rows: usize, dk: usize, dv: usize) {
             diff < ATOL_PATHS,
             "{isa}, rows {rows}, d {dk}/{dv}, {vis:?}: max diff {diff}"
         );
+    }
+}
+
+#[test]
+fn prefetching_or_not_gives_the_same_bits_on_every_isa_path() {
+    // A call prefetches K/V rows ahead or not depending on where a probe finds them; the
+    // prefetches are hints and must not change a bit of the result. Llama-3 head shape, a
+    // context split into several chunks, a causal tail.
+    let (h, t, d) = (4, 1500, 128);
+    let k = random4([1, h, t, d], 7);
+    let v = random4([1, h, t, d], 8);
+    let q = random4([1, h, 4, d], 9);
+    for isa in isa::test_paths("fused flex attention, prefetch on or off") {
+        for vis in [Visibility::All, Visibility::Causal { s: 4, past: t - 4 }] {
+            let run = |p| {
+                values(flex_grouped_attention_with(
+                    isa,
+                    p,
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    vis,
+                    0.1,
+                ))
+            };
+            let on = run(Prefetch::On);
+            assert_eq!(on, run(Prefetch::Off), "{isa}, {vis:?}");
+            assert_eq!(on, run(Prefetch::Probe), "{isa}, {vis:?}");
+        }
     }
 }
 
@@ -334,6 +371,7 @@ fn a_query_row_attends_the_same_alone_or_beside_other_rows_on_every_isa_path() {
     for isa in isa::test_paths("fused flex attention, row independence") {
         let all = values(flex_grouped_attention_with(
             isa,
+            Prefetch::Probe,
             q.clone(),
             k.clone(),
             v.clone(),
@@ -343,6 +381,7 @@ fn a_query_row_attends_the_same_alone_or_beside_other_rows_on_every_isa_path() {
         for r in 0..5 {
             let one = values(flex_grouped_attention_with(
                 isa,
+                Prefetch::Probe,
                 q.clone().narrow(2, r, 1),
                 k.clone(),
                 v.clone(),

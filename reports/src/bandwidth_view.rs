@@ -72,6 +72,18 @@ impl SuiteSection for AttentionSection {
     fn pivots(&self, records: &[Record]) -> Vec<Pivot> {
         let triad = machine_limit(records, "triad_gbps").map(|x| x.0);
         let read = machine_limit(records, "read_stream_gbps").map(|x| x.0);
+        // The share of the core's calls that prefetched, recorded beside each bandwidth.
+        let prefetched = |r: &Record| {
+            records
+                .iter()
+                .find(|p| {
+                    p.suite == r.suite
+                        && p.metric == "kv_prefetch_share"
+                        && p.variant == r.variant
+                        && p.params == r.params
+                })
+                .map_or("–".to_string(), |p| format!("{:.0}%", 100.0 * p.value))
+        };
         let mut rows: Vec<(String, String, usize, Vec<String>)> = records
             .iter()
             .filter(|r| {
@@ -96,6 +108,7 @@ impl SuiteSection for AttentionSection {
                         r.n.to_string(),
                         fraction(Some(r.value), triad),
                         fraction(Some(r.value), read),
+                        prefetched(r),
                     ],
                 )
             })
@@ -106,13 +119,22 @@ impl SuiteSection for AttentionSection {
         rows.sort_by(|a, b| (&a.1, &a.0, a.2).cmp(&(&b.1, &b.0, b.2)));
         vec![Pivot {
             title: "KV read bandwidth of the decode core against this machine's limit".into(),
-            header: ["variant", "preset", "ctx", "kv_read_gbps", "n", "of triad", "of read stream"]
+            header: [
+                "variant",
+                "preset",
+                "ctx",
+                "kv_read_gbps",
+                "n",
+                "of triad",
+                "of read stream",
+                "calls prefetched",
+            ]
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
             rows: rows.into_iter().map(|r| r.3).collect(),
             note: format!(
-                "KV bytes one decode step reads over the core's median time. Above 100% the cache fits (partly) in the CPU caches. {}",
+                "KV bytes one decode step reads over the core's median time. Above 100% the cache fits (partly) in the CPU caches. Calls prefetched: the share of the core's calls in which the flex kernel prefetched K/V rows, which it does only when a probe finds them coming from DRAM (0% where they sat in the CPU caches). {}",
                 limit_note(records)
             ),
         }]

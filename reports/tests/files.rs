@@ -274,3 +274,32 @@ fn the_summary_comes_first_and_lists_every_verdict() {
     .unwrap();
     assert!(page.contains("<b>Gate:</b> not evaluated"));
 }
+
+#[test]
+fn attention_bandwidth_table_reads_the_triad_share_and_the_prefetch_share_of_each_row() {
+    use infermark_reports::bandwidth_view::AttentionSection;
+    use infermark_reports::sections::SuiteSection;
+    let with = |metric: &str, suite: &str, ctx: usize, value: f64, stat: Stat| Record {
+        metric: metric.into(),
+        suite: suite.into(),
+        value,
+        ..record("gqa", ctx, 0.0, stat)
+    };
+    let mut triad = with("triad_gbps", "machine", 0, 40.0, Stat::Median);
+    triad.params.clear();
+    let recs = vec![
+        triad,
+        with("kv_read_gbps", "attention", 256, 60.0, Stat::Median),
+        with("kv_prefetch_share", "attention", 256, 0.25, Stat::Mean),
+        // No prefetch record (a GPU run, or one from before it was recorded).
+        with("kv_read_gbps", "attention", 4096, 34.0, Stat::Median),
+    ];
+    let pivots = AttentionSection.pivots(&recs);
+    let p = &pivots[0];
+    let col = |name: &str| p.header.iter().position(|h| h == name).unwrap();
+    let row = |ctx: &str| p.rows.iter().find(|r| r[col("ctx")] == ctx).unwrap();
+    assert_eq!(row("256")[col("of triad")], "150%");
+    assert_eq!(row("256")[col("calls prefetched")], "25%");
+    assert_eq!(row("4096")[col("of triad")], "85%");
+    assert_eq!(row("4096")[col("calls prefetched")], "–");
+}

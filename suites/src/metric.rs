@@ -89,6 +89,15 @@ pub const KV_READ_GBPS: Metric = Metric {
     about: "KV cache bytes read per decode step / core time",
 };
 
+/// Share of the decode core's calls that prefetched K/V rows (flex CPU kernel).
+pub const KV_PREFETCH_SHARE: Metric = Metric {
+    name: "kv_prefetch_share",
+    unit: "ratio",
+    direction: Lower,
+    kind: Noisy,
+    about: "share of the decode core's calls (warm-up included) in which the flex CPU kernel prefetched K/V rows: 1 where a probe found them coming from DRAM, 0 where they sat in the CPU caches; says which regime kv_read_gbps measured",
+};
+
 /// Largest |absorbed − naive| / largest |naive|.
 pub const MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF: Metric = Metric {
     name: "mla_absorbed_vs_naive_max_abs_diff",
@@ -720,6 +729,7 @@ pub const ALL: &[Metric] = &[
     DECODE_LATENCY_MS,
     PREFILL_LATENCY_MS,
     KV_READ_GBPS,
+    KV_PREFETCH_SHARE,
     MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF,
     KV_FRAGMENTATION,
     MAX_CONCURRENT_SEQUENCES,

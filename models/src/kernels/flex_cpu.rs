@@ -16,6 +16,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::Flex;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::isa::{self, Isa};
 use super::{grouped_attention_generic, Visibility};
@@ -155,6 +156,8 @@ struct Task<'a> {
     range: std::ops::Range<usize>,
     vis: Visibility,
     scale: f32,
+    /// Whether to prefetch K/V rows ahead (see `prefetch_needed`).
+    prefetch: bool,
 }
 
 /// Partial softmax state of one (batch, head, chunk) task over all rows, in a slice of one flat
@@ -194,12 +197,25 @@ pub(super) fn grouped_attention(
     vis: Visibility,
     scale: f32,
 ) -> Tensor<Flex, 4> {
-    grouped_attention_with(isa::active(), q, k, v, vis, scale)
+    grouped_attention_with(isa::active(), Prefetch::Probe, q, k, v, vis, scale)
+}
+
+/// Whether the streaming kernel prefetches K/V rows ahead of use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefetch {
+    /// Prefetch unless a probe finds the call's K/V in the caches (what every call does; see
+    /// `prefetch_needed`).
+    Probe,
+    /// Always.
+    On,
+    /// Never.
+    Off,
 }
 
 /// [`grouped_attention`] with the streaming kernel on an explicit SIMD path.
 pub(super) fn grouped_attention_with(
     isa: Isa,
+    prefetch: Prefetch,
     q: Tensor<Flex, 4>,
     k: Tensor<Flex, 4>,
     v: Tensor<Flex, 4>,
@@ -217,7 +233,7 @@ pub(super) fn grouped_attention_with(
     let out = if qv.dims[2] > MAX_STREAMING_ROWS {
         gemm_path(&qv, &kv, &vv, vis, scale)
     } else {
-        fused(&qv, &kv, &vv, vis, scale, isa)
+        fused(&qv, &kv, &vv, vis, scale, isa, prefetch)
     };
     let [b, h, rows, _] = qv.dims;
     let dv = vv.dims[3];
@@ -290,7 +306,7 @@ pub(super) fn paged_attention(
     );
     match views {
         (Some(qv), Some(kv), Some(vv)) if qv.dims[2] <= MAX_STREAMING_ROWS && qv.dims[0] == 1 => {
-            let out = fused(&qv, &kv, &vv, vis, scale, isa::active());
+            let out = fused(&qv, &kv, &vv, vis, scale, isa::active(), Prefetch::Probe);
             let [b, h, rows, _] = qv.dims;
             let data = TensorData::new(out, [b, h, rows, vv.dims[3]]);
             Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
@@ -486,9 +502,17 @@ struct Item<'a> {
     kb: usize,
 }
 
-fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32, isa: Isa) -> Vec<f32> {
+fn fused(
+    q: &View,
+    k: &View,
+    v: &View,
+    vis: Visibility,
+    scale: f32,
+    isa: Isa,
+    prefetch: Prefetch,
+) -> Vec<f32> {
     let items: Vec<Item> = (0..q.dims[0]).map(|b| Item { q, k, v, b, kb: b }).collect();
-    fused_many(&items, vis, scale, isa)
+    fused_many(&items, vis, scale, isa, prefetch)
 }
 
 /// Streams every item's K and V once, all items in one parallel dispatch: tasks are
@@ -497,7 +521,13 @@ fn fused(q: &View, k: &View, v: &View, vis: Visibility, scale: f32, isa: Isa) ->
 ///
 /// # Panics
 /// When this CPU lacks `isa`.
-fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32> {
+fn fused_many(
+    items: &[Item],
+    vis: Visibility,
+    scale: f32,
+    isa: Isa,
+    prefetch: Prefetch,
+) -> Vec<f32> {
     assert!(
         isa.supported(),
         "ISA path {isa} is not supported by this CPU"
@@ -523,6 +553,12 @@ fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32>
         }
         elems += h * t * (it.k.dims[3] + dv);
     }
+    let prefetch = match prefetch {
+        Prefetch::Probe => prefetch_needed(items, elems),
+        Prefetch::On => true,
+        Prefetch::Off => false,
+    };
+    PREFETCH_CALLS[usize::from(prefetch)].fetch_add(1, Ordering::Relaxed);
     let run = |((ii, hi, range), state): (&(usize, usize, std::ops::Range<usize>), &mut [f32])| {
         let it = &items[*ii];
         let state = Partial::of(state, rows);
@@ -538,6 +574,7 @@ fn fused_many(items: &[Item], vis: Visibility, scale: f32, isa: Isa) -> Vec<f32>
                     range: range.clone(),
                     vis,
                     scale,
+                    prefetch,
                 },
                 isa,
                 state,
@@ -636,7 +673,13 @@ pub(super) fn attention_many(
             kb: 0,
         })
         .collect();
-    let out = fused_many(&items, Visibility::All, scale, isa::active());
+    let out = fused_many(
+        &items,
+        Visibility::All,
+        scale,
+        isa::active(),
+        Prefetch::Probe,
+    );
     let [n, h, rows, _] = qv.dims;
     let dv = views.first().map(|(_, v)| v.dims[3]).unwrap_or(0);
     let data = TensorData::new(out, [n, h, rows, dv]);
@@ -1080,9 +1123,67 @@ mod avx512 {
 /// row's address is looked up, as `task_body` does. Issuing the block's 64 line prefetches in
 /// one burst (addresses computed up front), or spreading them through the block kernels, was as
 /// slow at context 4096 as not prefetching at all: in-run `kv_read_gbps` 17–23 and 22–30 GB/s
-/// against 40–51 GB/s row by row (none: 20–27), 3 alternated runs each on Zen 4. In the cache
-/// the row-by-row prefetches cost about 17% (one core, 256 keys: 9.9 against 8.3 µs).
+/// against 40–51 GB/s row by row (none: 20–27), 3 alternated runs each on Zen 4.
+///
+/// Where K/V sit in the caches the prefetches only cost: one core, a 256-key task, 9.1–9.6
+/// against 7.2–7.8 µs without them; 2 cores, contexts 256–2048 (2–17 MB of K/V, inside a 32 MB
+/// L3), 46–59 against 52–65 GB/s. So a call prefetches only when [`prefetch_needed`] finds its
+/// K/V coming from DRAM.
 const PREFETCH_BLOCKS: usize = 2;
+
+/// Streaming-kernel calls so far that went without prefetching (`[0]`) and with (`[1]`).
+static PREFETCH_CALLS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// How many streaming-kernel calls of this process went without prefetching K/V rows and how
+/// many with, so far: a benchmark can say which regime its timings measured.
+pub fn prefetch_calls() -> [u64; 2] {
+    PREFETCH_CALLS.each_ref().map(|c| c.load(Ordering::Relaxed))
+}
+
+/// Rows a call probes before it decides whether to prefetch: one per this many K/V elements
+/// (128 KiB), at least [`MIN_PROBES`] and at most [`MAX_PROBES`], so that probing costs about
+/// the same small share of every call: 2% where the rows answer from the caches (about 45 ns a
+/// probe); where they answer from DRAM the call stops at its first few misses.
+const ELEMS_PER_PROBE: usize = 1 << 15;
+const MIN_PROBES: usize = 8;
+const MAX_PROBES: usize = 64;
+
+/// Whether a call over `items` (reading `elems` K/V elements) should prefetch K/V rows ahead:
+/// when more than an eighth of the probed rows answer from DRAM ([`super::probe`]). One
+/// decision per call, so that its tasks run alike; calls under a MiB always prefetch.
+///
+/// The probes are spread over every item, head and both tensors. Misses out of 64 probes per
+/// call on Zen 4 (32 MiB L3, GQA with Llama-3-8B heads, 2 × 200 calls per context): context
+/// 512 and 1024 (4 and 8 MiB of K/V) 0–2 in all but a few calls; 2048 (17 MiB) 0–5 in most;
+/// 4096 (34 MiB) 14–43; 8192 25–64. Without prefetching, a call at 2048 ran 10% faster, one
+/// at 4096 35% slower. So a call with a stray miss or two (another tenant's lines in the
+/// shared L3) still goes without, and one that no longer fits goes with.
+fn prefetch_needed(items: &[Item], elems: usize) -> bool {
+    if elems < MIN_PROBES * ELEMS_PER_PROBE {
+        return true;
+    }
+    let probes = (elems / ELEMS_PER_PROBE).min(MAX_PROBES);
+    let allowed = probes / 8;
+    let heads = items.first().map_or(0, |it| it.k.dims[1]);
+    let pairs = items.len() * heads;
+    let mut misses = 0;
+    for i in 0..probes {
+        let pair = i * pairs / probes;
+        let (it, h) = (&items[pair / heads], pair % heads);
+        let x = if i % 2 == 0 { it.k } else { it.v };
+        let t = x.dims[2];
+        // Golden-ratio steps (40503 / 65536): rows spread over the context, not in lockstep
+        // with the heads.
+        let row = (i * 40503 % 65536) * t / 65536;
+        if t > 0 && h < x.dims[1] && !super::probe::cached(x.row(it.kb, h, row).as_ptr()) {
+            misses += 1;
+            if misses > allowed {
+                return true;
+            }
+        }
+    }
+    false
+}
 
 /// Asks for the cache lines of `row` ahead of use.
 #[inline(always)]
@@ -1177,7 +1278,7 @@ fn task_body<K: Block>(task: &Task, state: Partial, scores: &mut Vec<f32>) {
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
         let krows = k.block(kb, h, j0);
-        if blk + PREFETCH_BLOCKS < blocks {
+        if task.prefetch && blk + PREFETCH_BLOCKS < blocks {
             (0..BLOCK).for_each(|i| prefetch(k.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }
         // Every row, visible or not: keys a row does not see get weight 0 below.
@@ -1211,7 +1312,7 @@ fn task_body<K: Block>(task: &Task, state: Partial, scores: &mut Vec<f32>) {
     for blk in 0..blocks {
         let j0 = range.start + blk * BLOCK;
         let vrows = v.block(kb, h, j0);
-        if blk + PREFETCH_BLOCKS < blocks {
+        if task.prefetch && blk + PREFETCH_BLOCKS < blocks {
             (0..BLOCK).for_each(|i| prefetch(v.row(kb, h, j0 + PREFETCH_BLOCKS * BLOCK + i)));
         }
         K::weighted_sum(acc, &scores[blk * BLOCK..], len, &vrows);

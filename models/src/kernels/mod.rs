@@ -12,14 +12,18 @@ pub mod few_rows;
 mod flex_cpu;
 mod grouped;
 pub mod isa;
+pub mod probe;
 
 pub use driver::on_pool_worker;
 pub use grouped::{
     gather_blocks, grouped_attention_generic, paged_attention_gather, AttentionBackend, Visibility,
 };
 
+pub use flex_cpu::{prefetch_calls, Prefetch};
+
 /// The fused flex attention core ([`AttentionBackend::grouped_attention`] on flex) with its
-/// streaming kernel on an explicit SIMD path, so that tests can check every path the CPU has.
+/// streaming kernel on an explicit SIMD path and prefetch policy, so that tests can check every
+/// path the CPU has, with and without prefetching (which must not change a bit).
 ///
 /// # Shapes
 /// - `q`: `[batch, heads, rows, d_k]`, `k`: `[batch, heads, t, d_k]`, `v`: `[batch, heads, t, d_v]`
@@ -29,6 +33,7 @@ pub use grouped::{
 /// When this CPU lacks `isa`.
 pub fn flex_grouped_attention_with(
     isa: isa::Isa,
+    prefetch: Prefetch,
     q: burn::tensor::Tensor<burn::backend::Flex, 4>,
     k: burn::tensor::Tensor<burn::backend::Flex, 4>,
     v: burn::tensor::Tensor<burn::backend::Flex, 4>,
@@ -39,5 +44,5 @@ pub fn flex_grouped_attention_with(
         isa.supported(),
         "ISA path {isa} is not supported by this CPU"
     );
-    flex_cpu::grouped_attention_with(isa, q, k, v, vis, scale)
+    flex_cpu::grouped_attention_with(isa, prefetch, q, k, v, vis, scale)
 }

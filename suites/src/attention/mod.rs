@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use burn::tensor::{Distribution, Tensor};
 use infermark_models::attention::{Attention, Mla, MlaPath};
 use infermark_models::diff::{max_abs, max_abs_diff};
-use infermark_models::kernels::AttentionBackend;
+use infermark_models::kernels::{prefetch_calls, AttentionBackend};
 use infermark_models::kv_cache::{
     stored_bytes, CacheLayout, ContiguousKv, KvCache, PoolError, SeqId, Values,
 };
@@ -23,7 +23,7 @@ use infermark_models::kv_cache::{
 use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, sync_keep, Plan};
 use crate::metric::{
-    DECODE_LATENCY_MS, FLOPS_PER_TOKEN, KV_CACHE_BYTES_PER_TOKEN, KV_READ_GBPS,
+    DECODE_LATENCY_MS, FLOPS_PER_TOKEN, KV_CACHE_BYTES_PER_TOKEN, KV_PREFETCH_SHARE, KV_READ_GBPS,
     MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF, PREFILL_LATENCY_MS,
 };
 use crate::suite::Recorder;
@@ -400,6 +400,7 @@ fn decode<B: AttentionBackend>(
         .prepare(x, &[seq], &mut cache)
         .map_err(model_err("decode prepare"))?;
     let mut failed = None;
+    let calls_before = prefetch_calls();
     let core = measure::time(
         plan,
         &mut cache,
@@ -429,8 +430,18 @@ fn decode<B: AttentionBackend>(
     let gbps = kv_bytes / (core.median * 1e-3) / 1e9;
     rec.metric("decode", &KV_READ_GBPS)
         .stat(Stat::Median, core.n)
-        .params(&[ctx, ("part", "core".into())])
+        .params(&[ctx.clone(), ("part", "core".into())])
         .value(gbps)?;
+    // Which regime that was: the flex kernel prefetches only when K/V come from DRAM. Other
+    // backends (and the generic core) make no such calls.
+    let after = prefetch_calls();
+    let [off, on] = [0, 1].map(|i| after[i] - calls_before[i]);
+    if off + on > 0 {
+        rec.metric("decode", &KV_PREFETCH_SHARE)
+            .stat(Stat::Mean, (off + on) as usize)
+            .params(&[ctx, ("part", "core".into())])
+            .value(on as f64 / (off + on) as f64)?;
+    }
     Ok(())
 }
 
