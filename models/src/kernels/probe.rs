@@ -86,9 +86,9 @@ mod x86 {
     pub(super) fn calibration() -> Option<(u64, u64, u64)> {
         static CAL: OnceLock<Option<(u64, u64, u64)>> = OnceLock::new();
         *CAL.get_or_init(|| {
-            // 64 lines, each flushed and then timed once: a fresh line per sample, so no
-            // prefetcher learns the pattern from the previous one.
-            let buf = vec![1f32; 64 * 16 * 2];
+            // A fresh line per sample, two lines apart (so the adjacent-line prefetcher cannot
+            // bring one in with the previous), each read once and timed, then flushed and timed.
+            let buf = vec![1f32; SAMPLES * 32];
             let lines: Vec<*const f32> = (0..SAMPLES).map(|i| buf[i * 32..].as_ptr()).collect();
             // SAFETY: every pointer is inside `buf`; `clflush` and the fences are SSE2, which
             // x86-64 always has.
