@@ -50,7 +50,7 @@ pub fn calibration() -> Option<(u64, u64, u64)> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::{__rdtscp, _mm_clflush, _mm_lfence, _mm_mfence, _rdtsc};
+    use std::arch::x86_64::{_mm_clflush, _mm_lfence, _mm_mfence, _rdtsc};
     use std::sync::OnceLock;
 
     /// Timed samples of each kind in the calibration.
@@ -60,8 +60,10 @@ mod x86 {
     const MIN_RATIO: u64 = 3;
 
     /// Ticks from just before the load of `p` issues until it has completed: the load's
-    /// address depends on the first counter read (so it cannot start earlier), and `rdtscp`
-    /// waits for it to finish.
+    /// address depends on the first counter read (so it cannot start earlier), and the fence
+    /// before the second read waits for it to finish. (`lfence` and `rdtsc` are in every x86-64;
+    /// `rdtscp` is not exposed by every hypervisor. Where `lfence` does not wait for loads, the
+    /// calibration sees no difference and the probe is not used.)
     ///
     /// # Safety
     /// `p` must be valid to read.
@@ -72,8 +74,8 @@ mod x86 {
         // `t0 >> 63` is 0 (the counter does not reach 2^63), but the compiler cannot know.
         let q = p.wrapping_add((t0 >> 63) as usize);
         let x = std::ptr::read_volatile(q);
-        let mut aux = 0u32;
-        let t1 = __rdtscp(&mut aux);
+        _mm_lfence();
+        let t1 = _rdtsc();
         std::hint::black_box(x);
         t1.saturating_sub(t0)
     }
