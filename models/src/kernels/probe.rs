@@ -1,14 +1,14 @@
 //! Whether a cache line answers at cache latency or from DRAM, told by timing one load with the
 //! time-stamp counter. The attention kernel probes a spread of a call's K/V rows before the
 //! call: it prefetches rows ahead only when they come from DRAM, where prefetching doubles its
-//! bandwidth, and not when they sit in the caches, where the prefetches cost 10–15% and buy
+//! bandwidth, and not when they sit in the caches, where the prefetches cost 10–20% and buy
 //! nothing.
 //!
 //! The threshold is calibrated once per process on this machine: the same timed load on a line
 //! just read (an L1 hit: the timer's own overhead) and on lines flushed with `clflush` (DRAM).
-//! A load counts as cached below the midpoint (on the Zen 4 used here: 52 and 390–416 ticks,
-//! threshold 221, about 85 ns). If the two cannot be told apart (a timer that traps, or one that
-//! does not wait for the load), the probe always answers "not cached", which keeps the
+//! A load counts as cached below the midpoint (on the Zen 4 used here: 52 and 364–416 ticks,
+//! threshold 208–234, about 80–90 ns). If the two cannot be told apart (a timer that traps, or
+//! one that does not wait for the load), the probe always answers "not cached", which keeps the
 //! prefetches: the safe side, since dropping them where K/V stream from DRAM costs about a third
 //! of the bandwidth. Interrupts and TLB misses only make a load look slower, which errs to the
 //! same side.
