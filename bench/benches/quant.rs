@@ -1,5 +1,7 @@
 //! Weight formats at 4096 × 4096: the fused decode matrix-vector product per format against
-//! burn's f32 matrix-vector product on flex, and quantize / dequantize per format (1024 × 1024).
+//! burn's f32 matrix-vector product on flex (f32 activations as `FORMAT/…`, int8 activations
+//! and integer dot products as `FORMAT-a8/…` for the formats that have them), and quantize /
+//! dequantize per format (1024 × 1024).
 //!
 //! Run: `cargo bench --bench quant` (or `-- matvec` for the products only).
 
@@ -9,6 +11,8 @@ mod common;
 use burn::backend::Flex;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use criterion::{criterion_group, Criterion, Throughput};
+use infermark_models::kernels::isa;
+use infermark_models::quant::int_dot::{self, matvec_int8_with, IntPath};
 use infermark_models::quant::matvec::matvec;
 use infermark_models::quant::{QuantFormat, QuantizedTensor};
 
@@ -56,6 +60,12 @@ fn matvecs(c: &mut Criterion) {
         group.bench_function(format!("{f}/{N}x{N}"), |b| {
             b.iter(|| matvec(&q, &x, &mut y))
         });
+        if int_dot::supports(f) {
+            let path = IntPath::for_isa(isa::active());
+            group.bench_function(format!("{f}-a8/{N}x{N}"), |b| {
+                b.iter(|| matvec_int8_with(path, &q, &x, &mut y))
+            });
+        }
     }
     group.finish();
 }
@@ -103,6 +113,16 @@ fn cold_matvecs(c: &mut Criterion) {
                 criterion::BatchSize::PerIteration,
             )
         });
+        if int_dot::supports(f) {
+            let path = IntPath::for_isa(isa::active());
+            group.bench_function(format!("{f}-a8/{N}x{N}"), |b| {
+                b.iter_batched(
+                    || flush.iter_mut().for_each(|v| *v = v.wrapping_add(1)),
+                    |_| matvec_int8_with(path, &q, &x, &mut y),
+                    criterion::BatchSize::PerIteration,
+                )
+            });
+        }
     }
     group.finish();
 }

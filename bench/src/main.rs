@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use infermark_models::kernels::isa::{self, Isa};
 use infermark_models::kernels::on_pool_worker;
+use infermark_models::quant::Activations;
 use infermark_reports::maturity::Weights;
 use infermark_reports::{gate, html, io, table};
 use infermark_suites::env::{self, IsaEnv, RunEnv};
@@ -31,8 +32,18 @@ struct Cli {
     /// also the environment variable INFERMARK_ISA). Forcing a path the CPU lacks is an error.
     #[arg(long, global = true, value_name = "PATH", value_parser = parse_isa)]
     isa: Option<Isa>,
+    /// What quantized decode products multiply their weights with: int8 (activations quantized
+    /// to int8 blocks of 32 once per product, integer dot products: llama.cpp's arithmetic; the
+    /// default) or f32 (weights unpacked to f32). Suites that compare the two run both.
+    #[arg(long, global = true, value_name = "KIND", value_parser = parse_activations)]
+    activations: Option<Activations>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_activations(s: &str) -> std::result::Result<Activations, String> {
+    s.parse()
+        .map_err(|e: infermark_models::ModelError| e.to_string())
 }
 
 fn parse_isa(s: &str) -> std::result::Result<Isa, String> {
@@ -187,6 +198,10 @@ pub(crate) fn parse_backend(s: &str) -> std::result::Result<BackendKind, String>
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(a) = cli.activations {
+        // Nothing has built a model yet, so the default cannot have been fixed otherwise.
+        let _ = infermark_models::quant::act::set_default(a);
+    }
     match set_isa(cli.isa) {
         Ok(origin) => {
             let _ = ISA_ORIGIN.set(origin);
@@ -456,6 +471,9 @@ pub(crate) fn execute(
         ended: env::now_rfc3339(),
         infermark_version: env!("CARGO_PKG_VERSION").into(),
         isa: isa_env,
+        activations: infermark_models::quant::act::default_activations()
+            .name()
+            .into(),
         machine,
     };
     io::write_run(out, &records, &run_env, force)?;

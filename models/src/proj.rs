@@ -73,6 +73,18 @@ impl<B: Backend> Proj<B> {
         }
     }
 
+    /// Sets the activations of a quantized projection (a dense one has none to set).
+    pub fn set_activations(&mut self, activations: crate::quant::Activations) {
+        if let Some(q) = &mut self.quant {
+            q.activations = activations;
+        }
+    }
+
+    /// The quantized layer, when this projection holds one.
+    pub fn quant(&self) -> Option<&QuantLinear> {
+        self.quant.as_ref()
+    }
+
     /// Bytes of the weights as stored (f32 for dense; codes, scales and zero points otherwise).
     pub fn bytes(&self) -> usize {
         match &self.quant {

@@ -419,11 +419,15 @@ mod whole_model {
     use infermark_models::attention::MlaPath;
     use infermark_models::decoder::{AttentionKind, DecoderConfig};
     use infermark_models::diff::max_abs_diff;
-    use infermark_models::quant::{dequantize_decoder, quantize_decoder, Assignment, QuantFormat};
+    use infermark_models::quant::{
+        dequantize_decoder, quantize_decoder, set_activations, Activations, Assignment, QuantFormat,
+    };
 
     /// Prefill 4 tokens then decode one at a time with the quantized projections (fused kernel
     /// for the decode rows); every position must match the full forward of the same model with
-    /// the dequantized weights as dense projections.
+    /// the dequantized weights as dense projections (f32 activations), or of the quantized model
+    /// itself, whose prefill-sized products fake-quantize their inputs (int8 activations: the
+    /// decode rows take the integer kernels).
     fn check(attention: AttentionKind, path: MlaPath) {
         let device = Default::default();
         B::seed(&device, 11);
@@ -437,19 +441,27 @@ mod whole_model {
                 group: 32,
                 asym: false,
             },
+            QuantFormat::Q4_1,
         ] {
-            let (q, bytes) = quantize_decoder(&model, Assignment::uniform(f)).unwrap();
-            assert!(bytes.quantized > 0);
-            let want = dequantize_decoder(&q).forward_full(tokens(&ids)).unwrap();
-            let mut cache = q.contiguous_cache(1, ids.len(), &device);
-            let seq = cache.add_sequence().unwrap();
-            let mut parts = vec![q.forward(tokens(&ids[..4]), &[seq], &mut cache).unwrap()];
-            for &t in &ids[4..] {
-                parts.push(q.forward(tokens(&[t]), &[seq], &mut cache).unwrap());
+            for acts in Activations::ALL {
+                let (mut q, bytes) = quantize_decoder(&model, Assignment::uniform(f)).unwrap();
+                set_activations(&mut q, acts);
+                assert!(bytes.quantized > 0);
+                let want = match acts {
+                    Activations::F32 => dequantize_decoder(&q).forward_full(tokens(&ids)),
+                    Activations::Int8 => q.forward_full(tokens(&ids)),
+                }
+                .unwrap();
+                let mut cache = q.contiguous_cache(1, ids.len(), &device);
+                let seq = cache.add_sequence().unwrap();
+                let mut parts = vec![q.forward(tokens(&ids[..4]), &[seq], &mut cache).unwrap()];
+                for &t in &ids[4..] {
+                    parts.push(q.forward(tokens(&[t]), &[seq], &mut cache).unwrap());
+                }
+                let got = Tensor::cat(parts, 1);
+                let diff = max_abs_diff(&values(got), &values(want)).unwrap();
+                assert!(diff < 1e-4, "{f} {acts} {path:?}: {diff}");
             }
-            let got = Tensor::cat(parts, 1);
-            let diff = max_abs_diff(&values(got), &values(want)).unwrap();
-            assert!(diff < 1e-4, "{f} {path:?}: {diff}");
         }
     }
 

@@ -66,6 +66,7 @@ fn env() -> RunEnv {
         ended: "b".into(),
         infermark_version: "0.1.0".into(),
         isa: Default::default(),
+        activations: "int8".into(),
         machine: None,
     }
 }

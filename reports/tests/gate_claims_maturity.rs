@@ -116,6 +116,7 @@ fn runs_of_another_scale_backend_or_seed_are_not_compared() {
         ended: "t".into(),
         infermark_version: "0".into(),
         isa: Default::default(),
+        activations: "int8".into(),
         machine: None,
     };
     assert!(gate::comparable(&env("smoke", 42), &env("smoke", 42)).is_ok());

@@ -44,6 +44,10 @@ pub struct RunEnv {
     /// SIMD path of the CPU kernels (absent in runs made before it was recorded).
     #[serde(default)]
     pub isa: IsaEnv,
+    /// What quantized decode products multiplied (`int8` or `f32`; absent in runs made before
+    /// it was recorded). Rows that compare the two name theirs in an `activations` param.
+    #[serde(default)]
+    pub activations: String,
     /// This machine's memory bandwidth, measured in the run (flex runs; `None` otherwise).
     #[serde(default)]
     pub machine: Option<crate::machine::Bandwidth>,
@@ -75,6 +79,12 @@ impl IsaEnv {
             kernels: isa::kernel_paths(active)
                 .into_iter()
                 .map(|(k, i)| (k.to_string(), i.name().to_string()))
+                .chain([(
+                    "quant_int8".to_string(),
+                    infermark_models::quant::int_dot::IntPath::for_isa(active)
+                        .name()
+                        .to_string(),
+                )])
                 .collect(),
         }
     }

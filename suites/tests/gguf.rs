@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use burn::tensor::{Int, Tensor, TensorData};
+use infermark_models::quant::Activations;
 use infermark_suites::zoo::gguf::{self, dequant, GgmlType, GgufFile, Value};
 use serde_json::Value as Json;
 
@@ -371,7 +372,7 @@ fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights()
             .collect();
         let q = QuantizedTensor::from_ggml_blocks(format, hex(c["bytes"].as_str().unwrap()), 2, 32)
             .unwrap();
-        let layer = QuantLinear { weight: q };
+        let layer = QuantLinear::new(q).with_activations(Activations::F32);
         let x: Vec<f32> = (0..3 * 32)
             .map(|i| ((i * 29 % 17) as f32 - 8.0) / 7.0)
             .collect();
@@ -400,7 +401,10 @@ fn smollm2_with_native_4_bit_weights_decodes_like_the_f32_model() {
     let Some(path) = real_model() else { return };
     let dev = Default::default();
     let (dense, _, _) = gguf::llama::load::<B>(&path, gguf::llama::Weights::F32, &dev).unwrap();
-    let (native, _, _) = gguf::llama::load::<B>(&path, gguf::llama::Weights::Native, &dev).unwrap();
+    let (mut native, _, _) =
+        gguf::llama::load::<B>(&path, gguf::llama::Weights::Native, &dev).unwrap();
+    // f32 activations: the same arithmetic as the f32 model up to summation order.
+    infermark_models::quant::set_activations(&mut native, Activations::F32);
     assert!(
         native.lm_head.is_some(),
         "the tied Q8_0 head is held as blocks"
@@ -426,4 +430,58 @@ fn smollm2_with_native_4_bit_weights_decodes_like_the_f32_model() {
     let d = infermark_models::diff::max_abs_diff(&a, &b).unwrap();
     eprintln!("SmolLM2 native vs f32 decode logits: max diff {d:.2e}");
     assert!(d < 1e-3, "{d}");
+}
+
+/// Budgets of int8 activations (W4A8 integer kernels) against f32 activations on the same
+/// native weights, decoding the real text token by token: the largest logit difference at any
+/// position, and the mean over positions of KL(p_f32 ‖ p_int8) of the next-token distributions.
+const INT8_ACT_MAX_ABS_LOGIT: f32 = 1.0;
+const INT8_ACT_MEAN_KL: f64 = 5e-3;
+
+#[test]
+fn smollm2_with_int8_activations_stays_within_its_budget_of_f32_activations() {
+    let Some(path) = real_model() else { return };
+    let dev = Default::default();
+    let (mut f32_acts, tok, _) =
+        gguf::llama::load::<B>(&path, gguf::llama::Weights::Native, &dev).unwrap();
+    let mut int8_acts = f32_acts.clone();
+    infermark_models::quant::set_activations(&mut f32_acts, Activations::F32);
+    infermark_models::quant::set_activations(&mut int8_acts, Activations::Int8);
+    let text = gguf::real_text().unwrap();
+    let ids = tok.encode(&text, false).unwrap();
+    let ids: Vec<i64> = ids[..48].iter().map(|&v| v as i64).collect();
+    let decode = |m: &infermark_models::decoder::Decoder<B>| -> Vec<Vec<f32>> {
+        let mut cache = m.contiguous_cache(1, ids.len(), &dev);
+        let seq = cache.add_sequence().unwrap();
+        ids.iter()
+            .map(|&t| {
+                let x = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![t], [1, 1]), &dev);
+                infermark_models::generation::last_logits(m.forward(x, &[seq], &mut cache).unwrap())
+                    .remove(0)
+            })
+            .collect()
+    };
+    let (a, b) = (decode(&f32_acts), decode(&int8_acts));
+    let log_softmax = |l: &[f32]| -> Vec<f64> {
+        let m = l.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) as f64;
+        let z = l.iter().map(|v| (*v as f64 - m).exp()).sum::<f64>().ln();
+        l.iter().map(|v| *v as f64 - m - z).collect()
+    };
+    let (mut max_abs, mut kl) = (0f32, 0f64);
+    for (la, lb) in a.iter().zip(&b) {
+        max_abs = max_abs.max(infermark_models::diff::max_abs_diff(la, lb).unwrap());
+        let (pa, pb) = (log_softmax(la), log_softmax(lb));
+        kl += pa
+            .iter()
+            .zip(&pb)
+            .map(|(x, y)| x.exp() * (x - y))
+            .sum::<f64>();
+    }
+    let kl = kl / a.len() as f64;
+    eprintln!(
+        "SmolLM2 int8 vs f32 activations over {} decode steps: max |Δlogit| {max_abs:.3e}, mean KL {kl:.3e}",
+        a.len()
+    );
+    assert!(max_abs <= INT8_ACT_MAX_ABS_LOGIT, "max |Δlogit| {max_abs}");
+    assert!(kl <= INT8_ACT_MEAN_KL, "mean KL {kl}");
 }

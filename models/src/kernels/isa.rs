@@ -108,6 +108,7 @@ fn has(feature: &str) -> bool {
             "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
             "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
             "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+            "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
             _ => false,
         }
     }
@@ -116,6 +117,13 @@ fn has(feature: &str) -> bool {
         let _ = feature;
         false
     }
+}
+
+/// Whether the CPU has AVX-512 VNNI (`vpdpbusd`): the integer quantized kernels take it on the
+/// `avx512` path when it is there, and their AVX2 form otherwise (Skylake-X has AVX-512 without
+/// VNNI; Ice Lake, Sapphire Rapids and Zen 4 have it).
+pub fn has_vnni() -> bool {
+    has("avx512vnni")
 }
 
 /// The widest path this CPU supports.

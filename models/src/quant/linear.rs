@@ -10,16 +10,21 @@
 
 use burn::tensor::{Tensor, TensorData};
 
+use super::act::{default_activations, Activations};
 use super::format::QuantFormat;
+use super::int_dot::{self, IntPath};
 use super::matvec::{matvec, MAX_ROWS};
 use super::tensor::QuantizedTensor;
-use crate::kernels::AttentionBackend;
+use crate::kernels::{isa, AttentionBackend};
 
 /// A quantized bias-free linear layer `y = x · Wᵀ` with `W` stored `[out, in]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantLinear {
     /// Codes and scales, `[d_out, d_in]`.
     pub weight: QuantizedTensor,
+    /// What the fused decode path multiplies the codes with (int8 only where the format has an
+    /// integer kernel; see [`QuantLinear::int8_active`]).
+    pub activations: Activations,
 }
 
 impl QuantLinear {
@@ -31,9 +36,28 @@ impl QuantLinear {
         let [d_in, d_out] = w.dims();
         let t = w.transpose().into_data().convert::<f32>();
         let values = t.as_slice::<f32>().expect("f32 weights");
-        Ok(Self {
-            weight: QuantizedTensor::quantize(format, values, d_out, d_in)?,
-        })
+        Ok(Self::new(QuantizedTensor::quantize(
+            format, values, d_out, d_in,
+        )?))
+    }
+
+    /// A layer holding `weight`, with the process's default activations.
+    pub fn new(weight: QuantizedTensor) -> Self {
+        Self {
+            weight,
+            activations: default_activations(),
+        }
+    }
+
+    /// The same layer multiplying `activations`.
+    pub fn with_activations(mut self, activations: Activations) -> Self {
+        self.activations = activations;
+        self
+    }
+
+    /// Whether decode rows take int8 activations and integer dot products.
+    pub fn int8_active(&self) -> bool {
+        self.activations == Activations::Int8 && int_dot::supports(self.weight.format)
     }
 
     /// Quantizes a burn `Linear`; a bias is refused.
@@ -64,7 +88,10 @@ impl QuantLinear {
         .transpose()
     }
 
-    /// Dequantize, then multiply: the definition every other path is checked against.
+    /// Dequantize, then multiply: the definition every other path is checked against. With
+    /// int8 activations ([`Self::int8_active`]) the input is first replaced by what its int8
+    /// blocks represent ([`super::act::fake_quantize`]), so that prefill computes the same
+    /// W4A8 arithmetic as the integer decode kernels (in f32 sums).
     ///
     /// # Shapes
     /// - `x`: `[..., d_in]` → `[..., d_out]`
@@ -73,15 +100,29 @@ impl QuantLinear {
         x: Tensor<B, D>,
     ) -> Tensor<B, D> {
         let (d_in, d_out) = self.dims();
-        let w = self.dequantized::<B>(&x.device());
+        let device = x.device();
+        let w = self.dequantized::<B>(&device);
         let mut dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
-        let y = x.reshape([rows, d_in]).matmul(w);
+        let x = if self.int8_active() {
+            let mut v = x
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32 input");
+            super::act::fake_quantize(&mut v, d_in);
+            Tensor::<B, 2>::from_data(TensorData::new(v, [rows, d_in]), &device)
+        } else {
+            x.reshape([rows, d_in])
+        };
+        let y = x.matmul(w);
         dims[D - 1] = d_out;
         y.reshape(dims)
     }
 
-    /// The fused kernel for at most [`MAX_ROWS`] rows, read from and written to host memory.
+    /// The fused kernel for at most [`MAX_ROWS`] rows, read from and written to host memory:
+    /// integer dot products on int8 activation blocks when [`Self::int8_active`], f32
+    /// activations otherwise.
     ///
     /// # Shapes
     /// - `x`: `[..., d_in]` with at most 8 rows in all → `[..., d_out]`
@@ -101,7 +142,12 @@ impl QuantLinear {
         let xs = data.as_slice::<f32>().expect("f32 input");
         debug_assert_eq!(xs.len(), rows * d_in);
         let mut y = vec![0f32; rows * d_out];
-        matvec(&self.weight, xs, &mut y);
+        if self.int8_active() {
+            let path = IntPath::for_isa(isa::active());
+            int_dot::matvec_int8_with(path, &self.weight, xs, &mut y);
+        } else {
+            matvec(&self.weight, xs, &mut y);
+        }
         dims[D - 1] = d_out;
         Tensor::from_data(TensorData::new(y, dims), &device)
     }

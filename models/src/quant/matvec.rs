@@ -47,8 +47,35 @@ pub fn matvec_with(isa: Isa, w: &QuantizedTensor, x: &[f32], y: &mut [f32]) {
         (1..=MAX_ROWS).contains(&n) && x.len() == n * w.cols,
         "x must be [n <= 8, cols]"
     );
-    assert_eq!(y.len(), n * w.rows, "y must be [n, rows]");
     let prep = Prepared::new(w, x, n);
+    drive(w, n, x, y, |r0, o| {
+        let rows = o.len() / n;
+        match isa {
+            // SAFETY: the CPU has the features of each kernel (asserted above).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { rows_avx512(w, &prep, r0, rows, o) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { rows_avx2(w, &prep, r0, rows, o) },
+            _ => rows_plain(w, &prep, r0, rows, o),
+        }
+    });
+}
+
+/// Splits `w`'s rows into tasks and runs `run(first row, out)` on each, where `out` is the
+/// task's `[rows, n]` slice of results; then writes them to `y` (`[n, rows]`). Checks the
+/// shapes of `x` and `y`.
+pub(super) fn drive<F: Fn(usize, &mut [f32]) + Sync>(
+    w: &QuantizedTensor,
+    n: usize,
+    x: &[f32],
+    y: &mut [f32],
+    run: F,
+) {
+    assert!(
+        (1..=MAX_ROWS).contains(&n) && x.len() == n * w.cols,
+        "x must be [n <= 8, cols]"
+    );
+    assert_eq!(y.len(), n * w.rows, "y must be [n, rows]");
     // Kernels write `[rows, n]` (each weight row's results side by side). For one input that is
     // `y`'s own layout; for more, a scratch buffer is transposed into `y` at the end.
     let mut scratch = if n == 1 {
@@ -59,30 +86,18 @@ pub fn matvec_with(isa: Isa, w: &QuantizedTensor, x: &[f32], y: &mut [f32]) {
     let out: &mut [f32] = if n == 1 { y } else { &mut scratch };
     // At least 16 rows and about 32 K weights per task: small layers stay on few threads.
     let chunk = (32 * 1024 / w.cols).max(16);
-    let run = |ci: usize, o: &mut [f32]| {
-        let r0 = ci * chunk;
-        let rows = o.len() / n;
-        match isa {
-            // SAFETY: the CPU has the features of each kernel (asserted above).
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { rows_avx512(w, &prep, r0, rows, o) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { rows_avx2(w, &prep, r0, rows, o) },
-            _ => rows_plain(w, &prep, r0, rows, o),
-        }
-    };
     if w.rows <= chunk {
         // One task: skip the thread pool (small layers are dominated by dispatch otherwise).
         run(0, out);
     } else if w.rows * w.cols < PARALLEL_WEIGHTS {
         // Too little work to pay for waking the pool (~0.1 ms on a 2-core machine).
         for (ci, o) in out.chunks_mut(chunk * n).enumerate() {
-            run(ci, o);
+            run(ci * chunk, o);
         }
     } else {
         out.par_chunks_mut(chunk * n)
             .enumerate()
-            .for_each(|(ci, o)| run(ci, o));
+            .for_each(|(ci, o)| run(ci * chunk, o));
     }
     if n > 1 {
         for r in 0..w.rows {

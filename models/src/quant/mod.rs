@@ -4,7 +4,9 @@
 //!
 //! - [`format`]: the formats, their names and storage cost.
 //! - [`tensor`]: quantize and dequantize a `[out, in]` matrix.
-//! - [`matvec`]: fused dequantize-and-multiply for decode (a few rows).
+//! - [`matvec`]: fused dequantize-and-multiply for decode (a few rows), f32 activations.
+//! - [`act`] and [`int_dot`]: int8 activation blocks and integer dot products against them
+//!   (W4A8 / W8A8, llama.cpp's decode arithmetic).
 //! - [`linear`]: `QuantLinear`, a linear layer that holds only codes and scales.
 //! - [`model`]: a whole decoder's projections through a format (or a mixed assignment), as
 //!   quantized [`crate::proj::Proj`]s of the one decoder.
@@ -12,13 +14,16 @@
 //! Number conversion uses the `float8` and `half` crates (round to nearest even; FP8 saturates to
 //! the largest finite value, NaN stays NaN).
 
+pub mod act;
 pub mod format;
+pub mod int_dot;
 pub mod linear;
 pub mod matvec;
 pub mod model;
 pub mod tensor;
 
+pub use act::Activations;
 pub use format::{Fp8Kind, Fp8Scaling, QuantFormat};
 pub use linear::QuantLinear;
-pub use model::{dequantize_decoder, quantize_decoder, Assignment, ModelBytes};
+pub use model::{dequantize_decoder, quantize_decoder, set_activations, Assignment, ModelBytes};
 pub use tensor::{QuantizedTensor, Scales};

@@ -9,6 +9,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 
+use super::act::Activations;
 use super::format::QuantFormat;
 use super::linear::QuantLinear;
 use crate::attention::Attention;
@@ -118,6 +119,20 @@ pub fn quantize_decoder<B: AttentionBackend>(
             fp32,
         },
     ))
+}
+
+/// Sets what every quantized projection of `model` (the head included) multiplies its codes
+/// with on the fused decode path; dense projections are left as they are.
+pub fn set_activations<B: Backend>(model: &mut Decoder<B>, activations: Activations) {
+    for block in &mut model.blocks {
+        let mlp = [&mut block.mlp.gate, &mut block.mlp.up, &mut block.mlp.down];
+        for p in attention_projs(&mut block.attn).into_iter().chain(mlp) {
+            p.set_activations(activations);
+        }
+    }
+    if let Some(h) = &mut model.lm_head {
+        h.set_activations(activations);
+    }
 }
 
 /// A copy of `model` with every quantized projection replaced by its dequantized weights: the

@@ -136,14 +136,7 @@ pub fn q4_1_block(w: &[f32; 32]) -> [u8; 20] {
 /// llama.cpp's `quantize_row_q8_0_ref` for one block of 32: `d = max|w| / 127`, codes
 /// `round(w / d)` (half away from zero); bytes `[d f16][32 × i8]`.
 pub fn q8_0_block(w: &[f32; 32]) -> [u8; 34] {
-    let d = absmax(w) / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let mut out = [0u8; 34];
-    out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
-    for j in 0..32 {
-        out[2 + j] = (w[j] * id).round() as i8 as u8;
-    }
-    out
+    super::act::q8_0_bytes(w)
 }
 
 fn pack_nibbles(q: &[u8]) -> Vec<u8> {

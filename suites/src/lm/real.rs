@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use infermark_models::decoder::Decoder;
 use infermark_models::kernels::AttentionBackend;
+use infermark_models::quant::{set_activations, Activations};
 
 use crate::measure::{time_pair, Plan, Summary};
 use crate::metric::{
@@ -113,6 +114,13 @@ pub fn run<B: AttentionBackend>(
     (ctx.progress)("loading the GGUF (f32 and native weights)");
     let (dense, tokenizer, info) = llama::load::<B>(path, llama::Weights::F32, device)?;
     let (native, _, _) = llama::load::<B>(path, llama::Weights::Native, device)?;
+    // The file's weights with each activation kind (int8: integer dot products on int8 blocks).
+    let with_acts = |a: Activations| {
+        let mut m = native.clone();
+        set_activations(&mut m, a);
+        m
+    };
+    let (native_f32, native_int8) = (with_acts(Activations::F32), with_acts(Activations::Int8));
     let (text, text_name) = match &ctx.inputs.text {
         Some(p) => (read_text(p)?, p.display().to_string()),
         None => (gguf::real_text()?, gguf::REAL_TEXT_FILE.to_string()),
@@ -130,56 +138,89 @@ pub fn run<B: AttentionBackend>(
         .value(info.params as f64)?;
     let types: Vec<String> = info.types.iter().map(|(t, c)| format!("{t}x{c}")).collect();
     let file = [("file_types", types.join("+")), ("text", text_name.clone())];
-    for (weights, model) in [("f32", &dense), ("native", &native)] {
-        (ctx.progress)(&format!("perplexity, {weights} weights, {n} tokens"));
+    let models = [
+        ("f32", "f32", &dense),
+        ("native", "f32", &native_f32),
+        ("native", "int8", &native_int8),
+    ];
+    for (weights, acts, model) in models {
+        (ctx.progress)(&format!(
+            "perplexity, {weights} weights, {acts} activations, {n} tokens"
+        ));
         let nll = mean_nll(model, &ids[..n], s.window, 1, device)?;
         let scored = n / s.window * (s.window - 1);
         rec.metric("perplexity", &VALID_PERPLEXITY)
             .stat(Stat::Exact, scored)
             .params(&file)
             .param("weights", weights)
+            .param("activations", acts)
             .param("tokens", scored)
             .value(nll.exp())?;
-        rec.metric("speed", &WEIGHT_BYTES_PER_TOKEN)
-            .param("weights", weights)
-            .value(weight_bytes_per_token(model) as f64)?;
+        if acts == "f32" {
+            rec.metric("speed", &WEIGHT_BYTES_PER_TOKEN)
+                .param("weights", weights)
+                .value(weight_bytes_per_token(model) as f64)?;
+        }
     }
-    (ctx.progress)("prefill and decode speed, f32 against native");
+    (ctx.progress)("prefill and decode speed: f32, native with f32 and int8 activations");
     let prompt = &ids[..s.prompt.min(ids.len())];
     let mut a = Stepper::new(&dense, prompt, 1, device)?;
-    let mut b = Stepper::new(&native, prompt, 1, device)?;
+    let mut b = Stepper::new(&native_f32, prompt, 1, device)?;
+    let mut c = Stepper::new(&native_int8, prompt, 1, device)?;
     let (pa, pb) = time_pair(s.plan, || a.prefill(), || b.prefill());
-    let (da, db) = time_pair(s.plan, || a.step(1), || b.step(1));
-    for (weights, model, prefill, decode) in
-        [("f32", &dense, &pa, &da), ("native", &native, &pb, &db)]
-    {
-        speed_records(rec, weights, model, prefill, decode, prompt.len())?;
+    // Two A/B pairs: the f32 model against the default native one (int8 activations), and the
+    // native weights with f32 against int8 activations (the kernels alone).
+    let (da, dc) = time_pair(s.plan, || a.step(1), || c.step(1));
+    let (db, dc2) = time_pair(s.plan, || b.step(1), || c.step(1));
+    let rows = [
+        ("f32", "f32", "native-int8", &dense, Some(&pa), &da),
+        ("native", "int8", "f32", &native_int8, None, &dc),
+        ("native", "f32", "native-int8", &native_f32, Some(&pb), &db),
+        ("native", "int8", "native-f32", &native_int8, None, &dc2),
+    ];
+    for (weights, acts, against, model, prefill, decode) in rows {
+        speed_records(
+            rec,
+            (weights, acts, against),
+            model,
+            prefill,
+            decode,
+            prompt.len(),
+        )?;
     }
     Ok(())
 }
 
+/// Speed rows of one model: `(weights, activations, timed alongside)` name it and the model
+/// it was timed against (A/B, same run); prefill only where it was timed.
 fn speed_records<B: AttentionBackend>(
     rec: &mut Recorder,
-    weights: &str,
+    (weights, acts, against): (&str, &str, &str),
     model: &Decoder<B>,
-    prefill: &Summary,
+    prefill: Option<&Summary>,
     decode: &Summary,
     prompt: usize,
 ) -> Result<()> {
-    rec.metric("speed", &PREFILL_TOKENS_PER_S)
-        .stat(Stat::Median, prefill.n)
-        .param("weights", weights)
-        .param("tokens", prompt)
-        .value(prompt as f64 * 1e3 / prefill.median)?;
+    if let Some(prefill) = prefill {
+        rec.metric("speed", &PREFILL_TOKENS_PER_S)
+            .stat(Stat::Median, prefill.n)
+            .param("weights", weights)
+            .param("tokens", prompt)
+            .value(prompt as f64 * 1e3 / prefill.median)?;
+    }
     let tps = 1e3 / decode.median;
     rec.metric("speed", &DECODE_TOKENS_PER_S)
         .stat(Stat::Median, decode.n)
         .param("weights", weights)
+        .param("activations", acts)
+        .param("against", against)
         .param("ctx", prompt)
         .value(tps)?;
     rec.metric("speed", &WEIGHT_READ_GBPS)
         .stat(Stat::Median, decode.n)
         .param("weights", weights)
+        .param("activations", acts)
+        .param("against", against)
         .param("ctx", prompt)
         .value(weight_bytes_per_token(model) as f64 * tps / 1e9)?;
     Ok(())

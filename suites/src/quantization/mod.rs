@@ -29,6 +29,9 @@ use infermark_models::quant::{
     QuantLinear, QuantizedTensor,
 };
 
+use infermark_models::quant::act::default_activations;
+use infermark_models::quant::matvec::MAX_ROWS;
+
 use crate::backend::{run_on, BackendJob};
 use crate::lm::real::REAL;
 use crate::measure::{percentile_nearest_rank, sync_keep, time_pair, Plan};
@@ -577,7 +580,12 @@ fn decode_records<B: AttentionBackend>(
             c_q.truncate(rq, len).expect("sequence held");
         },
     );
-    let extra = [("model", "target".to_string()), ("ctx", len.to_string())];
+    let acts = default_activations().name().to_string();
+    let extra = [
+        ("model", "target".to_string()),
+        ("ctx", len.to_string()),
+        ("activations", acts),
+    ];
     rec.metric("decode", &DECODE_TOKENS_PER_S)
         .stat(Stat::Median, quant.n)
         .params(&extra)
@@ -629,7 +637,18 @@ fn speed_records<B: AttentionBackend>(
                     sync_keep(device, y)
                 },
             );
-            let extra = [("shape", label.clone()), ("rows", rows.to_string())];
+            // Decode rows of integer formats take int8 activations (the default); prefill-sized
+            // products and the other formats multiply f32 activations.
+            let acts = if rows <= MAX_ROWS && q.int8_active() {
+                "int8"
+            } else {
+                "f32"
+            };
+            let extra = [
+                ("shape", label.clone()),
+                ("rows", rows.to_string()),
+                ("activations", acts.to_string()),
+            ];
             rec.timing("speed", metric, &quant, &extra)?;
             let baseline = [
                 ("shape", label.clone()),
@@ -660,6 +679,7 @@ fn speed_records<B: AttentionBackend>(
                 .params(&[
                     ("shape", label.clone()),
                     ("rows", rows.to_string()),
+                    ("activations", acts.to_string()),
                     (
                         "op",
                         metric.name.trim_end_matches("_latency_ms").to_string(),

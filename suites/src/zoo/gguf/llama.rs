@@ -156,7 +156,7 @@ pub fn load<B: AttentionBackend>(
             d_in as usize,
         )
         .map_err(|e| file.err(format!("tensor `{name}`: {e}")))?;
-        Ok(Some(Proj::quantized(QuantLinear { weight: q })))
+        Ok(Some(Proj::quantized(QuantLinear::new(q))))
     };
     let proj = |name: &str, d_in: u64, d_out: u64| -> Result<Proj<B>> {
         match native(name, d_in, d_out)? {
