@@ -90,94 +90,149 @@ pub fn order(format: QuantFormat) -> Order {
     }
 }
 
-/// One weight row as the kernels read it: block `k`'s codes start at `codes[k · stride]`
-/// (16 nibble bytes, or 32 signed bytes when `signed`).
+/// Block layouts, as const generics of the kernels (so the per-block branches compile away).
+const Q4_0: u8 = 0;
+const Q4_1: u8 = 1;
+const Q8_0: u8 = 2;
+const INT4_SYM: u8 = 3;
+const INT4_ASYM: u8 = 4;
+
+/// One weight row as the kernels read it.
+///
+/// - Q4_0 / Q4_1 / Q8_0: `codes` holds the row's whole llama.cpp blocks (18, 20 or 34 bytes:
+///   f16 `d`, Q4_1's f16 `m`, then 16 nibble bytes or 32 signed bytes).
+/// - INT4: `codes` holds 16 bytes a block; group `g` of the row has the f16 scale `scales[g]`
+///   and (asym) zero point `zeros[g]`; `1 << shift` blocks share a group.
 #[derive(Clone, Copy)]
 struct RowCodes<'a> {
     codes: &'a [u8],
-    stride: usize,
-    signed: bool,
+    scales: &'a [f16],
+    zeros: &'a [u8],
+    shift: u32,
 }
 
-/// Row `r` of `w`: its codes, and per block `dw` and `mw` (zero for signed codes) written into
-/// the first `blocks` entries of the two buffers.
-fn row<'a>(w: &'a QuantizedTensor, r: usize, dw: &mut [f32], mw: &mut [f32]) -> RowCodes<'a> {
-    let blocks = w.cols.div_ceil(BLOCK);
+/// The layout constant of `w`'s format, and row `r` of it.
+fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
     let pc = padded_cols(w.format, w.cols);
-    let gblocks = pc / BLOCK;
-    let ggml = |size: usize, skip: usize| &w.codes[r * gblocks * size..][..gblocks * size][skip..];
     match (w.format, &w.scales) {
         (QuantFormat::Int4 { group, .. }, Scales::Group { scale, zero }) => {
+            assert!(
+                group.is_power_of_two() && group >= BLOCK,
+                "INT4 groups of {group}: the integer kernels take powers of two from 32"
+            );
             let gpr = pc / group;
-            let per = group / BLOCK;
-            for k in 0..blocks {
-                let g = r * gpr + k / per;
-                let d = scale[g].to_f32();
-                dw[k] = d;
-                mw[k] = -d * zero.as_ref().map_or(8.0, |z| z[g] as f32);
-            }
-            RowCodes {
+            let c = RowCodes {
                 codes: &w.codes[r * pc / 2..(r + 1) * pc / 2],
-                stride: BLOCK / 2,
-                signed: false,
-            }
+                scales: &scale[r * gpr..(r + 1) * gpr],
+                zeros: zero
+                    .as_ref()
+                    .map_or(&[][..], |z| &z[r * gpr..(r + 1) * gpr]),
+                shift: (group / BLOCK).trailing_zeros(),
+            };
+            (if zero.is_some() { INT4_ASYM } else { INT4_SYM }, c)
         }
         (QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0, _) => {
             let size = w.format.ggml_block().expect("a block format");
-            let b = ggml(size, 0);
-            for k in 0..blocks {
-                let blk = &b[k * size..];
-                let d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-                dw[k] = d;
-                mw[k] = match w.format {
-                    QuantFormat::Q4_0 => -8.0 * d,
-                    QuantFormat::Q4_1 => f16::from_le_bytes([blk[2], blk[3]]).to_f32(),
-                    _ => 0.0,
-                };
-            }
-            let skip = match w.format {
-                QuantFormat::Q4_1 => 4,
-                _ => 2,
+            let n = pc / BLOCK * size;
+            let kind = match w.format {
+                QuantFormat::Q4_0 => Q4_0,
+                QuantFormat::Q4_1 => Q4_1,
+                _ => Q8_0,
             };
-            RowCodes {
-                codes: ggml(size, skip),
-                stride: size,
-                signed: w.format == QuantFormat::Q8_0,
-            }
+            let c = RowCodes {
+                codes: &w.codes[r * n..(r + 1) * n],
+                scales: &[],
+                zeros: &[],
+                shift: 0,
+            };
+            (kind, c)
         }
         _ => panic!("{} has no integer kernel", w.format),
     }
 }
 
-/// `Σ_k dw_k · da_k · Σ_j q_kj · a_kj`: plain loops, the reference arithmetic.
-fn blocks_plain(c: RowCodes, a: &[i8], dw: &[f32], da: &[f32]) -> f32 {
+/// Bytes from the start of one block's record to the next, and to its codes.
+const fn layout(kind: u8) -> (usize, usize) {
+    match kind {
+        Q4_0 => (18, 2),
+        Q4_1 => (20, 4),
+        Q8_0 => (34, 2),
+        _ => (16, 0),
+    }
+}
+
+/// Block `k`'s `(dw, mw)`: `w_j = dw · q_j + mw` (nibbles), or `w_j = dw · c_j` (Q8_0, `mw = 0`).
+#[inline(always)]
+fn block_scales<const KIND: u8>(
+    c: &RowCodes,
+    k: usize,
+    f16_to_f32: impl Fn(u16) -> f32,
+) -> (f32, f32) {
+    let (stride, _) = layout(KIND);
+    match KIND {
+        Q4_0 | Q4_1 | Q8_0 => {
+            let b = &c.codes[k * stride..];
+            let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+            let m = match KIND {
+                Q4_0 => -8.0 * d,
+                Q4_1 => f16_to_f32(u16::from_le_bytes([b[2], b[3]])),
+                _ => 0.0,
+            };
+            (d, m)
+        }
+        _ => {
+            let g = k >> c.shift;
+            let d = f16_to_f32(c.scales[g].to_bits());
+            let z = if KIND == INT4_ASYM {
+                c.zeros[g] as f32
+            } else {
+                8.0
+            };
+            (d, -d * z)
+        }
+    }
+}
+
+/// `Σ_k (dw_k · da_k · Σ_j q_kj · a_kj + mw_k · s_k)` over one row, with `s_k = da_k · Σ_j a_kj`:
+/// plain loops, the reference arithmetic.
+fn row_plain<const KIND: u8>(c: RowCodes, a: &[i8], da: &[f32], sums: &[f32]) -> f32 {
+    let (stride, skip) = layout(KIND);
     let mut acc = 0f32;
-    for k in 0..dw.len() {
-        let b = &c.codes[k * c.stride..];
+    for k in 0..da.len() {
+        let b = &c.codes[k * stride + skip..];
         let a = &a[k * BLOCK..(k + 1) * BLOCK];
-        let s: i32 = if c.signed {
+        let s: i32 = if KIND == Q8_0 {
             (0..BLOCK).map(|j| b[j] as i8 as i32 * a[j] as i32).sum()
         } else {
             (0..BLOCK / 2)
                 .map(|j| (b[j] & 15) as i32 * a[j] as i32 + (b[j] >> 4) as i32 * a[16 + j] as i32)
                 .sum()
         };
-        acc += dw[k] * da[k] * s as f32;
+        let (dw, mw) = block_scales::<KIND>(&c, k, |h| f16::from_bits(h).to_f32());
+        acc += dw * da[k] * s as f32 + mw * sums[k];
     }
     acc
 }
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    //! The block loops on AVX2 and AVX-512 VNNI. Callers guarantee the CPU features, that
-    //! `codes` holds `(dw.len() − 1) · stride + 16` (nibbles) or `+ 32` (signed) bytes, and that
-    //! `a` holds `32 · dw.len()` codes.
+    //! The block loops on AVX2 and AVX-512 VNNI. Per row, the blocks' scales are first
+    //! converted into `dw` / `mw` vectors (F16C, eight at a time) and, per input, combined with
+    //! the activation scales into `c_k = dw_k · da_k`; the block loop then reads `c_k` with a
+    //! broadcast from memory and builds nibbles with a per-lane shift, so that it issues no
+    //! shuffle (port 5 on Intel) per block. Callers guarantee the CPU features, that the row's
+    //! codes hold `da.len()` blocks, and that `a` holds `32 · da.len()` codes.
     use std::arch::x86_64::*;
 
-    use super::RowCodes;
+    use super::{
+        layout, row_codes, QuantizedActs, QuantizedTensor, RowCodes, INT4_ASYM, Q4_0, Q4_1, Q8_0,
+    };
+
+    /// Bytes ahead of the block being read that are prefetched.
+    const PREFETCH: usize = 1024;
 
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn hsum(a: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -185,13 +240,84 @@ mod simd {
         _mm_cvtss_f32(s)
     }
 
-    /// 16 code bytes as 32 unsigned nibbles: low nibbles in the low 128 bits, high in the high.
+    /// Eight f16 bit patterns to f32 at `out`.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn halves8(h: &[u16; 8], out: *mut f32) {
+        _mm256_storeu_ps(
+            out,
+            _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i)),
+        );
+    }
+
+    /// Row scales: `dw[k]` and `mw[k]` for `nb` blocks (`w_j = dw · q_j + mw`; `mw = 0` for
+    /// Q8_0). `dw` and `mw` hold at least `nb` rounded up to 8.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn row_scales<const KIND: u8>(c: &RowCodes, nb: usize, dw: &mut [f32], mw: &mut [f32]) {
+        let (stride, _) = layout(KIND);
+        let (mut hd, mut hm) = ([0u16; 8], [0u16; 8]);
+        match KIND {
+            Q4_0 | Q4_1 | Q8_0 => {
+                let base = c.codes.as_ptr();
+                let mut k = 0;
+                while k < nb {
+                    let m = (nb - k).min(8);
+                    for j in 0..m {
+                        let b = base.add((k + j) * stride);
+                        hd[j] = (b as *const u16).read_unaligned();
+                        if KIND == Q4_1 {
+                            hm[j] = (b.add(2) as *const u16).read_unaligned();
+                        }
+                    }
+                    halves8(&hd, dw.as_mut_ptr().add(k));
+                    if KIND == Q4_1 {
+                        halves8(&hm, mw.as_mut_ptr().add(k));
+                    }
+                    k += 8;
+                }
+                if KIND == Q4_0 {
+                    for k in 0..nb {
+                        mw[k] = -8.0 * dw[k];
+                    }
+                }
+            }
+            _ => {
+                // Group scales first (in `mw` as scratch), then one entry per block.
+                let groups = ((nb - 1) >> c.shift) + 1;
+                let mut g = 0;
+                while g < groups {
+                    let m = (groups - g).min(8);
+                    for j in 0..m {
+                        hd[j] = (*c.scales.as_ptr().add(g + j)).to_bits();
+                    }
+                    halves8(&hd, mw.as_mut_ptr().add(g));
+                    g += 8;
+                }
+                for k in 0..nb {
+                    dw[k] = mw[k >> c.shift];
+                }
+                for k in 0..nb {
+                    let z = if KIND == INT4_ASYM {
+                        *c.zeros.as_ptr().add(k >> c.shift) as f32
+                    } else {
+                        8.0
+                    };
+                    mw[k] = -dw[k] * z;
+                }
+            }
+        }
+    }
+
+    /// The 16 code bytes at `p` as 32 unsigned nibbles, low nibbles in the low 128 bits and high
+    /// ones in the high 128: a 128-bit broadcast load, then the high half shifted by 4 in each
+    /// 32-bit lane (`vpsrlvd`; bits that cross from the next byte are masked off).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn nibbles(p: *const u8) -> __m256i {
-        let b = _mm_loadu_si128(p as *const __m128i);
+        let b = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
         _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(b, 4), b),
+            _mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
             _mm256_set1_epi8(0x0F),
         )
     }
@@ -199,14 +325,14 @@ mod simd {
     /// Eight `i32` partial sums of `u · s` (unsigned by signed bytes) with `vpmaddubsw` and
     /// `vpmaddwd`; no saturation for `u ≤ 128` and `|s| ≤ 127`.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot_avx2(u: __m256i, s: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
 
     /// The same with one `vpdpbusd`.
     #[inline]
-    #[target_feature(enable = "avx512vnni,avx512vl,avx512f,avx2,fma")]
+    #[target_feature(enable = "avx512vnni,avx512vl,avx512f,avx2,fma,f16c")]
     unsafe fn dot_vnni(u: __m256i, s: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
     }
@@ -219,10 +345,12 @@ mod simd {
                 /// Block `k`'s eight `i32` partial sums.
                 #[inline]
                 #[target_feature(enable = $features)]
-                unsafe fn block(c: &RowCodes, a: *const i8, k: usize) -> __m256i {
-                    let p = c.codes.as_ptr().add(k * c.stride);
+                unsafe fn block<const KIND: u8>(c: &RowCodes, a: *const i8, k: usize) -> __m256i {
+                    let (stride, skip) = layout(KIND);
+                    let p = c.codes.as_ptr().add(k * stride + skip);
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH) as *const i8);
                     let av = _mm256_loadu_si256(a.add(32 * k) as *const __m256i);
-                    if c.signed {
+                    if KIND == Q8_0 {
                         let w = _mm256_loadu_si256(p as *const __m256i);
                         $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
                     } else {
@@ -230,50 +358,83 @@ mod simd {
                     }
                 }
 
-                /// `Σ_k dw_k · da_k · Σ_j q_kj · a_kj` over one weight row, two blocks a step
-                /// into two accumulators; one horizontal sum per row.
+                /// `Σ_k c_k · Σ_j q_kj · a_kj` over one row, two blocks a step into two
+                /// accumulators; one horizontal sum per row.
                 #[inline]
                 #[target_feature(enable = $features)]
-                pub unsafe fn blocks(c: &RowCodes, a: *const i8, dw: &[f32], da: &[f32]) -> f32 {
+                unsafe fn blocks<const KIND: u8>(c: &RowCodes, a: *const i8, cs: &[f32]) -> f32 {
                     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                    let nb = dw.len();
+                    let nb = cs.len();
+                    let cp = cs.as_ptr();
                     let mut k = 0;
                     while k + 2 <= nb {
-                        let (p0, p1) = (block(c, a, k), block(c, a, k + 1));
-                        let s0 = _mm256_set1_ps(dw[k] * da[k]);
-                        let s1 = _mm256_set1_ps(dw[k + 1] * da[k + 1]);
+                        let (p0, p1) = (block::<KIND>(c, a, k), block::<KIND>(c, a, k + 1));
+                        let s0 = _mm256_broadcast_ss(&*cp.add(k));
+                        let s1 = _mm256_broadcast_ss(&*cp.add(k + 1));
                         acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
                         acc1 = _mm256_fmadd_ps(s1, _mm256_cvtepi32_ps(p1), acc1);
                         k += 2;
                     }
                     if k < nb {
-                        let s0 = _mm256_set1_ps(dw[k] * da[k]);
-                        acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(block(c, a, k)), acc0);
+                        let s0 = _mm256_broadcast_ss(&*cp.add(k));
+                        let p0 = block::<KIND>(c, a, k);
+                        acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
                     }
                     hsum(_mm256_add_ps(acc0, acc1))
+                }
+
+                /// Weight rows `r0 ..` of one layout against every input: per row its scales
+                /// once, then per input `c = dw · da`, the offsets' share `Σ mw · s`, and the
+                /// block loop.
+                #[target_feature(enable = $features)]
+                pub unsafe fn rows<const KIND: u8>(
+                    w: &QuantizedTensor,
+                    acts: &QuantizedActs,
+                    r0: usize,
+                    out: &mut [f32],
+                ) {
+                    let (n, nb) = (acts.n, acts.blocks);
+                    let pad = nb.div_ceil(8) * 8;
+                    let (mut dw, mut mw) = (vec![0f32; pad], vec![0f32; pad]);
+                    let mut cs = vec![0f32; nb];
+                    for (rr, o) in out.chunks_mut(n).enumerate() {
+                        let c = row_codes::<KIND>(w, r0 + rr, nb);
+                        row_scales::<KIND>(&c, nb, &mut dw, &mut mw);
+                        for (i, oi) in o.iter_mut().enumerate() {
+                            let (a, da, sums) = acts.row(i);
+                            for ((c, d), a) in cs.iter_mut().zip(&dw).zip(da) {
+                                *c = d * a;
+                            }
+                            let corr = if KIND == Q8_0 {
+                                0.0
+                            } else {
+                                crate::quant::matvec::dot(&mw[..nb], sums)
+                            };
+                            *oi = blocks::<KIND>(&c, a.as_ptr(), &cs) + corr;
+                        }
+                    }
                 }
             }
         };
     }
 
-    block_loop!(avx2, "avx2,fma", dot_avx2);
-    block_loop!(vnni, "avx512vnni,avx512vl,avx512f,avx2,fma", dot_vnni);
+    block_loop!(avx2, "avx2,fma,f16c", dot_avx2);
+    block_loop!(vnni, "avx512vnni,avx512vl,avx512f,avx2,fma,f16c", dot_vnni);
 }
 
-/// `Σ_k dw_k · da_k · Σ_j q_kj · a_kj` on `path`.
+/// Row `r` of `w` in layout `KIND`, its lengths checked for `nb` blocks (the SIMD loops read
+/// without bounds checks).
 #[inline(always)]
-fn blocks_dot(path: IntPath, c: RowCodes, a: &[i8], dw: &[f32], da: &[f32]) -> f32 {
-    let nb = dw.len();
-    assert!(da.len() == nb && a.len() >= nb * BLOCK && nb > 0);
-    assert!(c.codes.len() >= (nb - 1) * c.stride + if c.signed { 32 } else { 16 });
-    match path {
-        // SAFETY: the caller checked the CPU features of `path`; the asserts bound every load.
-        #[cfg(target_arch = "x86_64")]
-        IntPath::Vnni => unsafe { simd::vnni::blocks(&c, a.as_ptr(), dw, da) },
-        #[cfg(target_arch = "x86_64")]
-        IntPath::Avx2 => unsafe { simd::avx2::blocks(&c, a.as_ptr(), dw, da) },
-        _ => blocks_plain(c, a, dw, da),
+fn row_codes<const KIND: u8>(w: &QuantizedTensor, r: usize, nb: usize) -> RowCodes<'_> {
+    let (k, c) = row(w, r);
+    assert_eq!(k, KIND, "row layout");
+    let (stride, _) = layout(KIND);
+    assert!(nb > 0 && c.codes.len() >= nb * stride);
+    if KIND == INT4_SYM || KIND == INT4_ASYM {
+        let groups = ((nb - 1) >> c.shift) + 1;
+        assert!(c.scales.len() >= groups && (KIND == INT4_SYM || c.zeros.len() >= groups));
     }
+    c
 }
 
 /// Whether this CPU can run `path`.
@@ -286,28 +447,34 @@ pub fn path_supported(path: IntPath) -> bool {
 }
 
 /// Weight rows `r0 .. r0 + out.len() / n` against every quantized input; `out` is `[rows, n]`.
-pub(super) fn rows(
-    path: IntPath,
-    w: &QuantizedTensor,
-    acts: &QuantizedActs,
-    r0: usize,
-    out: &mut [f32],
-) {
-    let n = acts.n;
-    let nb = acts.blocks;
-    let (mut dw, mut mw) = (vec![0f32; nb], vec![0f32; nb]);
-    for (rr, o) in out.chunks_mut(n).enumerate() {
-        let c = row(w, r0 + rr, &mut dw, &mut mw);
-        for (i, oi) in o.iter_mut().enumerate() {
-            let (a, da, sums) = acts.row(i);
-            let main = blocks_dot(path, c, a, &dw, da);
-            let corr = if c.signed {
-                0.0
-            } else {
-                mw.iter().zip(sums).map(|(m, s)| m * s).sum::<f32>()
-            };
-            *oi = main + corr;
-        }
+fn rows(path: IntPath, w: &QuantizedTensor, acts: &QuantizedActs, r0: usize, out: &mut [f32]) {
+    macro_rules! on {
+        ($kind:ident) => {
+            match path {
+                // SAFETY: the caller checked the CPU features of `path`; `row_codes` checks
+                // each row's lengths and `acts` holds `blocks` blocks per input.
+                #[cfg(target_arch = "x86_64")]
+                IntPath::Vnni => unsafe { simd::vnni::rows::<$kind>(w, acts, r0, out) },
+                #[cfg(target_arch = "x86_64")]
+                IntPath::Avx2 => unsafe { simd::avx2::rows::<$kind>(w, acts, r0, out) },
+                _ => {
+                    for (rr, o) in out.chunks_mut(acts.n).enumerate() {
+                        let c = row_codes::<$kind>(w, r0 + rr, acts.blocks);
+                        for (i, oi) in o.iter_mut().enumerate() {
+                            let (a, da, sums) = acts.row(i);
+                            *oi = row_plain::<$kind>(c, a, da, sums);
+                        }
+                    }
+                }
+            }
+        };
+    }
+    match row(w, r0).0 {
+        Q4_0 => on!(Q4_0),
+        Q4_1 => on!(Q4_1),
+        Q8_0 => on!(Q8_0),
+        INT4_SYM => on!(INT4_SYM),
+        _ => on!(INT4_ASYM),
     }
 }
 
