@@ -233,8 +233,32 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
         let dec_f32 = value(records, &v, "decode_tokens_per_s", &[], true);
         let gbps = value(records, &v, "weight_read_gbps", &[("shape", &big)], false);
         let gbps_f32 = value(records, &v, "weight_read_gbps", &[("shape", &big)], true);
+        // The activations the matvec row ran with, and the f32-against-int8 pair where the
+        // format has integer kernels (timed alternately on the same layer size).
+        let acts = records
+            .iter()
+            .find(|r| {
+                r.suite == SUITE
+                    && r.variant == v
+                    && r.metric == "matvec_latency_ms"
+                    && r.params.get("shape") == Some(&big)
+                    && !r.params.contains_key("baseline")
+            })
+            .and_then(|r| r.params.get("activations").cloned())
+            .unwrap_or_else(|| "f32".into());
+        let by_acts = |a: &str| {
+            value(
+                records,
+                &v,
+                "matvec_latency_ms",
+                &[("layer", &big), ("activations", a)],
+                false,
+            )
+        };
+        let (mv_a32, mv_a8) = (by_acts("f32"), by_acts("int8"));
         rows.push(vec![
             v.clone(),
+            acts,
             cell(mv),
             cell(mv_f32),
             ratio(mv_f32, mv),
@@ -247,6 +271,9 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             cell(dec),
             cell(dec_f32),
             ratio(dec, dec_f32),
+            cell(mv_a32),
+            cell(mv_a8),
+            ratio(mv_a32, mv_a8),
         ]);
     }
     if rows.is_empty() {
@@ -256,6 +283,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
         title: format!("Speed: {big} layer and whole-model decode"),
         header: [
             "format",
+            "activations",
             "matvec ms",
             "FP32 matvec ms",
             "speedup",
@@ -268,11 +296,14 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             "decode tokens/s",
             "FP32 decode tokens/s",
             "ratio",
+            "matvec ms, f32 activations",
+            "matvec ms, int8 activations",
+            "int8 speedup",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect(),
         rows,
-        note: format!("Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies. Weight GB/s: the layer's weight bytes (codes and scales) over the matvec median. {}", limit_note(records)),
+        note: format!("Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies. Weight GB/s: the layer's weight bytes (codes and scales) over the matvec median. Activations: what decode rows multiply the codes with (int8: the input quantized to int8 blocks of 32 once per product and integer dot products, llama.cpp's arithmetic; f32: codes unpacked to f32); the last three columns time the same layer with f32 and with int8 activations alternately. {}", limit_note(records)),
     })
 }

@@ -29,7 +29,10 @@ use infermark_models::quant::{
     QuantLinear, QuantizedTensor,
 };
 
+use infermark_models::kernels::isa;
 use infermark_models::quant::act::default_activations;
+use infermark_models::quant::int_dot::{self, IntPath};
+use infermark_models::quant::Activations;
 use infermark_models::quant::matvec::MAX_ROWS;
 
 use crate::backend::{run_on, BackendJob};
@@ -121,6 +124,10 @@ const ABOUT: About = About {
                 "matvec_latency_ms (1 row), matmul_latency_ms (prefill rows) and speedup_vs_f32 per format, FP32 alongside",
             ),
             ("decode", "decode_tokens_per_s of target with quantized projections, FP32 alongside"),
+            (
+                "activations",
+                "matvec_latency_ms of the big layer with f32 and with int8 activations, alternately (integer formats)",
+            ),
         ],
 };
 
@@ -261,6 +268,10 @@ impl BackendJob for Job<'_> {
         if let Some(f) = format {
             (ctx.progress)(&format!("{variant}: layer speed"));
             speed_records::<B>(&mut rec, f, &model, &s, &device)?;
+            if int_dot::supports(f) {
+                (ctx.progress)(&format!("{variant}: f32 against int8 activations"));
+                activation_records::<B>(&mut rec, f, &s, &device)?;
+            }
         }
         (ctx.progress)(&format!("{variant}: decode speed"));
         decode_records::<B>(&mut rec, &model, assign, &s, &device)?;
@@ -599,6 +610,46 @@ fn decode_records<B: AttentionBackend>(
         .stat(Stat::Median, fp32.n)
         .params(&base)
         .value(1e3 / fp32.median)?;
+    Ok(())
+}
+
+/// The big layer's decode product (one row) with f32 activations (codes unpacked to f32, one
+/// FMA per weight) and with int8 activations (integer dot products, one FMA per block), timed
+/// alternately (A B B A) on the same input. Params: `layer` (not `shape`, so that these rows
+/// stay out of the speed experiment's comparisons with burn) and `activations`.
+fn activation_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    f: QuantFormat,
+    s: &Sizes,
+    device: &B::Device,
+) -> Result<()> {
+    let linear = LinearConfig::new(s.big, s.big)
+        .with_bias(false)
+        .init::<B>(device);
+    let q = QuantLinear::from_linear(&linear, f).map_err(model_err("quantizing layer"))?;
+    let (qf, qi) = (
+        q.clone().with_activations(Activations::F32),
+        q.with_activations(Activations::Int8),
+    );
+    let x = Tensor::<B, 2>::random([1, s.big], Distribution::Normal(0.0, 1.0), device);
+    let (tf, ti) = time_pair(
+        s.plan,
+        || sync_keep(device, qf.forward(x.clone())),
+        || sync_keep(device, qi.forward(x.clone())),
+    );
+    let layer = format!("{0}x{0}", s.big);
+    for (acts, t) in [("f32", &tf), ("int8", &ti)] {
+        rec.timing(
+            "activations",
+            &MATVEC_LATENCY_MS,
+            t,
+            &[
+                ("layer", layer.clone()),
+                ("activations", acts.to_string()),
+                ("int_path", IntPath::for_isa(isa::active()).name().to_string()),
+            ],
+        )?;
+    }
     Ok(())
 }
 
