@@ -263,11 +263,11 @@ mod simd {
                 let mut k = 0;
                 while k < nb {
                     let m = (nb - k).min(8);
-                    for j in 0..m {
+                    for (j, (h, hm)) in hd.iter_mut().zip(hm.iter_mut()).enumerate().take(m) {
                         let b = base.add((k + j) * stride);
-                        hd[j] = (b as *const u16).read_unaligned();
+                        *h = (b as *const u16).read_unaligned();
                         if KIND == Q4_1 {
-                            hm[j] = (b.add(2) as *const u16).read_unaligned();
+                            *hm = (b.add(2) as *const u16).read_unaligned();
                         }
                     }
                     halves8(&hd, dw.as_mut_ptr().add(k));
@@ -288,8 +288,8 @@ mod simd {
                 let mut g = 0;
                 while g < groups {
                     let m = (groups - g).min(8);
-                    for j in 0..m {
-                        hd[j] = (*c.scales.as_ptr().add(g + j)).to_bits();
+                    for (j, h) in hd.iter_mut().enumerate().take(m) {
+                        *h = (*c.scales.as_ptr().add(g + j)).to_bits();
                     }
                     halves8(&hd, mw.as_mut_ptr().add(g));
                     g += 8;

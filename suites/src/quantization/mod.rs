@@ -32,8 +32,8 @@ use infermark_models::quant::{
 use infermark_models::kernels::isa;
 use infermark_models::quant::act::default_activations;
 use infermark_models::quant::int_dot::{self, IntPath};
-use infermark_models::quant::Activations;
 use infermark_models::quant::matvec::MAX_ROWS;
+use infermark_models::quant::Activations;
 
 use crate::backend::{run_on, BackendJob};
 use crate::lm::real::REAL;
@@ -646,7 +646,10 @@ fn activation_records<B: AttentionBackend>(
             &[
                 ("layer", layer.clone()),
                 ("activations", acts.to_string()),
-                ("int_path", IntPath::for_isa(isa::active()).name().to_string()),
+                (
+                    "int_path",
+                    IntPath::for_isa(isa::active()).name().to_string(),
+                ),
             ],
         )?;
     }
