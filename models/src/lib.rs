@@ -20,6 +20,7 @@ pub mod diff;
 pub mod generation;
 pub mod kernels;
 pub mod kv_cache;
+pub mod profile;
 pub mod proj;
 pub mod quant;
 

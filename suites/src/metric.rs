@@ -287,6 +287,15 @@ pub const WEIGHT_READ_GBPS: Metric = Metric {
     about: "weight bytes read per second: weight_bytes_per_token × decode tokens/s (lm), or one layer's weight bytes over its matvec median (quantization speed)",
 };
 
+/// Share of a decode step's wall time spent in one part of the decoder.
+pub const STEP_TIME_SHARE: Metric = Metric {
+    name: "step_time_share",
+    unit: "ratio",
+    direction: Lower,
+    kind: Noisy,
+    about: "lm: share of a batch-1 decode step's wall time per part (`part`: attention-projections, mlp-projections, head, attention, norms, rope, sampling, other), on host backends",
+};
+
 /// Perplexity of the add-one unigram model on the same text: the baseline to beat.
 pub const UNIGRAM_PERPLEXITY: Metric = Metric {
     name: "unigram_perplexity",
@@ -781,6 +790,7 @@ pub const ALL: &[Metric] = &[
     PREFILL_TOKENS_PER_S,
     WEIGHT_BYTES_PER_TOKEN,
     WEIGHT_READ_GBPS,
+    STEP_TIME_SHARE,
     ACCURACY,
     COT_TRIGGER_RATE,
     MEAN_RESPONSE_TOKENS,

@@ -166,9 +166,13 @@ impl<B: AttentionBackend> AttentionLayer<B> for Gqa<B> {
         let [b, s, _] = x.dims();
         let (h, kv, d) = self.heads();
         let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
-        let q = rope_at(&self.rope, split(self.wq.forward(x.clone()), h), pasts);
-        let k = rope_at(&self.rope, split(self.wk.forward(x.clone()), kv), pasts);
-        let v = split(self.wv.forward(x), kv);
+        use crate::profile::{scope, Part};
+        let q = scope(Part::AttnProj, || self.wq.forward(x.clone()));
+        let k = scope(Part::AttnProj, || self.wk.forward(x.clone()));
+        let v = scope(Part::AttnProj, || self.wv.forward(x));
+        let q = scope(Part::Rope, || rope_at(&self.rope, split(q, h), pasts));
+        let k = scope(Part::Rope, || rope_at(&self.rope, split(k, kv), pasts));
+        let v = split(v, kv);
         [q.reshape([b, kv, (h / kv) * s, d]), k, v]
     }
 
@@ -178,7 +182,9 @@ impl<B: AttentionBackend> AttentionLayer<B> for Gqa<B> {
         seqs: &[SeqId],
         cache: &dyn KvCache<B>,
     ) -> crate::Result<Tensor<B, 4>> {
-        attend_cache(cache, p.q.clone(), seqs, p.vis, self.scale())
+        crate::profile::scope(crate::profile::Part::Attention, || {
+            attend_cache(cache, p.q.clone(), seqs, p.vis, self.scale())
+        })
     }
 
     fn attend_rows(&self, [q, k, v]: [Tensor<B, 4>; 3], vis: Visibility) -> Tensor<B, 4> {
@@ -188,6 +194,7 @@ impl<B: AttentionBackend> AttentionLayer<B> for Gqa<B> {
     /// # Shapes
     /// - `o`: `[batch, n_kv_heads, group·s, d_head]` → `[batch, s, d_model]`
     fn finish(&self, o: Tensor<B, 4>, s: usize) -> Tensor<B, 3> {
-        self.wo.forward(self.merge_heads(o, s))
+        let o = self.merge_heads(o, s);
+        crate::profile::scope(crate::profile::Part::AttnProj, || self.wo.forward(o))
     }
 }

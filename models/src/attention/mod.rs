@@ -108,7 +108,9 @@ pub trait AttentionLayer<B: AttentionBackend> {
             Values::Separate(_) => Some(v),
             Values::PrefixOfKeys(_) => None,
         };
-        append_rows(cache, seqs, k, v)?;
+        crate::profile::scope(crate::profile::Part::Attention, || {
+            append_rows(cache, seqs, k, v)
+        })?;
         Ok(Prepared {
             q,
             s,

@@ -30,8 +30,11 @@ impl<B: AttentionBackend> SwiGlu<B> {
     /// # Shapes
     /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.down
-            .forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+        use crate::profile::{scope, Part};
+        let g = scope(Part::MlpProj, || self.gate.forward(x.clone()));
+        let u = scope(Part::MlpProj, || self.up.forward(x));
+        let h = silu(g) * u;
+        scope(Part::MlpProj, || self.down.forward(h))
     }
 }
 
@@ -51,7 +54,10 @@ pub struct Block<B: Backend> {
 impl<B: AttentionBackend> Block<B> {
     /// The MLP half of the block, residual included.
     fn mlp_residual(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        x.clone() + self.mlp.forward(self.mlp_norm.forward(x))
+        let n = crate::profile::scope(crate::profile::Part::Norm, || {
+            self.mlp_norm.forward(x.clone())
+        });
+        x + self.mlp.forward(n)
     }
 }
 
@@ -221,12 +227,19 @@ impl<B: AttentionBackend> Decoder<B> {
         }
         let mut x = self.embed.forward(tokens); // [b, s, d_model]
         for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            let a = block
-                .attn
-                .forward(block.attn_norm.forward(x.clone()), seqs, layer)?;
+            let a = block.attn.forward(
+                crate::profile::scope(crate::profile::Part::Norm, || {
+                    block.attn_norm.forward(x.clone())
+                }),
+                seqs,
+                layer,
+            )?;
             x = block.mlp_residual(x + a);
         }
-        Ok(self.head(self.norm.forward(x)))
+        let h = crate::profile::scope(crate::profile::Part::Norm, || self.norm.forward(x));
+        Ok(crate::profile::scope(crate::profile::Part::Head, || {
+            self.head(h)
+        }))
     }
 
     /// Logits of whole sequences with no cache (training and scoring); refuses ids outside the

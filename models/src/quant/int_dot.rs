@@ -362,9 +362,31 @@ mod simd {
                 /// accumulators; one horizontal sum per row.
                 #[inline]
                 #[target_feature(enable = $features)]
-                unsafe fn blocks<const KIND: u8>(c: &RowCodes, a: *const i8, cs: &[f32]) -> f32 {
+                unsafe fn blocks<const KIND: u8>(
+                    c: &RowCodes,
+                    a: *const i8,
+                    cs: &[f32],
+                    mw: &[f32],
+                    sums: &[f32],
+                ) -> f32 {
                     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                     let nb = cs.len();
+                    // The offsets' share `Σ mw·s`, eight blocks at a time, into `acc1`: one
+                    // horizontal sum per row for both terms.
+                    let mut tail = 0f32;
+                    if KIND != Q8_0 {
+                        let mut k = 0;
+                        while k + 8 <= nb {
+                            let m = _mm256_loadu_ps(mw.as_ptr().add(k));
+                            let s = _mm256_loadu_ps(sums.as_ptr().add(k));
+                            acc1 = _mm256_fmadd_ps(m, s, acc1);
+                            k += 8;
+                        }
+                        while k < nb {
+                            tail += *mw.get_unchecked(k) * *sums.get_unchecked(k);
+                            k += 1;
+                        }
+                    }
                     let cp = cs.as_ptr();
                     let mut k = 0;
                     while k + 2 <= nb {
@@ -380,12 +402,11 @@ mod simd {
                         let p0 = block::<KIND>(c, a, k);
                         acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
                     }
-                    hsum(_mm256_add_ps(acc0, acc1))
+                    hsum(_mm256_add_ps(acc0, acc1)) + tail
                 }
 
                 /// Weight rows `r0 ..` of one layout against every input: per row its scales
-                /// once, then per input `c = dw · da`, the offsets' share `Σ mw · s`, and the
-                /// block loop.
+                /// once, then per input `c = dw · da` and the block loop.
                 #[target_feature(enable = $features)]
                 pub unsafe fn rows<const KIND: u8>(
                     w: &QuantizedTensor,
@@ -405,12 +426,7 @@ mod simd {
                             for ((c, d), a) in cs.iter_mut().zip(&dw).zip(da) {
                                 *c = d * a;
                             }
-                            let corr = if KIND == Q8_0 {
-                                0.0
-                            } else {
-                                crate::quant::matvec::dot(&mw[..nb], sums)
-                            };
-                            *oi = blocks::<KIND>(&c, a.as_ptr(), &cs) + corr;
+                            *oi = blocks::<KIND>(&c, a.as_ptr(), &cs, &mw[..nb], sums);
                         }
                     }
                 }

@@ -25,5 +25,7 @@ pub mod tensor;
 pub use act::Activations;
 pub use format::{Fp8Kind, Fp8Scaling, QuantFormat};
 pub use linear::QuantLinear;
-pub use model::{dequantize_decoder, quantize_decoder, set_activations, Assignment, ModelBytes};
+pub use model::{
+    dequantize_decoder, quantize_decoder, quantize_head, set_activations, Assignment, ModelBytes,
+};
 pub use tensor::{QuantizedTensor, Scales};

@@ -121,6 +121,24 @@ pub fn quantize_decoder<B: AttentionBackend>(
     ))
 }
 
+/// Quantizes `model`'s LM head to `format` (a tied head becomes its own quantized copy of the
+/// embedding, which stays f32 for the lookup); returns the head's bytes. Deployed 4-bit models
+/// keep the head at 6–8 bits (llama.cpp's Q4 files: Q6_K or Q8_0).
+pub fn quantize_head<B: AttentionBackend>(
+    model: &mut Decoder<B>,
+    format: QuantFormat,
+) -> crate::Result<usize> {
+    let device = model.embed.weight.val().device();
+    let w = match &model.lm_head {
+        Some(h) => h.weight(&device),
+        None => model.embed.weight.val().transpose(), // [d_model, vocab]
+    };
+    let head = Proj::quantized(QuantLinear::from_weight(w, format)?);
+    let bytes = head.bytes();
+    model.lm_head = Some(head);
+    Ok(bytes)
+}
+
 /// Sets what every quantized projection of `model` (the head included) multiplies its codes
 /// with on the fused decode path; dense projections are left as they are.
 pub fn set_activations<B: Backend>(model: &mut Decoder<B>, activations: Activations) {

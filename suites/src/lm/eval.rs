@@ -73,6 +73,14 @@ const ABOUT: About = About {
                 "arith",
                 "arith_accuracy and arith_generated_tokens per bucket and format",
             ),
+            (
+                "speed",
+                "real model: prefill/decode_tokens_per_s and weight_read_gbps, f32 and native weights, f32 and int8 activations (A/B pairs)",
+            ),
+            (
+                "profile",
+                "real model: step_time_share per part of a batch-1 decode step, and the step's decode_latency_ms",
+            ),
         ],
 };
 

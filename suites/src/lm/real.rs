@@ -11,8 +11,8 @@ use infermark_models::quant::{set_activations, Activations};
 
 use crate::measure::{time_pair, Plan, Summary};
 use crate::metric::{
-    DECODE_TOKENS_PER_S, PARAM_COUNT, PREFILL_TOKENS_PER_S, VALID_PERPLEXITY,
-    WEIGHT_BYTES_PER_TOKEN, WEIGHT_READ_GBPS,
+    DECODE_LATENCY_MS, DECODE_TOKENS_PER_S, PARAM_COUNT, PREFILL_TOKENS_PER_S, STEP_TIME_SHARE,
+    VALID_PERPLEXITY, WEIGHT_BYTES_PER_TOKEN, WEIGHT_READ_GBPS,
 };
 use crate::stepper::Stepper;
 use crate::suite::Recorder;
@@ -188,6 +188,93 @@ pub fn run<B: AttentionBackend>(
             prompt.len(),
         )?;
     }
+    if B::host_tensors() {
+        (ctx.progress)("profile of a decode step: f32 and native weights");
+        for (weights, acts, model) in [("f32", "f32", &dense), ("native", "int8", &native_int8)] {
+            profile_records(rec, (weights, acts), model, prompt, s.plan, device)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a batch-1 decode step's time goes (`infermark_models::profile`): the share of each
+/// part over `plan.min_samples` steps after the warm-up, sampling (greedy argmax of the logits,
+/// read back to the host) timed here, and what no part covers as `other`.
+fn profile_records<B: AttentionBackend>(
+    rec: &mut Recorder,
+    (weights, acts): (&str, &str),
+    model: &Decoder<B>,
+    prompt: &[u32],
+    plan: Plan,
+    device: &B::Device,
+) -> Result<()> {
+    use infermark_models::generation::{argmax, last_logits};
+    use infermark_models::profile::Profile;
+    use std::time::Instant;
+    let err = |error| SuiteError::Model {
+        context: "profiled decode step".into(),
+        error,
+    };
+    let mut cache = model.contiguous_cache(1, prompt.len() + 1, device);
+    let seq = cache
+        .add_sequence()
+        .map_err(|e| SuiteError::Backend(e.to_string()))?;
+    let ids = |t: &[u32]| {
+        let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
+        burn::tensor::Tensor::<B, 2, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(v, [1, t.len()]),
+            device,
+        )
+    };
+    model
+        .forward(ids(prompt), &[seq], &mut cache)
+        .map_err(err)?;
+    let last = &prompt[prompt.len() - 1..];
+    let mut step = |sampling: &mut f64| -> Result<f64> {
+        let t = Instant::now();
+        let y = model.forward(ids(last), &[seq], &mut cache).map_err(err)?;
+        let ts = Instant::now();
+        let logits = last_logits(y);
+        std::hint::black_box(argmax(&logits[0]));
+        *sampling += ts.elapsed().as_secs_f64();
+        let total = t.elapsed().as_secs_f64();
+        cache
+            .truncate(seq, prompt.len())
+            .map_err(|e| SuiteError::Backend(e.to_string()))?;
+        Ok(total)
+    };
+    let mut unused = 0.0;
+    for _ in 0..plan.warmup {
+        step(&mut unused)?;
+    }
+    let profile = Profile::start().ok_or_else(|| {
+        SuiteError::Backend("another decode-step profile is recording in this process".into())
+    })?;
+    let (mut total, mut sampling) = (0.0, 0.0);
+    let n = plan.min_samples.max(1);
+    for _ in 0..n {
+        total += step(&mut sampling)?;
+    }
+    let parts = profile.seconds();
+    drop(profile);
+    let mut shares: Vec<(&str, f64)> = parts.iter().map(|(p, s)| (p.name(), s / total)).collect();
+    shares.push(("sampling", sampling / total));
+    let covered: f64 = shares.iter().map(|(_, x)| x).sum();
+    shares.push(("other", (1.0 - covered).max(0.0)));
+    for (part, share) in shares {
+        rec.metric("profile", &STEP_TIME_SHARE)
+            .stat(Stat::Mean, n)
+            .param("weights", weights)
+            .param("activations", acts)
+            .param("part", part)
+            .value(share)?;
+    }
+    rec.metric("profile", &DECODE_LATENCY_MS)
+        .stat(Stat::Mean, n)
+        .param("weights", weights)
+        .param("activations", acts)
+        .param("part", "step")
+        .value(total * 1e3 / n as f64)?;
     Ok(())
 }
 

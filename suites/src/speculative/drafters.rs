@@ -7,7 +7,7 @@ use infermark_models::generation::speculative::{
 };
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::kv_cache::ContiguousKv;
-use infermark_models::quant::{quantize_decoder, Assignment, QuantFormat};
+use infermark_models::quant::{quantize_decoder, quantize_head, Assignment, QuantFormat};
 
 use super::model_err;
 use crate::measure::{time_pair, Plan};
@@ -66,9 +66,14 @@ impl<B: AttentionBackend> Drafter<B> {
                     group: 32,
                     asym: false,
                 });
-                quantize_decoder(target, int4)
+                // The head as deployed 4-bit files keep it (Q8_0): an f32 head would be most
+                // of what a SmolLM2 draft step reads (113 of 173 MB).
+                let mut m = quantize_decoder(target, int4)
                     .map_err(model_err("INT4 self-drafter".into()))?
-                    .0
+                    .0;
+                quantize_head(&mut m, QuantFormat::Q8_0)
+                    .map_err(model_err("INT4 self-drafter head".into()))?;
+                m
             }
             "layer-skip" => target
                 .first_blocks(layer_skip_blocks(target.blocks.len()))
