@@ -11,7 +11,7 @@ fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let rows: usize = a.first().map_or(4096, |s| s.parse().unwrap());
     let cols: usize = a.get(1).map_or(4096, |s| s.parse().unwrap());
-    let f: QuantFormat = a.get(2).map_or("q4_0", |s| s.as_str()).parse().unwrap();
+    let name = a.get(2).map_or("q4_0", |s| s.as_str());
     let threads: usize = a.get(3).map_or(2, |s| s.parse().unwrap());
     let w: Vec<f32> = (0..rows * cols)
         .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0)
@@ -19,7 +19,20 @@ fn main() {
     let x: Vec<f32> = (0..cols)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
-    let q = QuantizedTensor::quantize(f, &w, rows, cols).unwrap();
+    // Q4_K has no quantizer here: blocks of pseudo-random bytes with small finite scales.
+    let q = if name == "q4_k" {
+        let mut codes = Vec::new();
+        for b in 0..rows * cols / 256 {
+            codes.extend(half::f16::from_f32(0.01).to_le_bytes());
+            codes.extend(half::f16::from_f32(0.005).to_le_bytes());
+            codes.extend((0..140).map(|i| ((b * 131 + i * 29) % 251) as u8));
+        }
+        QuantizedTensor::from_ggml_blocks(QuantFormat::Q4K, codes, rows, cols).unwrap()
+    } else {
+        let f: QuantFormat = name.parse().unwrap();
+        QuantizedTensor::quantize(f, &w, rows, cols).unwrap()
+    };
+    let f = q.format;
     let mut y = vec![0f32; rows];
     let path = IntPath::for_isa(isa::active());
     let pool = rayon::ThreadPoolBuilder::new()

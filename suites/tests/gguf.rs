@@ -356,44 +356,59 @@ fn smollm2_logits_equal_an_independent_float64_forward() {
 fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights() {
     use infermark_models::quant::{QuantFormat, QuantLinear, QuantizedTensor};
     let dev = Default::default();
+    let mut checked = Vec::new();
     for c in fixture("dequant.json").as_array().unwrap() {
         let format = match c["type"].as_str().unwrap() {
             "Q4_0" => QuantFormat::Q4_0,
             "Q4_1" => QuantFormat::Q4_1,
             "Q8_0" => QuantFormat::Q8_0,
+            "Q4_K" => QuantFormat::Q4K,
             _ => continue,
         };
-        // Two blocks: a [2 out, 32 in] matrix whose golden values the gguf package computed.
+        // Two blocks: a [2 out, block in] matrix whose golden values the gguf package computed.
         let w: Vec<f32> = c["values"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        let q = QuantizedTensor::from_ggml_blocks(format, hex(c["bytes"].as_str().unwrap()), 2, 32)
-            .unwrap();
-        let layer = QuantLinear::new(q).with_activations(Activations::F32);
-        let x: Vec<f32> = (0..3 * 32)
+        let cols = w.len() / 2;
+        let q =
+            QuantizedTensor::from_ggml_blocks(format, hex(c["bytes"].as_str().unwrap()), 2, cols)
+                .unwrap();
+        let x: Vec<f32> = (0..3 * cols)
             .map(|i| ((i * 29 % 17) as f32 - 8.0) / 7.0)
             .collect();
-        let xt = Tensor::<B, 2>::from_data(TensorData::new(x.clone(), [3, 32]), &dev);
-        let got = layer
-            .forward_fused(xt)
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .unwrap();
+        let xt = Tensor::<B, 2>::from_data(TensorData::new(x.clone(), [3, cols]), &dev);
         let want: Vec<f32> = (0..3)
             .flat_map(|i| (0..2).map(move |o| (i, o)))
             .map(|(i, o)| {
-                (0..32)
-                    .map(|k| w[o * 32 + k] as f64 * x[i * 32 + k] as f64)
+                (0..cols)
+                    .map(|k| w[o * cols + k] as f64 * x[i * cols + k] as f64)
                     .sum::<f64>() as f32
             })
             .collect();
-        let d = infermark_models::diff::max_abs_diff(&got, &want).unwrap();
-        assert!(d < 1e-4, "{format}: {d}");
+        // f32 activations: the same products up to summation order. int8 activations: within
+        // the rounding of the inputs to int8 blocks (max|x|/254 a value), relative to Σ|w·x|.
+        for acts in Activations::ALL {
+            let layer = QuantLinear::new(q.clone()).with_activations(acts);
+            let got = layer
+                .forward_fused(xt.clone())
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap();
+            let d = infermark_models::diff::max_abs_diff(&got, &want).unwrap();
+            let scale: f32 = (0..2 * cols).map(|k| w[k].abs()).sum::<f32>() * 8.0 / 7.0;
+            let budget = match acts {
+                Activations::F32 => 1e-4,
+                Activations::Int8 => 1e-2 * scale,
+            };
+            assert!(d < budget, "{format} {acts}: {d} (budget {budget})");
+        }
+        checked.push(format);
     }
+    assert_eq!(checked.len(), 4, "Q4_0, Q4_1, Q8_0 and Q4_K fixtures");
 }
 
 #[test]

@@ -77,6 +77,10 @@ pub enum QuantFormat {
     Q4_1,
     /// llama.cpp's Q8_0 block: 32 weights, one f16 scale, 32 signed bytes (34 bytes a block).
     Q8_0,
+    /// llama.cpp's Q4_K super-block: 256 weights in 8 sub-blocks of 32 with 6-bit scales and
+    /// mins, f16 `d` and `dmin` (144 bytes a block; see [`super::kquant`]). Read from GGUF files;
+    /// not produced by `quantize` and not in [`QuantFormat::all`].
+    Q4K,
 }
 
 impl QuantFormat {
@@ -103,12 +107,14 @@ impl QuantFormat {
         v
     }
 
-    /// Whether codes and scales sit together in llama.cpp's 32-weight blocks.
+    /// Bytes of a llama.cpp block, when codes and scales sit together in such blocks (of
+    /// [`QuantFormat::group`] weights: 32, or 256 for the K formats).
     pub fn ggml_block(&self) -> Option<usize> {
         match self {
             QuantFormat::Q4_0 => Some(18),
             QuantFormat::Q4_1 => Some(20),
             QuantFormat::Q8_0 => Some(34),
+            QuantFormat::Q4K => Some(super::kquant::Q4_K_BYTES),
             _ => None,
         }
     }
@@ -136,6 +142,7 @@ impl QuantFormat {
             QuantFormat::Q4_0 => "q4_0".into(),
             QuantFormat::Q4_1 => "q4_1".into(),
             QuantFormat::Q8_0 => "q8_0".into(),
+            QuantFormat::Q4K => "q4_k".into(),
         }
     }
 
@@ -144,6 +151,7 @@ impl QuantFormat {
         match self {
             QuantFormat::Int4 { group, .. } => *group,
             QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 => 32,
+            QuantFormat::Q4K => super::kquant::QK_K,
             _ => 1,
         }
     }
@@ -166,7 +174,7 @@ impl QuantFormat {
             QuantFormat::Int4 { asym, .. } => {
                 rows * padded / 2 + groups * if *asym { 3 } else { 2 }
             }
-            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 => {
+            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 | QuantFormat::Q4K => {
                 groups * self.ggml_block().expect("a block format")
             }
         }

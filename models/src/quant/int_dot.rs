@@ -78,7 +78,11 @@ impl IntPath {
 pub fn supports(format: QuantFormat) -> bool {
     matches!(
         format,
-        QuantFormat::Int4 { .. } | QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0
+        QuantFormat::Int4 { .. }
+            | QuantFormat::Q4_0
+            | QuantFormat::Q4_1
+            | QuantFormat::Q8_0
+            | QuantFormat::Q4K
     )
 }
 
@@ -96,6 +100,7 @@ const Q4_1: u8 = 1;
 const Q8_0: u8 = 2;
 const INT4_SYM: u8 = 3;
 const INT4_ASYM: u8 = 4;
+const Q4_K: u8 = 5;
 
 /// One weight row as the kernels read it.
 ///
@@ -131,12 +136,13 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
             };
             (if zero.is_some() { INT4_ASYM } else { INT4_SYM }, c)
         }
-        (QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0, _) => {
+        (QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 | QuantFormat::Q4K, _) => {
             let size = w.format.ggml_block().expect("a block format");
-            let n = pc / BLOCK * size;
+            let n = pc / w.format.group() * size;
             let kind = match w.format {
                 QuantFormat::Q4_0 => Q4_0,
                 QuantFormat::Q4_1 => Q4_1,
+                QuantFormat::Q4K => Q4_K,
                 _ => Q8_0,
             };
             let c = RowCodes {
@@ -151,13 +157,38 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
     }
 }
 
-/// Bytes from the start of one block's record to the next, and to its codes.
+/// Bytes from the start of one block's record to the next, and to its codes (Q4_K: of a
+/// 256-weight super-block, and to its nibble runs).
 const fn layout(kind: u8) -> (usize, usize) {
     match kind {
         Q4_0 => (18, 2),
         Q4_1 => (20, 4),
         Q8_0 => (34, 2),
+        Q4_K => (super::kquant::Q4_K_BYTES, 16),
         _ => (16, 0),
+    }
+}
+
+/// Where 32-weight block `k`'s codes start, and (Q4_K) whether they are the high nibbles of
+/// the 32 bytes there rather than the low ones.
+#[inline(always)]
+const fn codes_at(kind: u8, k: usize) -> (usize, bool) {
+    let (stride, skip) = layout(kind);
+    if kind == Q4_K {
+        let (s, j) = (k / 8, k % 8);
+        (s * stride + skip + 32 * (j / 2), j % 2 == 1)
+    } else {
+        (k * stride + skip, false)
+    }
+}
+
+/// Bytes a row of `nb` blocks holds.
+const fn row_bytes(kind: u8, nb: usize) -> usize {
+    let (stride, _) = layout(kind);
+    if kind == Q4_K {
+        nb.div_ceil(8) * stride
+    } else {
+        nb * stride
     }
 }
 
@@ -170,6 +201,10 @@ fn block_scales<const KIND: u8>(
 ) -> (f32, f32) {
     let (stride, _) = layout(KIND);
     match KIND {
+        Q4_K => {
+            let (d, m) = super::kquant::q4_k_scales(&c.codes[k / 8 * stride..])[k % 8];
+            (d, -m)
+        }
         Q4_0 | Q4_1 | Q8_0 => {
             let b = &c.codes[k * stride..];
             let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
@@ -196,13 +231,18 @@ fn block_scales<const KIND: u8>(
 /// `Σ_k (dw_k · da_k · Σ_j q_kj · a_kj + mw_k · s_k)` over one row, with `s_k = da_k · Σ_j a_kj`:
 /// plain loops, the reference arithmetic.
 fn row_plain<const KIND: u8>(c: RowCodes, a: &[i8], da: &[f32], sums: &[f32]) -> f32 {
-    let (stride, skip) = layout(KIND);
     let mut acc = 0f32;
     for k in 0..da.len() {
-        let b = &c.codes[k * stride + skip..];
+        let (off, high) = codes_at(KIND, k);
+        let b = &c.codes[off..];
         let a = &a[k * BLOCK..(k + 1) * BLOCK];
         let s: i32 = if KIND == Q8_0 {
             (0..BLOCK).map(|j| b[j] as i8 as i32 * a[j] as i32).sum()
+        } else if KIND == Q4_K {
+            let shift = if high { 4 } else { 0 };
+            (0..BLOCK)
+                .map(|j| ((b[j] >> shift) & 15) as i32 * a[j] as i32)
+                .sum()
         } else {
             (0..BLOCK / 2)
                 .map(|j| (b[j] & 15) as i32 * a[j] as i32 + (b[j] >> 4) as i32 * a[16 + j] as i32)
@@ -225,7 +265,8 @@ mod simd {
     use std::arch::x86_64::*;
 
     use super::{
-        layout, row_codes, QuantizedActs, QuantizedTensor, RowCodes, INT4_ASYM, Q4_0, Q4_1, Q8_0,
+        codes_at, layout, row_codes, QuantizedActs, QuantizedTensor, RowCodes, INT4_ASYM, Q4_0,
+        Q4_1, Q4_K, Q8_0,
     };
 
     /// Bytes ahead of the block being read that are prefetched.
@@ -258,6 +299,20 @@ mod simd {
         let (stride, _) = layout(KIND);
         let (mut hd, mut hm) = ([0u16; 8], [0u16; 8]);
         match KIND {
+            Q4_K => {
+                for (s, b) in c
+                    .codes
+                    .chunks_exact(stride)
+                    .take(nb.div_ceil(8))
+                    .enumerate()
+                {
+                    for (j, (d, m)) in crate::quant::kquant::q4_k_scales(b).into_iter().enumerate()
+                    {
+                        dw[8 * s + j] = d;
+                        mw[8 * s + j] = -m;
+                    }
+                }
+            }
             Q4_0 | Q4_1 | Q8_0 => {
                 let base = c.codes.as_ptr();
                 let mut k = 0;
@@ -346,11 +401,15 @@ mod simd {
                 #[inline]
                 #[target_feature(enable = $features)]
                 unsafe fn block<const KIND: u8>(c: &RowCodes, a: *const i8, k: usize) -> __m256i {
-                    let (stride, skip) = layout(KIND);
-                    let p = c.codes.as_ptr().add(k * stride + skip);
+                    let (off, high) = codes_at(KIND, k);
+                    let p = c.codes.as_ptr().add(off);
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH) as *const i8);
                     let av = _mm256_loadu_si256(a.add(32 * k) as *const __m256i);
-                    if KIND == Q8_0 {
+                    if KIND == Q4_K {
+                        let b = _mm256_loadu_si256(p as *const __m256i);
+                        let b = if high { _mm256_srli_epi16(b, 4) } else { b };
+                        $dot(_mm256_and_si256(b, _mm256_set1_epi8(0x0F)), av)
+                    } else if KIND == Q8_0 {
                         let w = _mm256_loadu_si256(p as *const __m256i);
                         $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
                     } else {
@@ -444,8 +503,7 @@ mod simd {
 fn row_codes<const KIND: u8>(w: &QuantizedTensor, r: usize, nb: usize) -> RowCodes<'_> {
     let (k, c) = row(w, r);
     assert_eq!(k, KIND, "row layout");
-    let (stride, _) = layout(KIND);
-    assert!(nb > 0 && c.codes.len() >= nb * stride);
+    assert!(nb > 0 && c.codes.len() >= row_bytes(KIND, nb));
     if KIND == INT4_SYM || KIND == INT4_ASYM {
         let groups = ((nb - 1) >> c.shift) + 1;
         assert!(c.scales.len() >= groups && (KIND == INT4_SYM || c.zeros.len() >= groups));
@@ -489,6 +547,7 @@ fn rows(path: IntPath, w: &QuantizedTensor, acts: &QuantizedActs, r0: usize, out
         Q4_0 => on!(Q4_0),
         Q4_1 => on!(Q4_1),
         Q8_0 => on!(Q8_0),
+        Q4_K => on!(Q4_K),
         INT4_SYM => on!(INT4_SYM),
         _ => on!(INT4_ASYM),
     }

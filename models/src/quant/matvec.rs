@@ -561,6 +561,13 @@ fn rows_body<const LEVEL: u8>(
                     *oi = dot(&buf[..cols], &p.px[i * pc..i * pc + cols]);
                 }
             }
+            (QuantFormat::Q4K, _) => {
+                // No f32-activation kernel of its own: the row dequantized, then a dot product.
+                w.dequantize_row(r, &mut buf);
+                for (i, oi) in o.iter_mut().enumerate() {
+                    *oi = dot(&buf[..pc], &p.px[i * pc..(i + 1) * pc]);
+                }
+            }
             _ => unreachable!("format and scales always agree"),
         }
     }

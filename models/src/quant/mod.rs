@@ -17,6 +17,7 @@
 pub mod act;
 pub mod format;
 pub mod int_dot;
+pub mod kquant;
 pub mod linear;
 pub mod matvec;
 pub mod model;

@@ -147,7 +147,8 @@ fn pack_nibbles(q: &[u8]) -> Vec<u8> {
 
 impl QuantizedTensor {
     /// llama.cpp blocks taken as they are (e.g. from a GGUF file): `[rows, cols]` with `cols` a
-    /// multiple of 32 and `codes` exactly `rows · cols / 32` blocks of `format`.
+    /// multiple of the block's weights (32, or 256 for Q4_K) and `codes` exactly that many blocks
+    /// of `format`.
     pub fn from_ggml_blocks(
         format: QuantFormat,
         codes: Vec<u8>,
@@ -159,10 +160,13 @@ impl QuantizedTensor {
                 "{format} is not a llama.cpp block format"
             )));
         };
-        if !cols.is_multiple_of(32) || codes.len() != rows * cols / 32 * size {
+        let g = format.group();
+        if !cols.is_multiple_of(g) || codes.len() != rows * cols / g * size {
             return Err(ModelError::Shape {
                 what: "llama.cpp blocks",
-                expected: format!("{rows} rows of {cols} (a multiple of 32) in {size}-byte blocks"),
+                expected: format!(
+                    "{rows} rows of {cols} (a multiple of {g}) in {size}-byte blocks"
+                ),
                 got: format!("{} bytes", codes.len()),
             });
         }
@@ -196,6 +200,11 @@ impl QuantizedTensor {
                 i % cols,
                 w[i]
             )));
+        }
+        if format == QuantFormat::Q4K {
+            return Err(ModelError::InvalidConfig(
+                "q4_k blocks are read from GGUF files; infermark has no Q4_K quantizer".into(),
+            ));
         }
         let pc = padded_cols(format, cols);
         let row = |r: usize| -> Vec<f32> {
@@ -292,6 +301,7 @@ impl QuantizedTensor {
                 }
                 (codes, Scales::None)
             }
+            QuantFormat::Q4K => unreachable!("refused above"),
         };
         Ok(Self {
             format,
@@ -397,6 +407,17 @@ impl QuantizedTensor {
                             }
                         }
                     }
+                }
+            }
+            (QuantFormat::Q4K, _) => {
+                let size = super::kquant::Q4_K_BYTES;
+                let n = pc / super::kquant::QK_K;
+                let blocks = &self.codes[r * n * size..(r + 1) * n * size];
+                for (b, o) in blocks
+                    .chunks_exact(size)
+                    .zip(out.chunks_exact_mut(super::kquant::QK_K))
+                {
+                    super::kquant::dequantize_q4_k(b, o);
                 }
             }
             _ => unreachable!("format and scales always agree"),

@@ -16,6 +16,7 @@
 //! nibbles elements 16–31.
 
 use half::{bf16, f16};
+use infermark_models::quant::kquant::{dequantize_q4_k, dequantize_q6_k, QK_K};
 
 /// The ggml element types infermark reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,55 +147,14 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
     out
 }
 
-/// The `j`-th 6-bit scale and min of a Q4_K block's 12 packed bytes (ggml's
-/// `get_scale_min_k4`).
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
-    }
-}
-
 fn q4_k(b: &[u8], out: &mut Vec<f32>) {
-    let (d, dmin) = (h(b), h(&b[2..]));
-    let scales = &b[4..16];
-    let qs = &b[16..144];
-    for (chunk, q) in qs.chunks_exact(32).enumerate() {
-        let is = 2 * chunk;
-        let (sc, m) = scale_min_k4(is, scales);
-        let (d1, m1) = (d * sc as f32, dmin * m as f32);
-        let (sc, m) = scale_min_k4(is + 1, scales);
-        let (d2, m2) = (d * sc as f32, dmin * m as f32);
-        out.extend(q.iter().map(|&x| d1 * (x & 0x0F) as f32 - m1));
-        out.extend(q.iter().map(|&x| d2 * (x >> 4) as f32 - m2));
-    }
+    let start = out.len();
+    out.resize(start + QK_K, 0.0);
+    dequantize_q4_k(b, &mut out[start..]);
 }
 
 fn q6_k(b: &[u8], out: &mut Vec<f32>) {
-    let d = h(&b[208..]);
     let start = out.len();
-    out.resize(start + 256, 0.0);
-    let y = &mut out[start..];
-    for half in 0..2 {
-        let ql = &b[64 * half..64 * half + 64];
-        let qh = &b[128 + 32 * half..128 + 32 * half + 32];
-        let sc = &b[192 + 8 * half..192 + 8 * half + 8];
-        let y = &mut y[128 * half..128 * half + 128];
-        for l in 0..32 {
-            let is = l / 16;
-            let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i32 - 32;
-            let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-            let s = |k: usize| d * (sc[is + k] as i8) as f32;
-            y[l] = s(0) * q1 as f32;
-            y[l + 32] = s(2) * q2 as f32;
-            y[l + 64] = s(4) * q3 as f32;
-            y[l + 96] = s(6) * q4 as f32;
-        }
-    }
+    out.resize(start + QK_K, 0.0);
+    dequantize_q6_k(b, &mut out[start..]);
 }
