@@ -269,17 +269,10 @@ mod simd {
         Q4_1, Q4_K, Q8_0,
     };
 
+    use crate::quant::matvec::avx2::hsum;
+
     /// Bytes ahead of the block being read that are prefetched.
     const PREFETCH: usize = 1024;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn hsum(a: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
 
     /// Eight f16 bit patterns to f32 at `out`.
     #[inline]

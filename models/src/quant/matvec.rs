@@ -148,14 +148,15 @@ impl Prepared {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(super) mod avx2 {
     //! AVX2 + FMA + F16C dot products over packed codes. Callers guarantee the CPU features
     //! and that slices have the documented lengths (multiples of 16 codes).
     use std::arch::x86_64::*;
 
+    /// The sum of the eight lanes.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn hsum(a: __m256) -> f32 {
+    pub unsafe fn hsum(a: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
