@@ -363,6 +363,7 @@ fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights()
             "Q4_1" => QuantFormat::Q4_1,
             "Q8_0" => QuantFormat::Q8_0,
             "Q4_K" => QuantFormat::Q4K,
+            "Q6_K" => QuantFormat::Q6K,
             _ => continue,
         };
         // Two blocks: a [2 out, block in] matrix whose golden values the gguf package computed.
@@ -408,7 +409,7 @@ fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights()
         }
         checked.push(format);
     }
-    assert_eq!(checked.len(), 4, "Q4_0, Q4_1, Q8_0 and Q4_K fixtures");
+    assert_eq!(checked.len(), 5, "Q4_0, Q4_1, Q8_0, Q4_K and Q6_K fixtures");
 }
 
 #[test]

@@ -81,6 +81,9 @@ pub enum QuantFormat {
     /// mins, f16 `d` and `dmin` (144 bytes a block; see [`super::kquant`]). Read from GGUF files;
     /// not produced by `quantize` and not in [`QuantFormat::all`].
     Q4K,
+    /// llama.cpp's Q6_K super-block: 256 weights of 6 bits (`q − 32`), an i8 scale per 16 and
+    /// an f16 `d` (210 bytes a block). Read from GGUF files, like [`QuantFormat::Q4K`].
+    Q6K,
 }
 
 impl QuantFormat {
@@ -115,6 +118,7 @@ impl QuantFormat {
             QuantFormat::Q4_1 => Some(20),
             QuantFormat::Q8_0 => Some(34),
             QuantFormat::Q4K => Some(super::kquant::Q4_K_BYTES),
+            QuantFormat::Q6K => Some(super::kquant::Q6_K_BYTES),
             _ => None,
         }
     }
@@ -143,6 +147,7 @@ impl QuantFormat {
             QuantFormat::Q4_1 => "q4_1".into(),
             QuantFormat::Q8_0 => "q8_0".into(),
             QuantFormat::Q4K => "q4_k".into(),
+            QuantFormat::Q6K => "q6_k".into(),
         }
     }
 
@@ -151,7 +156,7 @@ impl QuantFormat {
         match self {
             QuantFormat::Int4 { group, .. } => *group,
             QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 => 32,
-            QuantFormat::Q4K => super::kquant::QK_K,
+            QuantFormat::Q4K | QuantFormat::Q6K => super::kquant::QK_K,
             _ => 1,
         }
     }
@@ -174,9 +179,11 @@ impl QuantFormat {
             QuantFormat::Int4 { asym, .. } => {
                 rows * padded / 2 + groups * if *asym { 3 } else { 2 }
             }
-            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 | QuantFormat::Q4K => {
-                groups * self.ggml_block().expect("a block format")
-            }
+            QuantFormat::Q4_0
+            | QuantFormat::Q4_1
+            | QuantFormat::Q8_0
+            | QuantFormat::Q4K
+            | QuantFormat::Q6K => groups * self.ggml_block().expect("a block format"),
         }
     }
 }

@@ -201,10 +201,10 @@ impl QuantizedTensor {
                 w[i]
             )));
         }
-        if format == QuantFormat::Q4K {
-            return Err(ModelError::InvalidConfig(
-                "q4_k blocks are read from GGUF files; infermark has no Q4_K quantizer".into(),
-            ));
+        if matches!(format, QuantFormat::Q4K | QuantFormat::Q6K) {
+            return Err(ModelError::InvalidConfig(format!(
+                "{format} blocks are read from GGUF files; infermark has no K-quant quantizer"
+            )));
         }
         let pc = padded_cols(format, cols);
         let row = |r: usize| -> Vec<f32> {
@@ -301,7 +301,7 @@ impl QuantizedTensor {
                 }
                 (codes, Scales::None)
             }
-            QuantFormat::Q4K => unreachable!("refused above"),
+            QuantFormat::Q4K | QuantFormat::Q6K => unreachable!("refused above"),
         };
         Ok(Self {
             format,
@@ -409,15 +409,18 @@ impl QuantizedTensor {
                     }
                 }
             }
-            (QuantFormat::Q4K, _) => {
-                let size = super::kquant::Q4_K_BYTES;
+            (QuantFormat::Q4K | QuantFormat::Q6K, _) => {
+                let size = self.format.ggml_block().expect("a block format");
                 let n = pc / super::kquant::QK_K;
                 let blocks = &self.codes[r * n * size..(r + 1) * n * size];
                 for (b, o) in blocks
                     .chunks_exact(size)
                     .zip(out.chunks_exact_mut(super::kquant::QK_K))
                 {
-                    super::kquant::dequantize_q4_k(b, o);
+                    match self.format {
+                        QuantFormat::Q4K => super::kquant::dequantize_q4_k(b, o),
+                        _ => super::kquant::dequantize_q6_k(b, o),
+                    }
                 }
             }
             _ => unreachable!("format and scales always agree"),

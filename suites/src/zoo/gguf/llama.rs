@@ -145,6 +145,7 @@ pub fn load<B: AttentionBackend>(
             GgmlType::Q4_1 => QuantFormat::Q4_1,
             GgmlType::Q8_0 => QuantFormat::Q8_0,
             GgmlType::Q4K => QuantFormat::Q4K,
+            GgmlType::Q6K => QuantFormat::Q6K,
             _ => return Ok(None),
         };
         if weights != Weights::Native || t.dims != [d_in, d_out] {
