@@ -19,8 +19,15 @@ fn main() {
     let x: Vec<f32> = (0..cols)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
-    // Q4_K has no quantizer here: blocks of pseudo-random bytes with small finite scales.
-    let q = if name == "q4_k" {
+    // K-quants have no quantizer here: blocks of pseudo-random bytes with small finite scales.
+    let q = if name == "q6_k" {
+        let mut codes = Vec::new();
+        for b in 0..rows * cols / 256 {
+            codes.extend((0..208).map(|i| ((b * 131 + i * 29) % 251) as u8));
+            codes.extend(half::f16::from_f32(0.001).to_le_bytes());
+        }
+        QuantizedTensor::from_ggml_blocks(QuantFormat::Q6K, codes, rows, cols).unwrap()
+    } else if name == "q4_k" {
         let mut codes = Vec::new();
         for b in 0..rows * cols / 256 {
             codes.extend(half::f16::from_f32(0.01).to_le_bytes());

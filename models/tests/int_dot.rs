@@ -268,55 +268,66 @@ fn nan_activations_reach_the_output() {
     assert!(d.is_nan());
 }
 
-/// Random Q4_K super-blocks (finite f16 `d` and `dmin`, any 6-bit scales and nibbles): the
-/// integer kernel on every path equals the product of the dequantized weights (the dequantizer
-/// is checked bit for bit against the `gguf` package in the suites' tests) with the activations
-/// as their int8 blocks represent them, summed in f64.
+/// Random K-quant super-blocks (finite f16 scales, any other bytes: 6-bit scales, mins and
+/// codes): the integer kernel on every path equals the product of the dequantized weights (the
+/// dequantizers are checked bit for bit against the `gguf` package in the suites' tests) with
+/// the activations as their int8 blocks represent them, summed in f64; and the f32-activation
+/// path (dequantize a row, then a dot product) equals it with the activations as they are.
 #[test]
-fn q4_k_integer_kernel_equals_the_dequantized_product_on_every_path() {
+fn k_quant_integer_kernels_equal_the_dequantized_product_on_every_path() {
     use infermark_models::quant::act::fake_quantize;
     let mut rng = StdRng::seed_from_u64(5);
-    for &(rows, cols, n) in &[(7, 256, 1), (13, 512, 2), (300, 1536, 1)] {
-        let mut codes = Vec::new();
-        for _ in 0..rows * cols / 256 {
-            let d = f16::from_f32(rng.random_range(0.001f32..0.02));
-            let dmin = f16::from_f32(rng.random_range(0.0f32..0.02));
-            codes.extend(d.to_le_bytes());
-            codes.extend(dmin.to_le_bytes());
-            codes.extend((0..140).map(|_| rng.random::<u8>()));
-        }
-        let q = QuantizedTensor::from_ggml_blocks(QuantFormat::Q4K, codes, rows, cols).unwrap();
-        let w = q.dequantize();
-        let x: Vec<f32> = (0..n * cols)
-            .map(|_| rng.random_range(-3.0f32..3.0))
-            .collect();
-        let mut xq = x.clone();
-        fake_quantize(&mut xq, cols);
-        for path in IntPath::test_paths("Q4_K integer matvec") {
-            let mut y = vec![f32::NAN; n * rows];
-            matvec_int8_with(path, &q, &x, &mut y);
-            for i in 0..n {
-                for r in 0..rows {
-                    let terms = (0..cols).map(|c| w[r * cols + c] as f64 * xq[i * cols + c] as f64);
-                    let (want, mag) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
-                    let got = y[i * rows + r] as f64;
-                    assert!(
-                        (got - want).abs() <= 2e-5 * mag,
-                        "q4_k on {} [{rows}x{cols}] input {i} row {r}: {got} vs {want} (scale {mag})",
-                        path.name()
-                    );
+    for format in [QuantFormat::Q4K, QuantFormat::Q6K] {
+        for &(rows, cols, n) in &[(7, 256, 1), (13, 512, 2), (300, 1536, 1)] {
+            let mut codes = Vec::new();
+            for _ in 0..rows * cols / 256 {
+                let scale = |rng: &mut StdRng, hi: f32| f16::from_f32(rng.random_range(0.0..hi));
+                match format {
+                    QuantFormat::Q4K => {
+                        codes.extend(scale(&mut rng, 0.02).to_le_bytes());
+                        codes.extend(scale(&mut rng, 0.02).to_le_bytes());
+                        codes.extend((0..140).map(|_| rng.random::<u8>()));
+                    }
+                    _ => {
+                        codes.extend((0..208).map(|_| rng.random::<u8>()));
+                        codes.extend(scale(&mut rng, 0.002).to_le_bytes());
+                    }
                 }
             }
-        }
-        // The f32-activation path takes Q4_K too (dequantize the row, then a dot product).
-        let mut y = vec![0f32; n * rows];
-        matvec_with(infermark_models::kernels::isa::active(), &q, &x, &mut y);
-        for i in 0..n {
-            for r in 0..rows {
-                let want: f64 = (0..cols)
-                    .map(|c| w[r * cols + c] as f64 * x[i * cols + c] as f64)
-                    .sum();
-                assert!((y[i * rows + r] as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()));
+            let q = QuantizedTensor::from_ggml_blocks(format, codes, rows, cols).unwrap();
+            let w = q.dequantize();
+            let x: Vec<f32> = (0..n * cols)
+                .map(|_| rng.random_range(-3.0f32..3.0))
+                .collect();
+            let mut xq = x.clone();
+            fake_quantize(&mut xq, cols);
+            for path in IntPath::test_paths("K-quant integer matvec") {
+                let mut y = vec![f32::NAN; n * rows];
+                matvec_int8_with(path, &q, &x, &mut y);
+                for i in 0..n {
+                    for r in 0..rows {
+                        let terms =
+                            (0..cols).map(|c| w[r * cols + c] as f64 * xq[i * cols + c] as f64);
+                        let (want, mag) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
+                        let got = y[i * rows + r] as f64;
+                        assert!(
+                            (got - want).abs() <= 2e-5 * mag,
+                            "{format} on {} [{rows}x{cols}] input {i} row {r}: {got} vs {want} (scale {mag})",
+                            path.name()
+                        );
+                    }
+                }
+            }
+            let mut y = vec![0f32; n * rows];
+            matvec_with(infermark_models::kernels::isa::active(), &q, &x, &mut y);
+            for i in 0..n {
+                for r in 0..rows {
+                    let want: f64 = (0..cols)
+                        .map(|c| w[r * cols + c] as f64 * x[i * cols + c] as f64)
+                        .sum();
+                    let got = y[i * rows + r] as f64;
+                    assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{format}");
+                }
             }
         }
     }

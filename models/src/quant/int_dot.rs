@@ -83,6 +83,7 @@ pub fn supports(format: QuantFormat) -> bool {
             | QuantFormat::Q4_1
             | QuantFormat::Q8_0
             | QuantFormat::Q4K
+            | QuantFormat::Q6K
     )
 }
 
@@ -101,6 +102,7 @@ const Q8_0: u8 = 2;
 const INT4_SYM: u8 = 3;
 const INT4_ASYM: u8 = 4;
 const Q4_K: u8 = 5;
+const Q6_K: u8 = 6;
 
 /// One weight row as the kernels read it.
 ///
@@ -136,13 +138,21 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
             };
             (if zero.is_some() { INT4_ASYM } else { INT4_SYM }, c)
         }
-        (QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 | QuantFormat::Q4K, _) => {
+        (
+            QuantFormat::Q4_0
+            | QuantFormat::Q4_1
+            | QuantFormat::Q8_0
+            | QuantFormat::Q4K
+            | QuantFormat::Q6K,
+            _,
+        ) => {
             let size = w.format.ggml_block().expect("a block format");
             let n = pc / w.format.group() * size;
             let kind = match w.format {
                 QuantFormat::Q4_0 => Q4_0,
                 QuantFormat::Q4_1 => Q4_1,
                 QuantFormat::Q4K => Q4_K,
+                QuantFormat::Q6K => Q6_K,
                 _ => Q8_0,
             };
             let c = RowCodes {
@@ -165,6 +175,7 @@ const fn layout(kind: u8) -> (usize, usize) {
         Q4_1 => (20, 4),
         Q8_0 => (34, 2),
         Q4_K => (super::kquant::Q4_K_BYTES, 16),
+        Q6_K => (super::kquant::Q6_K_BYTES, 0),
         _ => (16, 0),
     }
 }
@@ -185,7 +196,7 @@ const fn codes_at(kind: u8, k: usize) -> (usize, bool) {
 /// Bytes a row of `nb` blocks holds.
 const fn row_bytes(kind: u8, nb: usize) -> usize {
     let (stride, _) = layout(kind);
-    if kind == Q4_K {
+    if kind == Q4_K || kind == Q6_K {
         nb.div_ceil(8) * stride
     } else {
         nb * stride
@@ -233,6 +244,17 @@ fn block_scales<const KIND: u8>(
 fn row_plain<const KIND: u8>(c: RowCodes, a: &[i8], da: &[f32], sums: &[f32]) -> f32 {
     let mut acc = 0f32;
     for k in 0..da.len() {
+        if KIND == Q6_K {
+            let (q, d, s) = q6_k_block(c.codes, k);
+            let a = &a[k * BLOCK..(k + 1) * BLOCK];
+            let half = |h: usize| {
+                (16 * h..16 * h + 16)
+                    .map(|j| q[j] * a[j] as i32)
+                    .sum::<i32>()
+            };
+            acc += d * da[k] * (s[0] * half(0) as f32 + s[1] * half(1) as f32);
+            continue;
+        }
         let (off, high) = codes_at(KIND, k);
         let b = &c.codes[off..];
         let a = &a[k * BLOCK..(k + 1) * BLOCK];
@@ -254,6 +276,37 @@ fn row_plain<const KIND: u8>(c: RowCodes, a: &[i8], da: &[f32], sums: &[f32]) ->
     acc
 }
 
+/// Q6_K 32-weight block `k` of a row: its codes `q − 32` (in −32..=31), `d`, and the i8 scales
+/// of its two halves of 16. Super-block `k / 8`, block `j = k % 8` is part `j / 4` (128
+/// weights) and quarter `m = j % 4` of it: low 4 bits from `ql[64·part + 32·(m % 2) ..]`
+/// (nibble `m / 2`), high 2 bits from `qh[32·part ..]` (bits `2m`), scales `sc[2j], sc[2j + 1]`.
+fn q6_k_block(codes: &[u8], k: usize) -> ([i32; BLOCK], f32, [f32; 2]) {
+    let b = &codes[k / 8 * super::kquant::Q6_K_BYTES..][..super::kquant::Q6_K_BYTES];
+    let (d, s) = q6_k_scales(codes, k);
+    let j = k % 8;
+    let (part, m) = (j / 4, j % 4);
+    let ql = &b[64 * part + 32 * (m % 2)..][..32];
+    let qh = &b[128 + 32 * part..][..32];
+    let q = std::array::from_fn(|l| {
+        let lo = (ql[l] >> (4 * (m / 2))) & 15;
+        let hi = (qh[l] >> (2 * m)) & 3;
+        (lo | (hi << 4)) as i32 - 32
+    });
+    (q, d, s)
+}
+
+/// Q6_K block `k`'s `d` and the i8 scales of its two halves (see [`q6_k_block`]).
+#[inline(always)]
+fn q6_k_scales(codes: &[u8], k: usize) -> (f32, [f32; 2]) {
+    let b = &codes[k / 8 * super::kquant::Q6_K_BYTES..][..super::kquant::Q6_K_BYTES];
+    let j = k % 8;
+    let d = f16::from_le_bytes([b[208], b[209]]).to_f32();
+    (
+        d,
+        [b[192 + 2 * j] as i8 as f32, b[193 + 2 * j] as i8 as f32],
+    )
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     //! The block loops on AVX2 and AVX-512 VNNI. Per row, the blocks' scales are first
@@ -266,7 +319,7 @@ mod simd {
 
     use super::{
         codes_at, layout, row_codes, QuantizedActs, QuantizedTensor, RowCodes, INT4_ASYM, Q4_0,
-        Q4_1, Q4_K, Q8_0,
+        Q4_1, Q4_K, Q6_K, Q8_0,
     };
 
     use crate::quant::matvec::avx2::hsum;
@@ -410,6 +463,73 @@ mod simd {
                     }
                 }
 
+                /// Q6_K block `k`'s eight `i32` partial sums of `(q − 32)·a` (see
+                /// [`super::super::q6_k_block`]): lanes 0–3 are the first half of 16, 4–7 the
+                /// second.
+                #[inline]
+                #[target_feature(enable = $features)]
+                unsafe fn block_q6k(codes: *const u8, a: *const i8, k: usize) -> __m256i {
+                    let (j, m) = (k % 8, k % 4);
+                    let part = j / 4;
+                    let b = codes.add(k / 8 * crate::quant::kquant::Q6_K_BYTES);
+                    let ql = _mm256_loadu_si256(b.add(64 * part + 32 * (m % 2)) as *const __m256i);
+                    let qh = _mm256_loadu_si256(b.add(128 + 32 * part) as *const __m256i);
+                    let ql = if m >= 2 { _mm256_srli_epi16(ql, 4) } else { ql };
+                    let lo = _mm256_and_si256(ql, _mm256_set1_epi8(0x0F));
+                    let hi = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * m as i32));
+                    let hi = _mm256_slli_epi16(_mm256_and_si256(hi, _mm256_set1_epi8(3)), 4);
+                    let w = _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32));
+                    let av = _mm256_loadu_si256(a.add(32 * k) as *const __m256i);
+                    $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
+                }
+
+                /// Q6_K rows: per row the half-block scales `d·sc`, per input the per-lane
+                /// scales `d·sc·da` (eight a block), then one FMA per block.
+                #[target_feature(enable = $features)]
+                unsafe fn rows_q6k(
+                    w: &QuantizedTensor,
+                    acts: &QuantizedActs,
+                    r0: usize,
+                    out: &mut [f32],
+                ) {
+                    let (n, nb) = (acts.n, acts.blocks);
+                    let mut d16 = vec![0f32; 2 * nb];
+                    let mut cs = vec![0f32; 8 * nb];
+                    for (rr, o) in out.chunks_mut(n).enumerate() {
+                        let c = row_codes::<Q6_K>(w, r0 + rr, nb);
+                        for k in 0..nb {
+                            let (d, s) = super::super::q6_k_scales(c.codes, k);
+                            d16[2 * k] = d * s[0];
+                            d16[2 * k + 1] = d * s[1];
+                        }
+                        for (i, oi) in o.iter_mut().enumerate() {
+                            let (a, da, _) = acts.row(i);
+                            for k in 0..nb {
+                                for lane in 0..8 {
+                                    cs[8 * k + lane] = d16[2 * k + lane / 4] * da[k];
+                                }
+                            }
+                            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                            let mut k = 0;
+                            while k + 2 <= nb {
+                                let p0 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k);
+                                let p1 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k + 1);
+                                let s0 = _mm256_loadu_ps(cs.as_ptr().add(8 * k));
+                                let s1 = _mm256_loadu_ps(cs.as_ptr().add(8 * k + 8));
+                                acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
+                                acc1 = _mm256_fmadd_ps(s1, _mm256_cvtepi32_ps(p1), acc1);
+                                k += 2;
+                            }
+                            if k < nb {
+                                let p0 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k);
+                                let s0 = _mm256_loadu_ps(cs.as_ptr().add(8 * k));
+                                acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
+                            }
+                            *oi = hsum(_mm256_add_ps(acc0, acc1));
+                        }
+                    }
+                }
+
                 /// `Σ_k c_k · Σ_j q_kj · a_kj` over one row, two blocks a step into two
                 /// accumulators; one horizontal sum per row.
                 #[inline]
@@ -466,6 +586,9 @@ mod simd {
                     r0: usize,
                     out: &mut [f32],
                 ) {
+                    if KIND == Q6_K {
+                        return rows_q6k(w, acts, r0, out);
+                    }
                     let (n, nb) = (acts.n, acts.blocks);
                     let pad = nb.div_ceil(8) * 8;
                     let (mut dw, mut mw) = (vec![0f32; pad], vec![0f32; pad]);
@@ -541,6 +664,7 @@ fn rows(path: IntPath, w: &QuantizedTensor, acts: &QuantizedActs, r0: usize, out
         Q4_1 => on!(Q4_1),
         Q8_0 => on!(Q8_0),
         Q4_K => on!(Q4_K),
+        Q6_K => on!(Q6_K),
         INT4_SYM => on!(INT4_SYM),
         _ => on!(INT4_ASYM),
     }
