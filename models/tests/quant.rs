@@ -460,7 +460,14 @@ mod whole_model {
                 }
                 let got = Tensor::cat(parts, 1);
                 let diff = max_abs_diff(&values(got), &values(want)).unwrap();
-                assert!(diff < 1e-4, "{f} {acts} {path:?}: {diff}");
+                // Int8 rounding is a step function: where the cached and the full forward's
+                // attention differ in the last bit, an activation can round to the neighbouring
+                // code, which moves a logit here by about d_a·|w| ≈ 1e-3 (measured up to 6.9e-4).
+                let budget = match acts {
+                    Activations::F32 => 1e-4,
+                    Activations::Int8 => 1e-2,
+                };
+                assert!(diff < budget, "{f} {acts} {path:?}: {diff}");
             }
         }
     }
