@@ -12,7 +12,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let weights = match args.first().map(String::as_str) {
         Some("f32") => llama::Weights::F32,
-        _ => llama::Weights::Native,
+        None | Some("native") => llama::Weights::Native,
+        Some(other) => panic!("weights `{other}`: expected native or f32"),
     };
     let acts: Activations = args
         .get(1)

@@ -21,7 +21,8 @@ pub struct Stepper<'m, B: AttentionBackend> {
     device: B::Device,
 }
 
-fn ids<B: AttentionBackend>(t: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
+/// Token ids as a `[1, len]` tensor.
+pub(crate) fn ids<B: AttentionBackend>(t: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
     let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
     Tensor::from_data(TensorData::new(v, [1, t.len()]), device)
 }

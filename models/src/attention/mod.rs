@@ -261,9 +261,10 @@ fn rope_host<B: Backend>(
 ) -> Tensor<B, 4> {
     use burn::tensor::TensorData;
     let [b, h, s, d] = x.dims();
+    assert_eq!(pasts.len(), b, "one position per sequence");
     let device = x.device();
-    let lo = pasts.iter().copied().min().unwrap_or(0);
-    let hi = pasts.iter().copied().max().unwrap_or(0) + s;
+    let lo = *pasts.iter().min().expect("at least one sequence");
+    let hi = *pasts.iter().max().expect("at least one sequence") + s;
     let f = rope
         .freq_complex
         .clone()

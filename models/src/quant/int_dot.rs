@@ -322,23 +322,14 @@ mod simd {
         Q4_1, Q4_K, Q6_K, Q8_0,
     };
 
-    use crate::quant::matvec::avx2::hsum;
+    use crate::quant::matvec::avx2::{halves_to_f32, hsum};
 
     /// Bytes ahead of the block being read that are prefetched.
     const PREFETCH: usize = 1024;
 
-    /// Eight f16 bit patterns to f32 at `out`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn halves8(h: &[u16; 8], out: *mut f32) {
-        _mm256_storeu_ps(
-            out,
-            _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i)),
-        );
-    }
-
     /// Row scales: `dw[k]` and `mw[k]` for `nb` blocks (`w_j = dw · q_j + mw`; `mw = 0` for
-    /// Q8_0). `dw` and `mw` hold at least `nb` rounded up to 8.
+    /// Q8_0), f16 scales converted eight at a time by matvec's F16C helper. `dw` and `mw` hold at
+    /// least `nb` rounded up to 8.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn row_scales<const KIND: u8>(c: &RowCodes, nb: usize, dw: &mut [f32], mw: &mut [f32]) {
@@ -371,9 +362,9 @@ mod simd {
                             *hm = (b.add(2) as *const u16).read_unaligned();
                         }
                     }
-                    halves8(&hd, dw.as_mut_ptr().add(k));
+                    halves_to_f32(&hd[..m], &mut dw[k..k + m]);
                     if KIND == Q4_1 {
-                        halves8(&hm, mw.as_mut_ptr().add(k));
+                        halves_to_f32(&hm[..m], &mut mw[k..k + m]);
                     }
                     k += 8;
                 }
@@ -385,16 +376,9 @@ mod simd {
             }
             _ => {
                 // Group scales first (in `mw` as scratch), then one entry per block.
+                use half::slice::HalfFloatSliceExt;
                 let groups = ((nb - 1) >> c.shift) + 1;
-                let mut g = 0;
-                while g < groups {
-                    let m = (groups - g).min(8);
-                    for (j, h) in hd.iter_mut().enumerate().take(m) {
-                        *h = (*c.scales.as_ptr().add(g + j)).to_bits();
-                    }
-                    halves8(&hd, mw.as_mut_ptr().add(g));
-                    g += 8;
-                }
+                halves_to_f32(c.scales[..groups].reinterpret_cast(), &mut mw[..groups]);
                 for k in 0..nb {
                     dw[k] = mw[k >> c.shift];
                 }

@@ -219,13 +219,7 @@ fn profile_records<B: AttentionBackend>(
     let seq = cache
         .add_sequence()
         .map_err(|e| SuiteError::Backend(e.to_string()))?;
-    let ids = |t: &[u32]| {
-        let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
-        burn::tensor::Tensor::<B, 2, burn::tensor::Int>::from_data(
-            burn::tensor::TensorData::new(v, [1, t.len()]),
-            device,
-        )
-    };
+    let ids = |t: &[u32]| crate::stepper::ids::<B>(t, device);
     model
         .forward(ids(prompt), &[seq], &mut cache)
         .map_err(err)?;
@@ -259,8 +253,14 @@ fn profile_records<B: AttentionBackend>(
     drop(profile);
     let mut shares: Vec<(&str, f64)> = parts.iter().map(|(p, s)| (p.name(), s / total)).collect();
     shares.push(("sampling", sampling / total));
+    // The parts are timed inside the steps and do not nest, so they cannot add up to more.
     let covered: f64 = shares.iter().map(|(_, x)| x).sum();
-    shares.push(("other", (1.0 - covered).max(0.0)));
+    if covered.is_nan() || covered > 1.0 {
+        return Err(SuiteError::Backend(format!(
+            "the profiled parts of a decode step add up to {covered} of it (overlapping or NaN)"
+        )));
+    }
+    shares.push(("other", 1.0 - covered));
     for (part, share) in shares {
         rec.metric("profile", &STEP_TIME_SHARE)
             .stat(Stat::Mean, n)
