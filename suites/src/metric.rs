@@ -510,7 +510,7 @@ pub const ACCEPTANCE_AT_POSITION: Metric = Metric {
     unit: "ratio",
     direction: Higher,
     kind: Deterministic,
-    about: "speculative decoding: share of steps that drafted position `pos` (1-based) whose token there was kept (unconditional, like vLLM's per-position counts)",
+    about: "speculative decoding: verification steps that kept a drafted token at position `pos` (1-based) over all verification steps, those that drafted fewer tokens or none included (vLLM's per-position acceptance rate; 1 + the sum over positions = mean_accepted_length)",
 };
 
 /// Speculative decoding: drafting cost against a target step.

@@ -147,6 +147,96 @@ pub trait AttentionLayer<B: AttentionBackend> {
         self.attend(&p, seqs, cache)
     }
 
+    /// Causal attention of a ragged batch: `lens[i]` new tokens of `seqs[i]` (0 for a sequence
+    /// that sits this step out), flattened into one row of tokens. The projections run once over
+    /// all tokens; each sequence attends over its own cache, causally inside its new tokens (the
+    /// varlen attention of serving engines, one core call per sequence, or one batched call when
+    /// every sequence feeds one token). No token's result depends on another sequence's.
+    ///
+    /// # Shapes
+    /// - `x`: `[1, Σ lens, d_model]` (sequence `i`'s tokens after sequence `i - 1`'s)
+    /// - output: `[1, Σ lens, d_model]`
+    fn forward_ragged(
+        &self,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        lens: &[usize],
+        cache: &mut dyn KvCache<B>,
+    ) -> crate::Result<Tensor<B, 3>> {
+        let [_, t, d_model] = x.dims();
+        if seqs.len() != lens.len() || lens.iter().sum::<usize>() != t {
+            return Err(ModelError::Shape {
+                what: "ragged attention step",
+                expected: format!("{} sequences whose lengths sum to {t}", seqs.len()),
+                got: format!("lengths {lens:?}"),
+            });
+        }
+        let fed: Vec<(SeqId, usize)> = seqs
+            .iter()
+            .zip(lens)
+            .filter(|&(_, &l)| l > 0)
+            .map(|(&s, &l)| (s, l))
+            .collect();
+        let mut positions = Vec::with_capacity(t);
+        let mut pasts = Vec::with_capacity(fed.len());
+        for &(seq, l) in &fed {
+            let past = cache.len(seq)?;
+            if past + l > self.max_len() {
+                return Err(ModelError::CacheFull {
+                    len: past,
+                    adding: l,
+                    capacity: self.max_len(),
+                });
+            }
+            pasts.push(past);
+            positions.extend(past..past + l);
+        }
+        // Every token is a batch row of one position: the projections see all Σ lens rows.
+        let [q, k, v] = self.project(x.reshape([t, 1, d_model]), &positions);
+        let v = match self.cache_layout().values {
+            Values::Separate(_) => Some(v),
+            Values::PrefixOfKeys(_) => None,
+        };
+        let ids: Vec<SeqId> = fed.iter().map(|&(s, _)| s).collect();
+        if fed.iter().all(|&(_, l)| l == 1) {
+            // One token each: the batched decode path.
+            crate::profile::scope(crate::profile::Part::Attention, || {
+                append_rows(cache, &ids, k, v)
+            })?;
+            let p = Prepared {
+                q,
+                s: 1,
+                vis: Visibility::All,
+            };
+            return Ok(self.attend(&p, &ids, cache)?.reshape([1, t, d_model]));
+        }
+        // [t, heads, 1, w] rows of sequence i ↔ the core's [1, heads, r·l, w] (row g·l + j).
+        let [_, hq, r, wq] = q.dims();
+        let mut outs = Vec::with_capacity(fed.len());
+        let mut t0 = 0;
+        for (&(seq, l), &past) in fed.iter().zip(&pasts) {
+            let rows = |x: &Tensor<B, 4>| x.clone().narrow(0, t0, l).swap_dims(0, 2).squeeze_dim::<3>(0);
+            crate::profile::scope(crate::profile::Part::Attention, || {
+                cache.append(seq, rows(&k), v.as_ref().map(rows))
+            })?;
+            let qi = q
+                .clone()
+                .narrow(0, t0, l)
+                .permute([1, 2, 0, 3])
+                .reshape([1, hq, r * l, wq]);
+            let p = Prepared {
+                q: qi,
+                s: l,
+                vis: visibility(l, past),
+            };
+            let o = self.attend_core(&p, &[seq], cache)?; // [1, hq, r·l, wo]
+            let wo = o.dims()[3];
+            outs.push(o.reshape([hq, r, l, wo]).permute([2, 0, 1, 3]));
+            t0 += l;
+        }
+        Ok(self.finish(Tensor::cat(outs, 0), 1).reshape([1, t, d_model]))
+    }
+
     /// Causal self-attention of whole sequences, with no cache (training and scoring).
     ///
     /// # Shapes

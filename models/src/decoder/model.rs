@@ -220,10 +220,9 @@ impl<B: AttentionBackend> Decoder<B> {
             });
         }
         if b > 1 && s > 1 {
-            let rows = (0..b)
-                .map(|i| self.forward(tokens.clone().narrow(0, i, 1), &seqs[i..=i], cache))
-                .collect::<crate::Result<Vec<_>>>()?;
-            return Ok(Tensor::cat(rows, 0));
+            let flat = tokens.reshape([1, b * s]);
+            let h = self.ragged_hidden(flat, seqs, &vec![s; b], cache)?;
+            return Ok(self.head(h).reshape([b, s, self.vocab_size()]));
         }
         let mut x = self.embed.forward(tokens); // [b, s, d_model]
         for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
@@ -240,6 +239,80 @@ impl<B: AttentionBackend> Decoder<B> {
         Ok(crate::profile::scope(crate::profile::Part::Head, || {
             self.head(h)
         }))
+    }
+
+    /// One forward of a ragged batch: `lens[i]` new tokens for `seqs[i]` (0: the sequence sits
+    /// this step out), flattened in sequence order, causal inside each sequence and over its own
+    /// cache ([`crate::attention::AttentionLayer::forward_ragged`]). Returns the logits of every new token, or
+    /// only of each fed sequence's last one. On error the layers may hold part of the step:
+    /// roll the sequences back ([`crate::generation::Session`] does).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[1, Σ lens]`
+    /// - output: `[Σ lens, vocab]` (`last_only`: `[sequences with lens > 0, vocab]`)
+    pub fn forward_ragged<C: KvCache<B>>(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        seqs: &[SeqId],
+        lens: &[usize],
+        cache: &mut ModelCache<B, C>,
+        last_only: bool,
+    ) -> crate::Result<Tensor<B, 2>> {
+        let t = tokens.dims()[1];
+        let mut h = self.ragged_hidden(tokens, seqs, lens, cache)?; // [1, t, d_model]
+        if last_only {
+            let last: Vec<i64> = lens
+                .iter()
+                .scan(0usize, |end, &l| {
+                    *end += l;
+                    Some((l > 0).then(|| *end as i64 - 1))
+                })
+                .flatten()
+                .collect();
+            let n = last.len();
+            let idx = Tensor::from_data(burn::tensor::TensorData::new(last, [n]), &h.device());
+            h = h.select(1, idx);
+        }
+        let rows = h.dims()[1];
+        debug_assert!(rows <= t);
+        Ok(self.head(h).reshape([rows, self.vocab_size()]))
+    }
+
+    /// The final hidden states of a ragged step (see [`Decoder::forward_ragged`]).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[1, Σ lens]` → `[1, Σ lens, d_model]`
+    fn ragged_hidden<C: KvCache<B>>(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        seqs: &[SeqId],
+        lens: &[usize],
+        cache: &mut ModelCache<B, C>,
+    ) -> crate::Result<Tensor<B, 3>> {
+        let t = tokens.dims()[1];
+        if seqs.len() != lens.len()
+            || lens.iter().sum::<usize>() != t
+            || t == 0
+            || cache.layers.len() != self.blocks.len()
+        {
+            return Err(ModelError::Shape {
+                what: "ragged decoder step",
+                expected: format!(
+                    "{} sequences with lengths summing to {t} > 0 and {} layer caches",
+                    seqs.len(),
+                    self.blocks.len()
+                ),
+                got: format!("lengths {lens:?} and {} layer caches", cache.layers.len()),
+            });
+        }
+        use crate::profile::{scope, Part};
+        let mut x = self.embed.forward(tokens); // [1, t, d_model]
+        for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            let n = scope(Part::Norm, || block.attn_norm.forward(x.clone()));
+            let a = block.attn.forward_ragged(n, seqs, lens, layer)?;
+            x = block.mlp_residual(x + a);
+        }
+        Ok(scope(Part::Norm, || self.norm.forward(x)))
     }
 
     /// Logits of whole sequences with no cache (training and scoring); refuses ids outside the

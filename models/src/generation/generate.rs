@@ -1,12 +1,13 @@
-//! The generation loop: prefill each prompt of a batch (one sequence per forward), then decode
+//! Plain generation on a [`Session`]: prefill every prompt of a batch (one forward), then decode
 //! all live sequences together, one token each per forward, at their own lengths, until each
 //! emits a stop token, spends its budget or reaches the model's longest sequence.
 
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::sampler::Sampler;
+use super::session::{Logits, Session};
 use crate::decoder::Decoder;
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
@@ -24,7 +25,7 @@ pub struct GenerateConfig {
 /// What a generation run cost.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counters {
-    /// Model forwards (one per prefill, one per decode step of the batch).
+    /// Model forwards (one for the batch's prefill, one per decode step of the batch).
     pub forwards: usize,
     /// Prompt tokens prefilled.
     pub prefill_tokens: usize,
@@ -65,16 +66,6 @@ pub fn host_rows<B: AttentionBackend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
     xs.chunks(v).map(<[f32]>::to_vec).collect()
 }
 
-/// Token ids as a `[rows, cols]` tensor.
-pub(super) fn ids<B: AttentionBackend>(
-    t: &[u32],
-    rows: usize,
-    device: &B::Device,
-) -> Tensor<B, 2, Int> {
-    let v: Vec<i64> = t.iter().map(|&x| x as i64).collect();
-    Tensor::from_data(TensorData::new(v, [rows, t.len() / rows]), device)
-}
-
 /// Refuses an empty prompt, a token outside the vocabulary, or a prompt longer than the model's
 /// longest sequence.
 pub(super) fn check_prompts<B: AttentionBackend>(
@@ -97,8 +88,10 @@ pub(super) fn check_prompts<B: AttentionBackend>(
     Ok(())
 }
 
-/// Continues each prompt: prefills it into a new sequence of `cache`, then decodes all live
-/// sequences together. The sequences are freed at the end.
+/// Continues each prompt on a [`Session`]: one step prefills every prompt but its last token
+/// (one forward for the batch), then each step feeds every live sequence its pending token (the
+/// prompt's last, then each sampled one) and samples the next. The sequences are freed at the
+/// end.
 pub fn generate<B: AttentionBackend, C: KvCache<B>>(
     model: &Decoder<B>,
     cache: &mut ModelCache<B, C>,
@@ -116,22 +109,29 @@ pub fn generate<B: AttentionBackend, C: KvCache<B>>(
             counters,
         });
     }
-    let mut seqs: Vec<SeqId> = Vec::with_capacity(prompts.len());
+    let mut session = Session::new(model, cache, device);
     let result = (|| {
-        // (prompt index, sequence, next token) of every live sequence.
-        let mut live = Vec::new();
-        for (i, p) in prompts.iter().enumerate() {
+        let seqs = prefill(&mut session, prompts, &mut counters)?;
+        // (prompt index, sequence, pending token) of every live sequence.
+        let mut live: Vec<(usize, SeqId, u32)> = seqs
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (i, s, *prompts[i].last().expect("checked non-empty")))
+            .collect();
+        while !live.is_empty() {
             let t0 = Instant::now();
-            let seq = cache.add_sequence()?;
-            seqs.push(seq);
-            let logits = model.forward(ids::<B>(p, 1, device), &[seq], cache)?;
-            let next = sampler.sample(&last_logits(logits)[0])?;
-            counters.prefill_time += t0.elapsed();
+            let pending: Vec<[u32; 1]> = live.iter().map(|&(_, _, t)| [t]).collect();
+            let feeds: Vec<(SeqId, &[u32])> = live
+                .iter()
+                .zip(&pending)
+                .map(|(&(_, s, _), t)| (s, &t[..]))
+                .collect();
+            let rows = session.step(&feeds, Logits::Last)?;
+            for (row, entry) in rows.iter().zip(live.iter_mut()) {
+                entry.2 = sampler.sample(&row[0])?;
+            }
+            counters.decode_time += t0.elapsed();
             counters.forwards += 1;
-            counters.prefill_tokens += p.len();
-            live.push((i, seq, next));
-        }
-        loop {
             // Record each live sequence's token; keep those that go on.
             live.retain(|&(i, _, next)| {
                 out[i].push(next);
@@ -140,28 +140,42 @@ pub fn generate<B: AttentionBackend, C: KvCache<B>>(
                     || out[i].len() >= config.max_new
                     || len >= model.max_seq_len())
             });
-            if live.is_empty() {
-                break;
-            }
-            let t0 = Instant::now();
-            let batch: Vec<SeqId> = live.iter().map(|&(_, s, _)| s).collect();
-            let tokens: Vec<u32> = live.iter().map(|&(_, _, t)| t).collect();
-            let logits = model.forward(ids::<B>(&tokens, tokens.len(), device), &batch, cache)?;
-            for (row, entry) in last_logits(logits).iter().zip(live.iter_mut()) {
-                entry.2 = sampler.sample(row)?;
-            }
-            counters.decode_time += t0.elapsed();
-            counters.forwards += 1;
         }
         Ok::<_, ModelError>(())
     })();
-    for &s in &seqs {
-        cache.free(s)?;
-    }
+    let closed = session.close();
     result?;
+    closed?;
     counters.generated_tokens = out.iter().map(Vec::len).sum();
     Ok(Generation {
         tokens: out,
         counters,
     })
+}
+
+/// Admits one sequence per prompt and prefills each with its prompt but the last token, all in
+/// one step (the last token is fed by the first decode or verification step, so that plain and
+/// speculative decoding put the same rows through the same forwards).
+pub(crate) fn prefill<B: AttentionBackend, C: KvCache<B>>(
+    session: &mut Session<'_, B, C>,
+    prompts: &[Vec<u32>],
+    counters: &mut Counters,
+) -> crate::Result<Vec<SeqId>> {
+    let t0 = Instant::now();
+    let seqs = prompts
+        .iter()
+        .map(|_| session.add())
+        .collect::<crate::Result<Vec<_>>>()?;
+    let feeds: Vec<(SeqId, &[u32])> = seqs
+        .iter()
+        .zip(prompts)
+        .map(|(&s, p)| (s, &p[..p.len() - 1]))
+        .collect();
+    if feeds.iter().any(|(_, t)| !t.is_empty()) {
+        session.step(&feeds, Logits::Last)?;
+        counters.forwards += 1;
+    }
+    counters.prefill_tokens += feeds.iter().map(|(_, t)| t.len()).sum::<usize>();
+    counters.prefill_time += t0.elapsed();
+    Ok(seqs)
 }

@@ -19,8 +19,14 @@ use rayon::prelude::*;
 
 use super::isa::{self, Isa};
 
-/// Most rows the kernel takes (more is a matrix product).
+/// Rows one pass over `W` serves.
 pub const MAX_ROWS: usize = 8;
+
+/// Most rows the kernel takes, in passes of [`MAX_ROWS`] (more is a matrix product). A
+/// ragged step of several sequences (batched speculative verification: batch × (γ + 1) rows)
+/// stays here, so that each row's result is the one it would get alone: a GEMM would block
+/// and order its sums by the shape of the whole batch.
+pub const STEP_ROWS: usize = 64;
 
 /// Columns per task of the axpy form (outputs stay in L1: 8 rows × 512 × 4 bytes).
 const BLOCK: usize = 512;
@@ -37,7 +43,7 @@ pub enum WeightLayout {
     NByK { offset: usize, stride: usize },
 }
 
-/// `y[m][n] = Σ_kk x[m][kk] · W[kk][n]`, or `None` when there are more than [`MAX_ROWS`] rows.
+/// `y[m][n] = Σ_kk x[m][kk] · W[kk][n]`, or `None` when there are more than [`STEP_ROWS`] rows.
 ///
 /// # Shapes
 /// - `x`: `[m, k]` row-major → `[m, n]` row-major
@@ -72,8 +78,15 @@ pub fn matmul_with(
         isa.supported(),
         "ISA path {isa} is not supported by this CPU"
     );
-    if m == 0 || m > MAX_ROWS || x.len() != m * k {
+    if m == 0 || m > STEP_ROWS || x.len() != m * k {
         return None;
+    }
+    if m > MAX_ROWS {
+        let mut y = Vec::with_capacity(m * n);
+        for rows in x.chunks(MAX_ROWS * k) {
+            y.extend(matmul_with(isa, rows, rows.len() / k, k, n, w, layout)?);
+        }
+        return Some(y);
     }
     let mut y = vec![0f32; m * n];
     let parallel = k * n >= PARALLEL_WEIGHTS;

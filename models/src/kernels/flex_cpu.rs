@@ -247,11 +247,11 @@ const SMALL_LAYER: usize = 1 << 16;
 /// `x · w` by [`super::few_rows`] when `x` has few rows and `w` is f32 read in place (row-major
 /// or a transposed row-major matrix).
 pub(super) fn few_rows_matmul(x: &Tensor<Flex, 2>, w: &Tensor<Flex, 2>) -> Option<Tensor<Flex, 2>> {
-    use super::few_rows::{matmul, WeightLayout, MAX_ROWS};
+    use super::few_rows::{matmul, WeightLayout, STEP_ROWS};
     let ([m, k], [k2, n]) = (x.dims(), w.dims());
     // Small layers (the byte-level models' 128 × 384) stay with burn's GEMM, which is faster
     // there: packing costs little when the whole matrix sits in cache.
-    if k != k2 || m == 0 || m > MAX_ROWS || k * n < SMALL_LAYER {
+    if k != k2 || m == 0 || m > STEP_ROWS || k * n < SMALL_LAYER {
         return None;
     }
     let wp = w.clone().into_primitive().tensor();

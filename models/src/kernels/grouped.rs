@@ -37,7 +37,7 @@ pub trait AttentionBackend: Backend {
         false
     }
 
-    /// `x · w` for at most [`super::few_rows::MAX_ROWS`] rows with `w` read once in place, or
+    /// `x · w` for at most [`super::few_rows::STEP_ROWS`] rows with `w` read once in place, or
     /// `None` where the backend's own matmul should run (the default).
     ///
     /// # Shapes

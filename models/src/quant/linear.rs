@@ -1,7 +1,8 @@
 //! `QuantLinear`: a bias-free linear layer that holds packed codes and scales only.
 //!
 //! `forward_reference` dequantizes and multiplies (the definition). `forward` takes the fused
-//! host kernel ([`super::matvec`]) for up to eight rows on backends whose tensors live in host
+//! host kernel ([`super::matvec`]) for up to [`STEP_ROWS`] rows (in passes of eight, so that a
+//! row's result does not depend on the rows beside it) on backends whose tensors live in host
 //! memory (flex), and the reference path otherwise: prefill-sized matrix products, and CUDA,
 //! where burn 0.21 offers no quantized matmul for these formats.
 //!
@@ -15,6 +16,7 @@ use super::format::QuantFormat;
 use super::int_dot::{self, IntPath};
 use super::matvec::{matvec, MAX_ROWS};
 use super::tensor::QuantizedTensor;
+use crate::kernels::few_rows::STEP_ROWS;
 use crate::kernels::{isa, AttentionBackend};
 
 /// A quantized bias-free linear layer `y = x · Wᵀ` with `W` stored `[out, in]`.
@@ -120,12 +122,12 @@ impl QuantLinear {
         y.reshape(dims)
     }
 
-    /// The fused kernel for at most [`MAX_ROWS`] rows, read from and written to host memory:
+    /// The fused kernel for at most [`STEP_ROWS`] rows (passes of [`MAX_ROWS`]), read from and written to host memory:
     /// integer dot products on int8 activation blocks when [`Self::int8_active`], f32
     /// activations otherwise.
     ///
     /// # Shapes
-    /// - `x`: `[..., d_in]` with at most 8 rows in all → `[..., d_out]`
+    /// - `x`: `[..., d_in]` with at most [`STEP_ROWS`] rows in all → `[..., d_out]`
     pub fn forward_fused<B: AttentionBackend, const D: usize>(
         &self,
         x: Tensor<B, D>,
@@ -135,18 +137,20 @@ impl QuantLinear {
         let mut dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
         assert!(
-            rows <= MAX_ROWS,
-            "the fused path takes at most {MAX_ROWS} rows"
+            rows <= STEP_ROWS,
+            "the fused path takes at most {STEP_ROWS} rows"
         );
         let data = x.into_data().convert::<f32>();
         let xs = data.as_slice::<f32>().expect("f32 input");
         debug_assert_eq!(xs.len(), rows * d_in);
         let mut y = vec![0f32; rows * d_out];
-        if self.int8_active() {
-            let path = IntPath::for_isa(isa::active());
-            int_dot::matvec_int8_with(path, &self.weight, xs, &mut y);
-        } else {
-            matvec(&self.weight, xs, &mut y);
+        let path = IntPath::for_isa(isa::active());
+        for (x, y) in xs.chunks(MAX_ROWS * d_in).zip(y.chunks_mut(MAX_ROWS * d_out)) {
+            if self.int8_active() {
+                int_dot::matvec_int8_with(path, &self.weight, x, y);
+            } else {
+                matvec(&self.weight, x, y);
+            }
         }
         dims[D - 1] = d_out;
         Tensor::from_data(TensorData::new(y, dims), &device)
@@ -158,7 +162,7 @@ impl QuantLinear {
     /// - `x`: `[..., d_in]` → `[..., d_out]`
     pub fn forward<B: AttentionBackend, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let rows = x.dims()[..D - 1].iter().product::<usize>();
-        if B::host_tensors() && rows <= MAX_ROWS && self.weight.format != QuantFormat::F32 {
+        if B::host_tensors() && rows <= STEP_ROWS && self.weight.format != QuantFormat::F32 {
             self.forward_fused(x)
         } else {
             self.forward_reference(x)

@@ -427,11 +427,9 @@ fn ab_run<B: AttentionBackend>(
         for (i, group) in prompts.chunks(set.batch).enumerate() {
             let g = generate(target, &mut cache, group, config, &mut sampler(i)?, device)
                 .map_err(model_err("plain decoding".into()))?;
-            // The first token of each sequence comes from its prefill; the decode steps made
-            // the rest (speculation's decode steps make every token: its prefill stops one
-            // token short of the prompt).
-            tokens +=
-                g.counters.generated_tokens - g.tokens.iter().filter(|t| !t.is_empty()).count();
+            // Both loops prefill each prompt but its last token: their decode steps make
+            // every generated token.
+            tokens += g.counters.generated_tokens;
             secs += g.counters.decode_time.as_secs_f64();
             outs.extend(g.tokens);
         }
@@ -533,7 +531,7 @@ fn setting_records(
     for pos in 1..=st.proposed_at.len() {
         if let Some(a) = st.acceptance_at(pos) {
             rec.metric("acceptance", &ACCEPTANCE_AT_POSITION)
-                .stat(Stat::Mean, st.proposed_at[pos - 1])
+                .stat(Stat::Mean, steps)
                 .params(&p)
                 .param("pos", pos)
                 .value(a)?;

@@ -4,14 +4,14 @@
 //!   also occurs earlier proposes the tokens that followed its latest earlier occurrence. No
 //!   model, a point mass on each token.
 //! - [`ModelDrafter`]: a decoder (a small draft model, the target quantized, the target's first
-//!   blocks) with a cache of its own, one sequence per text of the batch. Its sequences follow the
-//!   texts: what it drafted beyond the kept text is rolled back before the next proposal, the
-//!   catch-up tokens are fed (sequences with one token to feed together), then the batch drafts
-//!   one token per forward.
+//!   blocks) with a cache of its own, one sequence per text of the batch, driven as a second
+//!   [`Session`]. Its sequences follow the texts: what it drafted beyond the kept text is rolled
+//!   back before the next proposal, the catch-up tokens of every sequence are fed in one ragged
+//!   step, then the batch drafts one token per forward.
 
 use crate::decoder::Decoder;
-use crate::generation::generate::{ids, last_logits};
 use crate::generation::sampler::{argmax, Sampler};
+use crate::generation::session::{Logits, Session};
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
 
@@ -95,7 +95,8 @@ struct Slot {
     held: Vec<u32>,
 }
 
-/// A drafter that is itself a decoder, with a cache of its own (one sequence per text).
+/// A drafter that is itself a decoder, with a cache of its own (one sequence per text), driven
+/// as a second [`Session`].
 pub struct ModelDrafter<B: AttentionBackend, C: KvCache<B>> {
     model: Decoder<B>,
     cache: ModelCache<B, C>,
@@ -120,50 +121,62 @@ impl<B: AttentionBackend, C: KvCache<B>> ModelDrafter<B, C> {
         &self.model
     }
 
-    /// Feeds `tokens[j]` to slot `slots[j]` (all of one length, or a single slot) and returns
-    /// each slot's last-position logits.
-    fn feed(&mut self, slots: &[usize], tokens: &[Vec<u32>]) -> crate::Result<Vec<Vec<f32>>> {
-        let flat: Vec<u32> = tokens.concat();
-        let seqs: Vec<SeqId> = slots.iter().map(|&i| self.slots[i].seq).collect();
-        let x = ids::<B>(&flat, slots.len(), &self.device);
-        let logits = self.model.forward(x, &seqs, &mut self.cache)?;
-        for (&i, t) in slots.iter().zip(tokens) {
-            self.slots[i].held.extend_from_slice(t);
+    /// Brings the slots of `wanted` texts up to date, in one step: each slot is rolled back to its
+    /// longest common prefix with its text (keeping at least one text token to feed) and fed
+    /// the rest. Returns each wanted slot's last-position logits.
+    fn catch_up(&mut self, texts: &[&[u32]], wanted: &[usize]) -> crate::Result<Vec<Vec<f32>>> {
+        let mut session = Session::new(&self.model, &mut self.cache, &self.device);
+        let mut feeds = Vec::with_capacity(wanted.len());
+        for &i in wanted {
+            while self.slots.len() <= i {
+                let seq = session.add()?;
+                self.slots.push(Slot {
+                    seq,
+                    held: Vec::new(),
+                });
+            }
+            let (slot, text) = (&mut self.slots[i], texts[i]);
+            let common = slot
+                .held
+                .iter()
+                .zip(text)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(text.len() - 1);
+            session.rollback(slot.seq, common)?;
+            slot.held.truncate(common);
+            feeds.push((slot.seq, &text[common..]));
         }
-        Ok(last_logits(logits))
+        let rows = session.step(&feeds, Logits::Last)?;
+        for (&i, (_, fed)) in wanted.iter().zip(&feeds) {
+            self.slots[i].held.extend_from_slice(fed);
+        }
+        Ok(rows.into_iter().map(|mut r| r.swap_remove(0)).collect())
     }
 
-    /// Rolls slot `i` back to its longest common prefix with `text` (keeping at least one text
-    /// token to feed) and returns the tokens to feed.
-    fn catch_up(&mut self, i: usize, text: &[u32]) -> crate::Result<Vec<u32>> {
-        if self.slots.len() <= i {
-            let seq = self.cache.add_sequence()?;
-            self.slots.push(Slot {
-                seq,
-                held: Vec::new(),
-            });
-        }
-        let slot = &mut self.slots[i];
-        let common = slot
-            .held
+    /// Feeds one token to each of `slots` in one step; returns their logits.
+    fn feed_one(&mut self, slots: &[usize], tokens: &[u32]) -> crate::Result<Vec<Vec<f32>>> {
+        let mut session = Session::new(&self.model, &mut self.cache, &self.device);
+        let feeds: Vec<(SeqId, &[u32])> = slots
             .iter()
-            .zip(text)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(text.len() - 1);
-        self.cache.truncate(slot.seq, common)?;
-        slot.held.truncate(common);
-        Ok(text[common..].to_vec())
+            .zip(tokens)
+            .map(|(&i, t)| (self.slots[i].seq, std::slice::from_ref(t)))
+            .collect();
+        let rows = session.step(&feeds, Logits::Last)?;
+        for (&i, &t) in slots.iter().zip(tokens) {
+            self.slots[i].held.push(t);
+        }
+        Ok(rows.into_iter().map(|mut r| r.swap_remove(0)).collect())
     }
 }
 
 impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
     fn prefill(&mut self, prompts: &[&[u32]]) -> crate::Result<()> {
-        for (i, p) in prompts.iter().enumerate().filter(|(_, p)| p.len() > 1) {
-            let feed = self.catch_up(i, &p[..p.len() - 1])?;
-            if !feed.is_empty() {
-                self.feed(&[i], &[feed])?;
-            }
+        // Each prompt but its last token (which the first proposal feeds), in one step.
+        let heads: Vec<&[u32]> = prompts.iter().map(|p| &p[..p.len().saturating_sub(1)]).collect();
+        let wanted: Vec<usize> = (0..prompts.len()).filter(|&i| !heads[i].is_empty()).collect();
+        if !wanted.is_empty() {
+            self.catch_up(&heads, &wanted)?;
         }
         Ok(())
     }
@@ -179,27 +192,18 @@ impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
         let wants: Vec<usize> = (0..n)
             .filter(|&i| gamma[i] > 0 && !texts[i].is_empty())
             .collect();
-        // Catch up: slots with one token to feed share a forward, the others run alone.
+        if wants.is_empty() {
+            return Ok(drafts);
+        }
+        // Catch up every wanted slot in one step, then draft: each live slot draws a token, and
+        // the slots that go on feed theirs together.
         let mut logits: Vec<Option<Vec<f32>>> = vec![None; n];
-        let mut single = Vec::new();
-        let mut feeds = Vec::new();
-        for &i in &wants {
-            let feed = self.catch_up(i, texts[i])?;
-            if feed.len() == 1 {
-                single.push(i);
-                feeds.push(feed);
-            } else {
-                logits[i] = Some(self.feed(&[i], &[feed])?.swap_remove(0));
-            }
+        for (&i, l) in wants.iter().zip(self.catch_up(texts, &wants)?) {
+            logits[i] = Some(l);
         }
-        if !single.is_empty() {
-            for (&i, l) in single.iter().zip(self.feed(&single, &feeds)?) {
-                logits[i] = Some(l);
-            }
-        }
-        // Draft: each live slot draws a token, then the live slots feed theirs together.
         let mut live = wants;
         let mut probs: Vec<Vec<Vec<f32>>> = vec![Vec::new(); n];
+        let max_len = self.model.max_seq_len();
         loop {
             let mut next = Vec::with_capacity(live.len());
             for &i in &live {
@@ -214,19 +218,18 @@ impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
                 probs[i].push(p);
                 next.push(t);
             }
-            let max_len = self.model.max_seq_len();
-            let (go, toks): (Vec<usize>, Vec<Vec<u32>>) = live
+            let (go, toks): (Vec<usize>, Vec<u32>) = live
                 .iter()
                 .zip(next)
                 .filter(|&(&i, _)| {
                     drafts[i].tokens.len() < gamma[i] && self.slots[i].held.len() + 1 < max_len
                 })
-                .map(|(&i, t)| (i, vec![t]))
+                .map(|(&i, t)| (i, t))
                 .unzip();
             if go.is_empty() {
                 break;
             }
-            for (&i, l) in go.iter().zip(self.feed(&go, &toks)?) {
+            for (&i, l) in go.iter().zip(self.feed_one(&go, &toks)?) {
                 logits[i] = Some(l);
             }
             live = go;

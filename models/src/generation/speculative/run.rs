@@ -1,5 +1,5 @@
 //! The speculative loop: each step the drafter proposes tokens for every live sequence, one
-//! target forward per sequence scores its last text token and its draft together, the rule keeps
+//! target forward scores every sequence's last text token and its draft together, the rule keeps
 //! a prefix and adds one token, and the target's cache is rolled back to the kept text
 //! ([`ModelCache::truncate`]). Greedy settings give plain greedy decoding's tokens; sampling
 //! settings give tokens distributed as plain sampling's.
@@ -9,7 +9,8 @@ use std::time::Instant;
 use super::drafters::Proposer;
 use super::verify::{verify_greedy, verify_sampled, Outcome};
 use crate::decoder::Decoder;
-use crate::generation::generate::{check_prompts, host_rows, ids, Counters, GenerateConfig};
+use crate::generation::generate::{check_prompts, prefill, Counters, GenerateConfig};
+use crate::generation::session::{Logits, Session};
 use crate::generation::sampler::Sampler;
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
@@ -62,7 +63,8 @@ pub struct SpecStats {
     pub proposed: usize,
     /// Drafted tokens kept.
     pub accepted: usize,
-    /// Verification steps: one target forward of one sequence (the prompt's prefill not counted).
+    /// Verification steps: one sequence verified once (a batch step verifies each live sequence;
+    /// a step that drafted nothing counts), the prompt's prefill not counted.
     pub steps: usize,
     /// Steps that rejected a drafted token.
     pub rejections: usize,
@@ -124,8 +126,18 @@ impl SpecStats {
         (examined > 0).then(|| self.accepted as f64 / examined as f64)
     }
 
-    /// Share of the steps that drafted position `pos` (1-based) whose token there was kept.
+    /// vLLM's per-position acceptance rate: steps that kept a drafted token at position `pos`
+    /// (1-based) over *all* verification steps (a step that drafted nothing, or fewer than `pos`
+    /// tokens, counts in the denominator). So `1 + Σ_pos acceptance_at(pos)` is
+    /// [`SpecStats::mean_accepted_length`]. `None` before any step or past the longest draft.
     pub fn acceptance_at(&self, pos: usize) -> Option<f64> {
+        let kept = *self.accepted_at.get(pos.checked_sub(1)?)?;
+        (self.steps > 0).then(|| kept as f64 / self.steps as f64)
+    }
+
+    /// The conditional rate: of the steps that drafted position `pos` (1-based), the share that
+    /// kept its token. `None` when no step drafted `pos`.
+    pub fn acceptance_at_if_drafted(&self, pos: usize) -> Option<f64> {
         let n = *self.proposed_at.get(pos.checked_sub(1)?)?;
         (n > 0).then(|| self.accepted_at[pos - 1] as f64 / n as f64)
     }
@@ -152,8 +164,11 @@ struct Live {
     done: bool,
 }
 
-/// Continues each prompt by speculative decoding with `drafter`, `gamma` tokens per step.
-/// The sequences are freed at the end.
+/// Continues each prompt by speculative decoding with `drafter`, `gamma` tokens per step, on a
+/// [`Session`] of the target: each step, the drafter proposes for every live sequence, then one
+/// target forward verifies them all (sequence `i` feeds its last text token and its `γ_i` drafted
+/// tokens, any `γ_i` from 0 up, no padding), the rule keeps a prefix per sequence, and each
+/// sequence is rolled back to its kept text. The sequences are freed at the end.
 #[allow(clippy::too_many_arguments)]
 pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
     target: &Decoder<B>,
@@ -168,51 +183,60 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
     check_prompts(target, prompts)?;
     let mut stats = SpecStats::default();
     let mut counters = Counters::default();
-    let mut live: Vec<Live> = Vec::with_capacity(prompts.len());
     let max_len = target.max_seq_len();
+    let mut session = Session::new(target, cache, device);
+    let mut live: Vec<Live> = Vec::with_capacity(prompts.len());
     let result = (|| {
         // The target's cache holds each text but its last token, which each step feeds.
-        for p in prompts {
-            let t0 = Instant::now();
-            let seq = cache.add_sequence()?;
-            live.push(Live {
-                seq,
-                text: p.clone(),
-                out: Vec::new(),
-                gamma: gamma.initial(),
-                done: config.max_new == 0 || p.len() >= max_len,
-            });
-            if p.len() > 1 {
-                target.forward(ids::<B>(&p[..p.len() - 1], 1, device), &[seq], cache)?;
-                counters.forwards += 1;
-            }
-            counters.prefill_tokens += p.len() - 1;
-            counters.prefill_time += t0.elapsed();
-        }
+        let seqs = prefill(&mut session, prompts, &mut counters)?;
+        live.extend(seqs.iter().zip(prompts).map(|(&seq, p)| Live {
+            seq,
+            text: p.clone(),
+            out: Vec::new(),
+            gamma: gamma.initial(),
+            done: config.max_new == 0 || p.len() >= max_len,
+        }));
         let t0 = Instant::now();
         let texts: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
         drafter.prefill(&texts)?;
         counters.prefill_time += t0.elapsed();
         while live.iter().any(|l| !l.done) {
             let t0 = Instant::now();
-            let idx: Vec<usize> = (0..live.len()).filter(|&i| !live[i].done).collect();
-            // Draft γ tokens, fewer where the budget or the model's length leaves less room.
+            // Draft γ tokens, fewer where the budget or the model's length leaves less room;
+            // finished sequences ask for none (text i stays text i for the drafter).
             let room = |l: &Live| (config.max_new - l.out.len()).min(max_len - l.text.len());
-            let gs: Vec<usize> = idx
+            let gs: Vec<usize> = live
                 .iter()
-                .map(|&i| live[i].gamma.min(room(&live[i]) - 1))
+                .map(|l| if l.done { 0 } else { l.gamma.min(room(l) - 1) })
                 .collect();
-            let texts: Vec<&[u32]> = idx.iter().map(|&i| live[i].text.as_slice()).collect();
-            let drafts = drafter.propose(&texts, &gs, sampler)?;
-            for ((&i, mut draft), g) in idx.iter().zip(drafts).zip(gs) {
-                draft.tokens.truncate(g);
-                let l = &mut live[i];
+            let texts: Vec<&[u32]> = live.iter().map(|l| l.text.as_slice()).collect();
+            let mut drafts = drafter.propose(&texts, &gs, sampler)?;
+            let inputs: Vec<Vec<u32>> = live
+                .iter()
+                .zip(drafts.iter_mut())
+                .zip(&gs)
+                .map(|((l, d), &g)| {
+                    d.tokens.truncate(g);
+                    if l.done {
+                        return Vec::new();
+                    }
+                    let mut input = vec![*l.text.last().expect("non-empty text")];
+                    input.extend_from_slice(&d.tokens);
+                    input
+                })
+                .collect();
+            let feeds: Vec<(SeqId, &[u32])> = live
+                .iter()
+                .zip(&inputs)
+                .map(|(l, t)| (l.seq, t.as_slice()))
+                .collect();
+            let rows = session.step(&feeds, Logits::All)?;
+            counters.forwards += 1;
+            for ((l, draft), rows) in live.iter_mut().zip(&drafts).zip(rows) {
+                if l.done {
+                    continue;
+                }
                 let d = draft.tokens.len();
-                let mut input = vec![*l.text.last().expect("non-empty text")];
-                input.extend_from_slice(&draft.tokens);
-                let logits = target.forward(ids::<B>(&input, 1, device), &[l.seq], cache)?;
-                counters.forwards += 1;
-                let rows = host_rows(logits);
                 let o = if sampler.config().is_greedy() {
                     verify_greedy(&rows, &draft.tokens)
                 } else {
@@ -226,7 +250,7 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
                 stats.add(&o);
                 l.gamma = gamma.next(l.gamma, &o);
                 // Roll the cache back to the kept text (it holds text + the draft now).
-                cache.truncate(l.seq, l.text.len() + o.accepted)?;
+                session.rollback(l.seq, l.text.len() + o.accepted)?;
                 let mut new: Vec<u32> = draft.tokens[..o.accepted].to_vec();
                 new.push(o.next_token);
                 let stop = new.iter().position(|t| config.stop.contains(t));
@@ -241,10 +265,9 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
         }
         Ok::<_, ModelError>(())
     })();
-    for l in &live {
-        cache.free(l.seq)?;
-    }
+    let closed = session.close();
     result?;
+    closed?;
     let tokens: Vec<Vec<u32>> = live.into_iter().map(|l| l.out).collect();
     counters.generated_tokens = tokens.iter().map(Vec::len).sum();
     Ok(SpecGeneration {
