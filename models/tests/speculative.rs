@@ -371,11 +371,14 @@ mod with_models {
         let device = Default::default();
         let target = model(3, 32, 1);
         let draft = model(1, 16, 2);
-        // Prompts of different lengths in one batch.
+        // Prompts of different lengths in one batch; prompt lookup drafts γ tokens for the
+        // repetitive ones and none for the others, so drafts of different lengths (0 included)
+        // share a verification step.
         let prompts = vec![
             vec![1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2],
             vec![7, 30, 12, 9],
             vec![3; 20],
+            vec![5, 17, 2, 26, 11, 8],
         ];
         let config = GenerateConfig {
             max_new: 30,
@@ -398,31 +401,52 @@ mod with_models {
                 .remove(0)
             })
             .collect();
+        let int4 = Assignment::uniform(QuantFormat::Int4 {
+            group: 32,
+            asym: false,
+        });
+        let (q, _) = quantize_decoder(&target, int4).unwrap();
+        let skip = target.first_blocks(1).unwrap();
         let adaptive = Gamma::Adaptive { initial: 2, max: 6 };
         for gamma in [Gamma::Fixed(3), adaptive] {
             let mut drafters: Vec<(&str, Box<dyn Proposer>)> = vec![
                 ("draft", Box::new(drafter(&draft))),
+                ("int4-self", Box::new(drafter(&q))),
+                ("layer-skip", Box::new(drafter(&skip))),
                 ("prompt lookup", Box::new(PromptLookup { max_ngram: 3 })),
             ];
             for (name, d) in &mut drafters {
-                let run = speculative_generate(
-                    &target,
-                    &mut cache,
-                    &prompts,
-                    d.as_mut(),
-                    gamma,
-                    &config,
-                    &mut greedy(),
-                    &device,
-                )
-                .unwrap();
-                assert_eq!(run.tokens, want, "{name}, {gamma:?}");
-                assert_eq!(run.counters.generated_tokens, 90);
-                assert_eq!(
-                    run.stats.accepted_at.iter().sum::<usize>(),
-                    run.stats.accepted
-                );
-                assert!(run.stats.proposed_at.len() <= gamma.max());
+                for batch in [1, 3, 4] {
+                    let mut tokens = Vec::new();
+                    for group in prompts.chunks(batch) {
+                        let run = speculative_generate(
+                            &target,
+                            &mut cache,
+                            group,
+                            d.as_mut(),
+                            gamma,
+                            &config,
+                            &mut greedy(),
+                            &device,
+                        )
+                        .unwrap();
+                        let st = &run.stats;
+                        assert_eq!(st.accepted_at.iter().sum::<usize>(), st.accepted);
+                        assert!(st.proposed_at.len() <= gamma.max());
+                        // vLLM's identity: 1 + Σ per-position acceptance = mean length.
+                        let sum: f64 = (1..=st.accepted_at.len())
+                            .map(|p| st.acceptance_at(p).unwrap())
+                            .sum();
+                        let mal = st.mean_accepted_length().unwrap();
+                        assert!((1.0 + sum - mal).abs() <= 1e-12, "{name}: {sum} {mal}");
+                        if *name == "prompt lookup" && batch == 4 {
+                            // Some steps drafted nothing while others drafted.
+                            assert!(st.proposed_at[0] > 0 && st.proposed_at[0] < st.steps);
+                        }
+                        tokens.extend(run.tokens);
+                    }
+                    assert_eq!(tokens, want, "{name}, {gamma:?}, batch {batch}");
+                }
             }
         }
     }
