@@ -174,7 +174,11 @@ fn greedy_generation_of_a_batch_equals_the_reference_loop_per_prompt() {
             g.tokens.iter().map(Vec::len).sum::<usize>()
         );
         let longest = g.tokens.iter().map(Vec::len).max().unwrap();
-        assert_eq!(c.forwards, 1 + longest, "one prefill for the batch, then one per step");
+        assert_eq!(
+            c.forwards,
+            1 + longest,
+            "one prefill for the batch, then one per step"
+        );
     }
 }
 

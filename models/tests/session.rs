@@ -17,11 +17,15 @@ type B = Flex;
 const LENS: [usize; 4] = [0, 1, 3, 8];
 
 fn prompt(i: usize) -> Vec<u32> {
-    (0..5 + 4 * i).map(|j| ((7 * i + 3 * j) % 31) as u32).collect()
+    (0..5 + 4 * i)
+        .map(|j| ((7 * i + 3 * j) % 31) as u32)
+        .collect()
 }
 
 fn step_tokens(i: usize) -> Vec<u32> {
-    (0..LENS[i]).map(|j| ((11 * i + 5 * j + 1) % 31) as u32).collect()
+    (0..LENS[i])
+        .map(|j| ((11 * i + 5 * j + 1) % 31) as u32)
+        .collect()
 }
 
 fn models() -> Vec<(String, Decoder<B>)> {
@@ -29,10 +33,18 @@ fn models() -> Vec<(String, Decoder<B>)> {
     let mut out = Vec::new();
     for d in [32, 256] {
         B::seed(&device, d as u64);
-        let gqa = DecoderConfig::new(32, d, 2, 4, d / 4, 2 * d, AttentionKind::Gqa { n_kv_heads: 2 })
-            .with_max_seq_len(64)
-            .init::<B>(&device)
-            .unwrap();
+        let gqa = DecoderConfig::new(
+            32,
+            d,
+            2,
+            4,
+            d / 4,
+            2 * d,
+            AttentionKind::Gqa { n_kv_heads: 2 },
+        )
+        .with_max_seq_len(64)
+        .init::<B>(&device)
+        .unwrap();
         out.push((format!("gqa d{d}"), gqa));
         let mla = DecoderConfig::new(
             32,
@@ -61,7 +73,11 @@ fn models() -> Vec<(String, Decoder<B>)> {
 
 /// Prefills the four prompts (each alone), then either one ragged step of all four, or each
 /// sequence's tokens alone; returns each sequence's logits rows.
-fn run<C: KvCache<B>>(model: &Decoder<B>, mut cache: ModelCache<B, C>, together: bool) -> Vec<Vec<Vec<f32>>> {
+fn run<C: KvCache<B>>(
+    model: &Decoder<B>,
+    mut cache: ModelCache<B, C>,
+    together: bool,
+) -> Vec<Vec<Vec<f32>>> {
     let device = Default::default();
     let mut s = Session::new(model, &mut cache, &device);
     let seqs: Vec<_> = (0..4).map(|_| s.add().unwrap()).collect();
@@ -70,7 +86,11 @@ fn run<C: KvCache<B>>(model: &Decoder<B>, mut cache: ModelCache<B, C>, together:
     }
     let toks: Vec<Vec<u32>> = (0..4).map(step_tokens).collect();
     if together {
-        let feeds: Vec<_> = seqs.iter().zip(&toks).map(|(&q, t)| (q, t.as_slice())).collect();
+        let feeds: Vec<_> = seqs
+            .iter()
+            .zip(&toks)
+            .map(|(&q, t)| (q, t.as_slice()))
+            .collect();
         s.step(&feeds, Logits::All).unwrap()
     } else {
         seqs.iter()
@@ -116,7 +136,11 @@ fn last_logits_are_the_last_rows_of_all() {
         s.step(&[(q, &prompt(i))], Logits::Last).unwrap();
     }
     let toks: Vec<Vec<u32>> = (0..4).map(step_tokens).collect();
-    let feeds: Vec<_> = seqs.iter().zip(&toks).map(|(&q, t)| (q, t.as_slice())).collect();
+    let feeds: Vec<_> = seqs
+        .iter()
+        .zip(&toks)
+        .map(|(&q, t)| (q, t.as_slice()))
+        .collect();
     let last = s.step(&feeds, Logits::Last).unwrap();
     for i in 0..4 {
         assert_eq!(last[i].len(), usize::from(LENS[i] > 0));

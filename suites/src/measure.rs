@@ -6,10 +6,19 @@ use std::time::{Duration, Instant};
 use burn::tensor::{backend::Backend, Tensor};
 
 /// Waits for the backend to finish, keeping `y` alive until then so that lazy backends cannot
-/// skip computing it. Every timed closure ends with it.
-pub fn sync_keep<B: Backend, const D: usize>(device: &B::Device, y: Tensor<B, D>) {
-    let _ = B::sync(device);
+/// skip computing it. Every timed closure ends with it; a failed sync is an error.
+pub fn sync_keep<B: Backend, const D: usize>(
+    device: &B::Device,
+    y: Tensor<B, D>,
+) -> crate::Result<()> {
+    sync::<B>(device)?;
     drop(y);
+    Ok(())
+}
+
+/// Waits for the backend to finish; a failed sync is an error.
+pub fn sync<B: Backend>(device: &B::Device) -> crate::Result<()> {
+    B::sync(device).map_err(|e| crate::SuiteError::Backend(format!("sync: {e:?}")))
 }
 
 /// How long and how often to time one thing.
@@ -87,16 +96,21 @@ impl Summary {
 
 /// Times `step` under `plan`. `step` must include the backend sync so that asynchronous
 /// backends are timed honestly; `between` runs untimed after each sample (e.g. a cache rollback).
-/// Both get `state` (what they share, such as a cache).
-pub fn time<S, F: FnMut(&mut S), G: FnMut(&mut S)>(
+/// Both get `state` (what they share, such as a cache). The first error of either ends the
+/// measurement and is returned: no sample is skipped.
+pub fn time<S, E, F, G>(
     plan: Plan,
     state: &mut S,
     mut step: F,
     mut between: G,
-) -> Summary {
+) -> Result<Summary, E>
+where
+    F: FnMut(&mut S) -> Result<(), E>,
+    G: FnMut(&mut S) -> Result<(), E>,
+{
     for _ in 0..plan.warmup {
-        step(state);
-        between(state);
+        step(state)?;
+        between(state)?;
     }
     let mut samples = Vec::with_capacity(plan.max_samples);
     let start = Instant::now();
@@ -104,48 +118,54 @@ pub fn time<S, F: FnMut(&mut S), G: FnMut(&mut S)>(
         && (samples.len() < plan.min_samples.max(1) || start.elapsed() < plan.budget)
     {
         let t = Instant::now();
-        step(state);
+        step(state)?;
         samples.push(t.elapsed().as_secs_f64() * 1e3);
-        between(state);
+        between(state)?;
     }
-    Summary::of(&samples)
+    Ok(Summary::of(&samples))
 }
 
 /// Times `a` and `b` alternately in ABBA order (A B, B A, A B, ...), so that slow drifts of the
 /// machine and any advantage of going first or second hit both alike; for ratios measured side
-/// by side. Each sample of each counts toward `plan`.
-pub fn time_pair<F: FnMut(), G: FnMut()>(plan: Plan, mut a: F, mut b: G) -> (Summary, Summary) {
+/// by side. Each sample of each counts toward `plan`. The first error ends the measurement and
+/// is returned.
+pub fn time_pair<E, F, G>(plan: Plan, mut a: F, mut b: G) -> Result<(Summary, Summary), E>
+where
+    F: FnMut() -> Result<(), E>,
+    G: FnMut() -> Result<(), E>,
+{
     for i in 0..plan.warmup {
         if i % 2 == 0 {
-            a();
-            b();
+            a()?;
+            b()?;
         } else {
-            b();
-            a();
+            b()?;
+            a()?;
         }
     }
     let (mut sa, mut sb) = (
         Vec::with_capacity(plan.max_samples),
         Vec::with_capacity(plan.max_samples),
     );
-    let timed = |f: &mut dyn FnMut(), into: &mut Vec<f64>| {
+    fn timed<E>(f: &mut dyn FnMut() -> Result<(), E>, into: &mut Vec<f64>) -> Result<(), E> {
         let t = Instant::now();
-        f();
+        f()?;
         into.push(t.elapsed().as_secs_f64() * 1e3);
-    };
+        Ok(())
+    }
     let start = Instant::now();
     while sa.len() < plan.max_samples.max(1)
         && (sa.len() < plan.min_samples.max(1) || start.elapsed() < plan.budget)
     {
         if sa.len() % 2 == 0 {
-            timed(&mut a, &mut sa);
-            timed(&mut b, &mut sb);
+            timed(&mut a, &mut sa)?;
+            timed(&mut b, &mut sb)?;
         } else {
-            timed(&mut b, &mut sb);
-            timed(&mut a, &mut sa);
+            timed(&mut b, &mut sb)?;
+            timed(&mut a, &mut sa)?;
         }
     }
-    (Summary::of(&sa), Summary::of(&sb))
+    Ok((Summary::of(&sa), Summary::of(&sb)))
 }
 
 #[cfg(test)]
@@ -171,11 +191,18 @@ mod tests {
     fn paired_timing_runs_in_abba_order_and_counts_both() {
         let log = std::cell::RefCell::new(String::new());
         let plan = Plan::new(2, 4, 4, 10000);
-        let (a, b) = time_pair(
+        let (a, b) = time_pair::<(), _, _>(
             plan,
-            || log.borrow_mut().push('a'),
-            || log.borrow_mut().push('b'),
-        );
+            || {
+                log.borrow_mut().push('a');
+                Ok(())
+            },
+            || {
+                log.borrow_mut().push('b');
+                Ok(())
+            },
+        )
+        .unwrap();
         // Warm-up ab ba, then timed ab ba ab ba.
         assert_eq!(log.into_inner(), "abbaabbaabba");
         assert_eq!((a.n, b.n), (4, 4));
@@ -193,8 +220,50 @@ mod tests {
     fn timing_respects_sample_bounds() {
         let mut calls = 0;
         let plan = Plan::new(2, 3, 5, 10000);
-        let s = time(plan, &mut calls, |c| *c += 1, |_| {});
+        let s = time::<_, (), _, _>(
+            plan,
+            &mut calls,
+            |c| {
+                *c += 1;
+                Ok(())
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(s.n, 5);
         assert_eq!(calls, 7);
+    }
+
+    #[test]
+    fn an_error_inside_a_timed_region_ends_the_measurement() {
+        let mut calls = 0;
+        let plan = Plan::new(1, 3, 5, 10000);
+        let step = |c: &mut i32| {
+            *c += 1;
+            if *c == 3 {
+                Err("refused")
+            } else {
+                Ok(())
+            }
+        };
+        assert_eq!(
+            time(plan, &mut calls, step, |_| Ok(())).err(),
+            Some("refused")
+        );
+        assert_eq!(calls, 3, "nothing ran after the failing sample");
+        let mut n = 0;
+        let r = time_pair(
+            plan,
+            || Ok(()),
+            || {
+                n += 1;
+                if n == 2 {
+                    Err("b failed")
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!(r.err(), Some("b failed"));
     }
 }

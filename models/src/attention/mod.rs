@@ -215,7 +215,12 @@ pub trait AttentionLayer<B: AttentionBackend> {
         let mut outs = Vec::with_capacity(fed.len());
         let mut t0 = 0;
         for (&(seq, l), &past) in fed.iter().zip(&pasts) {
-            let rows = |x: &Tensor<B, 4>| x.clone().narrow(0, t0, l).swap_dims(0, 2).squeeze_dim::<3>(0);
+            let rows = |x: &Tensor<B, 4>| {
+                x.clone()
+                    .narrow(0, t0, l)
+                    .swap_dims(0, 2)
+                    .squeeze_dim::<3>(0)
+            };
             crate::profile::scope(crate::profile::Part::Attention, || {
                 cache.append(seq, rows(&k), v.as_ref().map(rows))
             })?;
@@ -234,7 +239,9 @@ pub trait AttentionLayer<B: AttentionBackend> {
             outs.push(o.reshape([hq, r, l, wo]).permute([2, 0, 1, 3]));
             t0 += l;
         }
-        Ok(self.finish(Tensor::cat(outs, 0), 1).reshape([1, t, d_model]))
+        Ok(self
+            .finish(Tensor::cat(outs, 0), 1)
+            .reshape([1, t, d_model]))
     }
 
     /// Causal self-attention of whole sequences, with no cache (training and scoring).

@@ -145,7 +145,10 @@ impl QuantLinear {
         debug_assert_eq!(xs.len(), rows * d_in);
         let mut y = vec![0f32; rows * d_out];
         let path = IntPath::for_isa(isa::active());
-        for (x, y) in xs.chunks(MAX_ROWS * d_in).zip(y.chunks_mut(MAX_ROWS * d_out)) {
+        for (x, y) in xs
+            .chunks(MAX_ROWS * d_in)
+            .zip(y.chunks_mut(MAX_ROWS * d_out))
+        {
             if self.int8_active() {
                 int_dot::matvec_int8_with(path, &self.weight, x, y);
             } else {

@@ -535,7 +535,7 @@ pub fn suite_case<B: AttentionBackend>(
         for k in order {
             let t0 = Instant::now();
             trainers[k].step(&table, device)?;
-            let _ = B::sync(device);
+            crate::measure::sync::<B>(device)?;
             ms[k].push(t0.elapsed().as_secs_f64() * 1e3);
         }
     }

@@ -236,21 +236,17 @@ impl BackendJob for Job<'_> {
                 &device,
             );
             let (mut cache, seq) = new_cache(layer.cache_layout(), s, &device)?;
-            let mut failed = None;
             let summary = measure::time(
                 sizes.plan,
                 &mut cache,
-                |cache| match layer.forward(x.clone(), &[seq], cache) {
-                    Ok(y) => sync_keep(&device, y),
-                    Err(e) => failed = Some(e),
-                },
                 |cache| {
-                    let _ = cache.truncate(seq, 0);
+                    let y = layer
+                        .forward(x.clone(), &[seq], cache)
+                        .map_err(model_err("prefill"))?;
+                    sync_keep(&device, y)
                 },
-            );
-            if let Some(e) = failed {
-                return Err(model_err("prefill")(e));
-            }
+                |cache| cache.truncate(seq, 0).map_err(cache_err),
+            )?;
             rec.timing(
                 "prefill",
                 &PREFILL_LATENCY_MS,
@@ -379,40 +375,34 @@ fn decode<B: AttentionBackend>(
     let (mut cache, seq) = new_cache(layer.cache_layout(), t + 1, device)?;
     fill(&mut cache, seq, t, device)?;
     let x = Tensor::<B, 3>::random([1, 1, d_model], Distribution::Normal(0.0, 1.0), device);
-    let mut failed = None;
     let whole = measure::time(
         plan,
         &mut cache,
-        |cache| match layer.forward(x.clone(), &[seq], cache) {
-            Ok(y) => sync_keep(device, y),
-            Err(e) => failed = Some(e),
-        },
         |cache| {
-            let _ = cache.truncate(seq, t);
+            let y = layer
+                .forward(x.clone(), &[seq], cache)
+                .map_err(model_err("decode step"))?;
+            sync_keep(device, y)
         },
-    );
-    if let Some(e) = failed {
-        return Err(model_err("decode step")(e));
-    }
+        |cache| cache.truncate(seq, t).map_err(cache_err),
+    )?;
     // The core alone: prepare the decode token once (appending it), then time what reads the
     // cache.
     let p = layer
         .prepare(x, &[seq], &mut cache)
         .map_err(model_err("decode prepare"))?;
-    let mut failed = None;
     let calls_before = prefetch_calls();
     let core = measure::time(
         plan,
         &mut cache,
-        |c| match layer.attend_core(&p, &[seq], c) {
-            Ok(o) => sync_keep(device, o),
-            Err(e) => failed = Some(e),
+        |c| {
+            let o = layer
+                .attend_core(&p, &[seq], c)
+                .map_err(model_err("decode core"))?;
+            sync_keep(device, o)
         },
-        |_| {},
-    );
-    if let Some(e) = failed {
-        return Err(model_err("decode core")(e));
-    }
+        |_| Ok(()),
+    )?;
     let ctx = ("ctx", t.to_string());
     rec.timing(
         "decode",

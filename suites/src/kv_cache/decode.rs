@@ -5,8 +5,9 @@
 //! the whole trace (a larger batch shares each weight read among more tokens), with preemption
 //! and recomputation paid for.
 
-use burn::tensor::{Distribution, Int, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
+use infermark_models::generation::{Logits, Session};
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::kv_cache::{KvCache, ModelCache, SeqId, Values};
 
@@ -118,47 +119,64 @@ pub fn measure_costs<B: AttentionBackend>(
             .map_err(model_err("paged cache"))?;
         let cs = fill(&mut contiguous, batch, ctx, device)?;
         let ps = fill(&mut paged, batch, ctx, device)?;
-        let tokens = Tensor::<B, 2, Int>::zeros([batch, 1], device);
-        let failed = std::cell::RefCell::new(None);
-        let (c, p) = measure::time_pair(
+        let (c, p) = time_decode(
+            model,
+            (&mut contiguous, &cs),
+            (&mut paged, &ps),
             plan,
-            || match model.forward(tokens.clone(), &cs, &mut contiguous) {
-                Ok(y) => measure::sync_keep(device, y),
-                Err(e) => *failed.borrow_mut() = Some(e),
-            },
-            || match model.forward(tokens.clone(), &ps, &mut paged) {
-                Ok(y) => measure::sync_keep(device, y),
-                Err(e) => *failed.borrow_mut() = Some(e),
-            },
-        );
-        if let Some(e) = failed.into_inner() {
-            return Err(model_err("decode step")(e));
-        }
+            device,
+        )?;
         decode.push((batch, c, p));
     }
     let mut cache = model.contiguous_cache(1, ctx, device);
-    let seq = cache.add_sequence().map_err(pool_err)?;
-    let prompt = Tensor::<B, 2, Int>::zeros([1, ctx], device);
-    let mut failed = None;
+    let mut session = Session::new(model, &mut cache, device);
+    let seq = session.add().map_err(model_err("admission"))?;
+    let prompt = vec![0u32; ctx];
     let prefill = measure::time(
         plan,
-        &mut cache,
-        |c| match model.forward(prompt.clone(), &[seq], c) {
-            Ok(y) => measure::sync_keep(device, y),
-            Err(e) => failed = Some(e),
+        &mut session,
+        |s| {
+            s.step(&[(seq, &prompt)], Logits::Last)
+                .map_err(model_err("prefill"))?;
+            crate::measure::sync::<B>(device)
         },
-        |c| {
-            let _ = c.truncate(seq, 0);
-        },
-    );
-    if let Some(e) = failed {
-        return Err(model_err("prefill")(e));
-    }
+        |s| s.rollback(seq, 0).map_err(model_err("rollback")),
+    )?;
     Ok(StepCosts {
         decode,
         prefill,
         ctx,
     })
+}
+
+/// Decode steps of the engine on two caches side by side (ABBA): every sequence of each feeds
+/// one token per step. The first error of either ends the measurement and is returned.
+pub fn time_decode<B: AttentionBackend, C1: KvCache<B>, C2: KvCache<B>>(
+    model: &Decoder<B>,
+    (a, seqs_a): (&mut ModelCache<B, C1>, &[SeqId]),
+    (b, seqs_b): (&mut ModelCache<B, C2>, &[SeqId]),
+    plan: Plan,
+    device: &B::Device,
+) -> Result<(Summary, Summary)> {
+    let one = [0u32];
+    let feeds =
+        |seqs: &[SeqId]| -> Vec<(SeqId, &[u32])> { seqs.iter().map(|&s| (s, &one[..])).collect() };
+    let (fa, fb) = (feeds(seqs_a), feeds(seqs_b));
+    let mut sa = Session::new(model, a, device);
+    let mut sb = Session::new(model, b, device);
+    measure::time_pair(
+        plan,
+        || {
+            sa.step(&fa, Logits::Last)
+                .map_err(model_err("decode step"))?;
+            crate::measure::sync::<B>(device)
+        },
+        || {
+            sb.step(&fb, Logits::Last)
+                .map_err(model_err("decode step"))?;
+            crate::measure::sync::<B>(device)
+        },
+    )
 }
 
 /// Adds `batch` sequences holding `ctx` random cached tokens in every layer (what a prefill

@@ -616,16 +616,18 @@ fn overhead<B: AttentionBackend>(
             let (c, p) = measure::time_pair(
                 s.overhead_plan,
                 || {
-                    let o = contiguous.attend(q.clone(), cseq, Visibility::All, scale);
-                    let _ = B::sync(device);
-                    drop(o);
+                    let o = contiguous
+                        .attend(q.clone(), cseq, Visibility::All, scale)
+                        .map_err(pool_err)?;
+                    measure::sync_keep(device, o)
                 },
                 || {
-                    let o = cache.attend(q.clone(), seq, Visibility::All, scale);
-                    let _ = B::sync(device);
-                    drop(o);
+                    let o = cache
+                        .attend(q.clone(), seq, Visibility::All, scale)
+                        .map_err(pool_err)?;
+                    measure::sync_keep(device, o)
                 },
-            );
+            )?;
             if i == 0 {
                 let mut rec = Recorder::new(ctx, NAME, "contiguous", params.clone());
                 rec.timing("overhead", &DECODE_LATENCY_MS, &c, &[])?;

@@ -167,11 +167,11 @@ pub fn run<B: AttentionBackend>(
     let mut a = Stepper::new(&dense, prompt, 1, device)?;
     let mut b = Stepper::new(&native_f32, prompt, 1, device)?;
     let mut c = Stepper::new(&native_int8, prompt, 1, device)?;
-    let (pa, pb) = time_pair(s.plan, || a.prefill(), || b.prefill());
+    let (pa, pb) = time_pair(s.plan, || a.prefill(), || b.prefill())?;
     // Two A/B pairs: the f32 model against the default native one (int8 activations), and the
     // native weights with f32 against int8 activations (the kernels alone).
-    let (da, dc) = time_pair(s.plan, || a.step(1), || c.step(1));
-    let (db, dc2) = time_pair(s.plan, || b.step(1), || c.step(1));
+    let (da, dc) = time_pair(s.plan, || a.step(1), || c.step(1))?;
+    let (db, dc2) = time_pair(s.plan, || b.step(1), || c.step(1))?;
     let rows = [
         ("f32", "f32", "native-int8", &dense, Some(&pa), &da),
         ("native", "int8", "f32", &native_int8, None, &dc),
@@ -198,7 +198,7 @@ pub fn run<B: AttentionBackend>(
 }
 
 /// Where a batch-1 decode step's time goes (`infermark_models::profile`): the share of each
-/// part over `plan.min_samples` steps after the warm-up, sampling (greedy argmax of the logits,
+/// part over `plan.min_samples` steps of the engine after the warm-up, sampling (greedy argmax of
 /// read back to the host) timed here, and what no part covers as `other`.
 fn profile_records<B: AttentionBackend>(
     rec: &mut Recorder,
@@ -208,7 +208,7 @@ fn profile_records<B: AttentionBackend>(
     plan: Plan,
     device: &B::Device,
 ) -> Result<()> {
-    use infermark_models::generation::{argmax, last_logits};
+    use infermark_models::generation::{argmax, Logits, Session};
     use infermark_models::profile::Profile;
     use std::time::Instant;
     let err = |error| SuiteError::Model {
@@ -216,25 +216,20 @@ fn profile_records<B: AttentionBackend>(
         error,
     };
     let mut cache = model.contiguous_cache(1, prompt.len() + 1, device);
-    let seq = cache
-        .add_sequence()
-        .map_err(|e| SuiteError::Backend(e.to_string()))?;
-    let ids = |t: &[u32]| crate::stepper::ids::<B>(t, device);
-    model
-        .forward(ids(prompt), &[seq], &mut cache)
+    let mut session = Session::new(model, &mut cache, device);
+    let seq = session.add().map_err(err)?;
+    session
+        .step(&[(seq, &prompt[..prompt.len() - 1])], Logits::Last)
         .map_err(err)?;
     let last = &prompt[prompt.len() - 1..];
     let mut step = |sampling: &mut f64| -> Result<f64> {
         let t = Instant::now();
-        let y = model.forward(ids(last), &[seq], &mut cache).map_err(err)?;
+        let logits = session.step(&[(seq, last)], Logits::Last).map_err(err)?;
         let ts = Instant::now();
-        let logits = last_logits(y);
-        std::hint::black_box(argmax(&logits[0]));
+        std::hint::black_box(argmax(&logits[0][0]));
         *sampling += ts.elapsed().as_secs_f64();
         let total = t.elapsed().as_secs_f64();
-        cache
-            .truncate(seq, prompt.len())
-            .map_err(|e| SuiteError::Backend(e.to_string()))?;
+        session.rollback(seq, prompt.len() - 1).map_err(err)?;
         Ok(total)
     };
     let mut unused = 0.0;

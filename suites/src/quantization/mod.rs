@@ -29,10 +29,10 @@ use infermark_models::quant::{
     QuantLinear, QuantizedTensor,
 };
 
+use infermark_models::kernels::few_rows::STEP_ROWS;
 use infermark_models::kernels::isa;
 use infermark_models::quant::act::default_activations;
 use infermark_models::quant::int_dot::{self, IntPath};
-use infermark_models::quant::matvec::MAX_ROWS;
 use infermark_models::quant::Activations;
 
 use crate::backend::{run_on, BackendJob};
@@ -44,6 +44,7 @@ use crate::metric::{
     MODEL_BYTES, PERPLEXITY, PERPLEXITY_DELTA_PCT, SPEEDUP_VS_F32, SQNR_DB, TOP1_AGREEMENT,
     WEIGHT_MAX_ABS_ERR, WEIGHT_READ_GBPS, WEIGHT_RMSE,
 };
+use crate::stepper::Stepper;
 use crate::suite::Recorder;
 use crate::zoo::{checkpoint, corpus};
 use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
@@ -557,40 +558,11 @@ fn decode_records<B: AttentionBackend>(
             .map_err(model_err("quantized decoder"))?
             .0
     };
-    let prompt: Vec<i64> = corpus::tokenize(&corpus::stories(7, 256))[..64]
-        .iter()
-        .map(|&t| t as i64)
-        .collect();
-    let ids = |v: &[i64]| {
-        Tensor::<B, 2, Int>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), device)
-    };
-    let (p, next) = (ids(&prompt), ids(&prompt[..1]));
-    let cache_err = |e: infermark_models::kv_cache::PoolError| SuiteError::Backend(e.to_string());
-    let mut c_ref = model.contiguous_cache(1, 128, device);
-    let mut c_q = q.contiguous_cache(1, 128, device);
-    let r = c_ref.add_sequence().map_err(cache_err)?;
-    let rq = c_q.add_sequence().map_err(cache_err)?;
-    model
-        .forward(p.clone(), &[r], &mut c_ref)
-        .map_err(model_err("prefill"))?;
-    q.forward(p, &[rq], &mut c_q)
-        .map_err(model_err("prefill"))?;
+    let prompt = &corpus::tokenize(&corpus::stories(7, 256))[..64];
+    let mut a = Stepper::new(model, prompt, 1, device)?;
+    let mut b = Stepper::new(&q, prompt, 1, device)?;
     let len = prompt.len();
-    let (fp32, quant) = time_pair(
-        s.plan,
-        || {
-            if let Ok(y) = model.forward(next.clone(), &[r], &mut c_ref) {
-                sync_keep(device, y);
-            }
-            c_ref.truncate(r, len).expect("sequence held");
-        },
-        || {
-            if let Ok(y) = q.forward(next.clone(), &[rq], &mut c_q) {
-                sync_keep(device, y);
-            }
-            c_q.truncate(rq, len).expect("sequence held");
-        },
-    );
+    let (fp32, quant) = time_pair(s.plan, || a.step(1), || b.step(1))?;
     let acts = default_activations().name().to_string();
     let extra = [
         ("model", "target".to_string()),
@@ -636,7 +608,7 @@ fn activation_records<B: AttentionBackend>(
         s.plan,
         || sync_keep(device, qf.forward(x.clone())),
         || sync_keep(device, qi.forward(x.clone())),
-    );
+    )?;
     let layer = format!("{0}x{0}", s.big);
     for (acts, t) in [("f32", &tf), ("int8", &ti)] {
         rec.timing(
@@ -690,10 +662,10 @@ fn speed_records<B: AttentionBackend>(
                     };
                     sync_keep(device, y)
                 },
-            );
+            )?;
             // Decode rows of integer formats take int8 activations (the default); prefill-sized
             // products and the other formats multiply f32 activations.
-            let acts = if rows <= MAX_ROWS && q.int8_active() {
+            let acts = if rows <= STEP_ROWS && q.int8_active() {
                 "int8"
             } else {
                 "f32"

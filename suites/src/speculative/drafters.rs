@@ -120,7 +120,7 @@ impl<B: AttentionBackend> Drafter<B> {
         match self {
             Drafter::Model { drafter, .. } => {
                 let mut d = Stepper::new(drafter.model(), prompt, 1, device)?;
-                let (a, b) = time_pair(plan, || d.step(1), || t.step(1));
+                let (a, b) = time_pair(plan, || d.step(1), || t.step(1))?;
                 Ok(Cost::PerToken(a.median / b.median))
             }
             Drafter::Lookup(l) => {
@@ -132,9 +132,10 @@ impl<B: AttentionBackend> Drafter<B> {
                             l.max_ngram,
                             8,
                         ));
+                        Ok(())
                     },
                     || t.step(1),
-                );
+                )?;
                 Ok(Cost::PerCall(a.median / b.median))
             }
         }
@@ -152,7 +153,7 @@ pub fn verify_cost<B: AttentionBackend>(
 ) -> Result<f64> {
     let mut t = Stepper::new(target, prompt, gamma + 1, device)?;
     let mut u = Stepper::new(target, prompt, 1, device)?;
-    let (a, b) = time_pair(plan, || t.step(gamma + 1), || u.step(1));
+    let (a, b) = time_pair(plan, || t.step(gamma + 1), || u.step(1))?;
     Ok(a.median / b.median)
 }
 

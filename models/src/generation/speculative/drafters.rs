@@ -173,8 +173,13 @@ impl<B: AttentionBackend, C: KvCache<B>> ModelDrafter<B, C> {
 impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
     fn prefill(&mut self, prompts: &[&[u32]]) -> crate::Result<()> {
         // Each prompt but its last token (which the first proposal feeds), in one step.
-        let heads: Vec<&[u32]> = prompts.iter().map(|p| &p[..p.len().saturating_sub(1)]).collect();
-        let wanted: Vec<usize> = (0..prompts.len()).filter(|&i| !heads[i].is_empty()).collect();
+        let heads: Vec<&[u32]> = prompts
+            .iter()
+            .map(|p| &p[..p.len().saturating_sub(1)])
+            .collect();
+        let wanted: Vec<usize> = (0..prompts.len())
+            .filter(|&i| !heads[i].is_empty())
+            .collect();
         if !wanted.is_empty() {
             self.catch_up(&heads, &wanted)?;
         }
