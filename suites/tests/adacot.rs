@@ -52,8 +52,8 @@ fn never_and_always_reproduce_the_eval_accuracies() {
     for bucket in BUCKETS {
         let set: Vec<Problem> = (0..n).map(|_| corpus::problem(&mut rng, bucket)).collect();
         let l = labels::label(&model, &set, &device).expect("labels");
-        let direct = score(&route(&mut never::Never, &l)).expect("scored");
-        let think = score(&route(&mut always::Always, &l)).expect("scored");
+        let direct = score(&route(&mut never::Never, &l).unwrap()).expect("scored");
+        let think = score(&route(&mut always::Always, &l).unwrap()).expect("scored");
         let want = |f: Format| {
             eval.iter()
                 .find(|(b, g, _, _)| *b == bucket && *g == f)
@@ -96,12 +96,14 @@ fn label(digits: u32, direct_ok: bool, think_ok: bool) -> Label {
     Label {
         problem: Problem {
             a: 10u64.pow(digits - 1),
-            b: 1,
+            // Distinct problems where the answer key differs.
+            b: 1 + u64::from(direct_ok) + 2 * u64::from(think_ok),
             op: '+',
         },
         digits,
         direct: answer(direct_ok, digits as usize + 1),
         think: answer(think_ok, 12 * digits as usize + 2),
+        direct_answer: vec![u32::from(b'7'); digits as usize + 1],
         direct_min_prob: if direct_ok { 0.99 } else { 0.4 },
     }
 }
@@ -119,8 +121,8 @@ fn the_oracle_matches_always_think_with_fewer_tokens_when_thinking_is_always_rig
     .iter()
     .map(|&(d, ok)| label(d, ok, true))
     .collect();
-    let o = score(&route(&mut oracle::Oracle, &labels)).expect("scored");
-    let a = score(&route(&mut always::Always, &labels)).expect("scored");
+    let o = score(&route(&mut oracle::Oracle::new(&labels), &labels).unwrap()).expect("scored");
+    let a = score(&route(&mut always::Always, &labels).unwrap()).expect("scored");
     assert_eq!(o.accuracy, a.accuracy);
     assert_eq!(o.accuracy, 1.0);
     assert!(
@@ -137,17 +139,31 @@ fn the_oracle_matches_always_think_with_fewer_tokens_when_thinking_is_always_rig
     assert_eq!(a.recall, Some(1.0));
     assert_eq!(a.precision, Some(2.0 / 6.0));
     // Never thinks: no precision at all, recall 0.
-    let n = score(&route(&mut never::Never, &labels)).expect("scored");
+    let n = score(&route(&mut never::Never, &labels).unwrap()).expect("scored");
     assert_eq!((n.precision, n.recall), (None, Some(0.0)));
 }
 
 #[test]
 fn a_confidence_fallback_pays_for_both_attempts() {
     use infermark_suites::adacot::confidence::Confidence;
+    use infermark_suites::adacot::gate::{DirectAttempt, FirstStep, Gate};
     let labels = vec![label(1, true, true), label(4, false, true)];
     let mut g = Confidence { tau: 0.9 };
-    assert_eq!(g.decide(&labels[1]), Decision::Think);
-    let o = route(&mut g, &labels);
+    let step = FirstStep {
+        prompt: &[],
+        direct: Some(DirectAttempt {
+            tokens: &labels[1].direct_answer,
+            min_prob: labels[1].direct_min_prob,
+        }),
+    };
+    assert_eq!(g.decide(&step).unwrap().decision, Some(Decision::Think));
+    // Without the direct attempt it cannot decide: an error, not a guess.
+    let blind = FirstStep {
+        prompt: &[],
+        direct: None,
+    };
+    assert!(g.decide(&blind).is_err());
+    let o = route(&mut g, &labels).unwrap();
     assert_eq!(o[0].tokens, labels[0].direct.tokens);
     assert_eq!(
         o[1].tokens,
@@ -248,20 +264,35 @@ fn committed_learned_gates_reproduce_their_cards() {
 
 #[test]
 fn a_routed_decision_takes_the_base_answer_and_a_format_error_answers_nothing() {
-    use infermark_suites::adacot::learned::route_one;
+    use infermark_suites::adacot::gate::{FirstStep, Gate, Verdict};
+    use infermark_suites::adacot::learned::parse_decision;
+    /// A learned gate whose model wrote `token` in 0.5 ms.
+    struct Wrote(u32);
+    impl Gate for Wrote {
+        fn name(&self) -> &'static str {
+            "wrote"
+        }
+        fn decide(&mut self, _: &FirstStep<'_>) -> infermark_models::Result<Verdict> {
+            Ok(Verdict {
+                decision: parse_decision(Some(self.0)).ok(),
+                tokens: 1,
+                ms: 0.5,
+            })
+        }
+    }
     // 3 digits: direct wrong (4 tokens), thinking right (38 tokens), 1 ms each.
-    let l = label(3, false, true);
-    let t = route_one(&l, &[u32::from(b'T')], 0.5);
+    let l = vec![label(3, false, true)];
+    let t = route(&mut Wrote(u32::from(b'T')), &l).unwrap()[0];
     assert_eq!(
         (t.decision, t.correct, t.tokens, t.ms),
         (Some(Decision::Think), true, 1 + 38, 1.5)
     );
-    let d = route_one(&l, &[u32::from(b'D')], 0.5);
+    let d = route(&mut Wrote(u32::from(b'D')), &l).unwrap()[0];
     assert_eq!(
         (d.decision, d.correct, d.tokens),
         (Some(Decision::Direct), false, 1 + 4)
     );
-    let e = route_one(&l, &[u32::from(b'7')], 0.5);
+    let e = route(&mut Wrote(u32::from(b'7')), &l).unwrap()[0];
     assert_eq!(
         (e.decision, e.correct, e.tokens, e.ms),
         (None, false, 1, 0.5)

@@ -8,10 +8,13 @@
 //!   the processed probability vector, which speculative rejection sampling needs.
 //! - [`generate`](mod@generate): the session with one token per live sequence per step, with
 //!   stop tokens, a token budget and counters.
+//! - [`gate`]: the first-step hook of adaptive reasoning (answer directly or think first),
+//!   which sees the prompt and model outputs only, never an answer key.
 //! - [`speculative`]: the verification rule (greedy and rejection sampling), drafters (a model
 //!   drafter is a second session) and the session with a [`speculative::Proposer`]: every
 //!   sequence verified in one forward per step.
 
+pub mod gate;
 pub mod generate;
 pub mod sampler;
 pub mod session;

@@ -1,7 +1,7 @@
 //! `difficulty`: a hand rule, think when an operand has more than `k` digits.
 
-use super::gate::{Decision, Gate};
-use super::labels::Label;
+use super::gate::{Decision, FirstStep, Gate, Verdict};
+use crate::zoo::corpus::detokenize;
 
 /// Thinks when the larger operand has more than `k` digits.
 pub struct Difficulty {
@@ -16,11 +16,19 @@ impl Gate for Difficulty {
     fn setting(&self) -> Option<(&'static str, String)> {
         Some(("k", self.k.to_string()))
     }
-    fn decide(&mut self, l: &Label) -> Decision {
-        if l.digits > self.k {
+    /// Digits of the larger operand, read from the problem's tokens.
+    fn decide(&mut self, step: &FirstStep<'_>) -> infermark_models::Result<Verdict> {
+        let text = detokenize(step.prompt);
+        let digits = text
+            .split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0) as u32;
+        Ok(if digits > self.k {
             Decision::Think
         } else {
             Decision::Direct
         }
+        .into())
     }
 }

@@ -40,6 +40,9 @@ pub struct Label {
     pub direct: Answer,
     /// The scratchpad answer.
     pub think: Answer,
+    /// The direct answer's tokens (a model output: what a gate that answers directly first
+    /// reads).
+    pub direct_answer: Vec<u32>,
     /// Smallest probability the model gave any token of its direct answer (newline included),
     /// from a teacher-forced forward over the prompt and the answer.
     pub direct_min_prob: f64,
@@ -205,6 +208,7 @@ pub fn label<B: AttentionBackend>(
                 tokens: tt.len(),
                 ms: *tms,
             },
+            direct_answer: dt.clone(),
             direct_min_prob: min_token_prob(&model, &direct_prompts[i], dt, device)?,
         });
     }

@@ -4,7 +4,7 @@
 //! token is a format error (AdaCoT's P_fmt), counted as a wrong answer and reported, never read
 //! as a direct answer.
 //!
-//! `learned-route` ([`route_decisions`]) runs the same model for its decision token only and
+//! `learned-route` ([`LearnedRoute`], a [`Gate`]) runs the same model for its decision token only and
 //! sends the problem to the base model's answer in that format, the answers every other gate is
 //! scored on: it measures the decision alone, apart from how well the fine-tuned model answers.
 
@@ -12,8 +12,8 @@ use infermark_models::attention::MlaPath;
 use infermark_models::decoder::Decoder;
 use infermark_models::kernels::AttentionBackend;
 
-use super::gate::{Decision, Outcome};
-use super::labels::{answer_each, answer_each_upto, digits, Label};
+use super::gate::{Decision, FirstStep, Gate, Outcome, Verdict};
+use super::labels::{answer_each, digits, Label};
 use crate::zoo::corpus::{check_answer, detokenize, tokenize, Format, Problem};
 use crate::Result;
 
@@ -111,41 +111,71 @@ pub fn run<B: AttentionBackend>(
         .collect())
 }
 
-/// `learned-route`: the adaptive model writes its decision token (timed, one generated token);
-/// a `D` or `T` then takes the base model's measured answer in that format from `labels`
-/// (tokens and time added to the decision's), a format error is wrong at the cost of the
-/// decision alone.
-pub fn route_decisions<B: AttentionBackend>(
-    model: &Decoder<B>,
-    labels: &[Label],
-    device: &B::Device,
-) -> Result<Vec<Outcome>> {
-    let (model, prompts) = adaptive_inputs(model, labels);
-    let firsts = answer_each_upto(&model, &prompts, 1, device)?;
-    Ok(labels
-        .iter()
-        .zip(firsts)
-        .map(|(l, (toks, ms))| route_one(l, &toks, ms))
-        .collect())
+/// `learned-route` as a [`Gate`]: the adaptive model reads `A:<problem>=` and writes its
+/// decision token (timed, one generated token on the engine); the router then takes the base
+/// model's measured answer in that format, a format error is wrong at the cost of the decision
+/// alone.
+pub struct LearnedRoute<B: AttentionBackend> {
+    model: Decoder<B>,
+    lambda: f64,
+    device: B::Device,
 }
 
-/// One `learned-route` outcome: the decision token(s) `first` the model wrote in `ms`, then the
-/// base model's answer from `label` in the chosen format; a format error answers nothing.
-pub fn route_one(label: &Label, first: &[u32], ms: f64) -> Outcome {
-    let decision = parse_decision(first.first().copied()).ok();
-    let (correct, tokens, answer_ms) = match decision {
-        Some(Decision::Direct) => (label.direct.correct, label.direct.tokens, label.direct.ms),
-        Some(Decision::Think) => (label.think.correct, label.think.tokens, label.think.ms),
-        None => (false, 0, 0.0),
-    };
-    Outcome {
-        digits: digits(&label.problem),
-        decision,
-        correct,
-        tokens: first.len() + tokens,
-        ms: ms + answer_ms,
-        needs_thinking: label.needs_thinking(),
+impl<B: AttentionBackend> LearnedRoute<B> {
+    /// The gate of the adaptive model `model`, trained at token cost `lambda`.
+    pub fn new(model: &Decoder<B>, lambda: f64, device: &B::Device) -> Self {
+        Self {
+            model: model.clone().with_mla_path(MlaPath::Absorbed),
+            lambda,
+            device: device.clone(),
+        }
     }
+}
+
+impl<B: AttentionBackend> Gate for LearnedRoute<B> {
+    fn name(&self) -> &'static str {
+        "learned-route"
+    }
+    fn setting(&self) -> Option<(&'static str, String)> {
+        Some(("lambda", self.lambda.to_string()))
+    }
+    fn decide(&mut self, step: &FirstStep<'_>) -> infermark_models::Result<Verdict> {
+        let mut prompt = tokenize(&format!("\n{MARKER}:"));
+        prompt.extend_from_slice(step.prompt);
+        let (first, ms) = first_tokens(&self.model, &prompt, &self.device)?;
+        Ok(Verdict {
+            decision: parse_decision(first.first().copied()).ok(),
+            tokens: first.len(),
+            ms,
+        })
+    }
+}
+
+/// The greedy first generated token of `model` after `prompt` (none when it stops at once),
+/// timed.
+fn first_tokens<B: AttentionBackend>(
+    model: &Decoder<B>,
+    prompt: &[u32],
+    device: &B::Device,
+) -> infermark_models::Result<(Vec<u32>, f64)> {
+    use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
+    let mut cache = model.contiguous_cache(1, prompt.len() + 1, device);
+    let config = GenerateConfig {
+        max_new: 1,
+        stop: vec![u32::from(b'\n')],
+    };
+    let mut sampler = Sampler::new(SamplingConfig::greedy(), 0)?;
+    let t0 = std::time::Instant::now();
+    let g = generate(
+        model,
+        &mut cache,
+        &[prompt.to_vec()],
+        &config,
+        &mut sampler,
+        device,
+    )?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    Ok((g.tokens.into_iter().next().unwrap_or_default(), ms))
 }
 
 #[cfg(test)]

@@ -243,23 +243,25 @@ fn gates_case<B: AttentionBackend>(
     let problems = w.problems(s.problems);
     let labels = labels::label(&base, &problems, device)?;
     let mut rows = Vec::new();
-    let run = |g: &mut dyn Gate| Row {
-        gate: g.name(),
-        setting: g.setting(),
-        outcomes: route(g, &labels),
+    let run = |g: &mut dyn Gate| -> Result<Row> {
+        Ok(Row {
+            gate: g.name(),
+            setting: g.setting(),
+            outcomes: route(g, &labels)?,
+        })
     };
-    rows.push(run(&mut never::Never));
-    rows.push(run(&mut always::Always));
-    rows.push(run(&mut oracle::Oracle));
+    rows.push(run(&mut never::Never)?);
+    rows.push(run(&mut always::Always)?);
+    rows.push(run(&mut oracle::Oracle::new(&labels))?);
     for &k in s.difficulty_k {
-        rows.push(run(&mut difficulty::Difficulty { k }));
+        rows.push(run(&mut difficulty::Difficulty { k })?);
     }
     for &tau in s.taus {
-        rows.push(run(&mut confidence::Confidence { tau }));
+        rows.push(run(&mut confidence::Confidence { tau })?);
     }
     let random_seed = ctx.seed ^ 0xADAC07;
     for &rate in s.rates {
-        rows.push(run(&mut random::Random::new(rate, random_seed)));
+        rows.push(run(&mut random::Random::new(rate, random_seed))?);
     }
     for &lambda in &LAMBDAS {
         let stem = checkpoint::committed(&adaptive_name(lambda));
@@ -275,13 +277,11 @@ fn gates_case<B: AttentionBackend>(
             setting: Some(("lambda", lambda.to_string())),
             outcomes,
         });
-        rows.push(Row {
-            gate: "learned-route",
-            setting: Some(("lambda", lambda.to_string())),
-            outcomes: learned::route_decisions(&model, &labels, device)?,
-        });
+        rows.push(run(&mut learned::LearnedRoute::new(
+            &model, lambda, device,
+        ))?);
         let mut r = random::Random::new(rate, random_seed);
-        let mut row = run(&mut r);
+        let mut row = run(&mut r)?;
         row.setting = Some(("rate_of", format!("learned-l{lambda}")));
         rows.push(row);
     }

@@ -1,7 +1,6 @@
 //! `never`: always answer directly (AdaCoT's No-CoT end of the front).
 
-use super::gate::{Decision, Gate};
-use super::labels::Label;
+use super::gate::{Decision, FirstStep, Gate, Verdict};
 
 /// Never thinks.
 pub struct Never;
@@ -10,7 +9,7 @@ impl Gate for Never {
     fn name(&self) -> &'static str {
         "never"
     }
-    fn decide(&mut self, _: &Label) -> Decision {
-        Decision::Direct
+    fn decide(&mut self, _: &FirstStep<'_>) -> infermark_models::Result<Verdict> {
+        Ok(Decision::Direct.into())
     }
 }

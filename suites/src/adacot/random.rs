@@ -4,8 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::gate::{Decision, Gate};
-use super::labels::Label;
+use super::gate::{Decision, FirstStep, Gate, Verdict};
 
 /// Thinks with probability `rate`.
 pub struct Random {
@@ -30,11 +29,12 @@ impl Gate for Random {
     fn setting(&self) -> Option<(&'static str, String)> {
         Some(("rate", format!("{:.3}", self.rate)))
     }
-    fn decide(&mut self, _: &Label) -> Decision {
-        if self.rng.random_bool(self.rate) {
+    fn decide(&mut self, _: &FirstStep<'_>) -> infermark_models::Result<Verdict> {
+        Ok(if self.rng.random_bool(self.rate) {
             Decision::Think
         } else {
             Decision::Direct
         }
+        .into())
     }
 }
