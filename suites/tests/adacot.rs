@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use burn::backend::Flex;
 use infermark_models::decoder::preset;
 use infermark_models::diff::max_abs_diff;
-use infermark_suites::adacot::gate::{route, Decision, Gate};
+use infermark_suites::adacot::gate::{route, Decision};
 use infermark_suites::adacot::labels::{self, Answer, Label, TableRow};
 use infermark_suites::adacot::rl::{self, Algo, RlConfig, Trainer};
 use infermark_suites::adacot::score::score;
