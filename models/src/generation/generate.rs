@@ -8,6 +8,7 @@ use burn::tensor::Tensor;
 
 use super::sampler::Sampler;
 use super::session::{Logits, Session};
+use super::speculative::{speculative_generate, Draft, Gamma, Proposer};
 use crate::decoder::Decoder;
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
@@ -90,8 +91,9 @@ pub(super) fn check_prompts<B: AttentionBackend>(
 
 /// Continues each prompt on a [`Session`]: one step prefills every prompt but its last token
 /// (one forward for the batch), then each step feeds every live sequence its pending token (the
-/// prompt's last, then each sampled one) and samples the next. The sequences are freed at the
-/// end.
+/// prompt's last, then each sampled one) and samples the next. This is the speculative loop with
+/// a proposer that drafts nothing ([`NoDraft`]): one decoding loop serves both. The sequences are
+/// freed at the end.
 pub fn generate<B: AttentionBackend, C: KvCache<B>>(
     model: &Decoder<B>,
     cache: &mut ModelCache<B, C>,
@@ -100,57 +102,34 @@ pub fn generate<B: AttentionBackend, C: KvCache<B>>(
     sampler: &mut Sampler,
     device: &B::Device,
 ) -> crate::Result<Generation> {
-    check_prompts(model, prompts)?;
-    let mut counters = Counters::default();
-    let mut out = vec![Vec::new(); prompts.len()];
-    if config.max_new == 0 {
-        return Ok(Generation {
-            tokens: out,
-            counters,
-        });
-    }
-    let mut session = Session::new(model, cache, device);
-    let result = (|| {
-        let seqs = prefill(&mut session, prompts, &mut counters)?;
-        // (prompt index, sequence, pending token) of every live sequence.
-        let mut live: Vec<(usize, SeqId, u32)> = seqs
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| (i, s, *prompts[i].last().expect("checked non-empty")))
-            .collect();
-        while !live.is_empty() {
-            let t0 = Instant::now();
-            let pending: Vec<[u32; 1]> = live.iter().map(|&(_, _, t)| [t]).collect();
-            let feeds: Vec<(SeqId, &[u32])> = live
-                .iter()
-                .zip(&pending)
-                .map(|(&(_, s, _), t)| (s, &t[..]))
-                .collect();
-            let rows = session.step(&feeds, Logits::Last)?;
-            for (row, entry) in rows.iter().zip(live.iter_mut()) {
-                entry.2 = sampler.sample(&row[0])?;
-            }
-            counters.decode_time += t0.elapsed();
-            counters.forwards += 1;
-            // Record each live sequence's token; keep those that go on.
-            live.retain(|&(i, _, next)| {
-                out[i].push(next);
-                let len = prompts[i].len() + out[i].len();
-                !(config.stop.contains(&next)
-                    || out[i].len() >= config.max_new
-                    || len >= model.max_seq_len())
-            });
-        }
-        Ok::<_, ModelError>(())
-    })();
-    let closed = session.close();
-    result?;
-    closed?;
-    counters.generated_tokens = out.iter().map(Vec::len).sum();
+    let g = speculative_generate(
+        model,
+        cache,
+        prompts,
+        &mut NoDraft,
+        Gamma::Fixed(0),
+        config,
+        sampler,
+        device,
+    )?;
     Ok(Generation {
-        tokens: out,
-        counters,
+        tokens: g.tokens,
+        counters: g.counters,
     })
+}
+
+/// The proposer of plain decoding: nothing, ever.
+pub struct NoDraft;
+
+impl Proposer for NoDraft {
+    fn propose(
+        &mut self,
+        texts: &[&[u32]],
+        _: &[usize],
+        _: &mut Sampler,
+    ) -> crate::Result<Vec<Draft>> {
+        Ok(vec![Draft::default(); texts.len()])
+    }
 }
 
 /// Admits one sequence per prompt and prefills each with its prompt but the last token, all in

@@ -85,7 +85,7 @@ pub fn argmax(xs: &[f32]) -> u32 {
     best as u32
 }
 
-fn check_logits(logits: &[f32]) -> crate::Result<()> {
+pub(crate) fn check_logits(logits: &[f32]) -> crate::Result<()> {
     if logits.is_empty() {
         return Err(ModelError::InvalidConfig("empty logits".into()));
     }

@@ -10,7 +10,7 @@ use super::drafters::Proposer;
 use super::verify::{verify_greedy, verify_sampled, Outcome};
 use crate::decoder::Decoder;
 use crate::generation::generate::{check_prompts, prefill, Counters, GenerateConfig};
-use crate::generation::sampler::Sampler;
+use crate::generation::sampler::{check_logits, Sampler};
 use crate::generation::session::{Logits, Session};
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
@@ -238,6 +238,7 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
                 }
                 let d = draft.tokens.len();
                 let o = if sampler.config().is_greedy() {
+                    rows.iter().try_for_each(|r| check_logits(r))?;
                     verify_greedy(&rows, &draft.tokens)
                 } else {
                     let p = rows
