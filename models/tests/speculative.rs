@@ -200,6 +200,19 @@ mod with_models {
         vec![vec![1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2], vec![7, 30, 12, 9]]
     }
 
+    /// Plain greedy decoding of `prompt` alone (batch 1).
+    fn plain_greedy<C: KvCache<B>>(
+        target: &Decoder<B>,
+        cache: &mut ModelCache<B, C>,
+        prompt: &[u32],
+        config: &GenerateConfig,
+    ) -> Vec<u32> {
+        let device = Default::default();
+        let prompts = [prompt.to_vec()];
+        let g = generate(target, cache, &prompts, config, &mut greedy(), &device);
+        g.unwrap().tokens.remove(0)
+    }
+
     fn check_greedy_exact(target: &Decoder<B>, drafter: &mut dyn Proposer, what: &str) {
         let device = Default::default();
         let config = GenerateConfig {
@@ -208,17 +221,7 @@ mod with_models {
         };
         for (i, prompt) in prompts().into_iter().enumerate() {
             let mut cache = target.contiguous_cache(4, 96, &device);
-            let plain = generate(
-                target,
-                &mut cache,
-                std::slice::from_ref(&prompt),
-                &config,
-                &mut greedy(),
-                &device,
-            )
-            .unwrap()
-            .tokens
-            .remove(0);
+            let plain = plain_greedy(target, &mut cache, &prompt, &config);
             for gamma in [1, 3, 5] {
                 let run = speculative_generate(
                     target,
@@ -387,19 +390,7 @@ mod with_models {
         let mut cache = target.paged_cache(64, 8, &device).unwrap();
         let want: Vec<Vec<u32>> = prompts
             .iter()
-            .map(|p| {
-                generate(
-                    &target,
-                    &mut cache,
-                    std::slice::from_ref(p),
-                    &config,
-                    &mut greedy(),
-                    &device,
-                )
-                .unwrap()
-                .tokens
-                .remove(0)
-            })
+            .map(|p| plain_greedy(&target, &mut cache, p, &config))
             .collect();
         let int4 = Assignment::uniform(QuantFormat::Int4 {
             group: 32,

@@ -2,33 +2,15 @@
 //! `maturity.rs`; the metric registry's coverage of what the suites emit is checked on a fresh
 //! run in bench/tests/cli.rs).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use infermark_reports::{claims, gate, metrics};
 use infermark_suites::{Record, Stat};
 
+mod common;
+
 fn rec(variant: &str, metric: &str, value: f64, stat: Stat, params: &[(&str, &str)]) -> Record {
-    Record {
-        run_id: "r".into(),
-        suite: "attention".into(),
-        experiment: "x".into(),
-        variant: variant.into(),
-        backend: "flex".into(),
-        device: "cpu".into(),
-        scale: "smoke".into(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        metric: metric.into(),
-        value,
-        unit: "u".into(),
-        stat,
-        n: 1,
-        git_rev: "g".into(),
-        timestamp: "t".into(),
-    }
+    common::record("attention", variant, metric, value, stat, 1, params)
 }
 
 const RULES: &str = r#"

@@ -2,41 +2,11 @@
 //! spread at adequate n and real accuracy retention, I from outcomes only, and no total unless
 //! S, C and I are all measured. Every expected value is computed by hand from the records.
 
-use std::collections::BTreeMap;
-
 use infermark_reports::maturity::{self, Score, Weights};
 use infermark_suites::{Record, Stat};
 
-fn rec(
-    suite: &str,
-    variant: &str,
-    metric: &str,
-    value: f64,
-    stat: Stat,
-    n: u64,
-    params: &[(&str, &str)],
-) -> Record {
-    Record {
-        run_id: "r".into(),
-        suite: suite.into(),
-        experiment: "x".into(),
-        variant: variant.into(),
-        backend: "flex".into(),
-        device: "cpu".into(),
-        scale: "smoke".into(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        metric: metric.into(),
-        value,
-        unit: "u".into(),
-        stat,
-        n,
-        git_rev: "g".into(),
-        timestamp: "t".into(),
-    }
-}
+mod common;
+use common::record as rec;
 
 /// Attention layer decode latency of `variant` at `ctx`: median, and min / p90 over `n`.
 fn layer(variant: &str, ctx: u32, median: f64, spread: (f64, f64), n: u64) -> Vec<Record> {

@@ -10,7 +10,7 @@ use infermark_suites::adacot::gate::{route, Decision};
 use infermark_suites::adacot::labels::{self, Answer, Label, TableRow};
 use infermark_suites::adacot::rl::{self, Algo, RlConfig, Trainer};
 use infermark_suites::adacot::score::score;
-use infermark_suites::adacot::{always, finetune, never, oracle, LAMBDAS};
+use infermark_suites::adacot::{finetune, fixed, oracle, LAMBDAS};
 use infermark_suites::lm::eval::{arith_eval, TEST_SEED};
 use infermark_suites::zoo::checkpoint;
 use infermark_suites::zoo::corpus::{self, Format, Problem, BUCKETS};
@@ -52,8 +52,9 @@ fn never_and_always_reproduce_the_eval_accuracies() {
     for bucket in BUCKETS {
         let set: Vec<Problem> = (0..n).map(|_| corpus::problem(&mut rng, bucket)).collect();
         let l = labels::label(&model, &set, &device).expect("labels");
-        let direct = score(&route(&mut never::Never, &l).unwrap()).expect("scored");
-        let think = score(&route(&mut always::Always, &l).unwrap()).expect("scored");
+        let direct =
+            score(&route(&mut fixed::Fixed(Decision::Direct), &l).unwrap()).expect("scored");
+        let think = score(&route(&mut fixed::Fixed(Decision::Think), &l).unwrap()).expect("scored");
         let want = |f: Format| {
             eval.iter()
                 .find(|(b, g, _, _)| *b == bucket && *g == f)
@@ -122,7 +123,7 @@ fn the_oracle_matches_always_think_with_fewer_tokens_when_thinking_is_always_rig
     .map(|&(d, ok)| label(d, ok, true))
     .collect();
     let o = score(&route(&mut oracle::Oracle::new(&labels), &labels).unwrap()).expect("scored");
-    let a = score(&route(&mut always::Always, &labels).unwrap()).expect("scored");
+    let a = score(&route(&mut fixed::Fixed(Decision::Think), &labels).unwrap()).expect("scored");
     assert_eq!(o.accuracy, a.accuracy);
     assert_eq!(o.accuracy, 1.0);
     assert!(
@@ -139,7 +140,7 @@ fn the_oracle_matches_always_think_with_fewer_tokens_when_thinking_is_always_rig
     assert_eq!(a.recall, Some(1.0));
     assert_eq!(a.precision, Some(2.0 / 6.0));
     // Never thinks: no precision at all, recall 0.
-    let n = score(&route(&mut never::Never, &labels).unwrap()).expect("scored");
+    let n = score(&route(&mut fixed::Fixed(Decision::Direct), &labels).unwrap()).expect("scored");
     assert_eq!((n.precision, n.recall), (None, Some(0.0)));
 }
 

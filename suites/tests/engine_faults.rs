@@ -1,12 +1,14 @@
-//! A forward that fails mid-run (a cache that refuses an append, as an exhausted pool does)
-//! comes back as an error from every harness that times the engine, and from the loops the
-//! speculative suite times: never a skipped sample, never a panic.
+//! A forward that fails mid-run (a paged cache whose pool runs out: it refuses an append) comes
+//! back as an error from every harness that times the engine, and from the loops the speculative
+//! suite times: never a skipped sample, never a panic.
 
 use burn::backend::Flex;
 use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
-use infermark_models::generation::speculative::{speculative_generate, Gamma, ModelDrafter};
+use infermark_models::generation::speculative::{
+    speculative_generate, Gamma, ModelDrafter, Proposer,
+};
 use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
-use infermark_models::kv_cache::{ContiguousKv, ModelCache, Refusing};
+use infermark_models::kv_cache::{ModelCache, PagedCache};
 use infermark_suites::kv_cache::decode::time_decode;
 use infermark_suites::measure::{time_pair, Plan};
 use infermark_suites::stepper::Stepper;
@@ -21,55 +23,47 @@ fn model() -> Decoder<B> {
         .unwrap()
 }
 
-/// A contiguous cache of `m` for `seqs` sequences whose layers each take `appends` appends.
-fn refusing(
-    m: &Decoder<B>,
-    seqs: usize,
-    appends: usize,
-) -> ModelCache<B, Refusing<ContiguousKv<B>>> {
-    let device = Default::default();
-    let c = m.contiguous_cache(seqs, 64, &device);
-    ModelCache::new(
-        c.layers
-            .into_iter()
-            .map(|l| Refusing::new(l, appends))
-            .collect(),
-    )
+/// A paged cache of `blocks` blocks of 8 tokens: appends past them are refused.
+fn small_pool(m: &Decoder<B>, blocks: usize) -> ModelCache<B, PagedCache<B>> {
+    m.paged_cache(blocks, 8, &Default::default()).unwrap()
 }
 
-/// Enough samples that the refusal lands inside the timed samples, not the warm-up.
 fn plan() -> Plan {
-    Plan::new(1, 6, 6, 60_000)
+    Plan::new(1, 12, 12, 60_000)
 }
 
-fn is_engine_error(e: &SuiteError) -> bool {
-    matches!(e, SuiteError::Model { .. })
+fn engine_error<T: std::fmt::Debug>(r: Result<T, SuiteError>) {
+    let e = r.expect_err("a refused append must end the measurement");
+    assert!(matches!(e, SuiteError::Model { .. }), "{e}");
 }
 
 #[test]
 fn the_stepper_harness_returns_the_refused_step() {
     let device = Default::default();
     let m = model();
-    let prompt = [1, 2, 3, 4];
-    // The prefill and four steps fit; the fifth step's append is refused.
-    let mut bad = Stepper::with_cache(&m, refusing(&m, 1, 5), &prompt, &device).unwrap();
-    let mut good = Stepper::new(&m, &prompt, 1, &device).unwrap();
-    let r = time_pair(plan(), || good.step(1), || bad.step(1));
-    let e = r.expect_err("a refused append must end the measurement");
-    assert!(is_engine_error(&e), "{e}");
+    let prompt = [1, 2, 3, 4, 5, 6];
+    // The prompt fills 6 of the pool's 8 slots; a step of 3 tokens is refused.
+    let mut bad = Stepper::with_cache(&m, small_pool(&m, 1), &prompt, &device).unwrap();
+    let mut good = Stepper::new(&m, &prompt, 3, &device).unwrap();
+    engine_error(time_pair(plan(), || good.step(3), || bad.step(3)));
 }
 
 #[test]
 fn the_decode_step_harness_returns_the_refused_step() {
     let device = Default::default();
     let m = model();
+    // Two sequences of one block each: the ninth step of each needs a block the pool lacks.
     let mut a = m.contiguous_cache(2, 64, &device);
-    let mut b = refusing(&m, 2, 6);
+    let mut b = small_pool(&m, 2);
     let sa: Vec<_> = (0..2).map(|_| a.add_sequence().unwrap()).collect();
     let sb: Vec<_> = (0..2).map(|_| b.add_sequence().unwrap()).collect();
-    let r = time_decode(&m, (&mut a, &sa), (&mut b, &sb), plan(), &device);
-    let e = r.expect_err("a refused append must end the measurement");
-    assert!(is_engine_error(&e), "{e}");
+    engine_error(time_decode(
+        &m,
+        (&mut a, &sa),
+        (&mut b, &sb),
+        plan(),
+        &device,
+    ));
 }
 
 #[test]
@@ -81,39 +75,40 @@ fn plain_and_speculative_loops_return_the_refused_step() {
         max_new: 20,
         stop: vec![],
     };
-    let greedy = || Sampler::new(SamplingConfig::greedy(), 0).unwrap();
-    let g = generate(
+    // Two blocks per sequence: 16 tokens each, fewer than prompt + 20.
+    let run = |target: &mut ModelCache<B, PagedCache<B>>, drafter: &mut dyn Proposer, gamma| {
+        let mut greedy = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
+        speculative_generate(
+            &m,
+            target,
+            &prompts,
+            drafter,
+            gamma,
+            &config,
+            &mut greedy,
+            &device,
+        )
+    };
+    let mut greedy = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
+    let plain = generate(
         &m,
-        &mut refusing(&m, 2, 5),
+        &mut small_pool(&m, 4),
         &prompts,
         &config,
-        &mut greedy(),
+        &mut greedy,
         &device,
     );
-    assert!(g.is_err(), "plain decoding");
-    // A refusing target, then a refusing drafter.
+    assert!(plain.is_err(), "plain decoding");
     let mut drafter = ModelDrafter::new(m.clone(), m.contiguous_cache(2, 64, &device), &device);
-    let s = speculative_generate(
-        &m,
-        &mut refusing(&m, 2, 4),
-        &prompts,
-        &mut drafter,
-        Gamma::Fixed(3),
-        &config,
-        &mut greedy(),
-        &device,
+    let target_refuses = run(&mut small_pool(&m, 4), &mut drafter, Gamma::Fixed(3));
+    assert!(
+        target_refuses.is_err(),
+        "speculative decoding, target refusing"
     );
-    assert!(s.is_err(), "speculative decoding, target refusing");
-    let mut drafter = ModelDrafter::new(m.clone(), refusing(&m, 2, 6), &device);
-    let s = speculative_generate(
-        &m,
-        &mut m.contiguous_cache(2, 64, &device),
-        &prompts,
-        &mut drafter,
-        Gamma::Fixed(3),
-        &config,
-        &mut greedy(),
-        &device,
+    let mut drafter = ModelDrafter::new(m.clone(), small_pool(&m, 4), &device);
+    let drafter_refuses = run(&mut small_pool(&m, 16), &mut drafter, Gamma::Fixed(3));
+    assert!(
+        drafter_refuses.is_err(),
+        "speculative decoding, drafter refusing"
     );
-    assert!(s.is_err(), "speculative decoding, drafter refusing");
 }

@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 
 use super::sampler::Sampler;
 use super::session::{Logits, Session};
-use super::speculative::{speculative_generate, Draft, Gamma, Proposer};
+use super::speculative::{speculative_generate, Gamma, PromptLookup};
 use crate::decoder::Decoder;
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
@@ -92,7 +92,7 @@ pub(super) fn check_prompts<B: AttentionBackend>(
 /// Continues each prompt on a [`Session`]: one step prefills every prompt but its last token
 /// (one forward for the batch), then each step feeds every live sequence its pending token (the
 /// prompt's last, then each sampled one) and samples the next. This is the speculative loop with
-/// a proposer that drafts nothing ([`NoDraft`]): one decoding loop serves both. The sequences are
+/// a proposer asked for no drafts (γ = 0): one decoding loop serves both. The sequences are
 /// freed at the end.
 pub fn generate<B: AttentionBackend, C: KvCache<B>>(
     model: &Decoder<B>,
@@ -106,7 +106,8 @@ pub fn generate<B: AttentionBackend, C: KvCache<B>>(
         model,
         cache,
         prompts,
-        &mut NoDraft,
+        // γ = 0: prompt lookup is asked for nothing and proposes nothing.
+        &mut PromptLookup { max_ngram: 0 },
         Gamma::Fixed(0),
         config,
         sampler,
@@ -116,20 +117,6 @@ pub fn generate<B: AttentionBackend, C: KvCache<B>>(
         tokens: g.tokens,
         counters: g.counters,
     })
-}
-
-/// The proposer of plain decoding: nothing, ever.
-pub struct NoDraft;
-
-impl Proposer for NoDraft {
-    fn propose(
-        &mut self,
-        texts: &[&[u32]],
-        _: &[usize],
-        _: &mut Sampler,
-    ) -> crate::Result<Vec<Draft>> {
-        Ok(vec![Draft::default(); texts.len()])
-    }
 }
 
 /// Admits one sequence per prompt and prefills each with its prompt but the last token, all in

@@ -8,19 +8,16 @@
 //!   table (flex streams rows through the table; other backends gather blocks first).
 //! - [`contiguous`]: the pre-paging baseline, `max_len` token slots reserved per sequence.
 //! - [`ModelCache`]: one cache per block of a model, holding the same sequences.
-//! - [`refusing`]: fault injection, a cache that refuses appends after a set number.
 
 pub mod block_pool;
 pub mod contiguous;
 pub mod paged;
-pub mod refusing;
 
 use std::marker::PhantomData;
 
 pub use block_pool::{BlockPool, PoolError, SeqId};
 pub use contiguous::ContiguousKv;
 pub use paged::PagedCache;
-pub use refusing::Refusing;
 
 use burn::tensor::Tensor;
 

@@ -5,7 +5,8 @@
 //! problem on three traffic mixes, and the suite records the front between accuracy and response
 //! tokens, the gates' precision and recall against the oracle labels, and end-to-end time.
 //!
-//! Gates (one file each): `never`, `always`, `oracle`, `random` (rate swept, and at each learned
+//! Gates (one file each; `never` and `always` are one rule, `fixed`): `never`, `always`, `oracle`,
+//! `random` (rate swept, and at each learned
 //! gate's own rate), `difficulty` (k swept), `confidence` (τ swept, a failed direct attempt
 //! paid for), and `learned`: the `arith-adaptive-l*` checkpoints (SFT on oracle labels,
 //! imitation of the oracle decision on a larger table, then RL on the decision token with GRPO
@@ -17,14 +18,13 @@
 //! problem is the time of the generations it chose (both, for a confidence fallback). The
 //! learned gate is run end to end.
 
-pub mod always;
 pub mod confidence;
 pub mod difficulty;
 pub mod finetune;
+pub mod fixed;
 pub mod gate;
 pub mod labels;
 pub mod learned;
-pub mod never;
 pub mod oracle;
 pub mod random;
 pub mod rl;
@@ -41,7 +41,7 @@ use crate::metric as m;
 use crate::suite::Recorder;
 use crate::zoo::checkpoint;
 use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
-use gate::{route, Gate, Outcome};
+use gate::{route, Decision, Gate, Outcome};
 use score::{score, Score};
 
 const NAME: &str = "adacot";
@@ -250,8 +250,8 @@ fn gates_case<B: AttentionBackend>(
             outcomes: route(g, &labels)?,
         })
     };
-    rows.push(run(&mut never::Never)?);
-    rows.push(run(&mut always::Always)?);
+    rows.push(run(&mut fixed::Fixed(Decision::Direct))?);
+    rows.push(run(&mut fixed::Fixed(Decision::Think))?);
     rows.push(run(&mut oracle::Oracle::new(&labels))?);
     for &k in s.difficulty_k {
         rows.push(run(&mut difficulty::Difficulty { k })?);

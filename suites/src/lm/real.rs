@@ -291,19 +291,15 @@ fn speed_records<B: AttentionBackend>(
             .value(prompt as f64 * 1e3 / prefill.median)?;
     }
     let tps = 1e3 / decode.median;
-    rec.metric("speed", &DECODE_TOKENS_PER_S)
-        .stat(Stat::Median, decode.n)
-        .param("weights", weights)
-        .param("activations", acts)
-        .param("against", against)
-        .param("ctx", prompt)
-        .value(tps)?;
-    rec.metric("speed", &WEIGHT_READ_GBPS)
-        .stat(Stat::Median, decode.n)
-        .param("weights", weights)
-        .param("activations", acts)
-        .param("against", against)
-        .param("ctx", prompt)
-        .value(weight_bytes_per_token(model) as f64 * tps / 1e9)?;
+    let gbps = weight_bytes_per_token(model) as f64 * tps / 1e9;
+    for (metric, value) in [(&DECODE_TOKENS_PER_S, tps), (&WEIGHT_READ_GBPS, gbps)] {
+        rec.metric("speed", metric)
+            .stat(Stat::Median, decode.n)
+            .param("weights", weights)
+            .param("activations", acts)
+            .param("against", against)
+            .param("ctx", prompt)
+            .value(value)?;
+    }
     Ok(())
 }
