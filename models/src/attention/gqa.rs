@@ -183,7 +183,7 @@ impl<B: AttentionBackend> AttentionLayer<B> for Gqa<B> {
         cache: &dyn KvCache<B>,
     ) -> crate::Result<Tensor<B, 4>> {
         crate::profile::scope(crate::profile::Part::Attention, || {
-            attend_cache(cache, p.q.clone(), seqs, p.vis, self.scale())
+            attend_cache(cache, p.q.clone(), seqs, p, self.scale())
         })
     }
 

@@ -311,7 +311,7 @@ impl<B: AttentionBackend> AttentionLayer<B> for Mla<B> {
     ) -> crate::Result<Tensor<B, 4>> {
         match self.path {
             MlaPath::Absorbed => {
-                let o = attend_cache(cache, self.absorb(p.q.clone()), seqs, p.vis, self.scale())?;
+                let o = attend_cache(cache, self.absorb(p.q.clone()), seqs, p, self.scale())?;
                 Ok(self.unabsorb(o, p.s))
             }
             MlaPath::Naive => {
@@ -319,7 +319,13 @@ impl<B: AttentionBackend> AttentionLayer<B> for Mla<B> {
                     .iter()
                     .enumerate()
                     .map(|(i, &seq)| {
-                        Ok(self.naive(p.q.clone().narrow(0, i, 1), cache.keys(seq)?, p.vis))
+                        let mut keys = cache.keys(seq)?;
+                        let mut vis = p.vis;
+                        if let Some(lens) = &p.prefixes {
+                            keys = keys.narrow(2, 0, lens[i]);
+                            vis = Visibility::All;
+                        }
+                        Ok(self.naive(p.q.clone().narrow(0, i, 1), keys, vis))
                     })
                     .collect::<crate::Result<Vec<_>>>()?;
                 Ok(Tensor::cat(outs, 0))

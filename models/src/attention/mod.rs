@@ -46,6 +46,9 @@ pub struct Prepared<B: Backend> {
     pub s: usize,
     /// Which cached keys each query row sees.
     pub vis: Visibility,
+    /// Cached tokens each batch row sees, when the rows are the flattened tokens of a ragged
+    /// step (each a decode row over a prefix of its sequence); `None`: `vis` decides.
+    pub prefixes: Option<Vec<usize>>,
 }
 
 /// One attention layer. A variant supplies its projections, its attention core over a cache
@@ -115,6 +118,7 @@ pub trait AttentionLayer<B: AttentionBackend> {
             q,
             s,
             vis: visibility(s, pasts[0]),
+            prefixes: None,
         })
     }
 
@@ -150,8 +154,9 @@ pub trait AttentionLayer<B: AttentionBackend> {
     /// Causal attention of a ragged batch: `lens[i]` new tokens of `seqs[i]` (0 for a sequence
     /// that sits this step out), flattened into one row of tokens. The projections run once over
     /// all tokens; each sequence attends over its own cache, causally inside its new tokens (the
-    /// varlen attention of serving engines, one core call per sequence, or one batched call when
-    /// every sequence feeds one token). No token's result depends on another sequence's.
+    /// varlen attention of serving engines: with several sequences, every new token is a decode
+    /// row over its own sequence's prefix, all rows in one core call; one sequence alone takes the
+    /// causal core). No token's result depends on another sequence's.
     ///
     /// # Shapes
     /// - `x`: `[1, Σ lens, d_model]` (sequence `i`'s tokens after sequence `i - 1`'s)
@@ -177,6 +182,10 @@ pub trait AttentionLayer<B: AttentionBackend> {
             .filter(|&(_, &l)| l > 0)
             .map(|(&s, &l)| (s, l))
             .collect();
+        if let [(seq, _)] = fed[..] {
+            // One sequence: a prefill or verification with the causal core.
+            return self.forward(x, &[seq], cache);
+        }
         let mut positions = Vec::with_capacity(t);
         let mut pasts = Vec::with_capacity(fed.len());
         for &(seq, l) in &fed {
@@ -198,50 +207,39 @@ pub trait AttentionLayer<B: AttentionBackend> {
             Values::PrefixOfKeys(_) => None,
         };
         let ids: Vec<SeqId> = fed.iter().map(|&(s, _)| s).collect();
-        if fed.iter().all(|&(_, l)| l == 1) {
-            // One token each: the batched decode path.
-            crate::profile::scope(crate::profile::Part::Attention, || {
-                append_rows(cache, &ids, k, v)
-            })?;
-            let p = Prepared {
-                q,
-                s: 1,
-                vis: Visibility::All,
-            };
-            return Ok(self.attend(&p, &ids, cache)?.reshape([1, t, d_model]));
-        }
-        // [t, heads, 1, w] rows of sequence i ↔ the core's [1, heads, r·l, w] (row g·l + j).
-        let [_, hq, r, wq] = q.dims();
-        let mut outs = Vec::with_capacity(fed.len());
-        let mut t0 = 0;
+        crate::profile::scope(crate::profile::Part::Attention, || {
+            if fed.iter().all(|&(_, l)| l == 1) {
+                return append_rows(cache, &ids, k, v);
+            }
+            // [t, heads, 1, w]: sequence i's rows are its tokens.
+            let mut t0 = 0;
+            for &(seq, l) in &fed {
+                let rows = |x: &Tensor<B, 4>| {
+                    x.clone()
+                        .narrow(0, t0, l)
+                        .swap_dims(0, 2)
+                        .squeeze_dim::<3>(0)
+                };
+                cache.append(seq, rows(&k), v.as_ref().map(rows))?;
+                t0 += l;
+            }
+            Ok(())
+        })?;
+        // Every token a decode row over its sequence's prefix: token j of a sequence that held
+        // p tokens sees p + j + 1 (causal inside the step), all in one core call.
+        let mut row_seqs = Vec::with_capacity(t);
+        let mut prefixes = Vec::with_capacity(t);
         for (&(seq, l), &past) in fed.iter().zip(&pasts) {
-            let rows = |x: &Tensor<B, 4>| {
-                x.clone()
-                    .narrow(0, t0, l)
-                    .swap_dims(0, 2)
-                    .squeeze_dim::<3>(0)
-            };
-            crate::profile::scope(crate::profile::Part::Attention, || {
-                cache.append(seq, rows(&k), v.as_ref().map(rows))
-            })?;
-            let qi = q
-                .clone()
-                .narrow(0, t0, l)
-                .permute([1, 2, 0, 3])
-                .reshape([1, hq, r * l, wq]);
-            let p = Prepared {
-                q: qi,
-                s: l,
-                vis: visibility(l, past),
-            };
-            let o = self.attend_core(&p, &[seq], cache)?; // [1, hq, r·l, wo]
-            let wo = o.dims()[3];
-            outs.push(o.reshape([hq, r, l, wo]).permute([2, 0, 1, 3]));
-            t0 += l;
+            row_seqs.extend(std::iter::repeat_n(seq, l));
+            prefixes.extend(past + 1..=past + l);
         }
-        Ok(self
-            .finish(Tensor::cat(outs, 0), 1)
-            .reshape([1, t, d_model]))
+        let p = Prepared {
+            q,
+            s: 1,
+            vis: Visibility::All,
+            prefixes: Some(prefixes),
+        };
+        Ok(self.attend(&p, &row_seqs, cache)?.reshape([1, t, d_model]))
     }
 
     /// Causal self-attention of whole sequences, with no cache (training and scoring).
@@ -407,7 +405,8 @@ pub(crate) fn append_rows<B: AttentionBackend>(
     Ok(())
 }
 
-/// The attention core over the cache: one sequence with `vis`, or one decode row per sequence.
+/// The attention core over the cache: one decode row per batch row over its prefix
+/// (`prefixes`), one sequence with `vis`, or one decode row per sequence.
 ///
 /// # Shapes
 /// - `q`: `[batch, heads, rows, k_width]` → `[batch, heads, rows, v_width]`
@@ -415,13 +414,13 @@ pub(crate) fn attend_cache<B: AttentionBackend>(
     cache: &dyn KvCache<B>,
     q: Tensor<B, 4>,
     seqs: &[SeqId],
-    vis: Visibility,
+    p: &Prepared<B>,
     scale: f32,
 ) -> crate::Result<Tensor<B, 4>> {
-    Ok(if seqs.len() == 1 {
-        cache.attend(q, seqs[0], vis, scale)?
-    } else {
-        cache.attend_batch(q, seqs, scale)?
+    Ok(match &p.prefixes {
+        Some(lens) => cache.attend_prefixes(q, seqs, lens, scale)?,
+        None if seqs.len() == 1 => cache.attend(q, seqs[0], p.vis, scale)?,
+        None => cache.attend_batch(q, seqs, scale)?,
     })
 }
 

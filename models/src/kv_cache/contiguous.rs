@@ -233,18 +233,23 @@ impl<B: AttentionBackend> KvCache<B> for ContiguousKv<B> {
         ))
     }
 
-    fn attend_batch(
+    fn attend_prefixes(
         &self,
         q: Tensor<B, 4>,
         seqs: &[SeqId],
+        lens: &[usize],
         scale: f32,
     ) -> Result<Tensor<B, 4>, PoolError> {
-        let slots = seqs
-            .iter()
-            .map(|&s| self.slot(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let k: Vec<_> = slots.iter().map(|s| key_view(s)).collect();
-        let v: Vec<_> = slots.iter().map(|s| self.values_of(s)).collect();
+        let (mut k, mut v) = (
+            Vec::with_capacity(seqs.len()),
+            Vec::with_capacity(seqs.len()),
+        );
+        for (&seq, &len) in seqs.iter().zip(lens) {
+            let s = self.slot(seq)?;
+            super::check_prefix(len, s.len)?;
+            k.push(key_view(s).narrow(2, 0, len));
+            v.push(self.values_of(s).narrow(2, 0, len));
+        }
         Ok(B::grouped_attention_batch(q, &k, &v, scale))
     }
 

@@ -149,10 +149,38 @@ pub trait KvCache<B: AttentionBackend> {
         seqs: &[SeqId],
         scale: f32,
     ) -> Result<Tensor<B, 4>, PoolError> {
+        let lens = seqs
+            .iter()
+            .map(|&s| self.len(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.attend_prefixes(q, seqs, &lens, scale)
+    }
+    /// Attention of decode rows over prefixes, in one call: row `i` of `q` against the first
+    /// `lens[i]` tokens of `seqs[i]` (a sequence may appear in many rows). A ragged step runs as
+    /// such rows: token `j` of a sequence that held `p` tokens sees `p + j + 1`. The default
+    /// attends row by row; the caches override it with one batched kernel call.
+    ///
+    /// # Shapes
+    /// - `q`: `[n, heads, rows, k_width]` → `[n, heads, rows, v_width]`
+    fn attend_prefixes(
+        &self,
+        q: Tensor<B, 4>,
+        seqs: &[SeqId],
+        lens: &[usize],
+        scale: f32,
+    ) -> Result<Tensor<B, 4>, PoolError> {
         let outs = seqs
             .iter()
+            .zip(lens)
             .enumerate()
-            .map(|(i, &s)| self.attend(q.clone().narrow(0, i, 1), s, Visibility::All, scale))
+            .map(|(i, (&s, &len))| {
+                check_prefix(len, self.len(s)?)?;
+                let vis = Visibility::Causal {
+                    s: 1,
+                    past: len - 1,
+                };
+                self.attend(q.clone().narrow(0, i, 1), s, vis, scale)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Tensor::cat(outs, 0))
     }
@@ -172,6 +200,17 @@ pub trait KvCache<B: AttentionBackend> {
     fn bytes_reserved(&self) -> usize;
     /// Bytes holding live tokens.
     fn bytes_used(&self) -> usize;
+}
+
+/// Refuses an empty prefix or one longer than the `held` tokens.
+pub(crate) fn check_prefix(len: usize, held: usize) -> Result<(), PoolError> {
+    if len == 0 || len > held {
+        return Err(PoolError::Layout {
+            expected: format!("a prefix of 1..={held} tokens"),
+            got: format!("{len} tokens"),
+        });
+    }
+    Ok(())
 }
 
 /// Bytes the cache holds for `seq`'s tokens, counted from the data read back through

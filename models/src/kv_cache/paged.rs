@@ -133,31 +133,30 @@ impl<B: AttentionBackend> KvCache<B> for PagedCache<B> {
         Ok(())
     }
 
-    /// Decode attention of several sequences in one call, row `i` of `q` against `seqs[i]`.
+    /// Decode rows over prefixes in one call, row `i` of `q` against the first `lens[i]` tokens
+    /// of `seqs[i]`, streamed through its block table.
     ///
     /// # Shapes
-    /// - `q`: `[seqs, heads, rows, k_width]`
-    /// - output: `[seqs, heads, rows, v_width]`
-    fn attend_batch(
+    /// - `q`: `[n, heads, rows, k_width]`
+    /// - output: `[n, heads, rows, v_width]`
+    fn attend_prefixes(
         &self,
         q: Tensor<B, 4>,
         seqs: &[SeqId],
+        lens: &[usize],
         scale: f32,
     ) -> Result<Tensor<B, 4>, PoolError> {
-        let tables = seqs
-            .iter()
-            .map(|&s| self.pool.table(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let lens = seqs
-            .iter()
-            .map(|&s| self.pool.len(s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tables = Vec::with_capacity(seqs.len());
+        for (&s, &len) in seqs.iter().zip(lens) {
+            super::check_prefix(len, self.pool.len(s)?)?;
+            tables.push(self.pool.table(s)?);
+        }
         Ok(B::paged_attention_batch(
             q,
             self.k_pool().clone(),
             self.v_pool(),
             &tables,
-            &lens,
+            lens,
             scale,
         ))
     }
