@@ -377,7 +377,7 @@ mod with_models {
         // Prompts of different lengths in one batch; prompt lookup drafts γ tokens for the
         // repetitive ones and none for the others, so drafts of different lengths (0 included)
         // share a verification step.
-        let prompts = vec![
+        let prompts = [
             vec![1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2],
             vec![7, 30, 12, 9],
             vec![3; 20],
