@@ -33,7 +33,7 @@ impl<B: AttentionBackend> SwiGlu<B> {
         use crate::profile::{scope, Part};
         let g = scope(Part::MlpProj, || self.gate.forward(x.clone()));
         let u = scope(Part::MlpProj, || self.up.forward(x));
-        let h = silu(g) * u;
+        let h = B::swiglu(&g, &u).unwrap_or_else(|| silu(g) * u);
         scope(Part::MlpProj, || self.down.forward(h))
     }
 }

@@ -46,6 +46,15 @@ pub trait AttentionBackend: Backend {
         None
     }
 
+    /// SwiGLU's gate, `silu(g) ⊙ u`, in one pass, or `None` where burn's ops should run (the
+    /// default).
+    ///
+    /// # Shapes
+    /// - `g`, `u`: `[batch, s, d_ff]` → `[batch, s, d_ff]`
+    fn swiglu(_g: &Tensor<Self, 3>, _u: &Tensor<Self, 3>) -> Option<Tensor<Self, 3>> {
+        None
+    }
+
     /// softmax(q·kᵀ·scale)·v, restricted by `vis`.
     ///
     /// # Shapes
@@ -275,6 +284,10 @@ impl AttentionBackend for burn::backend::Flex {
 
     fn few_rows_matmul(x: &Tensor<Self, 2>, w: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
         super::flex_cpu::few_rows_matmul(x, w)
+    }
+
+    fn swiglu(g: &Tensor<Self, 3>, u: &Tensor<Self, 3>) -> Option<Tensor<Self, 3>> {
+        super::flex_cpu::swiglu(g, u)
     }
 
     fn grouped_attention(

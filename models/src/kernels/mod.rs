@@ -19,7 +19,7 @@ pub use grouped::{
     gather_blocks, grouped_attention_generic, paged_attention_gather, AttentionBackend, Visibility,
 };
 
-pub use flex_cpu::{prefetch_calls, Prefetch};
+pub use flex_cpu::{prefetch_calls, silu_mul, Prefetch};
 
 /// The fused flex attention core ([`AttentionBackend::grouped_attention`] on flex) with its
 /// streaming kernel on an explicit SIMD path and prefetch policy, so that tests can check every

@@ -10,7 +10,7 @@
 //!   step, then the batch drafts one token per forward.
 
 use crate::decoder::Decoder;
-use crate::generation::sampler::{argmax, Sampler};
+use crate::generation::sampler::Sampler;
 use crate::generation::session::{Logits, Session};
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{KvCache, ModelCache, SeqId};
@@ -208,19 +208,22 @@ impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
         }
         let mut live = wants;
         let mut probs: Vec<Vec<Vec<f32>>> = vec![Vec::new(); n];
+        let greedy = sampler.config().is_greedy();
         let max_len = self.model.max_seq_len();
         loop {
             let mut next = Vec::with_capacity(live.len());
             for &i in &live {
                 let l = logits[i].take().expect("logits of a live slot");
-                let p = sampler.probs(&l)?;
-                let t = if sampler.config().is_greedy() {
-                    argmax(&l)
+                // Greedy verification reads no draft distribution: draw the argmax, keep none.
+                let t = if greedy {
+                    sampler.sample(&l)?
                 } else {
-                    sampler.draw(&p)
+                    let p = sampler.probs(&l)?;
+                    let t = sampler.draw(&p);
+                    probs[i].push(p);
+                    t
                 };
                 drafts[i].tokens.push(t);
-                probs[i].push(p);
                 next.push(t);
             }
             let (go, toks): (Vec<usize>, Vec<u32>) = live
@@ -239,8 +242,10 @@ impl<B: AttentionBackend, C: KvCache<B>> Proposer for ModelDrafter<B, C> {
             }
             live = go;
         }
-        for (d, p) in drafts.iter_mut().zip(probs) {
-            d.probs = Some(p);
+        if !greedy {
+            for (d, p) in drafts.iter_mut().zip(probs) {
+                d.probs = Some(p);
+            }
         }
         Ok(drafts)
     }
