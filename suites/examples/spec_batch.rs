@@ -1,4 +1,8 @@
-//! Batch utilisation of speculative decoding on the byte-level target with its draft model.
+//! Speculative decoding of the byte-level target with its draft model at batch 1 and 4: batch
+//! utilisation (live sequence-steps over batch × steps), drafting time, plain and speculative
+//! decode time (one pass each, for a quick look; the suite's records are the measurement).
+//! `cargo run --release -p infermark-suites --example spec_batch [perf]` (`perf`: only batch 4,
+//! γ = 4, repeated, for a profiler).
 use burn::backend::Flex;
 use infermark_models::generation::speculative::{speculative_generate, Gamma, ModelDrafter};
 use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
