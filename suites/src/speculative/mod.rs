@@ -384,7 +384,7 @@ impl BackendJob for Job<'_> {
     }
 }
 
-/// The workload decoded plainly and speculatively, `reps` times each, alternately (A B A B);
+/// The workload decoded plainly and speculatively, `reps` times each, alternately (A B B A);
 /// each repetition draws the same tokens (same seeds), so only the times vary.
 #[allow(clippy::too_many_arguments)]
 fn ab_run<B: AttentionBackend>(
@@ -422,45 +422,54 @@ fn ab_run<B: AttentionBackend>(
         stats: SpecStats::default(),
     };
     for rep in 0..reps {
-        let (mut tokens, mut secs) = (0usize, 0f64);
-        let mut outs = Vec::new();
-        for (i, group) in prompts.chunks(set.batch).enumerate() {
-            let g = generate(target, &mut cache, group, config, &mut sampler(i)?, device)
-                .map_err(model_err("plain decoding".into()))?;
-            // Both loops prefill each prompt but its last token: their decode steps make
-            // every generated token.
-            tokens += g.counters.generated_tokens;
-            secs += g.counters.decode_time.as_secs_f64();
-            outs.extend(g.tokens);
-        }
-        run.plain_tps.push(tokens as f64 / secs);
-        if rep == 0 {
-            run.plain_tokens = outs;
-        }
-        let (mut tokens, mut secs) = (0usize, 0f64);
-        let mut outs = Vec::new();
-        let mut stats = SpecStats::default();
-        for (i, group) in prompts.chunks(set.batch).enumerate() {
-            let g = speculative_generate(
-                target,
-                &mut cache,
-                group,
-                drafter.proposer(),
-                gamma,
-                config,
-                &mut sampler(i)?,
-                device,
-            )
-            .map_err(model_err("speculative decoding".into()))?;
-            tokens += g.counters.generated_tokens;
-            secs += g.counters.decode_time.as_secs_f64();
-            outs.extend(g.tokens);
-            stats.merge(&g.stats);
-        }
-        run.spec_tps.push(tokens as f64 / secs);
-        if rep == 0 {
-            run.spec_tokens = outs;
-            run.stats = stats;
+        // A B, then B A: drifts of the machine and any advantage of going first hit both.
+        for spec in [rep % 2 == 1, rep % 2 == 0] {
+            let (mut tokens, mut secs) = (0usize, 0f64);
+            let mut outs = Vec::new();
+            let mut stats = SpecStats::default();
+            for (i, group) in prompts.chunks(set.batch).enumerate() {
+                let mut sampler = sampler(i)?;
+                let (g, st) = if spec {
+                    let g = speculative_generate(
+                        target,
+                        &mut cache,
+                        group,
+                        drafter.proposer(),
+                        gamma,
+                        config,
+                        &mut sampler,
+                        device,
+                    )
+                    .map_err(model_err("speculative decoding".into()))?;
+                    ((g.tokens, g.counters), Some(g.stats))
+                } else {
+                    let g = generate(target, &mut cache, group, config, &mut sampler, device)
+                        .map_err(model_err("plain decoding".into()))?;
+                    ((g.tokens, g.counters), None)
+                };
+                // Both loops prefill each prompt but its last token: their decode steps make
+                // every generated token.
+                tokens += g.1.generated_tokens;
+                secs += g.1.decode_time.as_secs_f64();
+                outs.extend(g.0);
+                if let Some(st) = st {
+                    stats.merge(&st);
+                }
+            }
+            let tps = tokens as f64 / secs;
+            match (spec, rep) {
+                (true, 0) => {
+                    run.spec_tps.push(tps);
+                    run.spec_tokens = outs;
+                    run.stats = stats;
+                }
+                (true, _) => run.spec_tps.push(tps),
+                (false, 0) => {
+                    run.plain_tps.push(tps);
+                    run.plain_tokens = outs;
+                }
+                (false, _) => run.plain_tps.push(tps),
+            }
         }
     }
     Ok(run)
