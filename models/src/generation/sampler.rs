@@ -141,6 +141,19 @@ impl Sampler {
         let t = self.config.temperature;
         // The largest logit (finite: checked above), so every exponent is at most 0.
         let m = logits[argmax(logits) as usize];
+        if self.config.top_k == 0 && self.config.top_p >= 1.0 {
+            // Temperature alone: no order needed (sorting the vocabulary cost more than the
+            // byte-level model's decode step).
+            let e: Vec<f64> = logits
+                .iter()
+                .map(|&l| (((l - m) / t) as f64).exp())
+                .collect();
+            let z: f64 = e.iter().sum();
+            for (pi, ei) in p.iter_mut().zip(&e) {
+                *pi = (ei / z) as f32;
+            }
+            return Ok(p);
+        }
         let mut order: Vec<usize> = (0..logits.len()).collect();
         // Most likely first; ties keep the lower index first.
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
