@@ -233,19 +233,28 @@ fn dot_body(
     n1: usize,
     out: &mut [f32],
 ) {
+    let rows = DotRows { x, k, m };
     match m {
-        1 => dot_m::<1>(x, k, w, stride, n0, n1, out),
-        2 => dot_m::<2>(x, k, w, stride, n0, n1, out),
-        3 => dot_m::<3>(x, k, w, stride, n0, n1, out),
-        4 => dot_m::<4>(x, k, w, stride, n0, n1, out),
-        5 => dot_m::<5>(x, k, w, stride, n0, n1, out),
-        6 => dot_m::<6>(x, k, w, stride, n0, n1, out),
-        7 => dot_m::<7>(x, k, w, stride, n0, n1, out),
-        _ => dot_m::<8>(x, k, w, stride, n0, n1, out),
+        // Two or three rows: one at a time, each weight row staying in L1 (measured faster here
+        // than the interleaved form, whose codegen for so few rows is poor).
+        1..=3 => (0..m).for_each(|i| dot_m::<1>(rows, i, w, stride, n0, n1, out)),
+        4 => dot_m::<4>(rows, 0, w, stride, n0, n1, out),
+        5 => dot_m::<5>(rows, 0, w, stride, n0, n1, out),
+        6 => dot_m::<6>(rows, 0, w, stride, n0, n1, out),
+        7 => dot_m::<7>(rows, 0, w, stride, n0, n1, out),
+        _ => dot_m::<8>(rows, 0, w, stride, n0, n1, out),
     }
 }
 
-/// [`dot_body`] for `M` input rows: each 16-wide chunk of a weight row is loaded once and
+/// The input rows of a dot-form product: `m` rows of `k`.
+#[derive(Clone, Copy)]
+struct DotRows<'a> {
+    x: &'a [f32],
+    k: usize,
+    m: usize,
+}
+
+/// [`dot_body`] for input rows `first..first + M`: each 16-wide chunk of a weight row is loaded once and
 /// multiplied into all `M` rows' accumulators (`M` independent FMA chains, where one row alone
 /// waits on each FMA's latency: v(4) was 2.1 on SmolLM2, 56% of the step in this loop). Every
 /// row keeps its own sixteen partial sums in the same order as alone, so its result does not
@@ -253,14 +262,16 @@ fn dot_body(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn dot_m<const M: usize>(
-    x: &[f32],
-    k: usize,
+    rows: DotRows<'_>,
+    first: usize,
     w: &[f32],
     stride: usize,
     n0: usize,
     n1: usize,
     out: &mut [f32],
 ) {
+    let (k, m) = (rows.k, rows.m);
+    let x = &rows.x[first * k..(first + M) * k];
     let full = k / 16 * 16;
     for (j, r) in (n0..n1).enumerate() {
         let wr = &w[r * stride..r * stride + k];
@@ -280,9 +291,17 @@ fn dot_m<const M: usize>(
                 .zip(&x[i * k + full..(i + 1) * k])
                 .map(|(a, b)| a * b)
                 .sum();
-            out[j * M + i] = acc.iter().sum::<f32>() + tail;
+            out[j * m + first + i] = lane_sum(acc) + tail;
         }
     }
+}
+
+/// The sixteen partial sums of one dot product, added in lane order. Kept out of line: inlined,
+/// the compiler vectorises the sums of several rows together with shuffles, which made 2 and 3
+/// rows slower than 5.
+#[inline(never)]
+fn lane_sum(acc: &[f32; 16]) -> f32 {
+    acc.iter().sum()
 }
 
 macro_rules! dispatch {
@@ -375,7 +394,7 @@ mod tests {
             .collect();
         for (isa, m) in crate::kernels::isa::test_paths("few_rows::matmul")
             .into_iter()
-            .flat_map(|isa| [1, 3, 8].map(|m| (isa, m)))
+            .flat_map(|isa| [1, 3, 5, 8].map(|m| (isa, m)))
         {
             let want = reference(&x[..m * k], m, k, n, &w);
             let a = matmul_with(
