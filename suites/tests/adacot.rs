@@ -356,3 +356,28 @@ fn selective_loss_masking_removes_the_decision_gradient() {
         "the unmasked decision gradient changed nothing ({d})"
     );
 }
+
+#[test]
+fn the_difficulty_gate_reads_the_operands_and_refuses_a_problem_without_one() {
+    use infermark_suites::adacot::difficulty::Difficulty;
+    use infermark_suites::adacot::gate::{FirstStep, Gate};
+    let mut g = Difficulty { k: 2 };
+    fn step(p: &[u32]) -> FirstStep<'_> {
+        FirstStep {
+            prompt: p,
+            direct: None,
+        }
+    }
+    let three = corpus::tokenize("347+85=");
+    let two = corpus::tokenize("34+85=");
+    assert_eq!(
+        g.decide(&step(&three)).unwrap().decision,
+        Some(Decision::Think)
+    );
+    assert_eq!(
+        g.decide(&step(&two)).unwrap().decision,
+        Some(Decision::Direct)
+    );
+    assert!(g.decide(&step(&corpus::tokenize("+="))).is_err());
+    assert!(g.decide(&step(&[])).is_err());
+}

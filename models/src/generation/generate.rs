@@ -62,9 +62,7 @@ pub fn last_logits<B: AttentionBackend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
 /// - `logits`: `[batch, s, vocab]` → `batch·s` vectors of `vocab`
 pub fn host_rows<B: AttentionBackend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
     let [b, s, v] = logits.dims();
-    let data = logits.reshape([b * s * v]).into_data().convert::<f32>();
-    let xs = data.as_slice::<f32>().expect("f32 logits");
-    xs.chunks(v).map(<[f32]>::to_vec).collect()
+    super::session::host_rows_2d(logits.reshape([b * s, v]))
 }
 
 /// Refuses an empty prompt, a token outside the vocabulary, or a prompt longer than the model's

@@ -23,7 +23,12 @@ impl Gate for Difficulty {
             .split(|c: char| !c.is_ascii_digit())
             .map(str::len)
             .max()
-            .unwrap_or(0) as u32;
+            .filter(|&d| d > 0)
+            .ok_or_else(|| {
+                infermark_models::ModelError::InvalidConfig(format!(
+                    "the difficulty gate found no operand in the problem {text:?}"
+                ))
+            })? as u32;
         Ok(if digits > self.k {
             Decision::Think
         } else {

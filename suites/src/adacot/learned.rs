@@ -175,7 +175,12 @@ fn first_tokens<B: AttentionBackend>(
         device,
     )?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
-    Ok((g.tokens.into_iter().next().unwrap_or_default(), ms))
+    let first = g.tokens.into_iter().next().ok_or_else(|| {
+        infermark_models::ModelError::InvalidConfig(
+            "generation returned no sequence for the decision prompt".into(),
+        )
+    })?;
+    Ok((first, ms))
 }
 
 #[cfg(test)]
