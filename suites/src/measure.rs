@@ -32,6 +32,10 @@ pub struct Plan {
     pub max_samples: usize,
     /// Stop adding samples (above `min_samples`) once this much time was spent timing.
     pub budget: Duration,
+    /// Back-to-back calls in one sample of [`time_pair`] (the sample is their mean): for work
+    /// of tens of microseconds, where one call is too short for the clock and the scheduler's
+    /// jitter would decide the median. 1 unless set with [`Plan::calls_per_sample`].
+    pub calls: usize,
 }
 
 impl Plan {
@@ -48,6 +52,15 @@ impl Plan {
             min_samples,
             max_samples,
             budget: Duration::from_millis(budget_ms),
+            calls: 1,
+        }
+    }
+
+    /// The same plan with `calls` back-to-back calls per sample of [`time_pair`] (at least 1).
+    pub const fn calls_per_sample(self, calls: usize) -> Self {
+        Plan {
+            calls: if calls == 0 { 1 } else { calls },
+            ..self
         }
     }
 }
@@ -127,8 +140,8 @@ where
 
 /// Times `a` and `b` alternately in ABBA order (A B, B A, A B, ...), so that slow drifts of the
 /// machine and any advantage of going first or second hit both alike; for ratios measured side
-/// by side. Each sample of each counts toward `plan`. The first error ends the measurement and
-/// is returned.
+/// by side. Each sample of each counts toward `plan`; a sample is the mean of `plan.calls`
+/// back-to-back calls. The first error ends the measurement and is returned.
 pub fn time_pair<E, F, G>(plan: Plan, mut a: F, mut b: G) -> Result<(Summary, Summary), E>
 where
     F: FnMut() -> Result<(), E>,
@@ -147,12 +160,15 @@ where
         Vec::with_capacity(plan.max_samples),
         Vec::with_capacity(plan.max_samples),
     );
-    fn timed<E>(f: &mut dyn FnMut() -> Result<(), E>, into: &mut Vec<f64>) -> Result<(), E> {
+    let calls = plan.calls.max(1);
+    let timed = |f: &mut dyn FnMut() -> Result<(), E>, into: &mut Vec<f64>| -> Result<(), E> {
         let t = Instant::now();
-        f()?;
-        into.push(t.elapsed().as_secs_f64() * 1e3);
+        for _ in 0..calls {
+            f()?;
+        }
+        into.push(t.elapsed().as_secs_f64() * 1e3 / calls as f64);
         Ok(())
-    }
+    };
     let start = Instant::now();
     while sa.len() < plan.max_samples.max(1)
         && (sa.len() < plan.min_samples.max(1) || start.elapsed() < plan.budget)
@@ -206,6 +222,28 @@ mod tests {
         // Warm-up ab ba, then timed ab ba ab ba.
         assert_eq!(log.into_inner(), "abbaabbaabba");
         assert_eq!((a.n, b.n), (4, 4));
+    }
+
+    #[test]
+    fn batched_samples_call_each_side_back_to_back() {
+        let log = std::cell::RefCell::new(String::new());
+        let plan = Plan::new(1, 2, 2, 10000).calls_per_sample(3);
+        let (a, b) = time_pair::<(), _, _>(
+            plan,
+            || {
+                log.borrow_mut().push('a');
+                Ok(())
+            },
+            || {
+                log.borrow_mut().push('b');
+                Ok(())
+            },
+        )
+        .unwrap();
+        // Warm-up ab (one call each), then aaa bbb, bbb aaa.
+        assert_eq!(log.into_inner(), "abaaabbbbbbaaa");
+        assert_eq!((a.n, b.n), (2, 2));
+        assert_eq!(Plan::new(1, 1, 1, 1).calls_per_sample(0).calls, 1);
     }
 
     #[test]

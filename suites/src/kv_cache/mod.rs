@@ -67,6 +67,11 @@ struct Sizes {
     equivalence_steps: usize,
 }
 
+/// Back-to-back attention calls per timed sample of the paged-overhead pair: one call at the
+/// smoke sizes takes tens of microseconds, too short for one clock reading to be more than
+/// scheduler jitter. Recorded as the `calls_per_sample` parameter.
+const OVERHEAD_CALLS: usize = 16;
+
 fn sizes(scale: Scale) -> Sizes {
     match scale {
         Scale::Smoke => Sizes {
@@ -76,7 +81,7 @@ fn sizes(scale: Scale) -> Sizes {
             stack: (256, 4, 2, 64, 2, 1024),
             decode_plan: Plan::new(1, 3, 3, 200),
             overhead: (2, 32, &[256, 1024]),
-            overhead_plan: Plan::new(2, 5, 30, 100),
+            overhead_plan: Plan::new(2, 5, 30, 100).calls_per_sample(OVERHEAD_CALLS),
             equivalence_steps: 8,
         },
         Scale::Quick => Sizes {
@@ -86,7 +91,7 @@ fn sizes(scale: Scale) -> Sizes {
             stack: (1024, 16, 4, 64, 4, 4096),
             decode_plan: Plan::new(2, 5, 12, 3000),
             overhead: (8, 128, &[1024, 4096]),
-            overhead_plan: Plan::new(3, 10, 60, 1500),
+            overhead_plan: Plan::new(3, 10, 60, 1500).calls_per_sample(OVERHEAD_CALLS),
             equivalence_steps: 16,
         },
         Scale::Full => Sizes {
@@ -96,7 +101,7 @@ fn sizes(scale: Scale) -> Sizes {
             stack: (2048, 16, 4, 128, 8, 8192),
             decode_plan: Plan::new(2, 10, 30, 10000),
             overhead: (8, 128, &[1024, 4096, 16384]),
-            overhead_plan: Plan::new(5, 20, 200, 4000),
+            overhead_plan: Plan::new(5, 20, 200, 4000).calls_per_sample(OVERHEAD_CALLS),
             equivalence_steps: 32,
         },
     }
@@ -591,6 +596,10 @@ fn overhead<B: AttentionBackend>(
             ("part".to_string(), "core".to_string()),
             ("kv_heads".to_string(), kv.to_string()),
             ("d_head".to_string(), d.to_string()),
+            (
+                "calls_per_sample".to_string(),
+                s.overhead_plan.calls.to_string(),
+            ),
         ]);
         for (i, &b) in s.block_sizes.iter().enumerate() {
             let mut cache =
