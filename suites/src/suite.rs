@@ -142,6 +142,11 @@ pub trait Suite: Sync {
     fn variants(&self) -> Vec<&'static str>;
     /// The cases a run at `scale` consists of.
     fn cases(&self, scale: Scale) -> Vec<Case>;
+    /// How long `case` takes relative to the suite's other cases at the same scale, in rough
+    /// seconds on a 2-core CPU: what `run --shard` balances shards by. 1 by default.
+    fn cost(&self, _case: &Case, _scale: Scale) -> f64 {
+        1.0
+    }
     /// Runs one case.
     fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>>;
     /// What a run at `scale` leaves out and why (e.g. the real model is not fetched), printed

@@ -44,7 +44,8 @@ use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteEr
 use gate::{route, Decision, Gate, Outcome};
 use score::{score, Score};
 
-const NAME: &str = "adacot";
+/// The suite's name on the command line and in records.
+pub const NAME: &str = "adacot";
 
 /// λ of the committed learned gates (`arith-adaptive-l{λ}`).
 pub const LAMBDAS: [f64; 4] = [0.1, 0.5, 1.0, 2.0];

@@ -25,7 +25,8 @@ use crate::zoo::hf;
 use crate::zoo::train::mean_nll;
 use crate::{About, Case, Record, Result, RunContext, Scale, Suite, SuiteError};
 
-const NAME: &str = "lm";
+/// The suite's name on the command line and in records.
+pub const NAME: &str = "lm";
 
 /// The committed models, evaluated by `infermark run`.
 pub const MODELS: [&str; 5] = ["target", "target-mha", "target-mla", "draft", "arith"];

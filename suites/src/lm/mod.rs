@@ -6,3 +6,5 @@
 
 pub mod eval;
 pub mod real;
+
+pub use eval::NAME;

@@ -51,7 +51,8 @@ use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteEr
 
 mod real;
 
-const NAME: &str = "quantization";
+/// The suite's name on the command line and in records.
+pub const NAME: &str = "quantization";
 
 /// The mixed-precision variant: FP8 E4M3 (per channel) attention, INT4 (groups of 32) MLP,
 /// FP32 embeddings and head.

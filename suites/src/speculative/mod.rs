@@ -34,7 +34,8 @@ use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteEr
 use drafters::{Cost, Drafter};
 use workloads::Workload;
 
-const NAME: &str = "speculative";
+/// The suite's name on the command line and in records.
+pub const NAME: &str = "speculative";
 
 /// Drafter variants: the trained draft model (fixed and adaptive γ), the target quantized to
 /// INT4 g32, the target's first blocks, prompt lookup.
