@@ -82,7 +82,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     // A user's model is labelled with its own name.
     let label = match &args.model_path {
-        Some(p) if p.is_file() => infermark_suites::lm::real::gguf_label(p),
+        Some(p) if p.is_file() => infermark_suites::zoo::real::gguf_label(p),
         Some(p) => p
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())

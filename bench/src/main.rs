@@ -295,7 +295,7 @@ fn run(args: RunArgs) -> Result<()> {
     } else {
         args.suites
             .iter()
-            .map(|n| suite::find(n))
+            .map(|n| infermark_suites::find_suite(n))
             .collect::<std::result::Result<Vec<_>, _>>()?
     };
     for v in &args.variants {
@@ -534,7 +534,7 @@ fn report(args: ReportArgs) -> Result<()> {
         bail!("{}: the run has no records", args.run.display());
     }
     let describe = |name: &str| {
-        suite::find(name)
+        infermark_suites::find_suite(name)
             .map(|s| s.description().to_string())
             .unwrap_or_default()
     };

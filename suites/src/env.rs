@@ -90,10 +90,7 @@ impl IsaEnv {
     }
 }
 
-/// Now, as RFC 3339 with seconds.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+pub use crate::record::now_rfc3339;
 
 /// The git revision of the current directory's checkout.
 pub fn git_rev() -> String {

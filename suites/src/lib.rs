@@ -13,6 +13,8 @@ pub mod measure;
 pub mod metric;
 pub mod quantization;
 pub mod record;
+pub mod recorder;
+pub mod registry;
 pub mod scale;
 pub mod speculative;
 pub mod stepper;
@@ -21,11 +23,13 @@ pub mod zoo;
 
 pub use backend::BackendKind;
 pub use record::{Record, Stat};
+pub use recorder::{Entry, Recorder};
+pub use registry::find as find_suite;
+pub use registry::registry;
 pub use scale::Scale;
-pub use suite::find as find_suite;
 pub use suite::{
-    registry, About, Accuracy, Case, MaturityInputs, Reference, RunContext, Scaling, Suite,
-    UserInputs,
+    About, Accuracy, Case, Experiment, MaturityInputs, Reference, RunCase, RunContext, Scaling,
+    Suite, UserInputs,
 };
 
 /// Errors of the suites. Each names the offending input.
@@ -60,6 +64,17 @@ pub enum SuiteError {
         variant: String,
         value: f64,
     },
+}
+
+impl SuiteError {
+    /// Wraps a model component's error with what was being done:
+    /// `.map_err(SuiteError::model("prefill"))`.
+    pub fn model(
+        context: impl Into<String>,
+    ) -> impl FnOnce(infermark_models::ModelError) -> SuiteError {
+        let context = context.into();
+        move |error| SuiteError::Model { context, error }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, SuiteError>;

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::Summary;
 use crate::metric::{Metric, READ_STREAM_GBPS, TRIAD_GBPS};
-use crate::suite::{Recorder, RunContext};
+use crate::recorder::Recorder;
+use crate::suite::RunContext;
 use crate::{Result, Stat};
 
 /// Suite name of the machine's records (not a suite of the registry: it runs in every run).

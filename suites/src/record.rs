@@ -73,3 +73,8 @@ pub struct Record {
     /// When it was recorded (RFC 3339).
     pub timestamp: String,
 }
+
+/// Now, as RFC 3339 with seconds: the timestamp of records and runs.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

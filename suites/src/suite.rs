@@ -1,10 +1,14 @@
-//! The suite seam: a suite lists its cases for a scale and runs one case into records.
+//! The suite seam: a suite lists its cases for a scale ([`Suite`]) and runs one case into
+//! records on any backend ([`Experiment`], written once, generic); [`RunCase`] is the one adapter
+//! from a run's backend name to the concrete backend type.
 
 use std::collections::BTreeMap;
 
-use crate::measure::Summary;
+use infermark_models::kernels::AttentionBackend;
+
+use crate::backend::{run_on, BackendJob};
 use crate::metric::Metric;
-use crate::{BackendKind, Record, Result, Scale, Stat, SuiteError};
+use crate::{BackendKind, Record, Result, Scale};
 
 /// One unit of work of a suite (one progress step).
 #[derive(Clone, Debug, PartialEq)]
@@ -122,8 +126,51 @@ pub struct About {
     pub experiments: &'static [(&'static str, &'static str)],
 }
 
-/// A suite of experiments over one technique family.
-pub trait Suite: Sync {
+/// What a suite runs: one case on backend `B`, written once for every backend.
+pub trait Experiment: Sync {
+    /// Runs `case` on `device`; the backend is already seeded with the run's seed.
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>>;
+}
+
+/// Runs a case on the backend the run names: implemented once, for every [`Experiment`].
+pub trait RunCase {
+    /// Runs `case` on `ctx.backend`.
+    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>>;
+}
+
+impl<E: Experiment> RunCase for E {
+    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
+        struct Job<'a, E> {
+            experiment: &'a E,
+            case: &'a Case,
+            ctx: &'a RunContext<'a>,
+        }
+        impl<E: Experiment> BackendJob for Job<'_, E> {
+            type Output = Result<Vec<Record>>;
+            fn run<B: AttentionBackend>(self, device: B::Device) -> Self::Output {
+                B::seed(&device, self.ctx.seed);
+                self.experiment.run::<B>(self.case, self.ctx, &device)
+            }
+        }
+        run_on(
+            ctx.backend,
+            Job {
+                experiment: self,
+                case,
+                ctx,
+            },
+        )?
+    }
+}
+
+/// A suite of experiments over one technique family: what it is and which cases a run has;
+/// running a case comes from its [`Experiment`] through [`RunCase`].
+pub trait Suite: RunCase + Sync {
     /// Name, description and experiments.
     fn about(&self) -> &'static About;
     /// Name used on the command line and in records.
@@ -147,8 +194,6 @@ pub trait Suite: Sync {
     fn cost(&self, _case: &Case, _scale: Scale) -> f64 {
         1.0
     }
-    /// Runs one case.
-    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>>;
     /// What a run at `scale` leaves out and why (e.g. the real model is not fetched), printed
     /// and kept in `run.json`; nothing by default.
     fn notices(&self, _scale: Scale) -> Vec<String> {
@@ -157,171 +202,5 @@ pub trait Suite: Sync {
     /// The records M(P) reads for this suite (none by default: M(P) then says what is missing).
     fn maturity(&self) -> MaturityInputs {
         MaturityInputs::default()
-    }
-}
-
-/// Every suite this build has.
-pub fn registry() -> Vec<Box<dyn Suite>> {
-    vec![
-        Box::new(crate::attention::AttentionSuite),
-        Box::new(crate::kv_cache::KvCacheSuite),
-        Box::new(crate::lm::eval::LmSuite),
-        Box::new(crate::quantization::QuantizationSuite),
-        Box::new(crate::speculative::SpeculativeSuite),
-        Box::new(crate::adacot::AdacotSuite),
-    ]
-}
-
-/// Looks a suite up by name.
-pub fn find(name: &str) -> Result<Box<dyn Suite>> {
-    let all = registry();
-    let known = all.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
-    registry()
-        .into_iter()
-        .find(|s| s.name() == name)
-        .ok_or(SuiteError::Unknown {
-            kind: "suite",
-            name: name.into(),
-            known,
-        })
-}
-
-/// Collects the records of one case, filling in the run's context.
-pub struct Recorder<'a> {
-    ctx: &'a RunContext<'a>,
-    suite: &'static str,
-    variant: String,
-    base: BTreeMap<String, String>,
-    /// Records so far.
-    pub records: Vec<Record>,
-}
-
-impl<'a> Recorder<'a> {
-    /// A recorder for `variant` whose records all carry `base` params.
-    pub fn new(
-        ctx: &'a RunContext<'a>,
-        suite: &'static str,
-        variant: &str,
-        base: BTreeMap<String, String>,
-    ) -> Self {
-        Self {
-            ctx,
-            suite,
-            variant: variant.into(),
-            base,
-            records: Vec::new(),
-        }
-    }
-
-    /// Starts a record of `metric` in `experiment`: `stat` exact and `n` 1 until said otherwise,
-    /// the recorder's params plus any added; finished by [`Entry::value`].
-    pub fn metric<'r>(&'r mut self, experiment: &str, metric: &'static Metric) -> Entry<'r, 'a> {
-        Entry {
-            rec: self,
-            experiment: experiment.into(),
-            metric,
-            stat: Stat::Exact,
-            n: 1,
-            params: Vec::new(),
-        }
-    }
-
-    /// Adds median, min and max of timed samples of `metric` (a time in ms), and p90 and p99
-    /// where there were enough samples for them.
-    pub fn timing(
-        &mut self,
-        experiment: &str,
-        metric: &'static Metric,
-        s: &Summary,
-        extra: &[(&str, String)],
-    ) -> Result<()> {
-        debug_assert_eq!(metric.unit, "ms", "{} is not a time", metric.name);
-        let stats = [
-            (Stat::Median, Some(s.median)),
-            (Stat::P90, s.p90),
-            (Stat::P99, s.p99),
-            (Stat::Min, Some(s.min)),
-            (Stat::Max, Some(s.max)),
-        ];
-        for (stat, v) in stats.into_iter().filter_map(|(st, v)| v.map(|v| (st, v))) {
-            self.metric(experiment, metric)
-                .stat(stat, s.n)
-                .params(extra)
-                .value(v)?;
-        }
-        Ok(())
-    }
-}
-
-/// One record being built:
-/// `rec.metric("decode", &DECODE_LATENCY_MS).stat(Stat::Median, n).param("ctx", t).value(v)?`.
-#[must_use = "a record is added only by `value`"]
-pub struct Entry<'r, 'a> {
-    rec: &'r mut Recorder<'a>,
-    experiment: String,
-    metric: &'static Metric,
-    stat: Stat,
-    n: usize,
-    params: Vec<(String, String)>,
-}
-
-impl Entry<'_, '_> {
-    /// Which statistic the value is, over how many samples.
-    pub fn stat(mut self, stat: Stat, n: usize) -> Self {
-        self.stat = stat;
-        self.n = n;
-        self
-    }
-
-    /// One more parameter.
-    pub fn param(mut self, key: &str, value: impl ToString) -> Self {
-        self.params.push((key.into(), value.to_string()));
-        self
-    }
-
-    /// More parameters.
-    pub fn params(mut self, extra: &[(&str, String)]) -> Self {
-        self.params
-            .extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        self
-    }
-
-    /// Adds the record with `value`; refuses a value that is not finite.
-    pub fn value(self, value: f64) -> Result<()> {
-        let Entry {
-            rec,
-            experiment,
-            metric,
-            stat,
-            n,
-            params,
-        } = self;
-        if !value.is_finite() {
-            return Err(SuiteError::NotFinite {
-                metric: metric.name.into(),
-                variant: rec.variant.clone(),
-                value,
-            });
-        }
-        let mut all = rec.base.clone();
-        all.extend(params);
-        rec.records.push(Record {
-            run_id: rec.ctx.run_id.clone(),
-            suite: rec.suite.into(),
-            experiment,
-            variant: rec.variant.clone(),
-            backend: rec.ctx.backend.name().into(),
-            device: rec.ctx.device.clone(),
-            scale: rec.ctx.scale.name().into(),
-            params: all,
-            metric: metric.name.into(),
-            value,
-            unit: metric.unit.into(),
-            stat,
-            n: n as u64,
-            git_rev: rec.ctx.git_rev.clone(),
-            timestamp: crate::env::now_rfc3339(),
-        });
-        Ok(())
     }
 }

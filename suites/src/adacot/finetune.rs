@@ -58,15 +58,6 @@ pub fn sft_preset() -> Preset {
     }
 }
 
-/// The oracle decision of a table row: think when the direct answer is wrong.
-pub fn oracle_decision(row: &TableRow) -> Decision {
-    if row.direct_ok {
-        Decision::Direct
-    } else {
-        Decision::Think
-    }
-}
-
 /// Adaptive lines (oracle decisions) interleaved one to one with original arithmetic lines
 /// from `mix_seed`.
 pub fn sft_text(rows: &[TableRow], mix_seed: u64) -> String {
@@ -74,7 +65,7 @@ pub fn sft_text(rows: &[TableRow], mix_seed: u64) -> String {
     let mut old = original.lines();
     let mut out = String::new();
     for row in rows {
-        out.push_str(&learned::line(&row.problem, oracle_decision(row)));
+        out.push_str(&learned::line(&row.problem, row.oracle_decision()));
         if let Some(l) = old.next() {
             out.push_str(l);
             out.push('\n');

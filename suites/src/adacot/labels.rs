@@ -12,6 +12,7 @@ use infermark_models::decoder::Decoder;
 use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
 use infermark_models::kernels::AttentionBackend;
 
+use super::gate::Decision;
 use crate::zoo::corpus::{check_answer, detokenize, tokenize, Format, Problem};
 use crate::{Result, SuiteError};
 
@@ -65,10 +66,6 @@ pub fn prompt_ids(p: &Problem, format: Format) -> Vec<u32> {
     tokenize(&format!("\n{}", p.prompt(format)))
 }
 
-fn model_err(context: String) -> impl FnOnce(infermark_models::ModelError) -> SuiteError {
-    move |error| SuiteError::Model { context, error }
-}
-
 /// Greedy answers of `model` to every prompt, one at a time (batch 1), each timed.
 pub fn answer_each<B: AttentionBackend>(
     model: &Decoder<B>,
@@ -93,7 +90,7 @@ pub fn answer_each_upto<B: AttentionBackend>(
     let mut out = Vec::with_capacity(prompts.len());
     for (i, ids) in prompts.iter().enumerate() {
         let mut sampler = Sampler::new(SamplingConfig::greedy(), 0)
-            .map_err(model_err(format!("sampler for prompt {i}")))?;
+            .map_err(SuiteError::model(format!("sampler for prompt {i}")))?;
         let t0 = Instant::now();
         let gen = generate(
             model,
@@ -103,7 +100,10 @@ pub fn answer_each_upto<B: AttentionBackend>(
             &mut sampler,
             device,
         )
-        .map_err(model_err(format!("answering {}", detokenize(ids).trim())))?;
+        .map_err(SuiteError::model(format!(
+            "answering {}",
+            detokenize(ids).trim()
+        )))?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         let tokens = gen.tokens.into_iter().next().ok_or_else(|| {
             SuiteError::Input(format!(
@@ -131,9 +131,9 @@ pub fn answer_batched<B: AttentionBackend>(
     for chunk in prompts.chunks(64) {
         let mut cache = model.contiguous_cache(chunk.len(), model.max_seq_len(), device);
         let mut sampler = Sampler::new(SamplingConfig::greedy(), 0)
-            .map_err(model_err("greedy sampler".into()))?;
+            .map_err(SuiteError::model("greedy sampler"))?;
         let gen = generate(model, &mut cache, chunk, &config, &mut sampler, device)
-            .map_err(model_err("answering a batch of problems".into()))?;
+            .map_err(SuiteError::model("answering a batch of problems"))?;
         out.extend(gen.tokens);
     }
     Ok(out)
@@ -160,7 +160,7 @@ fn min_token_prob<B: AttentionBackend>(
     let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), device);
     let logits = model
         .forward_full(x)
-        .map_err(model_err("scoring a direct answer".into()))?;
+        .map_err(SuiteError::model("scoring a direct answer"))?;
     let probs = softmax(logits, 2); // [1, n, vocab]
     let v = probs.dims()[2];
     let data = probs.reshape([n * v]).into_data().convert::<f32>();
@@ -229,6 +229,17 @@ pub struct TableRow {
     pub think_ok: bool,
     /// Scratchpad answer tokens.
     pub think_tokens: usize,
+}
+
+impl TableRow {
+    /// The oracle decision: think when the direct answer is wrong.
+    pub fn oracle_decision(&self) -> Decision {
+        if self.direct_ok {
+            Decision::Direct
+        } else {
+            Decision::Think
+        }
+    }
 }
 
 /// The training table of `problems` (batched greedy decoding).

@@ -28,6 +28,7 @@ pub mod learned;
 pub mod oracle;
 pub mod random;
 pub mod rl;
+pub mod rl_case;
 pub mod score;
 pub mod slm;
 pub mod workloads;
@@ -36,11 +37,10 @@ use std::collections::BTreeMap;
 
 use infermark_models::kernels::AttentionBackend;
 
-use crate::backend::{run_on, BackendJob};
 use crate::metric as m;
-use crate::suite::Recorder;
+use crate::recorder::Recorder;
 use crate::zoo::checkpoint;
-use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 use gate::{route, Decision, Gate, Outcome};
 use score::{score, Score};
 
@@ -170,10 +170,6 @@ impl Suite for AdacotSuite {
         }
     }
 
-    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
-        run_on(ctx.backend, Job { case, ctx })?
-    }
-
     /// - S: nothing is swept over a size, so S is not measured.
     /// - C: accuracy retention of every gate against always-think on the same problems
     ///   (`accuracy`, reference variant `always`); no timing spread is scored.
@@ -199,30 +195,27 @@ impl Suite for AdacotSuite {
     }
 }
 
-struct Job<'a> {
-    case: &'a Case,
-    ctx: &'a RunContext<'a>,
-}
-
-impl BackendJob for Job<'_> {
-    type Output = Result<Vec<Record>>;
-
-    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        let s = sizes(self.ctx.scale);
-        match self.case.variant.as_str() {
-            "rl" => return rl::suite_case::<B>(self.ctx, s.rl_steps, &device),
-            "slm" => return slm::suite_case::<B>(self.ctx, s.slm_steps, s.slm_problems, &device),
+impl Experiment for AdacotSuite {
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>> {
+        let s = sizes(ctx.scale);
+        match case.variant.as_str() {
+            "rl" => return rl_case::run::<B>(ctx, s.rl_steps, device),
+            "slm" => return slm::suite_case::<B>(ctx, s.slm_steps, s.slm_problems, device),
             _ => {}
         }
-        let w = self
-            .case
+        let w = case
             .params
             .get("workload")
             .and_then(|w| workloads::find(w))
             .ok_or_else(|| {
-                SuiteError::Input(format!("case {} has no known workload", self.case.label()))
+                SuiteError::Input(format!("case {} has no known workload", case.label()))
             })?;
-        gates_case::<B>(self.ctx, &w, &device)
+        gates_case::<B>(ctx, &w, device)
     }
 }
 

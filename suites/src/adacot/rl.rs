@@ -13,9 +13,7 @@
 //!   two differ only in how they get their baseline. One epoch per batch, so PPO's clipped
 //!   ratio is 1 and its surrogate's gradient is the plain policy gradient.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
@@ -31,14 +29,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::gate::Decision;
-use super::labels::{self, TableRow};
+use super::labels::TableRow;
 use super::learned;
-use crate::measure::Summary;
-use crate::metric as m;
-use crate::suite::Recorder;
-use crate::zoo::checkpoint;
 use crate::zoo::corpus::tokenize;
-use crate::{Record, Result, RunContext, Stat, SuiteError};
+use crate::{Result, SuiteError};
 
 /// Response tokens that cost one unit of reward at λ = 1 (about a 4-digit scratchpad).
 pub const NORMALISER: f64 = 50.0;
@@ -303,7 +297,8 @@ pub struct Trainer<B: AttentionBackend> {
     pub policy: Decoder<Autodiff<B>>,
     optim: AdamWOf<Decoder<Autodiff<B>>, B>,
     critic: Option<CriticState<B>>,
-    cfg: RlConfig,
+    /// What it trains with.
+    pub cfg: RlConfig,
     /// Steps done.
     pub step: usize,
 }
@@ -357,7 +352,7 @@ impl<B: AttentionBackend> Trainer<B> {
         let mut rewards = vec![Vec::with_capacity(cfg.group); n];
         for i in 0..n {
             if cfg.algo == Algo::Imitate {
-                let a = match super::finetune::oracle_decision(rows[i]) {
+                let a = match rows[i].oracle_decision() {
                     Decision::Direct => D,
                     Decision::Think => T,
                 };
@@ -491,79 +486,6 @@ pub const EVAL_SEED: u64 = 13;
 /// Uniform-bucket problems from `seed` (training and held-out RL sets).
 pub fn problems(seed: u64, n: usize) -> Vec<crate::zoo::corpus::Problem> {
     super::workloads::sample(&[0.25; 4], seed, n)
-}
-
-/// The suite's `rl` case: GRPO and PPO from the committed SFT checkpoint, step by step in
-/// alternation (A B B A ...), timed, with the greedy reward on held-out problems before and
-/// after.
-pub fn suite_case<B: AttentionBackend>(
-    ctx: &RunContext,
-    steps: usize,
-    device: &B::Device,
-) -> Result<Vec<Record>> {
-    let sft = checkpoint::committed(super::finetune::SFT_NAME);
-    if !checkpoint::paths(&sft).1.exists() {
-        return Ok(Vec::new());
-    }
-    (ctx.progress)("rl: reward table");
-    let (base, _) = checkpoint::load::<B>(&checkpoint::committed("arith"), device)?;
-    let n_train = if steps <= 4 { 128 } else { 512 };
-    let table = labels::table(&base, &problems(TRAIN_SEED, n_train), device)?;
-    let held = labels::table(&base, &problems(EVAL_SEED, 64), device)?;
-    let (policy, card) = checkpoint::load::<B>(&sft, device)?;
-    let lambda = 0.5;
-    let cfg = |algo| RlConfig {
-        algo,
-        lambda,
-        batch: 32,
-        group: 8,
-        lr: 3e-4,
-        seed: ctx.seed,
-        anchor: 0,
-        mask_decision: false,
-    };
-    let before = greedy_reward(&policy, &held, lambda, device)?;
-    let d = card.config.d_model;
-    let mut trainers = [
-        Trainer::<B>::new(policy.clone(), d, cfg(Algo::Grpo), device),
-        Trainer::<B>::new(policy, d, cfg(Algo::Ppo), device),
-    ];
-    let mut ms = [Vec::new(), Vec::new()];
-    (ctx.progress)("rl: GRPO and PPO steps");
-    for s in 0..steps {
-        let order = if s % 2 == 0 { [0, 1] } else { [1, 0] };
-        for k in order {
-            let t0 = Instant::now();
-            trainers[k].step(&table, device)?;
-            crate::measure::sync::<B>(device)?;
-            ms[k].push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    let mut out = Vec::new();
-    for (k, t) in trainers.iter().enumerate() {
-        let algo = t.cfg.algo.name();
-        let base = BTreeMap::from([
-            ("lambda".to_string(), lambda.to_string()),
-            ("batch".to_string(), "32".to_string()),
-            ("group".to_string(), "8".to_string()),
-            ("steps".to_string(), steps.to_string()),
-        ]);
-        let mut rec = Recorder::new(ctx, "adacot", algo, base);
-        rec.timing("rl", &m::RL_STEP_MS, &Summary::of(&ms[k]), &[])?;
-        rec.metric("rl", &m::RL_PEAK_BYTES)
-            .param("source", "analytic")
-            .value(t.state_bytes() as f64)?;
-        let after = greedy_reward(&t.policy(), &held, lambda, device)?;
-        rec.metric("rl", &m::RL_REWARD)
-            .stat(Stat::Mean, held.len())
-            .value(after)?;
-        let seconds: f64 = ms[k].iter().sum::<f64>() / 1e3;
-        rec.metric("rl", &m::RL_REWARD_PER_S)
-            .stat(Stat::Mean, steps)
-            .value((after - before) / seconds)?;
-        out.extend(rec.records);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::labels::{self, TableRow};
 use super::rl::{greedy_decisions, Algo, RlConfig, Trainer};
 use super::workloads;
 use crate::metric as m;
-use crate::suite::Recorder;
+use crate::recorder::Recorder;
 use crate::zoo::checkpoint;
 use crate::{Record, Result, RunContext, Stat};
 

@@ -20,18 +20,18 @@ use infermark_models::kv_cache::{
     stored_bytes, CacheLayout, ContiguousKv, KvCache, PoolError, SeqId, Values,
 };
 
-use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, sync_keep, Plan};
 use crate::metric::{
     DECODE_LATENCY_MS, FLOPS_PER_TOKEN, KV_CACHE_BYTES_PER_TOKEN, KV_PREFETCH_SHARE, KV_READ_GBPS,
     MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF, PREFILL_LATENCY_MS,
 };
-use crate::suite::Recorder;
+use crate::recorder::Recorder;
+use crate::Experiment;
 use crate::{
     About, Case, MaturityInputs, Record, Result, RunContext, Scale, Scaling, Stat, Suite,
     SuiteError,
 };
-use presets::{Preset, Shape};
+use presets::Shape;
 
 /// Suite name.
 pub const NAME: &str = "attention";
@@ -160,8 +160,15 @@ impl Suite for AttentionSuite {
             ],
         }
     }
+}
 
-    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
+impl Experiment for AttentionSuite {
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>> {
         let name = case
             .params
             .get("preset")
@@ -177,21 +184,6 @@ impl Suite for AttentionSuite {
                 .join(", "),
         })?;
         let parts = case.params.get("parts").cloned().unwrap_or_default();
-        run_on(ctx.backend, Job { preset, parts, ctx })?
-    }
-}
-
-struct Job<'a> {
-    preset: Preset,
-    parts: String,
-    ctx: &'a RunContext<'a>,
-}
-
-impl BackendJob for Job<'_> {
-    type Output = Result<Vec<Record>>;
-
-    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        let Job { preset, parts, ctx } = self;
         let sizes = sizes(ctx.scale);
         let base = BTreeMap::from([
             ("preset".to_string(), preset.name.to_string()),
@@ -200,11 +192,10 @@ impl BackendJob for Job<'_> {
         let mut rec = Recorder::new(ctx, NAME, preset.variant, base);
         let has = |p: &str| parts.split(',').any(|x| x == p);
         let label = format!("{}/{}", preset.name, preset.variant);
-        B::seed(&device, ctx.seed);
 
         if has("kv_memory") {
             (ctx.progress)(&format!("{label}: KV memory"));
-            kv_memory::<B>(&preset.shape, &mut rec, &device)?;
+            kv_memory::<B>(&preset.shape, &mut rec, device)?;
         }
         if has("flops") {
             for &t in sizes.contexts {
@@ -219,12 +210,12 @@ impl BackendJob for Job<'_> {
         (ctx.progress)(&format!("{label}: initialising weights"));
         let layer = preset
             .shape
-            .init::<B>(&device)
-            .map_err(model_err("layer init"))?;
+            .init::<B>(device)
+            .map_err(SuiteError::model("layer init"))?;
         if has("decode") {
             for &t in sizes.contexts {
                 (ctx.progress)(&format!("{label}: decode at context {t}"));
-                decode::<B>(&layer, &preset.shape, t, sizes.plan, &mut rec, &device)?;
+                decode::<B>(&layer, &preset.shape, t, sizes.plan, &mut rec, device)?;
             }
         }
         if has("prefill") {
@@ -233,17 +224,17 @@ impl BackendJob for Job<'_> {
             let x = Tensor::<B, 3>::random(
                 [1, s, preset.shape.d_model()],
                 Distribution::Normal(0.0, 1.0),
-                &device,
+                device,
             );
-            let (mut cache, seq) = new_cache(layer.cache_layout(), s, &device)?;
+            let (mut cache, seq) = new_cache(layer.cache_layout(), s, device)?;
             let summary = measure::time(
                 sizes.plan,
                 &mut cache,
                 |cache| {
                     let y = layer
                         .forward(x.clone(), &[seq], cache)
-                        .map_err(model_err("prefill"))?;
-                    sync_keep(&device, y)
+                        .map_err(SuiteError::model("prefill"))?;
+                    sync_keep(device, y)
                 },
                 |cache| cache.truncate(seq, 0).map_err(cache_err),
             )?;
@@ -262,7 +253,7 @@ impl BackendJob for Job<'_> {
                 (ctx.progress)(&format!("{label}: absorbed vs naive"));
                 let (prefix, steps) = sizes.equivalence;
                 let diff =
-                    mla_path_difference::<B>(mla, preset.shape.d_model(), prefix, steps, &device)?;
+                    mla_path_difference::<B>(mla, preset.shape.d_model(), prefix, steps, device)?;
                 rec.metric("equivalence", &MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF)
                     .stat(Stat::Max, prefix + steps)
                     .params(&[
@@ -381,7 +372,7 @@ fn decode<B: AttentionBackend>(
         |cache| {
             let y = layer
                 .forward(x.clone(), &[seq], cache)
-                .map_err(model_err("decode step"))?;
+                .map_err(SuiteError::model("decode step"))?;
             sync_keep(device, y)
         },
         |cache| cache.truncate(seq, t).map_err(cache_err),
@@ -390,7 +381,7 @@ fn decode<B: AttentionBackend>(
     // cache.
     let p = layer
         .prepare(x, &[seq], &mut cache)
-        .map_err(model_err("decode prepare"))?;
+        .map_err(SuiteError::model("decode prepare"))?;
     let calls_before = prefetch_calls();
     let core = measure::time(
         plan,
@@ -398,7 +389,7 @@ fn decode<B: AttentionBackend>(
         |c| {
             let o = layer
                 .attend_core(&p, &[seq], c)
-                .map_err(model_err("decode core"))?;
+                .map_err(SuiteError::model("decode core"))?;
             sync_keep(device, o)
         },
         |_| Ok(()),
@@ -454,12 +445,12 @@ fn mla_path_difference<B: AttentionBackend>(
         let (mut cache, seq) = new_cache(layer.cache_layout(), prefix + steps, device)?;
         let mut outs = vec![layer
             .forward(x.clone().narrow(1, 0, prefix), &[seq], &mut cache)
-            .map_err(model_err("MLA prefill"))?];
+            .map_err(SuiteError::model("MLA prefill"))?];
         for i in prefix..prefix + steps {
             outs.push(
                 layer
                     .forward(x.clone().narrow(1, i, 1), &[seq], &mut cache)
-                    .map_err(model_err("MLA decode"))?,
+                    .map_err(SuiteError::model("MLA decode"))?,
             );
         }
         Tensor::cat(outs, 1)
@@ -469,14 +460,8 @@ fn mla_path_difference<B: AttentionBackend>(
             .map_err(|e| SuiteError::Backend(format!("MLA output: {e:?}")))
     };
     let (naive, absorbed) = (run(MlaPath::Naive)?, run(MlaPath::Absorbed)?);
-    let scale = max_abs(&naive).map_err(model_err("MLA naive output"))?;
-    let diff = max_abs_diff(&naive, &absorbed).map_err(model_err("MLA absorbed vs naive"))?;
+    let scale = max_abs(&naive).map_err(SuiteError::model("MLA naive output"))?;
+    let diff =
+        max_abs_diff(&naive, &absorbed).map_err(SuiteError::model("MLA absorbed vs naive"))?;
     Ok((diff / scale.max(f32::MIN_POSITIVE)) as f64)
-}
-
-fn model_err(context: &'static str) -> impl Fn(infermark_models::ModelError) -> SuiteError {
-    move |error| SuiteError::Model {
-        context: context.into(),
-        error,
-    }
 }

@@ -32,13 +32,6 @@ pub fn config(stack: (usize, usize, usize, usize, usize, usize), max_len: usize)
     .with_max_seq_len(max_len)
 }
 
-fn model_err(context: &'static str) -> impl Fn(infermark_models::ModelError) -> SuiteError {
-    move |error| SuiteError::Model {
-        context: context.into(),
-        error,
-    }
-}
-
 fn pool_err(e: infermark_models::kv_cache::PoolError) -> SuiteError {
     SuiteError::Backend(format!("KV cache: {e}"))
 }
@@ -116,7 +109,7 @@ pub fn measure_costs<B: AttentionBackend>(
         let per_seq = (ctx + steps).div_ceil(block_size);
         let mut paged = model
             .paged_cache(batch * per_seq + 1, block_size, device)
-            .map_err(model_err("paged cache"))?;
+            .map_err(SuiteError::model("paged cache"))?;
         let cs = fill(&mut contiguous, batch, ctx, device)?;
         let ps = fill(&mut paged, batch, ctx, device)?;
         let (c, p) = time_decode(
@@ -130,17 +123,17 @@ pub fn measure_costs<B: AttentionBackend>(
     }
     let mut cache = model.contiguous_cache(1, ctx, device);
     let mut session = Session::new(model, &mut cache, device);
-    let seq = session.add().map_err(model_err("admission"))?;
+    let seq = session.add().map_err(SuiteError::model("admission"))?;
     let prompt = vec![0u32; ctx];
     let prefill = measure::time(
         plan,
         &mut session,
         |s| {
             s.step(&[(seq, &prompt)], Logits::Last)
-                .map_err(model_err("prefill"))?;
+                .map_err(SuiteError::model("prefill"))?;
             crate::measure::sync::<B>(device)
         },
-        |s| s.rollback(seq, 0).map_err(model_err("rollback")),
+        |s| s.rollback(seq, 0).map_err(SuiteError::model("rollback")),
     )?;
     Ok(StepCosts {
         decode,
@@ -168,12 +161,12 @@ pub fn time_decode<B: AttentionBackend, C1: KvCache<B>, C2: KvCache<B>>(
         plan,
         || {
             sa.step(&fa, Logits::Last)
-                .map_err(model_err("decode step"))?;
+                .map_err(SuiteError::model("decode step"))?;
             crate::measure::sync::<B>(device)
         },
         || {
             sb.step(&fb, Logits::Last)
-                .map_err(model_err("decode step"))?;
+                .map_err(SuiteError::model("decode step"))?;
             crate::measure::sync::<B>(device)
         },
     )

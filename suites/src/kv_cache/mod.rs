@@ -33,7 +33,6 @@ use infermark_models::kv_cache::{
     stored_bytes, BlockPool, CacheLayout, ContiguousKv, KvCache, PagedCache, PoolError, Values,
 };
 
-use crate::backend::{run_on, BackendJob};
 use crate::measure::{self, Plan};
 use crate::metric::{
     DECODE_LATENCY_MS, DECODE_STEP_MS, DECODE_THROUGHPUT_GAIN, KV_BYTES_RESERVED_PEAK,
@@ -41,8 +40,8 @@ use crate::metric::{
     PAGED_OVER_CONTIGUOUS_LATENCY, PAGED_VS_CONTIGUOUS_MAX_ABS_DIFF, PREEMPTIONS,
     PREFILL_LATENCY_MS, RECOMPUTED_TOKENS, TRACE_TOKENS_PER_S,
 };
-use crate::suite::Recorder;
-use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use crate::recorder::Recorder;
+use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 use sim::{simulate, Policy, Request, Reservation};
 use traces::Trace;
 
@@ -181,11 +180,6 @@ impl Suite for KvCacheSuite {
         }
     }
 
-    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
-        let part = case.params.get("part").cloned().unwrap_or_default();
-        run_on(ctx.backend, Job { part, ctx })?
-    }
-
     /// - S: the marginal cost of one more token of context in the attention step over the
     ///   cache (`overhead`, `part = core`, over `ctx`, per block size) against the contiguous
     ///   cache's: what paging costs per token it reads through a block table. Contiguous is the
@@ -225,37 +219,38 @@ impl Suite for KvCacheSuite {
     }
 }
 
-struct Job<'a> {
-    part: String,
-    ctx: &'a RunContext<'a>,
-}
-
-impl BackendJob for Job<'_> {
-    type Output = Result<Vec<Record>>;
-
-    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        let ctx = self.ctx;
+impl Experiment for KvCacheSuite {
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>> {
+        let part = case
+            .params
+            .get("part")
+            .map(String::as_str)
+            .unwrap_or_default();
         let s = sizes(ctx.scale);
-        B::seed(&device, ctx.seed);
         let mut records = Vec::new();
-        match self.part.as_str() {
+        match part {
             "traces" => {
                 let cfg = decode::config(s.stack, MAX_LEN + 64);
-                let model = cfg.init::<B>(&device).map_err(|error| SuiteError::Model {
+                let model = cfg.init::<B>(device).map_err(|error| SuiteError::Model {
                     context: "throughput model".into(),
                     error,
                 })?;
                 let bpt = cfg.kv_elems_per_token() * cfg.n_layers * 4;
                 for trace in traces(ctx, s.requests)? {
-                    records.extend(run_trace(&trace, &model, bpt, &s, ctx, &device)?);
+                    records.extend(run_trace(&trace, &model, bpt, &s, ctx, device)?);
                 }
                 for &block in s.block_sizes {
                     records.extend(sharing(ctx, block, bpt)?);
                 }
             }
-            "overhead" => records.extend(overhead::<B>(&s, ctx, &device)?),
-            "equivalence" => records.extend(equivalence::<B>(&s, ctx, &device)?),
-            "model" => records.extend(real_model::<B>(ctx, &device)?),
+            "overhead" => records.extend(overhead::<B>(&s, ctx, device)?),
+            "equivalence" => records.extend(equivalence::<B>(&s, ctx, device)?),
+            "model" => records.extend(real_model::<B>(ctx, device)?),
             other => {
                 return Err(SuiteError::Unknown {
                     kind: "kv_cache case",
@@ -299,7 +294,7 @@ fn real_model<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Resu
     }
     let bpt = used / tokens;
     let budget = REAL_BUDGET_BYTES / bpt;
-    let model = super::lm::real::REAL;
+    let model = crate::zoo::real::REAL;
     let mut out = Vec::new();
     let trace = traces::built_in(1000, ctx.seed)
         .into_iter()

@@ -13,17 +13,16 @@ use infermark_models::kernels::AttentionBackend;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::backend::{run_on, BackendJob};
 use crate::metric::{
     ARITH_ACCURACY, ARITH_GENERATED_TOKENS, EVAL_TOKENS_PER_S, PARAM_COUNT, UNIGRAM_PERPLEXITY,
     VALID_PERPLEXITY,
 };
-use crate::suite::Recorder;
+use crate::recorder::Recorder;
 use crate::zoo::checkpoint;
 use crate::zoo::corpus::{self, check_answer, detokenize, tokenize, Format, BUCKETS};
 use crate::zoo::hf;
 use crate::zoo::train::mean_nll;
-use crate::{About, Case, Record, Result, RunContext, Scale, Suite, SuiteError};
+use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Suite, SuiteError};
 
 /// The suite's name on the command line and in records.
 pub const NAME: &str = "lm";
@@ -92,7 +91,7 @@ impl Suite for LmSuite {
 
     fn variants(&self) -> Vec<&'static str> {
         let mut v = MODELS.to_vec();
-        v.push(super::real::REAL);
+        v.push(crate::zoo::real::REAL);
         v
     }
 
@@ -105,8 +104,8 @@ impl Suite for LmSuite {
             _ => &MODELS,
         };
         let mut cases: Vec<Case> = models.iter().map(|m| model_case(m, None)).collect();
-        if let Some(p) = super::real::fetched() {
-            cases.push(model_case(super::real::REAL, Some(p)));
+        if let Some(p) = crate::zoo::real::fetched() {
+            cases.push(model_case(crate::zoo::real::REAL, Some(p)));
         }
         cases
     }
@@ -114,12 +113,8 @@ impl Suite for LmSuite {
     fn notices(&self, _scale: Scale) -> Vec<String> {
         match crate::zoo::gguf::smollm2() {
             Ok(_) => Vec::new(),
-            Err(why) => vec![format!("no {} rows: {why}", super::real::REAL)],
+            Err(why) => vec![format!("no {} rows: {why}", crate::zoo::real::REAL)],
         }
-    }
-
-    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
-        run_on(ctx.backend, Job { case, ctx })?
     }
 
     /// - S: nothing is swept over a size here (one prompt length), so S is not measured.
@@ -167,36 +162,34 @@ pub fn model_case(name: &str, checkpoint: Option<PathBuf>) -> Case {
     }
 }
 
-struct Job<'a> {
-    case: &'a Case,
-    ctx: &'a RunContext<'a>,
-}
-
-impl BackendJob for Job<'_> {
-    type Output = Result<Vec<Record>>;
-
-    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        let name = self.case.variant.clone();
-        let s = sizes(self.ctx.scale);
-        let path = self.case.params.get("checkpoint").map(PathBuf::from);
-        let mut rec = Recorder::new(self.ctx, NAME, &name, BTreeMap::new());
-        (self.ctx.progress)(&format!("{name}: loading"));
+impl Experiment for LmSuite {
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>> {
+        let name = case.variant.clone();
+        let s = sizes(ctx.scale);
+        let path = case.params.get("checkpoint").map(PathBuf::from);
+        let mut rec = Recorder::new(ctx, NAME, &name, BTreeMap::new());
+        (ctx.progress)(&format!("{name}: loading"));
         if let Some(file) = path.as_ref().filter(|p| {
             p.extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
         }) {
-            super::real::run::<B>(&mut rec, file, self.ctx, &device)?;
+            super::real::run::<B>(&mut rec, file, ctx, device)?;
             return Ok(rec.records);
         }
         if let Some(dir) = path.as_ref().filter(|p| p.is_dir()) {
-            let (model, tok) = hf::load_dir::<B>(dir, &device)?;
+            let (model, tok) = hf::load_dir::<B>(dir, device)?;
             let split = corpus::stories_split();
             let ids = tok.encode(&split.valid[..s.valid_bytes.min(split.valid.len())])?;
-            perplexity_records(&mut rec, &model, &ids, 128, None, &device)?;
+            perplexity_records(&mut rec, &model, &ids, 128, None, device)?;
             return Ok(rec.records);
         }
         let stem = path.unwrap_or_else(|| checkpoint::committed(&name));
-        let (model, card) = checkpoint::load::<B>(&stem, &device)?;
+        let (model, card) = checkpoint::load::<B>(&stem, device)?;
         let kind = preset(&card.name).map(|p| p.corpus);
         let split = match kind {
             Some(CorpusKind::Arith) => corpus::arithmetic_split(),
@@ -208,12 +201,10 @@ impl BackendJob for Job<'_> {
         let n = s.valid_bytes.min(split.valid.len());
         let unigram = corpus::unigram_perplexity(&split.train, &split.valid[..n]);
         let ids = tokenize(&split.valid[..n]);
-        (self.ctx.progress)(&format!("{name}: perplexity"));
-        perplexity_records(&mut rec, &model, &ids, card.seq_len, Some(unigram), &device)?;
+        (ctx.progress)(&format!("{name}: perplexity"));
+        perplexity_records(&mut rec, &model, &ids, card.seq_len, Some(unigram), device)?;
         if kind == Some(CorpusKind::Arith) {
-            for (bucket, format, acc, toks) in
-                arith_eval(&model, s.problems, self.ctx, &name, &device)?
-            {
+            for (bucket, format, acc, toks) in arith_eval(&model, s.problems, ctx, &name, device)? {
                 let extra = [
                     ("bucket_digits", bucket.to_string()),
                     ("format", format.name().to_string()),

@@ -3,7 +3,7 @@
 //! (Q4_0/Q4_1/Q8_0 blocks read by the fused kernels), side by side: perplexity, prefill and
 //! decode tokens per second (timed alternately), and the weight bytes a decode step reads.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use infermark_models::decoder::Decoder;
 use infermark_models::kernels::AttentionBackend;
@@ -14,40 +14,12 @@ use crate::metric::{
     DECODE_LATENCY_MS, DECODE_TOKENS_PER_S, PARAM_COUNT, PREFILL_TOKENS_PER_S, STEP_TIME_SHARE,
     VALID_PERPLEXITY, WEIGHT_BYTES_PER_TOKEN, WEIGHT_READ_GBPS,
 };
+use crate::recorder::Recorder;
 use crate::stepper::Stepper;
-use crate::suite::Recorder;
 use crate::zoo::corpus::read_text;
-use crate::zoo::gguf::{self, llama, GgufFile};
+use crate::zoo::gguf::{self, llama};
 use crate::zoo::train::mean_nll;
 use crate::{Result, RunContext, Scale, Stat, SuiteError};
-
-/// Variant name of the fetched real model.
-pub const REAL: &str = "smollm2-135m";
-
-/// A variant name for a GGUF file: `general.basename`-`general.size_label` in lower case, or the
-/// file stem.
-pub fn gguf_label(path: &Path) -> String {
-    let from_meta = GgufFile::open(path).ok().and_then(|f| {
-        let base = f.metadata.get("general.basename")?.as_str()?.to_string();
-        let size = f
-            .metadata
-            .get("general.size_label")
-            .and_then(|v| v.as_str())
-            .map(|s| format!("-{s}"))
-            .unwrap_or_default();
-        Some(format!("{base}{size}").to_lowercase())
-    });
-    from_meta.unwrap_or_else(|| {
-        path.file_stem()
-            .map(|s| s.to_string_lossy().to_lowercase())
-            .unwrap_or_else(|| "model".into())
-    })
-}
-
-/// The real model's path when fetched.
-pub fn fetched() -> Option<PathBuf> {
-    gguf::smollm2().ok()
-}
 
 struct Sizes {
     /// Most text tokens scored.

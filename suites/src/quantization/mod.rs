@@ -35,8 +35,6 @@ use infermark_models::quant::act::default_activations;
 use infermark_models::quant::int_dot::{self, IntPath};
 use infermark_models::quant::Activations;
 
-use crate::backend::{run_on, BackendJob};
-use crate::lm::real::REAL;
 use crate::measure::{percentile_nearest_rank, sync_keep, time_pair, Plan};
 use crate::metric::{
     BITS_PER_WEIGHT, COMPRESSION_VS_BF16, COMPRESSION_VS_FP32, DECODE_TOKENS_PER_S,
@@ -44,10 +42,11 @@ use crate::metric::{
     MODEL_BYTES, PERPLEXITY, PERPLEXITY_DELTA_PCT, SPEEDUP_VS_F32, SQNR_DB, TOP1_AGREEMENT,
     WEIGHT_MAX_ABS_ERR, WEIGHT_READ_GBPS, WEIGHT_RMSE,
 };
+use crate::recorder::Recorder;
 use crate::stepper::Stepper;
-use crate::suite::Recorder;
+use crate::zoo::real::REAL;
 use crate::zoo::{checkpoint, corpus};
-use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 
 mod real;
 
@@ -170,13 +169,6 @@ impl Suite for QuantizationSuite {
         cases
     }
 
-    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
-        if case.variant == REAL {
-            return run_on(ctx.backend, RealJob { ctx })?;
-        }
-        run_on(ctx.backend, Job { case, ctx })?
-    }
-
     fn notices(&self, _scale: Scale) -> Vec<String> {
         match crate::zoo::gguf::smollm2() {
             Ok(_) => Vec::new(),
@@ -223,29 +215,17 @@ impl Suite for QuantizationSuite {
     }
 }
 
-struct Job<'a> {
-    case: &'a Case,
-    ctx: &'a RunContext<'a>,
-}
-
-/// The real model's rows ([`real`]).
-struct RealJob<'a> {
-    ctx: &'a RunContext<'a>,
-}
-
-impl BackendJob for RealJob<'_> {
-    type Output = Result<Vec<Record>>;
-
-    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        real::run::<B>(self.ctx, &device)
-    }
-}
-
-impl BackendJob for Job<'_> {
-    type Output = Result<Vec<Record>>;
-
-    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        let (ctx, variant) = (self.ctx, self.case.variant.as_str());
+impl Experiment for QuantizationSuite {
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>> {
+        let variant = case.variant.as_str();
+        if variant == REAL {
+            return real::run::<B>(ctx, device);
+        }
         let s = sizes(ctx.scale);
         let mut rec = Recorder::new(ctx, NAME, variant, BTreeMap::new());
         let (assign, format) = if variant == MIXED {
@@ -258,33 +238,26 @@ impl BackendJob for Job<'_> {
             (Assignment::uniform(f), Some(f))
         };
         (ctx.progress)(&format!("{variant}: loading target"));
-        let (model, card) = checkpoint::load::<B>(&checkpoint::committed("target"), &device)?;
+        let (model, card) = checkpoint::load::<B>(&checkpoint::committed("target"), device)?;
         if let Some(f) = format {
             (ctx.progress)(&format!("{variant}: tensor error"));
-            tensor_records::<B>(&mut rec, f, &model, &s, ctx.seed, &device)?;
+            tensor_records::<B>(&mut rec, f, &model, &s, ctx.seed, device)?;
         }
         (ctx.progress)(&format!("{variant}: model accuracy"));
-        model_records(&mut rec, &model, assign, card.seq_len, &s, &device)?;
+        model_records(&mut rec, &model, assign, card.seq_len, &s, device)?;
         // FP32 runs burn's own product and decoder on both sides of each pair (the baseline
         // against itself: a check on the pairing, speedup ≈ 1).
         if let Some(f) = format {
             (ctx.progress)(&format!("{variant}: layer speed"));
-            speed_records::<B>(&mut rec, f, &model, &s, &device)?;
+            speed_records::<B>(&mut rec, f, &model, &s, device)?;
             if int_dot::supports(f) {
                 (ctx.progress)(&format!("{variant}: f32 against int8 activations"));
-                activation_records::<B>(&mut rec, f, &s, &device)?;
+                activation_records::<B>(&mut rec, f, &s, device)?;
             }
         }
         (ctx.progress)(&format!("{variant}: decode speed"));
-        decode_records::<B>(&mut rec, &model, assign, &s, &device)?;
+        decode_records::<B>(&mut rec, &model, assign, &s, device)?;
         Ok(rec.records)
-    }
-}
-
-fn model_err(context: &str) -> impl FnOnce(infermark_models::ModelError) -> SuiteError + '_ {
-    move |error| SuiteError::Model {
-        context: context.into(),
-        error,
     }
 }
 
@@ -295,10 +268,12 @@ fn errors(
     rows: usize,
     cols: usize,
 ) -> Result<(QuantizedTensor, f64, f64, f64)> {
-    let q = QuantizedTensor::quantize(f, w, rows, cols).map_err(model_err("quantizing weights"))?;
+    let q = QuantizedTensor::quantize(f, w, rows, cols)
+        .map_err(SuiteError::model("quantizing weights"))?;
     let d = q.dequantize();
     // Fails on NaN and on a length mismatch, which the sums below would hide.
-    infermark_models::diff::max_abs_diff(w, &d).map_err(model_err("dequantized weights"))?;
+    infermark_models::diff::max_abs_diff(w, &d)
+        .map_err(SuiteError::model("dequantized weights"))?;
     let (mut sig, mut err, mut max) = (0f64, 0f64, 0f64);
     for (a, b) in w.iter().zip(&d) {
         let e = (*a as f64) - (*b as f64);
@@ -425,7 +400,7 @@ fn compare<B: AttentionBackend>(
         let lp = |m: &Decoder<B>| -> Result<Vec<f32>> {
             let logits = m
                 .forward_full(x.clone())
-                .map_err(model_err("model forward"))?;
+                .map_err(SuiteError::model("model forward"))?;
             let lp = log_softmax(logits.narrow(1, 0, seq_len - 1), 2);
             Ok(lp
                 .into_data()
@@ -463,7 +438,8 @@ fn model_records<B: AttentionBackend>(
     s: &Sizes,
     device: &B::Device,
 ) -> Result<()> {
-    let (quant, bytes) = quantize_decoder(model, assign).map_err(model_err("quantizing target"))?;
+    let (quant, bytes) =
+        quantize_decoder(model, assign).map_err(SuiteError::model("quantizing target"))?;
     // Scored with the dequantized weights as dense projections: the same numbers as the packed
     // path (tested), with batched GEMMs over the long validation text.
     let quant = dequantize_decoder(&quant);
@@ -556,7 +532,7 @@ fn decode_records<B: AttentionBackend>(
         model.clone()
     } else {
         quantize_decoder(model, assign)
-            .map_err(model_err("quantized decoder"))?
+            .map_err(SuiteError::model("quantized decoder"))?
             .0
     };
     let prompt = &corpus::tokenize(&corpus::stories(7, 256))[..64];
@@ -599,7 +575,7 @@ fn activation_records<B: AttentionBackend>(
     let linear = LinearConfig::new(s.big, s.big)
         .with_bias(false)
         .init::<B>(device);
-    let q = QuantLinear::from_linear(&linear, f).map_err(model_err("quantizing layer"))?;
+    let q = QuantLinear::from_linear(&linear, f).map_err(SuiteError::model("quantizing layer"))?;
     let (qf, qi) = (
         q.clone().with_activations(Activations::F32),
         q.with_activations(Activations::Int8),
@@ -646,7 +622,8 @@ fn speed_records<B: AttentionBackend>(
         let linear = LinearConfig::new(d_in, d_out)
             .with_bias(false)
             .init::<B>(device);
-        let q = QuantLinear::from_linear(&linear, f).map_err(model_err("quantizing layer"))?;
+        let q =
+            QuantLinear::from_linear(&linear, f).map_err(SuiteError::model("quantizing layer"))?;
         for (metric, rows) in [
             (&MATVEC_LATENCY_MS, 1),
             (&MATMUL_LATENCY_MS, s.prefill_rows),

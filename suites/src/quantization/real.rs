@@ -14,10 +14,10 @@ use infermark_models::kernels::AttentionBackend;
 use infermark_models::quant::{dequantize_decoder, quantize_decoder, Assignment, QuantFormat};
 
 use super::{mixed, score_records, MIXED, NAME};
-use crate::lm::real::REAL;
-use crate::suite::Recorder;
+use crate::recorder::Recorder;
 use crate::zoo::corpus::read_text;
 use crate::zoo::gguf::{self, llama};
+use crate::zoo::real::REAL;
 use crate::{Record, Result, RunContext, Scale, SuiteError};
 
 /// Variant of the file's own weights.

@@ -9,7 +9,6 @@ use infermark_models::kernels::AttentionBackend;
 use infermark_models::kv_cache::ContiguousKv;
 use infermark_models::quant::{quantize_decoder, quantize_head, Assignment, QuantFormat};
 
-use super::model_err;
 use crate::measure::{time_pair, Plan};
 use crate::stepper::Stepper;
 use crate::zoo::checkpoint;
@@ -69,15 +68,15 @@ impl<B: AttentionBackend> Drafter<B> {
                 // The head as deployed 4-bit files keep it (Q8_0): an f32 head would be most
                 // of what a SmolLM2 draft step reads (113 of 173 MB).
                 let mut m = quantize_decoder(target, int4)
-                    .map_err(model_err("INT4 self-drafter".into()))?
+                    .map_err(SuiteError::model("INT4 self-drafter"))?
                     .0;
                 quantize_head(&mut m, QuantFormat::Q8_0)
-                    .map_err(model_err("INT4 self-drafter head".into()))?;
+                    .map_err(SuiteError::model("INT4 self-drafter head"))?;
                 m
             }
             "layer-skip" => target
                 .first_blocks(layer_skip_blocks(target.blocks.len()))
-                .map_err(model_err("layer-skip drafter".into()))?,
+                .map_err(SuiteError::model("layer-skip drafter"))?,
             other => {
                 return Err(SuiteError::Unknown {
                     kind: "drafter",

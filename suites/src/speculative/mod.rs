@@ -18,7 +18,6 @@ use infermark_models::generation::speculative::{
 use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
 use infermark_models::kernels::AttentionBackend;
 
-use crate::backend::{run_on, BackendJob};
 use crate::measure::Plan;
 use crate::metric::{
     ACCEPTANCE_ALPHA, ACCEPTANCE_AT_POSITION, ACCEPTANCE_RATE, ANALYTIC_SPEEDUP,
@@ -26,11 +25,11 @@ use crate::metric::{
     MEAN_ACCEPTED_LENGTH, SAMPLING_TV_DISTANCE, SPECULATIVE_SPEEDUP, SPEEDUP_VS_BOUND,
     VERIFY_COST_RATIO,
 };
-use crate::suite::Recorder;
+use crate::recorder::Recorder;
 use crate::zoo::checkpoint;
 use crate::zoo::corpus::read_text;
 use crate::zoo::gguf::llama;
-use crate::{About, Case, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
 use drafters::{Cost, Drafter};
 use workloads::Workload;
 
@@ -199,10 +198,6 @@ impl Suite for SpeculativeSuite {
         out
     }
 
-    fn run_case(&self, case: &Case, ctx: &RunContext) -> Result<Vec<Record>> {
-        run_on(ctx.backend, Job { case, ctx })?
-    }
-
     fn notices(&self, _scale: Scale) -> Vec<String> {
         match crate::zoo::gguf::smollm2() {
             Ok(_) => Vec::new(),
@@ -248,15 +243,6 @@ impl Suite for SpeculativeSuite {
     }
 }
 
-struct Job<'a> {
-    case: &'a Case,
-    ctx: &'a RunContext<'a>,
-}
-
-fn model_err(context: String) -> impl FnOnce(infermark_models::ModelError) -> SuiteError {
-    move |error| SuiteError::Model { context, error }
-}
-
 /// One setting of the sweep.
 #[derive(Clone, Copy)]
 struct Setting {
@@ -284,13 +270,15 @@ struct AbRun {
     stats: SpecStats,
 }
 
-impl BackendJob for Job<'_> {
-    type Output = Result<Vec<Record>>;
-
-    fn run<B: AttentionBackend>(self, device: B::Device) -> Result<Vec<Record>> {
-        let (ctx, variant) = (self.ctx, self.case.variant.as_str());
-        let w = self
-            .case
+impl Experiment for SpeculativeSuite {
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>> {
+        let (ctx, variant) = (ctx, case.variant.as_str());
+        let w = case
             .params
             .get("workload")
             .and_then(|n| Workload::parse(n))
@@ -304,7 +292,7 @@ impl BackendJob for Job<'_> {
         (ctx.progress)(&format!("{variant}/{}: loading", w.name()));
         let (target, prompts) = if w.is_real() {
             let path = crate::zoo::gguf::smollm2().map_err(SuiteError::Input)?;
-            let (model, tok, _) = llama::load::<B>(&path, llama::Weights::F32, &device)?;
+            let (model, tok, _) = llama::load::<B>(&path, llama::Weights::F32, device)?;
             let text = match &ctx.inputs.text {
                 Some(p) => read_text(p)?,
                 None => crate::zoo::gguf::real_text()?,
@@ -313,18 +301,18 @@ impl BackendJob for Job<'_> {
             let prompts = w.real_prompts(s.prompts, &ids, &tok.encode("\n", false)?);
             (model, prompts)
         } else {
-            let (model, _) = checkpoint::load::<B>(&checkpoint::committed(w.target()), &device)?;
+            let (model, _) = checkpoint::load::<B>(&checkpoint::committed(w.target()), device)?;
             (model, w.prompts(s.prompts))
         };
         let max_batch = *s.batches.iter().max().expect("a batch size");
-        let mut drafter = Drafter::build(variant, &target, max_batch, &device)?;
+        let mut drafter = Drafter::build(variant, &target, max_batch, device)?;
         let config = GenerateConfig {
             max_new: s.max_new,
             stop: w.stop(),
         };
 
         (ctx.progress)(&format!("{variant}/{}: costs", w.name()));
-        let cost = drafter.cost(&target, &prompts[0], s.plan, &device)?;
+        let cost = drafter.cost(&target, &prompts[0], s.plan, device)?;
         let (c, per) = match cost {
             Cost::PerToken(c) => (c, "token"),
             Cost::PerCall(c) => (c, "call"),
@@ -335,7 +323,7 @@ impl BackendJob for Job<'_> {
             .value(c)?;
         let mut v = BTreeMap::new();
         for &g in s.gammas {
-            let x = drafters::verify_cost(&target, &prompts[0], g, s.plan, &device)?;
+            let x = drafters::verify_cost(&target, &prompts[0], g, s.plan, device)?;
             rec.metric("cost", &VERIFY_COST_RATIO)
                 .stat(Stat::Median, s.plan.min_samples)
                 .param("gamma", g)
@@ -353,7 +341,7 @@ impl BackendJob for Job<'_> {
                     &prompts[0],
                     temperature,
                     &s,
-                    &device,
+                    device,
                 )?;
             }
             for &batch in s.batches {
@@ -375,7 +363,7 @@ impl BackendJob for Job<'_> {
                         set,
                         s.reps,
                         ctx.seed,
-                        &device,
+                        device,
                     )?;
                     setting_records(&mut rec, &run, set, c, &cost, &v, drafter.adaptive())?;
                 }
@@ -404,7 +392,7 @@ fn ab_run<B: AttentionBackend>(
         SamplingConfig::with_temperature(set.temperature)
     };
     let sampler = |i: usize| {
-        Sampler::new(sampling, seed.wrapping_add(i as u64)).map_err(model_err("sampler".into()))
+        Sampler::new(sampling, seed.wrapping_add(i as u64)).map_err(SuiteError::model("sampler"))
     };
     let gamma = if drafter.adaptive() {
         Gamma::Adaptive {
@@ -441,11 +429,11 @@ fn ab_run<B: AttentionBackend>(
                         &mut sampler,
                         device,
                     )
-                    .map_err(model_err("speculative decoding".into()))?;
+                    .map_err(SuiteError::model("speculative decoding"))?;
                     ((g.tokens, g.counters), Some(g.stats))
                 } else {
                     let g = generate(target, &mut cache, group, config, &mut sampler, device)
-                        .map_err(model_err("plain decoding".into()))?;
+                        .map_err(SuiteError::model("plain decoding"))?;
                     ((g.tokens, g.counters), None)
                 };
                 // Both loops prefill each prompt but its last token: their decode steps make
@@ -630,10 +618,10 @@ fn tv_records<B: AttentionBackend>(
     device: &B::Device,
 ) -> Result<()> {
     let cfg = SamplingConfig::with_temperature(temperature);
-    let mut sampler = Sampler::new(cfg, 17).map_err(model_err("sampler".into()))?;
+    let mut sampler = Sampler::new(cfg, 17).map_err(SuiteError::model("sampler"))?;
     let p = sampler
         .probs(&drafters::last_logits(target, prompt, device)?)
-        .map_err(model_err("target distribution".into()))?;
+        .map_err(SuiteError::model("target distribution"))?;
     let vocab = p.len();
     let (mut spec, mut plain, mut plain2) = (vec![0; vocab], vec![0; vocab], vec![0; vocab]);
     // The drafter's proposal at the prompt (its distribution q, or a point mass) is the same
@@ -641,7 +629,7 @@ fn tv_records<B: AttentionBackend>(
     let draft = drafter
         .proposer()
         .propose(&[prompt], &[1], &mut sampler)
-        .map_err(model_err("drafting".into()))?
+        .map_err(SuiteError::model("drafting"))?
         .remove(0);
     let target_rows = [p.clone(), p.clone()];
     for _ in 0..s.tv_draws {

@@ -70,7 +70,7 @@ impl Workload {
         match self {
             Workload::Arith => "arith",
             Workload::Stories | Workload::Grounded => "target",
-            Workload::RealText | Workload::RealGrounded => crate::lm::real::REAL,
+            Workload::RealText | Workload::RealGrounded => crate::zoo::real::REAL,
         }
     }
 

@@ -8,9 +8,11 @@
 //! - [`hf`]: Hugging Face Llama directories loaded into the same decoder.
 //! - [`gguf`]: llama.cpp's GGUF files: the reader, dequantization, Llama models and their
 //!   tokenizers.
+//! - [`real`]: the real model (SmolLM2-135M): its name, where it is, how a GGUF is named.
 
 pub mod checkpoint;
 pub mod corpus;
 pub mod gguf;
 pub mod hf;
+pub mod real;
 pub mod train;
