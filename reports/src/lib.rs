@@ -6,6 +6,7 @@ pub mod bandwidth_view;
 pub mod charts;
 pub mod claims;
 pub mod crosscheck;
+pub mod dump;
 pub mod gate;
 pub mod html;
 pub mod io;
