@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use infermark_suites::{Record, Stat};
 use plotters::prelude::*;
 
-use crate::charts::Chart;
-use crate::quant_view::Pivot;
-use crate::table::fmt_value;
+use crate::charts::{draw_lines, Chart};
+use crate::format::cell;
+use crate::pivot::{header, Pivot};
+use crate::section::SuiteSection;
 use crate::{ReportError, Result};
 
 const SUITE: &str = "adacot";
@@ -21,7 +22,7 @@ const SETTINGS: [&str; 5] = ["k", "tau", "rate", "lambda", "rate_of"];
 /// The adacot suite's section.
 pub struct AdacotSection;
 
-impl crate::sections::SuiteSection for AdacotSection {
+impl SuiteSection for AdacotSection {
     fn suite(&self) -> &'static str {
         SUITE
     }
@@ -142,8 +143,7 @@ fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
                 ))
                 .map_err(|e| err(e.to_string()))?;
         }
-        crate::charts::draw_lines(&mut chart, &lines, None, SeriesLabelPosition::LowerRight)
-            .map_err(err)?;
+        draw_lines(&mut chart, &lines, None, SeriesLabelPosition::LowerRight).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(Some(Chart {
@@ -151,10 +151,6 @@ fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
         title,
         svg,
     }))
-}
-
-fn cell(v: Option<f64>) -> String {
-    v.map(fmt_value).unwrap_or_else(|| "–".into())
 }
 
 /// Per gate and setting: accuracy, tokens, reduction, trigger rate overall and per digits,
@@ -193,17 +189,14 @@ fn table(records: &[Record], workload: &str) -> Pivot {
         row.extend(["1", "2", "3", "4"].iter().map(|d| cell(by_digits(key, d))));
         rows.push(row);
     }
-    let mut header: Vec<String> = ["gate", "setting", "accuracy"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    header.extend(cols.iter().map(|s| s.to_string()));
-    header.extend(
+    let mut columns = header(&["gate", "setting", "accuracy"]);
+    columns.extend(cols.iter().map(|s| s.to_string()));
+    columns.extend(
         (1..=4).map(|d| format!("trigger rate, {d} digit{}", if d > 1 { "s" } else { "" })),
     );
     Pivot {
         title: format!("AdaCoT gates on {workload}: accuracy, tokens, trigger rate by difficulty, precision and recall"),
-        header,
+        header: columns,
         rows,
         note: "Every gate answers the same problems with the base arith model's own greedy answers (learned: the fine-tuned model end to end; learned-route: its decision token, then the base answers). Positive class = the direct answer is wrong (oracle label); precision and recall of deciding to think, AdaCoT Table 1. Tokens count every attempt (a confidence fallback pays for its direct try; the learned gate's decision token counts).".into(),
     }
@@ -246,10 +239,7 @@ fn slm_table(records: &[Record]) -> Pivot {
     }
     Pivot {
         title: "Selective loss masking: the decision before and after RL on a skewed set".into(),
-        header: ["decision loss masked", "set", "cot_trigger_rate", "accuracy", "mean_response_tokens"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        header: header(&["decision loss masked", "set", "cot_trigger_rate", "accuracy", "mean_response_tokens"]),
         rows,
         note: format!(
             "From the imitation checkpoint, {steps} GRPO steps on a mostly-hard set (hard-heavy mix), the answer anchor training in both runs; `before` is the start. Greedy decisions routed to the base model's answers."

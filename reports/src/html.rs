@@ -6,12 +6,13 @@ use infermark_suites::Record;
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::charts::{charts, Chart};
+use crate::charts::Chart;
 use crate::claims::{self, ClaimVerdict};
 use crate::gate;
 use crate::maturity::{self, Score, Weights};
 use crate::metrics::{self, Kind};
-use crate::quant_view::Pivot;
+use crate::pivot::Pivot;
+use crate::sections::charts;
 use crate::table::{fmt_value, summarise, MetricTable};
 use crate::{ReportError, Result};
 

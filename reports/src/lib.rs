@@ -2,17 +2,22 @@
 //! summary tables, plotters SVG charts and the self-contained HTML report.
 
 pub mod adacot_view;
-pub mod bandwidth_view;
+pub mod attention_view;
 pub mod charts;
 pub mod claims;
 pub mod crosscheck;
 pub mod dump;
+pub mod format;
 pub mod gate;
 pub mod html;
 pub mod io;
+pub mod kv_cache_view;
+pub mod machine_limit;
 pub mod maturity;
 pub mod metrics;
+pub mod pivot;
 pub mod quant_view;
+pub mod section;
 pub mod sections;
 pub mod select;
 pub mod spec_view;

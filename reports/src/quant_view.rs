@@ -1,20 +1,21 @@
 //! Views of the quantization suite: bits per weight against perplexity change and against KL
 //! divergence (one labelled point per format), and a speed table (each format beside FP32).
 
-use infermark_suites::Record;
-use serde::Serialize;
-
-use crate::bandwidth_view::{fraction, limit_note, machine_limit};
-use crate::charts::Chart;
-use crate::table::fmt_value;
+use crate::charts::{scatter, Chart};
+use crate::format::{cell, ratio};
+use crate::machine_limit::{fraction, limit_note, machine_limit};
+use crate::pivot::{header, Pivot};
+use crate::section::SuiteSection;
+use crate::select::headline;
 use crate::Result;
+use infermark_suites::Record;
 
 const SUITE: &str = "quantization";
 
 /// The quantization suite's part of the report: the trade-off charts and the speed table.
 pub struct QuantizationSection;
 
-impl crate::sections::SuiteSection for QuantizationSection {
+impl SuiteSection for QuantizationSection {
     fn suite(&self) -> &'static str {
         SUITE
     }
@@ -31,19 +32,6 @@ impl crate::sections::SuiteSection for QuantizationSection {
     }
 }
 
-/// A table of strings with a title, rendered as is.
-#[derive(Clone, Debug, Serialize)]
-pub struct Pivot {
-    /// Heading.
-    pub title: String,
-    /// Column names.
-    pub header: Vec<String>,
-    /// Cells, row by row.
-    pub rows: Vec<Vec<String>>,
-    /// How the numbers were measured.
-    pub note: String,
-}
-
 fn value(
     records: &[Record],
     variant: &str,
@@ -51,23 +39,9 @@ fn value(
     want: &[(&str, &str)],
     baseline: bool,
 ) -> Option<f64> {
-    records
-        .iter()
-        .find(|r| {
-            r.suite == SUITE
-                && r.variant == variant
-                && r.metric == metric
-                && r.params.contains_key("baseline") == baseline
-                && want
-                    .iter()
-                    .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
-                && matches!(
-                    r.stat,
-                    infermark_suites::Stat::Median
-                        | infermark_suites::Stat::Exact
-                        | infermark_suites::Stat::Mean
-                )
-        })
+    headline(records, SUITE, metric, want)
+        .into_iter()
+        .find(|r| r.variant == variant && r.params.contains_key("baseline") == baseline)
         .map(|r| r.value)
 }
 
@@ -121,7 +95,7 @@ pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
             let title = format!("perplexity change against bits per weight ({model})");
             out.push(Chart {
                 suite: SUITE.into(),
-                svg: crate::charts::scatter(&title, x, "perplexity change (%)", &ppl)?,
+                svg: scatter(&title, x, "perplexity change (%)", &ppl)?,
                 title,
             });
         }
@@ -129,7 +103,7 @@ pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
             let title = format!("KL divergence from FP32 against bits per weight ({model})");
             out.push(Chart {
                 suite: SUITE.into(),
-                svg: crate::charts::scatter(&title, x, "mean KL (nats/token)", &kl)?,
+                svg: scatter(&title, x, "mean KL (nats/token)", &kl)?,
                 title,
             });
         }
@@ -145,7 +119,6 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
     for model in models(records) {
         let want = [("model", model.as_str())];
         let get = |v: &str, m: &str| value(records, v, m, &want, false);
-        let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
         let mut text = None;
         let mut rows = Vec::new();
         for v in variants(records) {
@@ -176,7 +149,7 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
         }
         out.push(Pivot {
             title: format!("Size and accuracy: {model}"),
-            header: [
+            header: header(&[
                 "format",
                 "bits/weight",
                 "× smaller than FP32",
@@ -185,10 +158,7 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
                 "perplexity change %",
                 "mean KL (nats)",
                 "top-1 agreement",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             rows,
             note: format!(
                 "Scored on `{}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment.",
@@ -222,11 +192,6 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
         if mv.is_none() && dec.is_none() {
             continue;
         }
-        let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-            _ => "–".into(),
-        };
         let mv_f32 = value(records, &v, "matvec_latency_ms", &[("shape", &big)], true);
         let mm = value(records, &v, "matmul_latency_ms", &[("shape", &big)], false);
         let mm_f32 = value(records, &v, "matmul_latency_ms", &[("shape", &big)], true);
@@ -281,7 +246,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
     }
     Some(Pivot {
         title: format!("Speed: {big} layer and whole-model decode"),
-        header: [
+        header: header(&[
             "format",
             "activations",
             "matvec ms",
@@ -299,10 +264,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             "matvec ms, f32 activations",
             "matvec ms, int8 activations",
             "int8 speedup",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         rows,
         note: format!("Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies. Weight GB/s: the layer's weight bytes (codes and scales) over the matvec median. Activations: what decode rows multiply the codes with (int8: the input quantized to int8 blocks of 32 once per product and integer dot products, llama.cpp's arithmetic; f32: codes unpacked to f32); the last three columns time the same layer with f32 and with int8 activations alternately. {}", limit_note(records)),
     })

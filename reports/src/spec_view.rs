@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use infermark_suites::{Record, Stat};
+use infermark_suites::Record;
 
 use crate::charts::{measured_vs_model, Chart, Series};
-use crate::quant_view::Pivot;
-use crate::table::fmt_value;
+use crate::format::cell;
+use crate::pivot::{header, Pivot};
+use crate::section::SuiteSection;
+use crate::select::{has_params, headline};
 use crate::Result;
 
 const SUITE: &str = "speculative";
@@ -17,7 +19,7 @@ const SUITE: &str = "speculative";
 /// The speculative suite's section.
 pub struct SpeculativeSection;
 
-impl crate::sections::SuiteSection for SpeculativeSection {
+impl SuiteSection for SpeculativeSection {
     fn suite(&self) -> &'static str {
         SUITE
     }
@@ -38,17 +40,7 @@ impl crate::sections::SuiteSection for SpeculativeSection {
 
 /// Headline records of `metric` in the suite whose params include `want`.
 fn find<'a>(records: &'a [Record], metric: &str, want: &[(&str, &str)]) -> Vec<&'a Record> {
-    records
-        .iter()
-        .filter(|r| {
-            r.suite == SUITE
-                && r.metric == metric
-                && matches!(r.stat, Stat::Median | Stat::Exact | Stat::Mean)
-                && want
-                    .iter()
-                    .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect()
+    headline(records, SUITE, metric, want)
 }
 
 fn workloads(records: &[Record]) -> Vec<String> {
@@ -156,7 +148,6 @@ fn position_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
 /// for the same γ; whether every greedy run was exact.
 fn summary_table(records: &[Record]) -> Option<Pivot> {
     let mut rows = Vec::new();
-    let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
     let mut keys: BTreeMap<(String, String), ()> = BTreeMap::new();
     for r in records.iter().filter(|r| r.suite == SUITE) {
         if let Some(w) = r.params.get("workload") {
@@ -171,12 +162,9 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
     for (w, v) in keys.keys() {
         let want = [GREEDY_B1[0], GREEDY_B1[1], ("workload", w.as_str())];
         let of = |metric: &str, extra: &[(&str, &str)]| {
-            find(records, metric, &want).into_iter().find(|r| {
-                &r.variant == v
-                    && extra
-                        .iter()
-                        .all(|(k, x)| r.params.get(*k).map(String::as_str) == Some(*x))
-            })
+            find(records, metric, &want)
+                .into_iter()
+                .find(|r| &r.variant == v && has_params(r, extra))
         };
         let Some(best) = find(records, "speculative_speedup", &want)
             .into_iter()
@@ -262,7 +250,7 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
     }
     Some(Pivot {
         title: "Speculative decoding: each drafter at its best γ (T 0, batch 1)".into(),
-        header: [
+        header: header(&[
             "workload",
             "drafter",
             "γ*",
@@ -275,10 +263,7 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
             "measured / analytic",
             &format!("speedup at batch {max_batch}"),
             "greedy exact",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         rows,
         note: "Speedup: decode tokens/s of speculative over plain decoding of the same prompts, timed alternately in one run (medians). α: per-token acceptance (kept / (kept + first rejections)); c: a drafter step over a one-token target step (prompt lookup: one lookup call); v: a target forward over γ + 1 tokens over one token. Analytic: (1 − α^(γ+1)) / ((1 − α)(γc + v)) (Leviathan et al. 2023, Thm 3.8, with the measured verify cost). Tokens per target forward include the bonus or correction token. Adaptive γ has no analytic value (γ varies).".into(),
     })

@@ -1,72 +1,65 @@
-//! Bandwidths as a fraction of this machine's own limit: the triad and read-only stream measured
-//! in the same run (`suite = machine`), so that a kernel's GB/s reads the same on a 14 GB/s and a
-//! 46 GB/s machine. The attention suite's part of the report is its KV read bandwidth table.
+//! The attention suite's part of the report: the KV read bandwidth of the decode core against
+//! this machine's limit ([`crate::machine_limit`]), and the analytic KV cache memory against
+//! context length.
 
 use infermark_suites::{Record, Stat};
 
-use crate::quant_view::Pivot;
-use crate::sections::SuiteSection;
-use crate::table::fmt_value;
+use crate::charts::{line_chart, Chart, Series};
+use crate::format::fmt_value;
+use crate::machine_limit::{fraction, limit_note, machine_limit};
+use crate::pivot::{header, Pivot};
+use crate::section::SuiteSection;
+use crate::table::summarise_metric;
+use crate::Result;
 
-/// A machine limit: median, sample count, and (min, max) when recorded.
-pub type Limit = (f64, u64, Option<(f64, f64)>);
-
-/// Median of a machine metric of the run (`triad_gbps`, `read_stream_gbps`), if measured.
-pub fn machine_limit(records: &[Record], metric: &str) -> Option<Limit> {
-    let find = |stat: Stat| {
-        records.iter().find(|r| {
-            r.suite == infermark_suites::machine::SUITE && r.metric == metric && r.stat == stat
-        })
-    };
-    let med = find(Stat::Median)?;
-    let spread = find(Stat::Min)
-        .zip(find(Stat::Max))
-        .map(|(a, b)| (a.value, b.value));
-    Some((med.value, med.n, spread))
-}
-
-/// `x / limit` as a percentage cell, or `–`.
-pub fn fraction(x: Option<f64>, limit: Option<f64>) -> String {
-    match (x, limit) {
-        (Some(x), Some(l)) if l > 0.0 && x.is_finite() => format!("{:.0}%", 100.0 * x / l),
-        _ => "–".into(),
-    }
-}
-
-/// A note naming how the limit was measured.
-pub fn limit_note(records: &[Record]) -> String {
-    match machine_limit(records, "triad_gbps") {
-        Some((t, n, spread)) => {
-            let spread = spread
-                .map(|(a, b)| format!(", min {} – max {}", fmt_value(a), fmt_value(b)))
-                .unwrap_or_default();
-            let read = machine_limit(records, "read_stream_gbps")
-                .map(|(r, _, _)| format!("; read-only stream {} GB/s", fmt_value(r)))
-                .unwrap_or_default();
-            let isa = records
-                .iter()
-                .find(|r| r.suite == infermark_suites::machine::SUITE)
-                .and_then(|r| r.params.get("isa"))
-                .map(|i| format!("; kernels on the {i} path"))
-                .unwrap_or_default();
-            format!(
-                "This machine's triad, measured in this run: {} GB/s (median of n = {n}{spread}){read}{isa}.",
-                fmt_value(t)
-            )
-        }
-        None => {
-            "No machine bandwidth in this run (a run from before it was measured, or a GPU run)."
-                .into()
-        }
-    }
-}
-
-/// The attention suite's part: KV read bandwidth of the decode core against the triad.
+/// The attention suite's part: KV read bandwidth of the decode core against the triad, and KV
+/// memory against context.
 pub struct AttentionSection;
 
 impl SuiteSection for AttentionSection {
     fn suite(&self) -> &'static str {
         "attention"
+    }
+
+    /// KV cache memory per layer and sequence against context, from the analytic bytes per token.
+    fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
+        let Some(table) = summarise_metric(records, self.suite(), "kv_cache_bytes_per_token")
+        else {
+            return Ok(Vec::new());
+        };
+        let contexts = [256.0, 1024.0, 4096.0, 16384.0, 32768.0, 131072.0];
+        let mut series = Series::new();
+        for row in table
+            .rows
+            .iter()
+            .filter(|r| r.param_map.get("source").map(String::as_str) == Some("analytic"))
+        {
+            let name = format!(
+                "{}/{}",
+                row.param_map
+                    .get("preset")
+                    .map(String::as_str)
+                    .unwrap_or("-"),
+                row.variant
+            );
+            series.insert(
+                name,
+                contexts
+                    .iter()
+                    .map(|&c| (c, c * row.value / (1024.0 * 1024.0)))
+                    .collect(),
+            );
+        }
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        let title = "KV cache per layer and sequence (f32)".to_string();
+        let svg = line_chart(&title, "context length (tokens)", "MiB", &series)?;
+        Ok(vec![Chart {
+            suite: table.suite,
+            title,
+            svg,
+        }])
     }
 
     fn pivots(&self, records: &[Record]) -> Vec<Pivot> {
@@ -119,7 +112,7 @@ impl SuiteSection for AttentionSection {
         rows.sort_by(|a, b| (&a.1, &a.0, a.2).cmp(&(&b.1, &b.0, b.2)));
         vec![Pivot {
             title: "KV read bandwidth of the decode core against this machine's limit".into(),
-            header: [
+            header: header(&[
                 "variant",
                 "preset",
                 "ctx",
@@ -128,10 +121,7 @@ impl SuiteSection for AttentionSection {
                 "of triad",
                 "of read stream",
                 "calls prefetched",
-            ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            ]),
             rows: rows.into_iter().map(|r| r.3).collect(),
             note: format!(
                 "KV bytes one decode step reads over the core's median time. Above 100% the cache fits (partly) in the CPU caches. Calls prefetched: the share of the core's calls in which the flex kernel prefetched K/V rows, which it does only when a probe finds them coming from DRAM (0% where they sat in the CPU caches). {}",
