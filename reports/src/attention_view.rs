@@ -2,11 +2,12 @@
 //! this machine's limit ([`crate::machine_limit`]), and the analytic KV cache memory against
 //! context length.
 
-use infermark_suites::{Record, Stat};
+use infermark_suites::{attention, Record, Stat};
 
 use crate::charts::{line_chart, Chart, Series};
 use crate::format::fmt_value;
 use crate::machine_limit::{fraction, limit_note, machine_limit};
+use crate::metrics;
 use crate::pivot::{header, Pivot};
 use crate::section::SuiteSection;
 use crate::table::summarise_metric;
@@ -18,12 +19,13 @@ pub struct AttentionSection;
 
 impl SuiteSection for AttentionSection {
     fn suite(&self) -> &'static str {
-        "attention"
+        attention::NAME
     }
 
     /// KV cache memory per layer and sequence against context, from the analytic bytes per token.
     fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
-        let Some(table) = summarise_metric(records, self.suite(), "kv_cache_bytes_per_token")
+        let Some(table) =
+            summarise_metric(records, self.suite(), &metrics::KV_CACHE_BYTES_PER_TOKEN)
         else {
             return Ok(Vec::new());
         };
@@ -63,15 +65,15 @@ impl SuiteSection for AttentionSection {
     }
 
     fn pivots(&self, records: &[Record]) -> Vec<Pivot> {
-        let triad = machine_limit(records, "triad_gbps").map(|x| x.0);
-        let read = machine_limit(records, "read_stream_gbps").map(|x| x.0);
+        let triad = machine_limit(records, &metrics::TRIAD_GBPS).map(|x| x.0);
+        let read = machine_limit(records, &metrics::READ_STREAM_GBPS).map(|x| x.0);
         // The share of the core's calls that prefetched, recorded beside each bandwidth.
         let prefetched = |r: &Record| {
             records
                 .iter()
                 .find(|p| {
                     p.suite == r.suite
-                        && p.metric == "kv_prefetch_share"
+                        && p.metric == metrics::KV_PREFETCH_SHARE.name
                         && p.variant == r.variant
                         && p.params == r.params
                 })
@@ -80,7 +82,9 @@ impl SuiteSection for AttentionSection {
         let mut rows: Vec<(String, String, usize, Vec<String>)> = records
             .iter()
             .filter(|r| {
-                r.suite == "attention" && r.metric == "kv_read_gbps" && r.stat == Stat::Median
+                r.suite == attention::NAME
+                    && r.metric == metrics::KV_READ_GBPS.name
+                    && r.stat == Stat::Median
             })
             .map(|r| {
                 let preset = r.params.get("preset").cloned().unwrap_or_default();
@@ -116,7 +120,7 @@ impl SuiteSection for AttentionSection {
                 "variant",
                 "preset",
                 "ctx",
-                "kv_read_gbps",
+                metrics::KV_READ_GBPS.name,
                 "n",
                 "of triad",
                 "of read stream",

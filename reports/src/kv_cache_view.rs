@@ -2,9 +2,10 @@
 //! sequences, trace throughput, recomputed tokens) against block size, and the decode step costs
 //! its trace replay charges against batch size.
 
-use infermark_suites::Record;
+use infermark_suites::{kv_cache, Record};
 
 use crate::charts::{line_chart, Chart, Series};
+use crate::metrics::{self, Metric};
 use crate::section::SuiteSection;
 use crate::table::{summarise, MetricTable};
 use crate::Result;
@@ -14,7 +15,7 @@ pub struct KvCacheSection;
 
 impl SuiteSection for KvCacheSection {
     fn suite(&self) -> &'static str {
-        "kv_cache"
+        kv_cache::NAME
     }
 
     fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
@@ -23,10 +24,10 @@ impl SuiteSection for KvCacheSection {
             if table.suite != self.suite() {
                 continue;
             }
-            if PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
+            if PER_BLOCK_SIZE.iter().any(|m| m.name == table.metric) {
                 out.extend(block_size_chart(&table)?);
             }
-            if table.metric == "decode_step_ms" {
+            if table.metric == metrics::DECODE_STEP_MS.name {
                 out.extend(step_cost_chart(&table)?);
             }
         }
@@ -67,11 +68,11 @@ fn step_cost_chart(table: &MetricTable) -> Result<Option<Chart>> {
 
 /// KV-cache policy metrics drawn against block size: one series per trace for the paged cache,
 /// and the reservation policies (which have no block size) as flat lines for comparison.
-const PER_BLOCK_SIZE: [&str; 4] = [
-    "kv_fragmentation",
-    "max_concurrent_sequences",
-    "trace_tokens_per_s",
-    "recomputed_tokens",
+const PER_BLOCK_SIZE: [Metric; 4] = [
+    metrics::KV_FRAGMENTATION,
+    metrics::MAX_CONCURRENT_SEQUENCES,
+    metrics::TRACE_TOKENS_PER_S,
+    metrics::RECOMPUTED_TOKENS,
 ];
 
 fn block_size_chart(table: &MetricTable) -> Result<Option<Chart>> {

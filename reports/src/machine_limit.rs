@@ -2,19 +2,21 @@
 //! in the same run (`suite = machine`), so that a kernel's GB/s reads the same on a 14 GB/s and a
 //! 46 GB/s machine.
 
-use infermark_suites::{Record, Stat};
+use infermark_suites::{machine, Record, Stat};
 
 use crate::format::fmt_value;
+use crate::metrics::{self, Metric};
 
 /// A machine limit: median, sample count, and (min, max) when recorded.
 pub type Limit = (f64, u64, Option<(f64, f64)>);
 
-/// Median of a machine metric of the run (`triad_gbps`, `read_stream_gbps`), if measured.
-pub fn machine_limit(records: &[Record], metric: &str) -> Option<Limit> {
+/// Median of a machine metric of the run ([`metrics::TRIAD_GBPS`], [`metrics::READ_STREAM_GBPS`]),
+/// if measured.
+pub fn machine_limit(records: &[Record], metric: &Metric) -> Option<Limit> {
     let find = |stat: Stat| {
-        records.iter().find(|r| {
-            r.suite == infermark_suites::machine::SUITE && r.metric == metric && r.stat == stat
-        })
+        records
+            .iter()
+            .find(|r| r.suite == machine::SUITE && r.metric == metric.name && r.stat == stat)
     };
     let med = find(Stat::Median)?;
     let spread = find(Stat::Min)
@@ -33,17 +35,17 @@ pub fn fraction(x: Option<f64>, limit: Option<f64>) -> String {
 
 /// A note naming how the limit was measured.
 pub fn limit_note(records: &[Record]) -> String {
-    match machine_limit(records, "triad_gbps") {
+    match machine_limit(records, &metrics::TRIAD_GBPS) {
         Some((t, n, spread)) => {
             let spread = spread
                 .map(|(a, b)| format!(", min {} – max {}", fmt_value(a), fmt_value(b)))
                 .unwrap_or_default();
-            let read = machine_limit(records, "read_stream_gbps")
+            let read = machine_limit(records, &metrics::READ_STREAM_GBPS)
                 .map(|(r, _, _)| format!("; read-only stream {} GB/s", fmt_value(r)))
                 .unwrap_or_default();
             let isa = records
                 .iter()
-                .find(|r| r.suite == infermark_suites::machine::SUITE)
+                .find(|r| r.suite == machine::SUITE)
                 .and_then(|r| r.params.get("isa"))
                 .map(|i| format!("; kernels on the {i} path"))
                 .unwrap_or_default();

@@ -4,13 +4,14 @@
 use crate::charts::{scatter, Chart};
 use crate::format::{cell, ratio};
 use crate::machine_limit::{fraction, limit_note, machine_limit};
+use crate::metrics::{self, Metric};
 use crate::pivot::{header, Pivot};
 use crate::section::SuiteSection;
 use crate::select::headline;
 use crate::Result;
-use infermark_suites::Record;
+use infermark_suites::{quantization, Record};
 
-const SUITE: &str = "quantization";
+const SUITE: &str = quantization::NAME;
 
 /// The quantization suite's part of the report: the trade-off charts and the speed table.
 pub struct QuantizationSection;
@@ -35,11 +36,11 @@ impl SuiteSection for QuantizationSection {
 fn value(
     records: &[Record],
     variant: &str,
-    metric: &str,
+    metric: &Metric,
     want: &[(&str, &str)],
     baseline: bool,
 ) -> Option<f64> {
-    headline(records, SUITE, metric, want)
+    headline(records, SUITE, metric.name, want)
         .into_iter()
         .find(|r| r.variant == variant && r.params.contains_key("baseline") == baseline)
         .map(|r| r.value)
@@ -60,7 +61,7 @@ fn models(records: &[Record]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in records
         .iter()
-        .filter(|r| r.suite == SUITE && r.metric == "perplexity_delta_pct")
+        .filter(|r| r.suite == SUITE && r.metric == metrics::PERPLEXITY_DELTA_PCT.name)
     {
         if let Some(m) = r.params.get("model") {
             if !out.contains(m) {
@@ -79,14 +80,14 @@ pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
         let want = [("model", model.as_str())];
         let (mut ppl, mut kl) = (Vec::new(), Vec::new());
         for v in variants(records) {
-            let Some(c) = value(records, &v, "compression_vs_fp32", &want, false) else {
+            let Some(c) = value(records, &v, &metrics::COMPRESSION_VS_FP32, &want, false) else {
                 continue;
             };
             let bits = 32.0 / c;
-            if let Some(d) = value(records, &v, "perplexity_delta_pct", &want, false) {
+            if let Some(d) = value(records, &v, &metrics::PERPLEXITY_DELTA_PCT, &want, false) {
                 ppl.push((v.clone(), bits, d));
             }
-            if let Some(k) = value(records, &v, "kl_divergence_mean", &want, false) {
+            if let Some(k) = value(records, &v, &metrics::KL_DIVERGENCE_MEAN, &want, false) {
                 kl.push((v.clone(), bits, k));
             }
         }
@@ -118,11 +119,11 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
     let mut out = Vec::new();
     for model in models(records) {
         let want = [("model", model.as_str())];
-        let get = |v: &str, m: &str| value(records, v, m, &want, false);
+        let get = |v: &str, m: &Metric| value(records, v, m, &want, false);
         let mut text = None;
         let mut rows = Vec::new();
         for v in variants(records) {
-            let Some(delta) = get(&v, "perplexity_delta_pct") else {
+            let Some(delta) = get(&v, &metrics::PERPLEXITY_DELTA_PCT) else {
                 continue;
             };
             text = text.or_else(|| {
@@ -135,13 +136,13 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
             });
             rows.push(vec![
                 v.clone(),
-                cell(get(&v, "compression_vs_fp32").map(|c| 32.0 / c)),
-                cell(get(&v, "compression_vs_fp32")),
-                cell(get(&v, "compression_vs_bf16")),
-                cell(get(&v, "perplexity")),
+                cell(get(&v, &metrics::COMPRESSION_VS_FP32).map(|c| 32.0 / c)),
+                cell(get(&v, &metrics::COMPRESSION_VS_FP32)),
+                cell(get(&v, &metrics::COMPRESSION_VS_BF16)),
+                cell(get(&v, &metrics::PERPLEXITY)),
                 cell(Some(delta)),
-                cell(get(&v, "kl_divergence_mean")),
-                cell(get(&v, "top1_agreement")),
+                cell(get(&v, &metrics::KL_DIVERGENCE_MEAN)),
+                cell(get(&v, &metrics::TOP1_AGREEMENT)),
             ]);
         }
         if rows.is_empty() {
@@ -154,7 +155,7 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
                 "bits/weight",
                 "× smaller than FP32",
                 "× smaller than BF16",
-                "perplexity",
+                metrics::PERPLEXITY.name,
                 "perplexity change %",
                 "mean KL (nats)",
                 "top-1 agreement",
@@ -174,30 +175,66 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
 pub fn speed_table(records: &[Record]) -> Option<Pivot> {
     let big = records
         .iter()
-        .filter(|r| r.suite == SUITE && r.metric == "matvec_latency_ms")
+        .filter(|r| r.suite == SUITE && r.metric == metrics::MATVEC_LATENCY_MS.name)
         .filter_map(|r| r.params.get("shape"))
         .find(|s| !s.starts_with("target"))?
         .clone();
     let prefill_rows = records
         .iter()
-        .filter(|r| r.suite == SUITE && r.metric == "matmul_latency_ms")
+        .filter(|r| r.suite == SUITE && r.metric == metrics::MATMUL_LATENCY_MS.name)
         .filter_map(|r| r.params.get("rows"))
         .next()?
         .clone();
-    let triad = machine_limit(records, "triad_gbps").map(|x| x.0);
+    let triad = machine_limit(records, &metrics::TRIAD_GBPS).map(|x| x.0);
     let mut rows = Vec::new();
     for v in variants(records) {
-        let mv = value(records, &v, "matvec_latency_ms", &[("shape", &big)], false);
-        let dec = value(records, &v, "decode_tokens_per_s", &[], false);
+        let mv = value(
+            records,
+            &v,
+            &metrics::MATVEC_LATENCY_MS,
+            &[("shape", &big)],
+            false,
+        );
+        let dec = value(records, &v, &metrics::DECODE_TOKENS_PER_S, &[], false);
         if mv.is_none() && dec.is_none() {
             continue;
         }
-        let mv_f32 = value(records, &v, "matvec_latency_ms", &[("shape", &big)], true);
-        let mm = value(records, &v, "matmul_latency_ms", &[("shape", &big)], false);
-        let mm_f32 = value(records, &v, "matmul_latency_ms", &[("shape", &big)], true);
-        let dec_f32 = value(records, &v, "decode_tokens_per_s", &[], true);
-        let gbps = value(records, &v, "weight_read_gbps", &[("shape", &big)], false);
-        let gbps_f32 = value(records, &v, "weight_read_gbps", &[("shape", &big)], true);
+        let mv_f32 = value(
+            records,
+            &v,
+            &metrics::MATVEC_LATENCY_MS,
+            &[("shape", &big)],
+            true,
+        );
+        let mm = value(
+            records,
+            &v,
+            &metrics::MATMUL_LATENCY_MS,
+            &[("shape", &big)],
+            false,
+        );
+        let mm_f32 = value(
+            records,
+            &v,
+            &metrics::MATMUL_LATENCY_MS,
+            &[("shape", &big)],
+            true,
+        );
+        let dec_f32 = value(records, &v, &metrics::DECODE_TOKENS_PER_S, &[], true);
+        let gbps = value(
+            records,
+            &v,
+            &metrics::WEIGHT_READ_GBPS,
+            &[("shape", &big)],
+            false,
+        );
+        let gbps_f32 = value(
+            records,
+            &v,
+            &metrics::WEIGHT_READ_GBPS,
+            &[("shape", &big)],
+            true,
+        );
         // The activations the matvec row ran with, and the f32-against-int8 pair where the
         // format has integer kernels (timed alternately on the same layer size).
         let acts = records
@@ -205,7 +242,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             .find(|r| {
                 r.suite == SUITE
                     && r.variant == v
-                    && r.metric == "matvec_latency_ms"
+                    && r.metric == metrics::MATVEC_LATENCY_MS.name
                     && r.params.get("shape") == Some(&big)
                     && !r.params.contains_key("baseline")
             })
@@ -215,7 +252,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             value(
                 records,
                 &v,
-                "matvec_latency_ms",
+                &metrics::MATVEC_LATENCY_MS,
                 &[("layer", &big), ("activations", a)],
                 false,
             )

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use infermark_suites::metric::Metric;
 use infermark_suites::{Record, Stat};
 use serde::Serialize;
 
@@ -128,10 +129,10 @@ pub fn summarise(records: &[Record]) -> Vec<MetricTable> {
 }
 
 /// The table of one suite's metric, if it has rows.
-pub fn summarise_metric(records: &[Record], suite: &str, metric: &str) -> Option<MetricTable> {
+pub fn summarise_metric(records: &[Record], suite: &str, metric: &Metric) -> Option<MetricTable> {
     let own: Vec<Record> = records
         .iter()
-        .filter(|r| r.suite == suite && r.metric == metric)
+        .filter(|r| r.suite == suite && r.metric == metric.name)
         .cloned()
         .collect();
     summarise(&own).pop()
