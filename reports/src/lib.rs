@@ -15,6 +15,7 @@ pub mod kv_cache_view;
 pub mod machine_limit;
 pub mod maturity;
 pub mod metrics;
+pub mod names;
 pub mod pivot;
 pub mod quant_view;
 pub mod section;
