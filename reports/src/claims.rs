@@ -1,5 +1,6 @@
 //! The claims ledger: the seed document's quantitative claims (`reports/claims.toml`, a data
-//! file) evaluated on a run's records.
+//! file) evaluated on a run's records. An unknown metric or suite in it is a load error naming
+//! its line ([`crate::names`]).
 
 use std::path::Path;
 

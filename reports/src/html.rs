@@ -281,7 +281,7 @@ pub struct SuiteView {
 }
 
 /// Everything the page shows, built once; the template renders it and
-/// [`ReportContext::text_dump`] prints its tables.
+/// [`crate::dump::text_dump`] prints its tables.
 #[derive(Serialize)]
 pub struct ReportContext<'a> {
     pub summary: SummaryView,

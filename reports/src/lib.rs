@@ -1,5 +1,14 @@
 //! infermark reports: result files in and out (Parquet through polars, NDJSON, `run.json`),
 //! summary tables, plotters SVG charts and the self-contained HTML report.
+//!
+//! Layers, each importing only from those below it:
+//! - primitives: [`mod@format`] (numbers), [`table`] (a table per metric), [`pivot`], [`select`],
+//!   [`charts`] (chart drawing, no suite knowledge), [`machine_limit`], [`names`] (names in the
+//!   TOML data files), and the [`section::SuiteSection`] seam;
+//! - one view per suite's section ([`attention_view`], [`kv_cache_view`], [`quant_view`],
+//!   [`spec_view`], [`adacot_view`]), reading records through the primitives only;
+//! - [`sections`], the list of them;
+//! - [`html`], the page's context and its rendering, and [`dump`], that context as text.
 
 pub mod adacot_view;
 pub mod attention_view;

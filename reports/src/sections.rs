@@ -5,7 +5,7 @@
 use infermark_suites::Record;
 
 use crate::charts::{sweep_charts, Chart};
-pub use crate::section::SuiteSection;
+use crate::section::SuiteSection;
 use crate::Result;
 
 /// Every suite section.
