@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use infermark_suites::lm::eval::{model_case, LmSuite};
+use infermark_suites::metric::{self as metrics, Metric};
 use infermark_suites::zoo::checkpoint;
 use infermark_suites::{BackendKind, Record, Scale};
 
@@ -113,11 +114,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn value(records: &[Record], metric: &str, filter: &[(&str, &str)]) -> Option<f64> {
+fn value(records: &[Record], metric: &Metric, filter: &[(&str, &str)]) -> Option<f64> {
     records
         .iter()
         .find(|r| {
-            r.metric == metric
+            r.metric == metric.name
                 && filter
                     .iter()
                     .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
@@ -131,35 +132,36 @@ fn print_eval(records: &[Record], card: Option<&checkpoint::Card>) {
         .filter(|r| r.params.contains_key("weights"))
         .collect();
     for w in ["f32", "native"] {
-        let get = |m: &str| {
-            real.iter()
-                .find(|r| r.metric == m && r.params.get("weights").map(String::as_str) == Some(w))
+        let get = |m: &Metric| {
+            real.iter().find(|r| {
+                r.metric == m.name && r.params.get("weights").map(String::as_str) == Some(w)
+            })
         };
-        if let Some(p) = get("valid_perplexity") {
+        if let Some(p) = get(&metrics::VALID_PERPLEXITY) {
             println!(
                 "{w:>6} weights: perplexity {:.3} on {} ({} tokens scored); decode {:.1} tokens/s, prefill {:.0} tokens/s, {:.1} MB of weights per token",
                 p.value,
                 p.params.get("text").map(String::as_str).unwrap_or("?"),
                 p.n,
-                get("decode_tokens_per_s").map_or(f64::NAN, |r| r.value),
-                get("prefill_tokens_per_s").map_or(f64::NAN, |r| r.value),
-                get("weight_bytes_per_token").map_or(f64::NAN, |r| r.value / 1e6),
+                get(&metrics::DECODE_TOKENS_PER_S).map_or(f64::NAN, |r| r.value),
+                get(&metrics::PREFILL_TOKENS_PER_S).map_or(f64::NAN, |r| r.value),
+                get(&metrics::WEIGHT_BYTES_PER_TOKEN).map_or(f64::NAN, |r| r.value / 1e6),
             );
         }
     }
     if !real.is_empty() {
         return;
     }
-    if let Some(ppl) = value(records, "valid_perplexity", &[]) {
+    if let Some(ppl) = value(records, &metrics::VALID_PERPLEXITY, &[]) {
         print!("validation perplexity {ppl:.4}");
-        if let Some(u) = value(records, "unigram_perplexity", &[]) {
+        if let Some(u) = value(records, &metrics::UNIGRAM_PERPLEXITY, &[]) {
             print!(" (unigram baseline {u:.3})");
         }
         println!();
         if let Some(c) = card {
             let full = records
                 .iter()
-                .any(|r| r.metric == "valid_perplexity" && r.scale != "smoke");
+                .any(|r| r.metric == metrics::VALID_PERPLEXITY.name && r.scale != "smoke");
             let diff = (ppl.ln() - c.valid_loss) / c.valid_loss * 100.0;
             println!(
                 "card: validation loss {:.4} nats (perplexity {:.4}); measured {:.4} nats, {diff:+.2}%{}",
@@ -173,7 +175,7 @@ fn print_eval(records: &[Record], card: Option<&checkpoint::Card>) {
     let buckets: Vec<String> = {
         let mut b: Vec<String> = records
             .iter()
-            .filter(|r| r.metric == "arith_accuracy")
+            .filter(|r| r.metric == metrics::ARITH_ACCURACY.name)
             .filter_map(|r| r.params.get("bucket_digits").cloned())
             .collect();
         b.sort();
@@ -188,16 +190,16 @@ fn print_eval(records: &[Record], card: Option<&checkpoint::Card>) {
         "digits", "direct accuracy", "think accuracy", "direct tokens", "think tokens"
     );
     for b in &buckets {
-        let get = |m: &str, f: &str| {
+        let get = |m: &Metric, f: &str| {
             value(records, m, &[("bucket_digits", b), ("format", f)]).unwrap_or(f64::NAN)
         };
         println!(
             "{:<8} {:>15.1}% {:>15.1}% {:>14.1} {:>14.1}",
             b,
-            100.0 * get("arith_accuracy", "direct"),
-            100.0 * get("arith_accuracy", "think"),
-            get("arith_generated_tokens", "direct"),
-            get("arith_generated_tokens", "think"),
+            100.0 * get(&metrics::ARITH_ACCURACY, "direct"),
+            100.0 * get(&metrics::ARITH_ACCURACY, "think"),
+            get(&metrics::ARITH_GENERATED_TOKENS, "direct"),
+            get(&metrics::ARITH_GENERATED_TOKENS, "think"),
         );
     }
 }

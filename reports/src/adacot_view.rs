@@ -5,15 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use infermark_suites::{Record, Stat};
+use infermark_suites::{adacot, Record, Stat};
 use plotters::prelude::*;
 
-use crate::charts::Chart;
-use crate::quant_view::Pivot;
-use crate::table::fmt_value;
+use crate::charts::{draw_lines, Chart};
+use crate::format::cell;
+use crate::metrics::{self, Metric};
+use crate::pivot::{header, Pivot};
+use crate::section::SuiteSection;
 use crate::{ReportError, Result};
 
-const SUITE: &str = "adacot";
+const SUITE: &str = adacot::NAME;
 const MARKERS: [&str; 3] = ["never", "always", "oracle"];
 /// The swept setting of each gate.
 const SETTINGS: [&str; 5] = ["k", "tau", "rate", "lambda", "rate_of"];
@@ -21,7 +23,7 @@ const SETTINGS: [&str; 5] = ["k", "tau", "rate", "lambda", "rate_of"];
 /// The adacot suite's section.
 pub struct AdacotSection;
 
-impl crate::sections::SuiteSection for AdacotSection {
+impl SuiteSection for AdacotSection {
     fn suite(&self) -> &'static str {
         SUITE
     }
@@ -62,14 +64,14 @@ fn setting(r: &Record) -> String {
 /// Overall (`digits` absent or `all`) mean-stat records of `metric` on `workload`, keyed by (gate, setting).
 fn overall<'a>(
     records: &'a [Record],
-    metric: &str,
+    metric: &Metric,
     workload: &str,
 ) -> BTreeMap<(String, String), &'a Record> {
     records
         .iter()
         .filter(|r| {
             r.suite == SUITE
-                && r.metric == metric
+                && r.metric == metric.name
                 && r.stat == Stat::Mean
                 && r.params.get("digits").is_none_or(|d| d == "all")
                 && r.params.get("workload").map(String::as_str) == Some(workload)
@@ -79,8 +81,8 @@ fn overall<'a>(
 }
 
 fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
-    let acc = overall(records, "accuracy", workload);
-    let tok = overall(records, "mean_response_tokens", workload);
+    let acc = overall(records, &metrics::ACCURACY, workload);
+    let tok = overall(records, &metrics::MEAN_RESPONSE_TOKENS, workload);
     let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut marks = Vec::new();
     for (key, a) in &acc {
@@ -142,8 +144,7 @@ fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
                 ))
                 .map_err(|e| err(e.to_string()))?;
         }
-        crate::charts::draw_lines(&mut chart, &lines, None, SeriesLabelPosition::LowerRight)
-            .map_err(err)?;
+        draw_lines(&mut chart, &lines, None, SeriesLabelPosition::LowerRight).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(Some(Chart {
@@ -153,24 +154,20 @@ fn pareto(records: &[Record], workload: &str) -> Result<Option<Chart>> {
     }))
 }
 
-fn cell(v: Option<f64>) -> String {
-    v.map(fmt_value).unwrap_or_else(|| "–".into())
-}
-
 /// Per gate and setting: accuracy, tokens, reduction, trigger rate overall and per digits,
 /// precision, recall, F1.
 fn table(records: &[Record], workload: &str) -> Pivot {
-    let get = |m: &str| overall(records, m, workload);
-    let acc = get("accuracy");
+    let get = |m: &Metric| overall(records, m, workload);
+    let acc = get(&metrics::ACCURACY);
     let cols = [
-        "mean_response_tokens",
-        "token_reduction_vs_always",
-        "accuracy_delta_vs_always",
-        "tokens_vs_oracle",
-        "cot_trigger_rate",
-        "gate_precision",
-        "gate_recall",
-        "gate_f1",
+        &metrics::MEAN_RESPONSE_TOKENS,
+        &metrics::TOKEN_REDUCTION_VS_ALWAYS,
+        &metrics::ACCURACY_DELTA_VS_ALWAYS,
+        &metrics::TOKENS_VS_ORACLE,
+        &metrics::COT_TRIGGER_RATE,
+        &metrics::GATE_PRECISION,
+        &metrics::GATE_RECALL,
+        &metrics::GATE_F1,
     ];
     let maps: Vec<_> = cols.iter().map(|c| get(c)).collect();
     let by_digits = |key: &(String, String), d: &str| {
@@ -178,7 +175,7 @@ fn table(records: &[Record], workload: &str) -> Pivot {
             .iter()
             .find(|r| {
                 r.suite == SUITE
-                    && r.metric == "cot_trigger_rate"
+                    && r.metric == metrics::COT_TRIGGER_RATE.name
                     && r.variant == key.0
                     && setting(r) == key.1
                     && r.params.get("workload").map(String::as_str) == Some(workload)
@@ -193,17 +190,14 @@ fn table(records: &[Record], workload: &str) -> Pivot {
         row.extend(["1", "2", "3", "4"].iter().map(|d| cell(by_digits(key, d))));
         rows.push(row);
     }
-    let mut header: Vec<String> = ["gate", "setting", "accuracy"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    header.extend(cols.iter().map(|s| s.to_string()));
-    header.extend(
+    let mut columns = header(&["gate", "setting", metrics::ACCURACY.name]);
+    columns.extend(cols.iter().map(|m| m.name.to_string()));
+    columns.extend(
         (1..=4).map(|d| format!("trigger rate, {d} digit{}", if d > 1 { "s" } else { "" })),
     );
     Pivot {
         title: format!("AdaCoT gates on {workload}: accuracy, tokens, trigger rate by difficulty, precision and recall"),
-        header,
+        header: columns,
         rows,
         note: "Every gate answers the same problems with the base arith model's own greedy answers (learned: the fine-tuned model end to end; learned-route: its decision token, then the base answers). Positive class = the direct answer is wrong (oracle label); precision and recall of deciding to think, AdaCoT Table 1. Tokens count every attempt (a confidence fallback pays for its direct try; the learned gate's decision token counts).".into(),
     }
@@ -216,10 +210,10 @@ fn slm_table(records: &[Record]) -> Pivot {
         .iter()
         .filter(|r| r.suite == SUITE && r.variant == "slm")
         .collect();
-    let get = |mask: &str, set: &str, metric: &str| {
+    let get = |mask: &str, set: &str, metric: &Metric| {
         slm.iter()
             .find(|r| {
-                r.metric == metric
+                r.metric == metric.name
                     && r.params.get("mask").map(String::as_str) == Some(mask)
                     && r.params.get("set").map(String::as_str) == Some(set)
             })
@@ -232,24 +226,25 @@ fn slm_table(records: &[Record]) -> Pivot {
     let mut rows = Vec::new();
     for mask in ["before", "off", "on"] {
         for set in ["skewed", "easy-heavy"] {
-            if get(mask, set, "accuracy").is_none() {
+            if get(mask, set, &metrics::ACCURACY).is_none() {
                 continue;
             }
             let mut row = vec![mask.to_string(), set.to_string()];
             row.extend(
-                ["cot_trigger_rate", "accuracy", "mean_response_tokens"]
-                    .iter()
-                    .map(|m| cell(get(mask, set, m))),
+                [
+                    &metrics::COT_TRIGGER_RATE,
+                    &metrics::ACCURACY,
+                    &metrics::MEAN_RESPONSE_TOKENS,
+                ]
+                .iter()
+                .map(|m| cell(get(mask, set, m))),
             );
             rows.push(row);
         }
     }
     Pivot {
         title: "Selective loss masking: the decision before and after RL on a skewed set".into(),
-        header: ["decision loss masked", "set", "cot_trigger_rate", "accuracy", "mean_response_tokens"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        header: header(&["decision loss masked", "set", metrics::COT_TRIGGER_RATE.name, metrics::ACCURACY.name, metrics::MEAN_RESPONSE_TOKENS.name]),
         rows,
         note: format!(
             "From the imitation checkpoint, {steps} GRPO steps on a mostly-hard set (hard-heavy mix), the answer anchor training in both runs; `before` is the start. Greedy decisions routed to the base model's answers."

@@ -1,6 +1,6 @@
-//! SVG charts (plotters): every metric measured over a context-length sweep becomes a log-log
-//! line chart with one series per preset and variant; KV cache records also give a
-//! memory-against-context chart.
+//! SVG chart primitives (plotters), with no suite knowledge: log-log and linear line charts,
+//! measured-against-model charts, labelled scatter plots; and the generic charts of every metric
+//! measured over a context-length sweep (one series per preset and variant).
 
 use std::collections::BTreeMap;
 
@@ -276,120 +276,9 @@ fn axis_label(v: f64) -> String {
     }
 }
 
-/// The KV cache suite's part of the report: its policy metrics against block size.
-pub struct KvCacheSection;
-
-impl crate::sections::SuiteSection for KvCacheSection {
-    fn suite(&self) -> &'static str {
-        "kv_cache"
-    }
-
-    fn charts(&self, records: &[Record]) -> Result<Vec<Chart>> {
-        let mut out = Vec::new();
-        for table in summarise(records) {
-            if table.suite != self.suite() {
-                continue;
-            }
-            if PER_BLOCK_SIZE.contains(&table.metric.as_str()) {
-                out.extend(block_size_chart(&table)?);
-            }
-            if table.metric == "decode_step_ms" {
-                out.extend(step_cost_chart(&table)?);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The measured step costs a trace replay charges: decode step time against batch size, per
-/// trace and cache (medians).
-fn step_cost_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> {
-    let mut series = Series::new();
-    for r in &table.rows {
-        let (Some(trace), Some(batch)) = (
-            r.param_map.get("trace"),
-            r.param_map.get("batch").and_then(|b| b.parse::<f64>().ok()),
-        ) else {
-            continue;
-        };
-        series
-            .entry(format!("{trace}/{}", r.variant))
-            .or_default()
-            .push((batch, r.value));
-    }
-    if series.values().all(|s| s.len() < 2) {
-        return Ok(None);
-    }
-    for s in series.values_mut() {
-        s.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    let title = "decode step cost by batch size (charged by the trace replay)".to_string();
-    let svg = line_chart(&title, "batch (sequences)", &table.unit, &series)?;
-    Ok(Some(Chart {
-        suite: table.suite.clone(),
-        title,
-        svg,
-    }))
-}
-
-/// KV-cache policy metrics drawn against block size: one series per trace for the paged cache,
-/// and the reservation policies (which have no block size) as flat lines for comparison.
-const PER_BLOCK_SIZE: [&str; 4] = [
-    "kv_fragmentation",
-    "max_concurrent_sequences",
-    "trace_tokens_per_s",
-    "recomputed_tokens",
-];
-
-fn block_size_chart(table: &crate::table::MetricTable) -> Result<Option<Chart>> {
-    let rows: Vec<_> = table
-        .rows
-        .iter()
-        .filter(|r| !r.param_map.contains_key("at") && r.param_map.contains_key("trace"))
-        .collect();
-    let sizes: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| r.param_map.get("block_size")?.parse().ok())
-        .collect();
-    let (Some(lo), Some(hi)) = (
-        sizes.iter().copied().reduce(f64::min),
-        sizes.iter().copied().reduce(f64::max),
-    ) else {
-        return Ok(None);
-    };
-    let mut series = Series::new();
-    for r in rows {
-        let name = format!("{}/{}", r.param_map["trace"], r.variant);
-        match r
-            .param_map
-            .get("block_size")
-            .and_then(|b| b.parse::<f64>().ok())
-        {
-            Some(b) => series.entry(name).or_default().push((b, r.value)),
-            None => {
-                series.insert(name, vec![(lo, r.value), (hi, r.value)]);
-            }
-        }
-    }
-    let title = format!(
-        "{} by block size (reservation policies: flat)",
-        table.metric
-    );
-    let svg = line_chart(&title, "block size (tokens)", &table.unit, &series)?;
-    Ok(Some(Chart {
-        suite: table.suite.clone(),
-        title,
-        svg,
-    }))
-}
-
-/// The suites' own charts ([`crate::sections`]), then charts for every metric with a `ctx`
-/// sweep and KV memory against context.
-pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
+/// A chart for every metric (and `part`) measured over a `ctx` sweep of at least two points.
+pub fn sweep_charts(records: &[Record]) -> Result<Vec<Chart>> {
     let mut out = Vec::new();
-    for section in crate::sections::all() {
-        out.extend(section.charts(records)?);
-    }
     for table in summarise(records) {
         // One chart per metric and `part`; one series per preset/variant.
         let mut by_part: BTreeMap<String, Series> = BTreeMap::new();
@@ -430,40 +319,6 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 title,
                 svg,
             });
-        }
-        if table.metric == "kv_cache_bytes_per_token" {
-            let contexts = [256.0, 1024.0, 4096.0, 16384.0, 32768.0, 131072.0];
-            let mut series = Series::new();
-            for row in table
-                .rows
-                .iter()
-                .filter(|r| r.param_map.get("source").map(String::as_str) == Some("analytic"))
-            {
-                let name = format!(
-                    "{}/{}",
-                    row.param_map
-                        .get("preset")
-                        .map(String::as_str)
-                        .unwrap_or("-"),
-                    row.variant
-                );
-                series.insert(
-                    name,
-                    contexts
-                        .iter()
-                        .map(|&c| (c, c * row.value / (1024.0 * 1024.0)))
-                        .collect(),
-                );
-            }
-            if !series.is_empty() {
-                let title = "KV cache per layer and sequence (f32)".to_string();
-                let svg = line_chart(&title, "context length (tokens)", "MiB", &series)?;
-                out.push(Chart {
-                    suite: table.suite.clone(),
-                    title,
-                    svg,
-                });
-            }
         }
     }
     Ok(out)

@@ -1,9 +1,13 @@
 //! The claims ledger: the seed document's quantitative claims (`reports/claims.toml`, a data
-//! file) evaluated on a run's records.
+//! file) evaluated on a run's records. An unknown metric or suite in it is a load error naming
+//! its line ([`crate::names`]).
+
+use std::path::Path;
 
 use infermark_suites::Record;
 use serde::{Deserialize, Serialize};
 
+use crate::names::SpannedTest;
 use crate::select::{describe, one, one_pair, Selector};
 use crate::table::fmt_value;
 use crate::{ReportError, Result};
@@ -103,16 +107,40 @@ pub struct ClaimVerdict {
     pub details: Vec<String>,
 }
 
-/// Parses a ledger.
+/// The ledger as written, for the places of its names.
+#[derive(Deserialize)]
+struct SpannedLedger {
+    claim: Vec<SpannedClaim>,
+}
+
+#[derive(Deserialize)]
+struct SpannedClaim {
+    check: Vec<SpannedTest>,
+}
+
+/// Parses the shipped ledger (`reports/claims.toml`).
 pub fn parse(text: &str) -> Result<Ledger> {
-    let ledger: Ledger = toml::from_str(text).map_err(|e| ReportError::Malformed {
-        path: "reports/claims.toml".into(),
+    parse_at(text, Path::new(LEDGER_PATH))
+}
+
+/// Where the shipped ledger lives, for messages.
+pub const LEDGER_PATH: &str = "reports/claims.toml";
+
+/// Parses a ledger read from `path`; an unknown metric or suite is an error naming its line.
+pub fn parse_at(text: &str, path: &Path) -> Result<Ledger> {
+    let malformed = |e: toml::de::Error| ReportError::Malformed {
+        path: path.to_path_buf(),
         reason: e.to_string().trim_end().to_string(),
-    })?;
+    };
+    let ledger: Ledger = toml::from_str(text).map_err(malformed)?;
+    let spanned: SpannedLedger = toml::from_str(text).map_err(malformed)?;
+    for check in spanned.claim.iter().flat_map(|c| &c.check) {
+        check.check(text, path, "check")?;
+    }
     for c in ledger.claims.iter().flat_map(|c| &c.checks) {
         if !["smoke", "quick", "full"].contains(&c.min_scale.as_str()) {
             return Err(ReportError::Malformed {
-                path: "reports/claims.toml".into(),
+                path: path.to_path_buf(),
                 reason: format!(
                     "check `{}`: min_scale `{}` (smoke, quick or full)",
                     c.label, c.min_scale
@@ -126,7 +154,7 @@ pub fn parse(text: &str) -> Result<Ledger> {
                 .any(|s| s.contains_key("pick"))
         {
             return Err(ReportError::Malformed {
-                path: "reports/claims.toml".into(),
+                path: path.to_path_buf(),
                 reason: format!(
                     "check `{}`: `pick` applies to one-record tests only",
                     c.label
@@ -139,7 +167,7 @@ pub fn parse(text: &str) -> Result<Ledger> {
             .filter_map(|s| s.get("pick"));
         if let Some(p) = picks.into_iter().find(|p| p.as_str() != "best") {
             return Err(ReportError::Malformed {
-                path: "reports/claims.toml".into(),
+                path: path.to_path_buf(),
                 reason: format!("check `{}`: pick `{p}` (known: best)", c.label),
             });
         }
@@ -147,7 +175,7 @@ pub fn parse(text: &str) -> Result<Ledger> {
         let known = two || matches!(c.test.as_str(), "at_least" | "at_most");
         if !known || two != c.b.is_some() {
             return Err(ReportError::Malformed {
-                path: "reports/claims.toml".into(),
+                path: path.to_path_buf(),
                 reason: format!(
                     "check `{}`: test `{}` with{} `b`",
                     c.label,

@@ -26,6 +26,7 @@ use infermark_suites::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{self, Kind};
+use crate::names::SpannedTest;
 use crate::select::{one, Selector};
 use crate::{ReportError, Result};
 
@@ -82,22 +83,26 @@ pub struct Verdict {
     pub note: String,
 }
 
-/// Parses a rules file; errors name the file and the line at fault, and unknown metrics.
+/// A rules file as written, for the places of its names.
+#[derive(Deserialize)]
+struct SpannedRules {
+    #[serde(default)]
+    rule: Vec<SpannedTest>,
+}
+
+/// Parses a rules file; errors name the file and the line at fault, and unknown metrics and
+/// suites with the known ones.
 pub fn parse_rules(text: &str, path: &Path) -> Result<Rules> {
-    let rules: Rules = toml::from_str(text).map_err(|e| ReportError::Malformed {
+    let malformed = |e: toml::de::Error| ReportError::Malformed {
         path: path.to_path_buf(),
         reason: e.to_string().trim_end().to_string(),
-    })?;
+    };
+    let rules: Rules = toml::from_str(text).map_err(malformed)?;
+    let spanned: SpannedRules = toml::from_str(text).map_err(malformed)?;
+    for rule in &spanned.rule {
+        rule.check(text, path, "rule")?;
+    }
     for r in &rules.rules {
-        if metrics::lookup(&r.metric).is_none() {
-            return Err(ReportError::Malformed {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "rule `{}`: unknown metric `{}` (not in the metric registry)",
-                    r.name, r.metric
-                ),
-            });
-        }
         let noisy = metrics::lookup(&r.metric).is_some_and(|m| m.kind == Kind::Noisy);
         if noisy && r.over.is_none() && (r.tolerance < 0.5 || r.max.is_some() || r.min.is_some()) {
             return Err(ReportError::Malformed {

@@ -3,15 +3,17 @@
 
 use infermark_suites::env::RunEnv;
 use infermark_suites::Record;
-use minijinja::{context, Environment};
+use minijinja::Environment;
 use serde::Serialize;
 
-use crate::charts::{charts, Chart};
+use crate::charts::Chart;
 use crate::claims::{self, ClaimVerdict};
 use crate::gate;
 use crate::maturity::{self, Score, Weights};
 use crate::metrics::{self, Kind};
-use crate::table::{fmt_value, summarise};
+use crate::pivot::Pivot;
+use crate::sections::charts;
+use crate::table::{fmt_value, summarise, MetricTable};
 use crate::{ReportError, Result};
 
 /// A baseline run to compare against.
@@ -126,43 +128,44 @@ pub struct GateSummary {
 
 /// One claim in the summary.
 #[derive(Serialize)]
-struct ClaimLine {
-    id: String,
-    text: String,
-    verdict: String,
+pub struct ClaimLine {
+    pub id: String,
+    pub text: String,
+    pub verdict: String,
 }
 
 /// M(P) of one suite in the summary: totals where S, C and I are all measured, else the parts.
 #[derive(Serialize)]
-struct SuiteMaturity {
-    suite: String,
+pub struct SuiteMaturity {
+    pub suite: String,
     /// `technique M` for techniques with a total.
-    scored: Vec<String>,
+    pub scored: Vec<String>,
     /// `technique: measured parts; missing parts` for the others.
-    partial: Vec<String>,
+    pub partial: Vec<String>,
 }
 
 /// The one-screen summary at the top of the report.
 #[derive(Serialize)]
-struct SummaryView {
-    reproduced: usize,
-    not_reproduced: usize,
-    not_measured: usize,
-    claims: Vec<ClaimLine>,
+pub struct SummaryView {
+    pub reproduced: usize,
+    pub not_reproduced: usize,
+    pub not_measured: usize,
+    pub claims: Vec<ClaimLine>,
     /// `None` when the report was given no baseline or no rules.
-    gate: Option<GateView>,
-    maturity: Vec<SuiteMaturity>,
+    pub gate: Option<GateView>,
+    pub maturity: Vec<SuiteMaturity>,
 }
 
+/// The gate's verdict in the summary.
 #[derive(Serialize)]
-struct GateView {
-    baseline: String,
-    rules: String,
-    refused: Option<String>,
-    passed: usize,
-    total: usize,
+pub struct GateView {
+    pub baseline: String,
+    pub rules: String,
+    pub refused: Option<String>,
+    pub passed: usize,
+    pub total: usize,
     /// `rule: note` of each failing rule.
-    failures: Vec<String>,
+    pub failures: Vec<String>,
 }
 
 fn summary(verdicts: &[ClaimVerdict], gate: Option<&GateSummary>, scores: &[Score]) -> SummaryView {
@@ -229,15 +232,16 @@ fn summary(verdicts: &[ClaimVerdict], gate: Option<&GateSummary>, scores: &[Scor
     }
 }
 
+/// M(P) of one technique, formatted.
 #[derive(Serialize)]
-struct ScoreView {
-    suite: String,
-    technique: String,
-    s: String,
-    c: String,
-    i: String,
-    m: String,
-    inputs: Vec<String>,
+pub struct ScoreView {
+    pub suite: String,
+    pub technique: String,
+    pub s: String,
+    pub c: String,
+    pub i: String,
+    pub m: String,
+    pub inputs: Vec<String>,
 }
 
 fn opt(x: Option<f64>) -> String {
@@ -247,55 +251,81 @@ fn opt(x: Option<f64>) -> String {
 
 const TEMPLATE: &str = include_str!("../templates/report.html");
 
+/// One line of a per-metric table.
 #[derive(Serialize)]
-struct RowView {
-    variant: String,
-    params: String,
-    value: String,
-    stat: String,
-    spread: String,
-    n: u64,
+pub struct RowView {
+    pub variant: String,
+    pub params: String,
+    pub value: String,
+    pub stat: String,
+    pub spread: String,
+    pub n: u64,
 }
 
+/// A per-metric table of one suite.
 #[derive(Serialize)]
-struct TableView {
-    metric: String,
-    unit: String,
-    rows: Vec<RowView>,
+pub struct TableView {
+    pub metric: String,
+    pub unit: String,
+    pub rows: Vec<RowView>,
 }
 
+/// One suite's part of the page: its charts, its sections' pivots and a table per metric.
 #[derive(Serialize)]
-struct SuiteView {
-    name: String,
-    description: String,
-    charts: Vec<Chart>,
-    pivots: Vec<crate::quant_view::Pivot>,
-    tables: Vec<TableView>,
+pub struct SuiteView {
+    pub name: String,
+    pub description: String,
+    pub charts: Vec<Chart>,
+    pub pivots: Vec<Pivot>,
+    pub tables: Vec<TableView>,
 }
 
-/// Renders the report of one run: per-suite charts and tables, comparisons with each baseline,
-/// M(P) (I against the first baseline) and the claims ledger. `describe` gives a suite's
-/// one-line description.
-pub fn render(
-    env: &RunEnv,
-    records: &[Record],
-    baselines: &[Baseline],
-    weights: Weights,
-    describe: &dyn Fn(&str) -> String,
-) -> Result<String> {
-    render_with_gate(env, records, baselines, weights, describe, None)
+/// Everything the page shows, built once; the template renders it and
+/// [`crate::dump::text_dump`] prints its tables.
+#[derive(Serialize)]
+pub struct ReportContext<'a> {
+    pub summary: SummaryView,
+    pub env: &'a RunEnv,
+    pub suites: Vec<SuiteView>,
+    pub record_count: usize,
+    pub comparisons: Vec<Comparison>,
+    pub scores: Vec<ScoreView>,
+    pub weights: Weights,
+    pub claims: Vec<ClaimVerdict>,
 }
 
-/// [`render`], with the gate's verdict against a baseline in the summary at the top.
-pub fn render_with_gate(
-    env: &RunEnv,
+fn table_view(t: &MetricTable) -> TableView {
+    TableView {
+        metric: t.metric.clone(),
+        unit: t.unit.clone(),
+        rows: t
+            .rows
+            .iter()
+            .map(|r| RowView {
+                variant: r.variant.clone(),
+                params: r.params.clone(),
+                value: fmt_value(r.value),
+                stat: r.stat.clone(),
+                spread: match (r.min, r.p90) {
+                    (Some(a), Some(b)) => format!("{} – {}", fmt_value(a), fmt_value(b)),
+                    _ => String::new(),
+                },
+                n: r.n,
+            })
+            .collect(),
+    }
+}
+
+/// Builds the page's context: per-suite charts and tables, comparisons with each baseline,
+/// M(P) (I against the first baseline), the claims ledger and the gate's summary.
+pub fn context<'a>(
+    env: &'a RunEnv,
     records: &[Record],
     baselines: &[Baseline],
     weights: Weights,
     describe: &dyn Fn(&str) -> String,
     gate: Option<&GateSummary>,
-) -> Result<String> {
-    let mut suites: Vec<SuiteView> = Vec::new();
+) -> Result<ReportContext<'a>> {
     let mut names: Vec<String> = Vec::new();
     for r in records {
         if !names.contains(&r.suite) {
@@ -304,31 +334,9 @@ pub fn render_with_gate(
     }
     let all_charts = charts(records)?;
     let tables = summarise(records);
-    for name in names {
-        let tables = tables
-            .iter()
-            .filter(|t| t.suite == name)
-            .map(|t| TableView {
-                metric: t.metric.clone(),
-                unit: t.unit.clone(),
-                rows: t
-                    .rows
-                    .iter()
-                    .map(|r| RowView {
-                        variant: r.variant.clone(),
-                        params: r.params.clone(),
-                        value: fmt_value(r.value),
-                        stat: r.stat.clone(),
-                        spread: match (r.min, r.p90) {
-                            (Some(a), Some(b)) => format!("{} – {}", fmt_value(a), fmt_value(b)),
-                            _ => String::new(),
-                        },
-                        n: r.n,
-                    })
-                    .collect(),
-            })
-            .collect();
-        suites.push(SuiteView {
+    let suites = names
+        .into_iter()
+        .map(|name| SuiteView {
             pivots: crate::sections::of(&name)
                 .flat_map(|s| s.pivots(records))
                 .collect(),
@@ -338,23 +346,14 @@ pub fn render_with_gate(
                 .filter(|c| c.suite == name)
                 .cloned()
                 .collect(),
-            tables,
+            tables: tables
+                .iter()
+                .filter(|t| t.suite == name)
+                .map(table_view)
+                .collect(),
             name,
-        });
-    }
-    let mut jinja = Environment::new();
-    jinja
-        .add_template("report.html", TEMPLATE)
-        .map_err(|e| ReportError::Render {
-            what: "template".into(),
-            reason: e.to_string(),
-        })?;
-    let tmpl = jinja
-        .get_template("report.html")
-        .map_err(|e| ReportError::Render {
-            what: "template".into(),
-            reason: e.to_string(),
-        })?;
+        })
+        .collect();
     let comparisons: Vec<Comparison> = baselines
         .iter()
         .map(|b| compare(&b.label, records, &b.records))
@@ -379,17 +378,55 @@ pub fn render_with_gate(
             inputs: s.inputs,
         })
         .collect();
-    tmpl.render(context! {
-        summary => summary,
-        env => env,
-        suites => suites,
-        record_count => records.len(),
-        comparisons => comparisons,
-        scores => scores,
-        weights => weights,
-        claims => verdicts,
+    Ok(ReportContext {
+        summary,
+        env,
+        suites,
+        record_count: records.len(),
+        comparisons,
+        scores,
+        weights,
+        claims: verdicts,
     })
-    .map_err(|e| ReportError::Render {
+}
+
+/// Renders the report of one run: per-suite charts and tables, comparisons with each baseline,
+/// M(P) (I against the first baseline) and the claims ledger. `describe` gives a suite's
+/// one-line description.
+pub fn render(
+    env: &RunEnv,
+    records: &[Record],
+    baselines: &[Baseline],
+    weights: Weights,
+    describe: &dyn Fn(&str) -> String,
+) -> Result<String> {
+    render_with_gate(env, records, baselines, weights, describe, None)
+}
+
+/// [`render`], with the gate's verdict against a baseline in the summary at the top.
+pub fn render_with_gate(
+    env: &RunEnv,
+    records: &[Record],
+    baselines: &[Baseline],
+    weights: Weights,
+    describe: &dyn Fn(&str) -> String,
+    gate: Option<&GateSummary>,
+) -> Result<String> {
+    render_page(&context(env, records, baselines, weights, describe, gate)?)
+}
+
+/// Renders a built context as the self-contained page.
+pub fn render_page(ctx: &ReportContext) -> Result<String> {
+    let template_err = |e: minijinja::Error| ReportError::Render {
+        what: "template".into(),
+        reason: e.to_string(),
+    };
+    let mut jinja = Environment::new();
+    jinja
+        .add_template("report.html", TEMPLATE)
+        .map_err(template_err)?;
+    let tmpl = jinja.get_template("report.html").map_err(template_err)?;
+    tmpl.render(ctx).map_err(|e| ReportError::Render {
         what: "report page".into(),
         reason: e.to_string(),
     })

@@ -32,6 +32,7 @@ use infermark_suites::{Accuracy, MaturityInputs, Record, Reference, Scaling, Sta
 use serde::Serialize;
 
 use crate::metrics::{self, Direction};
+use crate::select::has_params;
 use crate::table::fmt_value;
 
 /// Fewest samples behind a p90 for predictability to be measured (p90 of fewer is the max; runs
@@ -130,12 +131,6 @@ fn joined(a: &Record, b: &Record, skip: Option<&str>) -> bool {
         .all(|(k, v)| b.params.get(k).is_none_or(|w| w == v))
 }
 
-fn has(r: &Record, filter: &[(&str, &str)]) -> bool {
-    filter
-        .iter()
-        .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
-}
-
 /// Whether `r` is one of the records `reference` names (not the technique's own).
 fn is_reference_record(r: &Record, reference: Reference) -> bool {
     matches!(reference, Reference::Param(k, v) if r.params.get(k).map(String::as_str) == Some(v))
@@ -156,7 +151,7 @@ fn reference_of<'a>(
     let found: Vec<&Record> = records
         .iter()
         .filter(|x| x.suite == r.suite && x.metric == r.metric && x.stat == r.stat)
-        .filter(|x| x.variant == variant && has(x, filter))
+        .filter(|x| x.variant == variant && has_params(x, filter))
         .filter(|x| match reference {
             Reference::Param(..) => is_reference_record(x, reference),
             _ => true,
@@ -197,7 +192,7 @@ fn sweeps<'a>(
             && r.variant == variant
             && r.metric == sc.metric.name
             && r.stat == Stat::Median
-            && has(r, sc.filter)
+            && has_params(r, sc.filter)
             && !is_reference_record(r, sc.reference)
     }) {
         let Some(x) = r.params.get(sc.over).and_then(|v| size_of(v)) else {

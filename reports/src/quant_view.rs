@@ -1,20 +1,22 @@
 //! Views of the quantization suite: bits per weight against perplexity change and against KL
 //! divergence (one labelled point per format), and a speed table (each format beside FP32).
 
-use infermark_suites::Record;
-use serde::Serialize;
-
-use crate::bandwidth_view::{fraction, limit_note, machine_limit};
-use crate::charts::Chart;
-use crate::table::fmt_value;
+use crate::charts::{scatter, Chart};
+use crate::format::{cell, ratio};
+use crate::machine_limit::{fraction, limit_note, machine_limit};
+use crate::metrics::{self, Metric};
+use crate::pivot::{header, Pivot};
+use crate::section::SuiteSection;
+use crate::select::headline;
 use crate::Result;
+use infermark_suites::{quantization, Record};
 
-const SUITE: &str = "quantization";
+const SUITE: &str = quantization::NAME;
 
 /// The quantization suite's part of the report: the trade-off charts and the speed table.
 pub struct QuantizationSection;
 
-impl crate::sections::SuiteSection for QuantizationSection {
+impl SuiteSection for QuantizationSection {
     fn suite(&self) -> &'static str {
         SUITE
     }
@@ -31,43 +33,16 @@ impl crate::sections::SuiteSection for QuantizationSection {
     }
 }
 
-/// A table of strings with a title, rendered as is.
-#[derive(Clone, Debug, Serialize)]
-pub struct Pivot {
-    /// Heading.
-    pub title: String,
-    /// Column names.
-    pub header: Vec<String>,
-    /// Cells, row by row.
-    pub rows: Vec<Vec<String>>,
-    /// How the numbers were measured.
-    pub note: String,
-}
-
 fn value(
     records: &[Record],
     variant: &str,
-    metric: &str,
+    metric: &Metric,
     want: &[(&str, &str)],
     baseline: bool,
 ) -> Option<f64> {
-    records
-        .iter()
-        .find(|r| {
-            r.suite == SUITE
-                && r.variant == variant
-                && r.metric == metric
-                && r.params.contains_key("baseline") == baseline
-                && want
-                    .iter()
-                    .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
-                && matches!(
-                    r.stat,
-                    infermark_suites::Stat::Median
-                        | infermark_suites::Stat::Exact
-                        | infermark_suites::Stat::Mean
-                )
-        })
+    headline(records, SUITE, metric.name, want)
+        .into_iter()
+        .find(|r| r.variant == variant && r.params.contains_key("baseline") == baseline)
         .map(|r| r.value)
 }
 
@@ -86,7 +61,7 @@ fn models(records: &[Record]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in records
         .iter()
-        .filter(|r| r.suite == SUITE && r.metric == "perplexity_delta_pct")
+        .filter(|r| r.suite == SUITE && r.metric == metrics::PERPLEXITY_DELTA_PCT.name)
     {
         if let Some(m) = r.params.get("model") {
             if !out.contains(m) {
@@ -105,14 +80,14 @@ pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
         let want = [("model", model.as_str())];
         let (mut ppl, mut kl) = (Vec::new(), Vec::new());
         for v in variants(records) {
-            let Some(c) = value(records, &v, "compression_vs_fp32", &want, false) else {
+            let Some(c) = value(records, &v, &metrics::COMPRESSION_VS_FP32, &want, false) else {
                 continue;
             };
             let bits = 32.0 / c;
-            if let Some(d) = value(records, &v, "perplexity_delta_pct", &want, false) {
+            if let Some(d) = value(records, &v, &metrics::PERPLEXITY_DELTA_PCT, &want, false) {
                 ppl.push((v.clone(), bits, d));
             }
-            if let Some(k) = value(records, &v, "kl_divergence_mean", &want, false) {
+            if let Some(k) = value(records, &v, &metrics::KL_DIVERGENCE_MEAN, &want, false) {
                 kl.push((v.clone(), bits, k));
             }
         }
@@ -121,7 +96,7 @@ pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
             let title = format!("perplexity change against bits per weight ({model})");
             out.push(Chart {
                 suite: SUITE.into(),
-                svg: crate::charts::scatter(&title, x, "perplexity change (%)", &ppl)?,
+                svg: scatter(&title, x, "perplexity change (%)", &ppl)?,
                 title,
             });
         }
@@ -129,7 +104,7 @@ pub fn tradeoff_charts(records: &[Record]) -> Result<Vec<Chart>> {
             let title = format!("KL divergence from FP32 against bits per weight ({model})");
             out.push(Chart {
                 suite: SUITE.into(),
-                svg: crate::charts::scatter(&title, x, "mean KL (nats/token)", &kl)?,
+                svg: scatter(&title, x, "mean KL (nats/token)", &kl)?,
                 title,
             });
         }
@@ -144,12 +119,11 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
     let mut out = Vec::new();
     for model in models(records) {
         let want = [("model", model.as_str())];
-        let get = |v: &str, m: &str| value(records, v, m, &want, false);
-        let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
+        let get = |v: &str, m: &Metric| value(records, v, m, &want, false);
         let mut text = None;
         let mut rows = Vec::new();
         for v in variants(records) {
-            let Some(delta) = get(&v, "perplexity_delta_pct") else {
+            let Some(delta) = get(&v, &metrics::PERPLEXITY_DELTA_PCT) else {
                 continue;
             };
             text = text.or_else(|| {
@@ -162,13 +136,13 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
             });
             rows.push(vec![
                 v.clone(),
-                cell(get(&v, "compression_vs_fp32").map(|c| 32.0 / c)),
-                cell(get(&v, "compression_vs_fp32")),
-                cell(get(&v, "compression_vs_bf16")),
-                cell(get(&v, "perplexity")),
+                cell(get(&v, &metrics::COMPRESSION_VS_FP32).map(|c| 32.0 / c)),
+                cell(get(&v, &metrics::COMPRESSION_VS_FP32)),
+                cell(get(&v, &metrics::COMPRESSION_VS_BF16)),
+                cell(get(&v, &metrics::PERPLEXITY)),
                 cell(Some(delta)),
-                cell(get(&v, "kl_divergence_mean")),
-                cell(get(&v, "top1_agreement")),
+                cell(get(&v, &metrics::KL_DIVERGENCE_MEAN)),
+                cell(get(&v, &metrics::TOP1_AGREEMENT)),
             ]);
         }
         if rows.is_empty() {
@@ -176,19 +150,16 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
         }
         out.push(Pivot {
             title: format!("Size and accuracy: {model}"),
-            header: [
+            header: header(&[
                 "format",
                 "bits/weight",
                 "× smaller than FP32",
                 "× smaller than BF16",
-                "perplexity",
+                metrics::PERPLEXITY.name,
                 "perplexity change %",
                 "mean KL (nats)",
                 "top-1 agreement",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             rows,
             note: format!(
                 "Scored on `{}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment.",
@@ -204,35 +175,66 @@ pub fn accuracy_tables(records: &[Record]) -> Vec<Pivot> {
 pub fn speed_table(records: &[Record]) -> Option<Pivot> {
     let big = records
         .iter()
-        .filter(|r| r.suite == SUITE && r.metric == "matvec_latency_ms")
+        .filter(|r| r.suite == SUITE && r.metric == metrics::MATVEC_LATENCY_MS.name)
         .filter_map(|r| r.params.get("shape"))
         .find(|s| !s.starts_with("target"))?
         .clone();
     let prefill_rows = records
         .iter()
-        .filter(|r| r.suite == SUITE && r.metric == "matmul_latency_ms")
+        .filter(|r| r.suite == SUITE && r.metric == metrics::MATMUL_LATENCY_MS.name)
         .filter_map(|r| r.params.get("rows"))
         .next()?
         .clone();
-    let triad = machine_limit(records, "triad_gbps").map(|x| x.0);
+    let triad = machine_limit(records, &metrics::TRIAD_GBPS).map(|x| x.0);
     let mut rows = Vec::new();
     for v in variants(records) {
-        let mv = value(records, &v, "matvec_latency_ms", &[("shape", &big)], false);
-        let dec = value(records, &v, "decode_tokens_per_s", &[], false);
+        let mv = value(
+            records,
+            &v,
+            &metrics::MATVEC_LATENCY_MS,
+            &[("shape", &big)],
+            false,
+        );
+        let dec = value(records, &v, &metrics::DECODE_TOKENS_PER_S, &[], false);
         if mv.is_none() && dec.is_none() {
             continue;
         }
-        let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-            _ => "–".into(),
-        };
-        let mv_f32 = value(records, &v, "matvec_latency_ms", &[("shape", &big)], true);
-        let mm = value(records, &v, "matmul_latency_ms", &[("shape", &big)], false);
-        let mm_f32 = value(records, &v, "matmul_latency_ms", &[("shape", &big)], true);
-        let dec_f32 = value(records, &v, "decode_tokens_per_s", &[], true);
-        let gbps = value(records, &v, "weight_read_gbps", &[("shape", &big)], false);
-        let gbps_f32 = value(records, &v, "weight_read_gbps", &[("shape", &big)], true);
+        let mv_f32 = value(
+            records,
+            &v,
+            &metrics::MATVEC_LATENCY_MS,
+            &[("shape", &big)],
+            true,
+        );
+        let mm = value(
+            records,
+            &v,
+            &metrics::MATMUL_LATENCY_MS,
+            &[("shape", &big)],
+            false,
+        );
+        let mm_f32 = value(
+            records,
+            &v,
+            &metrics::MATMUL_LATENCY_MS,
+            &[("shape", &big)],
+            true,
+        );
+        let dec_f32 = value(records, &v, &metrics::DECODE_TOKENS_PER_S, &[], true);
+        let gbps = value(
+            records,
+            &v,
+            &metrics::WEIGHT_READ_GBPS,
+            &[("shape", &big)],
+            false,
+        );
+        let gbps_f32 = value(
+            records,
+            &v,
+            &metrics::WEIGHT_READ_GBPS,
+            &[("shape", &big)],
+            true,
+        );
         // The activations the matvec row ran with, and the f32-against-int8 pair where the
         // format has integer kernels (timed alternately on the same layer size).
         let acts = records
@@ -240,7 +242,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             .find(|r| {
                 r.suite == SUITE
                     && r.variant == v
-                    && r.metric == "matvec_latency_ms"
+                    && r.metric == metrics::MATVEC_LATENCY_MS.name
                     && r.params.get("shape") == Some(&big)
                     && !r.params.contains_key("baseline")
             })
@@ -250,7 +252,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             value(
                 records,
                 &v,
-                "matvec_latency_ms",
+                &metrics::MATVEC_LATENCY_MS,
                 &[("layer", &big), ("activations", a)],
                 false,
             )
@@ -281,7 +283,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
     }
     Some(Pivot {
         title: format!("Speed: {big} layer and whole-model decode"),
-        header: [
+        header: header(&[
             "format",
             "activations",
             "matvec ms",
@@ -299,10 +301,7 @@ pub fn speed_table(records: &[Record]) -> Option<Pivot> {
             "matvec ms, f32 activations",
             "matvec ms, int8 activations",
             "int8 speedup",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         rows,
         note: format!("Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies. Weight GB/s: the layer's weight bytes (codes and scales) over the matvec median. Activations: what decode rows multiply the codes with (int8: the input quantized to int8 blocks of 32 once per product and integer dot products, llama.cpp's arithmetic; f32: codes unpacked to f32); the last three columns time the same layer with f32 and with int8 activations alternately. {}", limit_note(records)),
     })

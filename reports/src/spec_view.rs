@@ -5,19 +5,22 @@
 
 use std::collections::BTreeMap;
 
-use infermark_suites::{Record, Stat};
+use infermark_suites::{speculative, Record};
 
 use crate::charts::{measured_vs_model, Chart, Series};
-use crate::quant_view::Pivot;
-use crate::table::fmt_value;
+use crate::format::cell;
+use crate::metrics::{self, Metric};
+use crate::pivot::{header, Pivot};
+use crate::section::SuiteSection;
+use crate::select::{has_params, headline};
 use crate::Result;
 
-const SUITE: &str = "speculative";
+const SUITE: &str = speculative::NAME;
 
 /// The speculative suite's section.
 pub struct SpeculativeSection;
 
-impl crate::sections::SuiteSection for SpeculativeSection {
+impl SuiteSection for SpeculativeSection {
     fn suite(&self) -> &'static str {
         SUITE
     }
@@ -37,18 +40,8 @@ impl crate::sections::SuiteSection for SpeculativeSection {
 }
 
 /// Headline records of `metric` in the suite whose params include `want`.
-fn find<'a>(records: &'a [Record], metric: &str, want: &[(&str, &str)]) -> Vec<&'a Record> {
-    records
-        .iter()
-        .filter(|r| {
-            r.suite == SUITE
-                && r.metric == metric
-                && matches!(r.stat, Stat::Median | Stat::Exact | Stat::Mean)
-                && want
-                    .iter()
-                    .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect()
+fn find<'a>(records: &'a [Record], metric: &Metric, want: &[(&str, &str)]) -> Vec<&'a Record> {
+    headline(records, SUITE, metric.name, want)
 }
 
 fn workloads(records: &[Record]) -> Vec<String> {
@@ -64,7 +57,7 @@ const GREEDY_B1: [(&str, &str); 2] = [("temperature", "0"), ("batch", "1")];
 fn speedup_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
     let want = [GREEDY_B1[0], GREEDY_B1[1], ("workload", workload)];
     let (mut measured, mut model) = (Series::new(), Series::new());
-    for r in find(records, "speculative_speedup", &want) {
+    for r in find(records, &metrics::SPECULATIVE_SPEEDUP, &want) {
         if let Some(g) = num(r, "gamma") {
             measured
                 .entry(r.variant.clone())
@@ -72,7 +65,7 @@ fn speedup_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
                 .push((g, r.value));
         }
     }
-    for r in find(records, "analytic_speedup", &want) {
+    for r in find(records, &metrics::ANALYTIC_SPEEDUP, &want) {
         if let Some(g) = num(r, "gamma") {
             model
                 .entry(r.variant.clone())
@@ -103,7 +96,7 @@ fn speedup_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
 /// Acceptance per position at the largest γ, with α^pos from each drafter's α there.
 fn position_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
     let want = [GREEDY_B1[0], GREEDY_B1[1], ("workload", workload)];
-    let gamma = find(records, "acceptance_at_position", &want)
+    let gamma = find(records, &metrics::ACCEPTANCE_AT_POSITION, &want)
         .into_iter()
         .filter_map(|r| num(r, "gamma"))
         .fold(f64::NEG_INFINITY, f64::max);
@@ -118,7 +111,7 @@ fn position_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
         ("gamma", g.as_str()),
     ];
     let (mut measured, mut model) = (Series::new(), Series::new());
-    for r in find(records, "acceptance_at_position", &want) {
+    for r in find(records, &metrics::ACCEPTANCE_AT_POSITION, &want) {
         if let Some(pos) = num(r, "pos") {
             measured
                 .entry(r.variant.clone())
@@ -126,7 +119,7 @@ fn position_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
                 .push((pos, r.value));
         }
     }
-    for r in find(records, "acceptance_alpha", &want) {
+    for r in find(records, &metrics::ACCEPTANCE_ALPHA, &want) {
         model.insert(
             r.variant.clone(),
             (1..=gamma as usize)
@@ -156,7 +149,6 @@ fn position_chart(records: &[Record], workload: &str) -> Result<Option<Chart>> {
 /// for the same γ; whether every greedy run was exact.
 fn summary_table(records: &[Record]) -> Option<Pivot> {
     let mut rows = Vec::new();
-    let cell = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "–".into());
     let mut keys: BTreeMap<(String, String), ()> = BTreeMap::new();
     for r in records.iter().filter(|r| r.suite == SUITE) {
         if let Some(w) = r.params.get("workload") {
@@ -170,15 +162,12 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
         .fold(1.0, f64::max);
     for (w, v) in keys.keys() {
         let want = [GREEDY_B1[0], GREEDY_B1[1], ("workload", w.as_str())];
-        let of = |metric: &str, extra: &[(&str, &str)]| {
-            find(records, metric, &want).into_iter().find(|r| {
-                &r.variant == v
-                    && extra
-                        .iter()
-                        .all(|(k, x)| r.params.get(*k).map(String::as_str) == Some(*x))
-            })
+        let of = |metric: &Metric, extra: &[(&str, &str)]| {
+            find(records, metric, &want)
+                .into_iter()
+                .find(|r| &r.variant == v && has_params(r, extra))
         };
-        let Some(best) = find(records, "speculative_speedup", &want)
+        let Some(best) = find(records, &metrics::SPECULATIVE_SPEEDUP, &want)
             .into_iter()
             .filter(|r| &r.variant == v)
             .max_by(|a, b| a.value.total_cmp(&b.value))
@@ -194,14 +183,14 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
             .find(|r| {
                 r.suite == SUITE
                     && &r.variant == v
-                    && r.metric == "draft_cost_ratio"
+                    && r.metric == metrics::DRAFT_COST_RATIO.name
                     && r.params.get("workload") == Some(w)
             })
             .map(|r| r.value);
         let mb = format!("{max_batch}");
         let batched = find(
             records,
-            "speculative_speedup",
+            &metrics::SPECULATIVE_SPEEDUP,
             &[
                 ("temperature", "0"),
                 ("batch", mb.as_str()),
@@ -217,7 +206,7 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
             .filter(|r| {
                 r.suite == SUITE
                     && &r.variant == v
-                    && r.metric == "greedy_exact"
+                    && r.metric == metrics::GREEDY_EXACT.name
                     && r.params.get("workload") == Some(w)
             })
             .map(|r| r.value)
@@ -235,7 +224,7 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
             w.clone(),
             v.clone(),
             g.clone(),
-            cell(of("acceptance_alpha", &at).map(|r| r.value)),
+            cell(of(&metrics::ACCEPTANCE_ALPHA, &at).map(|r| r.value)),
             cell(c),
             cell(
                 records
@@ -243,16 +232,16 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
                     .find(|r| {
                         r.suite == SUITE
                             && &r.variant == v
-                            && r.metric == "verify_cost_ratio"
+                            && r.metric == metrics::VERIFY_COST_RATIO.name
                             && r.params.get("workload") == Some(w)
                             && r.params.get("gamma") == Some(&g)
                     })
                     .map(|r| r.value),
             ),
-            cell(of("mean_accepted_length", &at).map(|r| r.value)),
+            cell(of(&metrics::MEAN_ACCEPTED_LENGTH, &at).map(|r| r.value)),
             cell(Some(best.value)),
-            cell(of("analytic_speedup", &at).map(|r| r.value)),
-            cell(of("speedup_vs_bound", &at).map(|r| r.value)),
+            cell(of(&metrics::ANALYTIC_SPEEDUP, &at).map(|r| r.value)),
+            cell(of(&metrics::SPEEDUP_VS_BOUND, &at).map(|r| r.value)),
             cell(batched),
             exact,
         ]);
@@ -262,7 +251,7 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
     }
     Some(Pivot {
         title: "Speculative decoding: each drafter at its best γ (T 0, batch 1)".into(),
-        header: [
+        header: header(&[
             "workload",
             "drafter",
             "γ*",
@@ -275,10 +264,7 @@ fn summary_table(records: &[Record]) -> Option<Pivot> {
             "measured / analytic",
             &format!("speedup at batch {max_batch}"),
             "greedy exact",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         rows,
         note: "Speedup: decode tokens/s of speculative over plain decoding of the same prompts, timed alternately in one run (medians). α: per-token acceptance (kept / (kept + first rejections)); c: a drafter step over a one-token target step (prompt lookup: one lookup call); v: a target forward over γ + 1 tokens over one token. Analytic: (1 − α^(γ+1)) / ((1 − α)(γc + v)) (Leviathan et al. 2023, Thm 3.8, with the measured verify cost). Tokens per target forward include the bonus or correction token. Adaptive γ has no analytic value (γ varies).".into(),
     })

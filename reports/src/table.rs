@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use infermark_suites::metric::Metric;
 use infermark_suites::{Record, Stat};
 use serde::Serialize;
+
+pub use crate::format::fmt_value;
 
 /// One line of a summary table.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -125,20 +128,14 @@ pub fn summarise(records: &[Record]) -> Vec<MetricTable> {
     tables
 }
 
-/// A number with about four significant digits, without exponent noise for everyday sizes.
-pub fn fmt_value(v: f64) -> String {
-    let a = v.abs();
-    if v == 0.0 {
-        "0".into()
-    } else if !(1e-3..1e7).contains(&a) {
-        format!("{v:.3e}")
-    } else if a >= 1000.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
-    }
+/// The table of one suite's metric, if it has rows.
+pub fn summarise_metric(records: &[Record], suite: &str, metric: &Metric) -> Option<MetricTable> {
+    let own: Vec<Record> = records
+        .iter()
+        .filter(|r| r.suite == suite && r.metric == metric.name)
+        .cloned()
+        .collect();
+    summarise(&own).pop()
 }
 
 #[cfg(test)]
@@ -180,13 +177,5 @@ mod tests {
             (2.0, "median", Some(1.0), Some(3.0), 9)
         );
         assert_eq!(r.params, "ctx=64");
-    }
-
-    #[test]
-    fn values_format_to_readable_digits() {
-        assert_eq!(fmt_value(1234.5), "1234");
-        assert_eq!(fmt_value(12.345), "12.35");
-        assert_eq!(fmt_value(1.5), "1.5000");
-        assert_eq!(fmt_value(1.5e-6), "1.500e-6");
     }
 }

@@ -278,8 +278,8 @@ fn the_summary_comes_first_and_lists_every_verdict() {
 
 #[test]
 fn attention_bandwidth_table_reads_the_triad_share_and_the_prefetch_share_of_each_row() {
-    use infermark_reports::bandwidth_view::AttentionSection;
-    use infermark_reports::sections::SuiteSection;
+    use infermark_reports::attention_view::AttentionSection;
+    use infermark_reports::section::SuiteSection;
     let with = |metric: &str, suite: &str, ctx: usize, value: f64, stat: Stat| Record {
         metric: metric.into(),
         suite: suite.into(),

@@ -441,3 +441,76 @@ fn the_fp8_int4_size_claim_is_judged_against_bf16_and_on_both_texts() {
     hard[3] = q("perplexity_delta_pct", "smollm2-135m", 53.0);
     assert_eq!(claim(&hard, "fp8-int4").verdict, "not reproduced");
 }
+
+/// Every registered metric name, as load errors list them.
+fn known_metrics() -> String {
+    metrics::ALL
+        .iter()
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn a_claims_file_with_an_unknown_metric_fails_at_load_naming_its_line() {
+    let text = r#"[[claim]]
+id = "mla-memory"
+text = "MLA: half the KV-cache memory"
+
+[[claim.check]]
+label = "bytes"
+metric = "kv_bytes_per_tokn"
+test = "at_most"
+a = { variant = "mla-absorbed" }
+threshold = 0.5
+"#;
+    let err = claims::parse_at(text, Path::new("bad-claims.toml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "bad-claims.toml: malformed: line 7: unknown metric `kv_bytes_per_tokn` in check \
+             `bytes` (known metrics: {})",
+            known_metrics()
+        )
+    );
+}
+
+#[test]
+fn a_gate_file_with_an_unknown_metric_fails_at_load_naming_its_line() {
+    let text = RULES.replace(
+        "metric = \"decode_latency_ms\"",
+        "metric = \"decode_latncy_ms\"",
+    );
+    let err = gate::parse_rules(&text, Path::new("gates.toml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "gates.toml: malformed: line 9: unknown metric `decode_latncy_ms` in rule `ratio` \
+             (known metrics: {})",
+            known_metrics()
+        )
+    );
+}
+
+#[test]
+fn a_gate_selector_with_an_unknown_suite_fails_at_load_naming_its_line() {
+    let text = RULES.replace(
+        "select = { variant = \"gqa\" }",
+        "select = { suite = \"atention\", variant = \"gqa\" }",
+    );
+    let err = gate::parse_rules(&text, Path::new("gates.toml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "gates.toml: malformed: line 5: unknown suite `atention` in rule `bytes` (known \
+             suites: {})",
+            infermark_reports::names::known_suites().join(", ")
+        )
+    );
+}
