@@ -17,7 +17,7 @@ pub(crate) type SpannedSelector = BTreeMap<String, Spanned<String>>;
 
 /// Every suite name a record can carry: the registry's suites and the machine's limits.
 pub fn known_suites() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = infermark_suites::suite::registry()
+    let mut names: Vec<&'static str> = infermark_suites::registry()
         .iter()
         .map(|s| s.name())
         .collect();
