@@ -13,7 +13,8 @@ use burn::module::Module;
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::quant::{dequantize_decoder, quantize_decoder, Assignment, QuantFormat};
 
-use super::{mixed, score_records, MIXED, NAME};
+use super::about::{mixed, MIXED, NAME};
+use super::model_accuracy::score_records;
 use crate::recorder::Recorder;
 use crate::zoo::corpus::read_text;
 use crate::zoo::gguf::{self, llama};
