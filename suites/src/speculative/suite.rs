@@ -1,0 +1,209 @@
+//! The speculative suite's cases, and the one dispatch from a case to its experiments.
+
+use std::collections::BTreeMap;
+
+use infermark_models::generation::GenerateConfig;
+use infermark_models::kernels::AttentionBackend;
+
+use super::ab_run::{ab_run, Setting};
+use super::about::{sizes, ABOUT, DRAFTERS, NAME};
+use super::drafters::{self, Cost, Drafter};
+use super::sampling::tv_records;
+use super::setting::setting_records;
+use super::workloads::Workload;
+use crate::metric::{DRAFT_COST_RATIO, VERIFY_COST_RATIO};
+use crate::recorder::Recorder;
+use crate::zoo::checkpoint;
+use crate::zoo::corpus::read_text;
+use crate::zoo::gguf::llama;
+use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Stat, Suite, SuiteError};
+
+/// The speculative decoding suite.
+pub struct SpeculativeSuite;
+
+impl Suite for SpeculativeSuite {
+    fn about(&self) -> &'static About {
+        &ABOUT
+    }
+
+    fn variants(&self) -> Vec<&'static str> {
+        DRAFTERS.to_vec()
+    }
+
+    /// One case per (drafter, workload); the trained draft model drafts for `target` only (no
+    /// draft model was trained for `arith`, and the real model has its own vocabulary). The
+    /// real workloads run when the model is fetched (smoke: prompt lookup on `real-grounded`).
+    fn cases(&self, scale: Scale) -> Vec<Case> {
+        let real = crate::zoo::gguf::smollm2().is_ok();
+        let mut out = Vec::new();
+        for w in Workload::ALL {
+            for d in DRAFTERS {
+                if d.starts_with("draft") && w.target() != "target" {
+                    continue;
+                }
+                if w.is_real()
+                    && (!real
+                        || (scale == Scale::Smoke
+                            && (d != "prompt-lookup" || w != Workload::RealGrounded)))
+                {
+                    continue;
+                }
+                out.push(Case {
+                    variant: d.into(),
+                    params: BTreeMap::from([
+                        ("preset".to_string(), w.name().to_string()),
+                        ("workload".to_string(), w.name().to_string()),
+                    ]),
+                });
+            }
+        }
+        out
+    }
+
+    fn notices(&self, _scale: Scale) -> Vec<String> {
+        match crate::zoo::gguf::smollm2() {
+            Ok(_) => Vec::new(),
+            Err(why) => vec![format!("no real-text and real-grounded rows: {why}")],
+        }
+    }
+
+    /// - S: the marginal cost of verifying one more drafted token, the slope of the verify cost
+    ///   (target forward over γ + 1 tokens / over 1, per target and workload) over γ. It is in
+    ///   units of one plain decoding step, the reference's cost per token, so 1 is "no better
+    ///   than plain decoding". The draft's own cost per token is recorded apart
+    ///   (`draft_cost_ratio`) and not part of S.
+    /// - C: the suite records no spread of that cost (medians only), so predictability and C are
+    ///   not measured; retention is greedy exactness against plain decoding (1 if speculative
+    ///   output at T = 0 equals plain greedy output token for token), the worst workload.
+    /// - I: what drafting and verifying produce (acceptance, accepted length, exactness, first
+    ///   divergence, TV distance of sampled tokens).
+    fn maturity(&self) -> crate::suite::MaturityInputs {
+        use crate::metric as m;
+        use crate::suite::{Accuracy, MaturityInputs, Reference, Scaling};
+        MaturityInputs {
+            scaling: Some(Scaling {
+                metric: &m::VERIFY_COST_RATIO,
+                filter: &[],
+                over: "gamma",
+                group_by: "workload",
+                reference: Reference::Relative,
+            }),
+            accuracy: &[Accuracy {
+                metric: &m::GREEDY_EXACT,
+                reference: Reference::Relative,
+            }],
+            outcomes: &[
+                &m::ACCEPTANCE_RATE,
+                &m::ACCEPTANCE_ALPHA,
+                &m::MEAN_ACCEPTED_LENGTH,
+                &m::ACCEPTANCE_AT_POSITION,
+                &m::GREEDY_EXACT,
+                &m::FIRST_DIVERGENCE_INDEX,
+                &m::SAMPLING_TV_DISTANCE,
+            ],
+        }
+    }
+}
+
+impl Experiment for SpeculativeSuite {
+    fn run<B: AttentionBackend>(
+        &self,
+        case: &Case,
+        ctx: &RunContext,
+        device: &B::Device,
+    ) -> Result<Vec<Record>> {
+        let (ctx, variant) = (ctx, case.variant.as_str());
+        let w = case
+            .params
+            .get("workload")
+            .and_then(|n| Workload::parse(n))
+            .ok_or_else(|| SuiteError::Input(format!("case {} has no workload", variant)))?;
+        let base = BTreeMap::from([
+            ("workload".to_string(), w.name().to_string()),
+            ("target".to_string(), w.target().to_string()),
+        ]);
+        let s = sizes(ctx.scale, w.is_real());
+        let mut rec = Recorder::new(ctx, NAME, variant, base);
+        (ctx.progress)(&format!("{variant}/{}: loading", w.name()));
+        let (target, prompts) = if w.is_real() {
+            let path = crate::zoo::gguf::smollm2().map_err(SuiteError::Input)?;
+            let (model, tok, _) = llama::load::<B>(&path, llama::Weights::F32, device)?;
+            let text = match &ctx.inputs.text {
+                Some(p) => read_text(p)?,
+                None => crate::zoo::gguf::real_text()?,
+            };
+            let ids = tok.encode(&text, false)?;
+            let prompts = w.real_prompts(s.prompts, &ids, &tok.encode("\n", false)?);
+            (model, prompts)
+        } else {
+            let (model, _) = checkpoint::load::<B>(&checkpoint::committed(w.target()), device)?;
+            (model, w.prompts(s.prompts))
+        };
+        let max_batch = *s.batches.iter().max().expect("a batch size");
+        let mut drafter = Drafter::build(variant, &target, max_batch, device)?;
+        let config = GenerateConfig {
+            max_new: s.max_new,
+            stop: w.stop(),
+        };
+
+        (ctx.progress)(&format!("{variant}/{}: costs", w.name()));
+        let cost = drafter.cost(&target, &prompts[0], s.plan, device)?;
+        let (c, per) = match cost {
+            Cost::PerToken(c) => (c, "token"),
+            Cost::PerCall(c) => (c, "call"),
+        };
+        rec.metric("cost", &DRAFT_COST_RATIO)
+            .stat(Stat::Median, s.plan.min_samples)
+            .param("per", per)
+            .value(c)?;
+        let mut v = BTreeMap::new();
+        for &g in s.gammas {
+            let x = drafters::verify_cost(&target, &prompts[0], g, s.plan, device)?;
+            rec.metric("cost", &VERIFY_COST_RATIO)
+                .stat(Stat::Median, s.plan.min_samples)
+                .param("gamma", g)
+                .value(x)?;
+            v.insert(g, x);
+        }
+
+        for &temperature in s.temperatures {
+            if temperature > 0.0 {
+                (ctx.progress)(&format!("{variant}/{}: T {temperature} distance", w.name()));
+                tv_records(
+                    &mut rec,
+                    &mut drafter,
+                    &target,
+                    &prompts[0],
+                    temperature,
+                    &s,
+                    device,
+                )?;
+            }
+            for &batch in s.batches {
+                for &gamma in s.gammas {
+                    let set = Setting {
+                        gamma,
+                        temperature,
+                        batch,
+                    };
+                    (ctx.progress)(&format!(
+                        "{variant}/{}: γ {gamma}, T {temperature}, batch {batch}",
+                        w.name()
+                    ));
+                    let run = ab_run(
+                        &target,
+                        &mut drafter,
+                        &prompts,
+                        &config,
+                        set,
+                        s.reps,
+                        ctx.seed,
+                        device,
+                    )?;
+                    setting_records(&mut rec, &run, set, c, &cost, &v, drafter.adaptive())?;
+                }
+            }
+        }
+        Ok(rec.records)
+    }
+}
