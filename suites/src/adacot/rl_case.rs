@@ -69,7 +69,7 @@ pub fn run<B: AttentionBackend>(
             ("group".to_string(), "8".to_string()),
             ("steps".to_string(), steps.to_string()),
         ]);
-        let mut rec = Recorder::new(ctx, "adacot", algo, base);
+        let mut rec = Recorder::new(ctx, super::NAME, algo, base);
         rec.timing("rl", &m::RL_STEP_MS, &Summary::of(&ms[k]), &[])?;
         rec.metric("rl", &m::RL_PEAK_BYTES)
             .param("source", "analytic")

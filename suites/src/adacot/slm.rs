@@ -117,7 +117,7 @@ pub fn suite_case<B: AttentionBackend>(
                 ("lambda".to_string(), LAMBDA.to_string()),
                 ("steps".to_string(), steps.to_string()),
             ]);
-            let mut rec = Recorder::new(ctx, "adacot", "slm", params);
+            let mut rec = Recorder::new(ctx, super::NAME, "slm", params);
             let n = table.len();
             rec.metric("slm", &m::COT_TRIGGER_RATE)
                 .stat(Stat::Mean, n)
