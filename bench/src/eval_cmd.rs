@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use infermark_suites::lm::eval::{model_case, LmSuite};
+use infermark_suites::lm::{model_case, LmSuite};
 use infermark_suites::metric::{self as metrics, Metric};
 use infermark_suites::zoo::checkpoint;
 use infermark_suites::{BackendKind, Record, Scale};
@@ -64,7 +64,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         (None, None) => {
             let stem = checkpoint::committed(&args.model);
             if !checkpoint::paths(&stem).1.exists() {
-                let known = infermark_suites::lm::eval::MODELS.join(", ");
+                let known = infermark_suites::lm::MODELS.join(", ");
                 bail!(
                     "no committed checkpoint `{}`; known: {known} (or pass --checkpoint / --model-path)",
                     args.model

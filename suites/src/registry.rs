@@ -8,7 +8,7 @@ pub fn registry() -> Vec<Box<dyn Suite>> {
     vec![
         Box::new(crate::attention::AttentionSuite),
         Box::new(crate::kv_cache::KvCacheSuite),
-        Box::new(crate::lm::eval::LmSuite),
+        Box::new(crate::lm::LmSuite),
         Box::new(crate::quantization::QuantizationSuite),
         Box::new(crate::speculative::SpeculativeSuite),
         Box::new(crate::adacot::AdacotSuite),

@@ -11,7 +11,7 @@ use infermark_suites::adacot::labels::{self, Answer, Label, TableRow};
 use infermark_suites::adacot::rl::{self, Algo, RlConfig, Trainer};
 use infermark_suites::adacot::score::score;
 use infermark_suites::adacot::{finetune, fixed, oracle, LAMBDAS};
-use infermark_suites::lm::eval::{arith_eval, TEST_SEED};
+use infermark_suites::lm::{arith_eval, TEST_SEED};
 use infermark_suites::zoo::checkpoint;
 use infermark_suites::zoo::corpus::{self, Format, Problem, BUCKETS};
 use infermark_suites::{BackendKind, RunContext, Scale, UserInputs};

@@ -259,7 +259,7 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem() {
 #[test]
 fn committed_checkpoints_reproduce_their_cards() {
     let device = Default::default();
-    for name in infermark_suites::lm::eval::MODELS {
+    for name in infermark_suites::lm::MODELS {
         let stem = checkpoint::committed(name);
         let (model, card) = checkpoint::load::<B>(&stem, &device)
             .unwrap_or_else(|e| panic!("committed checkpoint {name}: {e}"));

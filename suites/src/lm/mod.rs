@@ -1,10 +1,17 @@
 //! The `lm` suite: evaluates the trained reference models (or a user's checkpoint) loaded from the
-//! [zoo](crate::zoo): perplexity, and arithmetic accuracy per format.
+//! [zoo](crate::zoo): perplexity against the unigram baseline, arithmetic accuracy per format,
+//! and the real model's rows.
 //!
-//! - [`eval`]: the suite and its evaluation functions.
+//! - [`suite`]: the suite's cases and their dispatch; [`about`]: its name and sizes.
+//! - [`perplexity`], [`arith`]: the evaluations.
 //! - [`real`]: the real-model rows (a GGUF on real text, f32 and native weights).
 
-pub mod eval;
+pub mod about;
+pub mod arith;
+pub mod perplexity;
 pub mod real;
+pub mod suite;
 
-pub use eval::NAME;
+pub use about::{MODELS, NAME, TEST_SEED};
+pub use arith::arith_eval;
+pub use suite::{model_case, LmSuite};

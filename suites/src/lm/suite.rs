@@ -1,88 +1,23 @@
-//! The `lm` suite: evaluates the trained reference models (or a user's checkpoint) on their
-//! validation split: perplexity against the unigram baseline, and for `arith` the per-bucket
-//! accuracy and generated length of the direct and the step-by-step format.
+//! The lm suite's cases, and the one dispatch from a case to its experiments.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use infermark_models::attention::MlaPath;
-use infermark_models::decoder::{preset, CorpusKind, Decoder};
-use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
+use infermark_models::decoder::{preset, CorpusKind};
 use infermark_models::kernels::AttentionBackend;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
-use crate::metric::{
-    ARITH_ACCURACY, ARITH_GENERATED_TOKENS, EVAL_TOKENS_PER_S, PARAM_COUNT, UNIGRAM_PERPLEXITY,
-    VALID_PERPLEXITY,
-};
+use super::about::{sizes, ABOUT, MODELS, NAME};
+use super::arith::arith_eval;
+use super::perplexity::perplexity_records;
+use crate::metric::{ARITH_ACCURACY, ARITH_GENERATED_TOKENS, PARAM_COUNT};
 use crate::recorder::Recorder;
 use crate::zoo::checkpoint;
-use crate::zoo::corpus::{self, check_answer, detokenize, tokenize, Format, BUCKETS};
+use crate::zoo::corpus::{self, tokenize};
 use crate::zoo::hf;
-use crate::zoo::train::mean_nll;
-use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Suite, SuiteError};
-
-/// The suite's name on the command line and in records.
-pub const NAME: &str = "lm";
-
-/// The committed models, evaluated by `infermark run`.
-pub const MODELS: [&str; 5] = ["target", "target-mha", "target-mla", "draft", "arith"];
-
-/// Seed of the arithmetic test problems (disjoint from the training and validation streams).
-pub const TEST_SEED: u64 = 3;
+use crate::{About, Case, Experiment, Record, Result, RunContext, Scale, Suite};
 
 /// The trained-model evaluation suite.
 pub struct LmSuite;
-
-struct Sizes {
-    /// Validation bytes scored (the whole split is 64 KiB).
-    valid_bytes: usize,
-    /// Arithmetic problems per bucket and format.
-    problems: usize,
-}
-
-fn sizes(scale: Scale) -> Sizes {
-    match scale {
-        Scale::Smoke => Sizes {
-            valid_bytes: 4 << 10,
-            problems: 4,
-        },
-        Scale::Quick => Sizes {
-            valid_bytes: 64 << 10,
-            problems: 50,
-        },
-        Scale::Full => Sizes {
-            valid_bytes: 64 << 10,
-            problems: 250,
-        },
-    }
-}
-
-/// What the suite is.
-const ABOUT: About = About {
-    name: NAME,
-    description: "trained reference models: validation perplexity vs the unigram baseline, arithmetic accuracy direct vs step by step",
-    experiments: &[
-            (
-                "perplexity",
-                "valid_perplexity and unigram_perplexity on the validation split",
-            ),
-            (
-                "arith",
-                "arith_accuracy and arith_generated_tokens per bucket and format",
-            ),
-            (
-                "speed",
-                "real model: prefill/decode_tokens_per_s and weight_read_gbps, f32 and native weights, f32 and int8 activations (A/B pairs)",
-            ),
-            (
-                "profile",
-                "real model: step_time_share per part of a batch-1 decode step, and the step's decode_latency_ms",
-            ),
-        ],
-};
 
 impl Suite for LmSuite {
     fn about(&self) -> &'static About {
@@ -221,88 +156,4 @@ impl Experiment for LmSuite {
         }
         Ok(rec.records)
     }
-}
-
-fn perplexity_records<B: AttentionBackend>(
-    rec: &mut Recorder,
-    model: &Decoder<B>,
-    ids: &[u32],
-    seq_len: usize,
-    unigram: Option<f64>,
-    device: &B::Device,
-) -> Result<()> {
-    let t0 = Instant::now();
-    let nll = mean_nll(model, ids, seq_len, 16, device)?;
-    let scored = ids.len() / seq_len * (seq_len - 1);
-    let extra = [("tokens", scored.to_string())];
-    rec.metric("perplexity", &VALID_PERPLEXITY)
-        .stat(crate::Stat::Exact, scored)
-        .params(&extra)
-        .value(nll.exp())?;
-    if let Some(u) = unigram {
-        rec.metric("perplexity", &UNIGRAM_PERPLEXITY)
-            .stat(crate::Stat::Exact, scored)
-            .params(&extra)
-            .value(u)?;
-    }
-    // One timed pass: a single sample, not an exact value.
-    rec.metric("perplexity", &EVAL_TOKENS_PER_S)
-        .stat(crate::Stat::Median, 1)
-        .params(&extra)
-        .value(scored as f64 / t0.elapsed().as_secs_f64())?;
-    Ok(())
-}
-
-/// Per bucket and format: (bucket, format, accuracy, mean generated tokens), greedy decoding of
-/// `problems` fresh problems per bucket (the same problems in both formats).
-pub fn arith_eval<B: AttentionBackend>(
-    model: &Decoder<B>,
-    problems: usize,
-    ctx: &RunContext,
-    name: &str,
-    device: &B::Device,
-) -> Result<Vec<(u32, Format, f64, f64)>> {
-    let mut rng = StdRng::seed_from_u64(TEST_SEED);
-    let model = model.clone().with_mla_path(MlaPath::Absorbed);
-    let mut out = Vec::new();
-    for bucket in BUCKETS {
-        let set: Vec<_> = (0..problems)
-            .map(|_| corpus::problem(&mut rng, bucket))
-            .collect();
-        for format in Format::ALL {
-            (ctx.progress)(&format!("{name}: arith {bucket}-digit {}", format.name()));
-            // Training lines follow a newline; so do the prompts. All problems of a bucket
-            // decode together, one token each per forward.
-            let prompts: Vec<String> = set.iter().map(|p| p.prompt(format)).collect();
-            let ids: Vec<Vec<u32>> = prompts
-                .iter()
-                .map(|p| tokenize(&format!("\n{p}")))
-                .collect();
-            let mut cache = model.contiguous_cache(ids.len(), model.max_seq_len(), device);
-            let config = GenerateConfig {
-                max_new: 96,
-                stop: vec![b'\n' as u32],
-            };
-            let model_err = |error| SuiteError::Model {
-                context: format!("generating arithmetic ({bucket} digits, {})", format.name()),
-                error,
-            };
-            let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).map_err(model_err)?;
-            let gen = generate(&model, &mut cache, &ids, &config, &mut sampler, device)
-                .map_err(model_err)?;
-            let tokens: usize = gen.tokens.iter().map(Vec::len).sum();
-            let right = prompts
-                .iter()
-                .zip(&gen.tokens)
-                .filter(|(p, g)| check_answer(p, &detokenize(g)) == Some(true))
-                .count();
-            out.push((
-                bucket,
-                format,
-                right as f64 / problems as f64,
-                tokens as f64 / problems as f64,
-            ));
-        }
-    }
-    Ok(out)
 }
