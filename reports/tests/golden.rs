@@ -34,7 +34,7 @@ fn dump_of_baseline() -> String {
         records: run.records.clone(),
     }];
     let describe = |name: &str| {
-        infermark_suites::suite::find(name)
+        infermark_suites::find_suite(name)
             .map(|s| s.description().to_string())
             .unwrap_or_default()
     };

@@ -9,10 +9,10 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use infermark_models::attention::MlaPath;
 use infermark_models::decoder::Decoder;
+use infermark_models::generation::gate::Decision;
 use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
 use infermark_models::kernels::AttentionBackend;
 
-use super::gate::Decision;
 use crate::zoo::corpus::{check_answer, detokenize, tokenize, Format, Problem};
 use crate::{Result, SuiteError};
 
