@@ -48,7 +48,7 @@ fn core(
     let (mut cache, seq) = filled(&layer, ctx);
     let x = Tensor::<B, 3>::random([1, 1, d_model], Distribution::Normal(0.0, 1.0), &dev);
     let p = layer.prepare(x, &[seq], &mut cache).expect("capacity");
-    let mut group = c.benchmark_group("attention");
+    let mut group = c.benchmark_group(infermark_suites::attention::NAME);
     group.throughput(Throughput::Bytes(bytes as u64));
     group.bench_function(name, |b| {
         b.iter(|| {

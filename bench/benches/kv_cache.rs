@@ -27,7 +27,7 @@ fn rand<const N: usize>(shape: [usize; N]) -> Tensor<B, N> {
 fn decode_step(c: &mut Criterion) {
     let dev = Default::default();
     B::seed(&dev, 1);
-    let mut group = c.benchmark_group("kv_cache");
+    let mut group = c.benchmark_group(infermark_suites::kv_cache::NAME);
     group.throughput(Throughput::Bytes((2 * KV * D * 4 * CTX) as u64));
     let q = rand([1, KV, 4, D]);
     let (k, v) = (rand([1, KV, CTX, D]), rand([1, KV, CTX, D]));
@@ -79,7 +79,7 @@ fn decode_step(c: &mut Criterion) {
 }
 
 fn block_table(c: &mut Criterion) {
-    let mut group = c.benchmark_group("kv_cache");
+    let mut group = c.benchmark_group(infermark_suites::kv_cache::NAME);
     group.bench_function("block_pool/append_4096_tokens_b16", |b| {
         b.iter(|| {
             let mut p = BlockPool::new(512, 16).expect("size");

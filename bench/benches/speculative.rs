@@ -42,7 +42,7 @@ fn steps(c: &mut Criterion) {
     let mut drafter = ModelDrafter::new(draft.clone(), draft.contiguous_cache(1, 512, &dev), &dev);
     drafter.prefill(&[&text]).unwrap();
     let mut greedy = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
-    let mut group = c.benchmark_group("speculative");
+    let mut group = c.benchmark_group(infermark_suites::speculative::NAME);
     group.bench_function("plain_step/target", |b| {
         b.iter(|| {
             let y = target

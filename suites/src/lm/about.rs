@@ -35,13 +35,17 @@ pub(super) fn sizes(scale: Scale) -> Sizes {
     }
 }
 
+/// The experiment that scores a model on its validation text (it shares its name with the
+/// quantization suite's `perplexity` metric; records say which by their `metric` field).
+pub const PERPLEXITY_EXPERIMENT: &str = "perplexity";
+
 /// What the suite is.
 pub(super) const ABOUT: About = About {
     name: NAME,
     description: "trained reference models: validation perplexity vs the unigram baseline, arithmetic accuracy direct vs step by step",
     experiments: &[
             (
-                "perplexity",
+                PERPLEXITY_EXPERIMENT,
                 "valid_perplexity and unigram_perplexity on the validation split",
             ),
             (

@@ -9,6 +9,7 @@ use infermark_models::decoder::Decoder;
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::quant::{set_activations, Activations};
 
+use super::about::PERPLEXITY_EXPERIMENT;
 use crate::measure::{time_pair, Plan, Summary};
 use crate::metric::{
     DECODE_LATENCY_MS, DECODE_TOKENS_PER_S, PARAM_COUNT, PREFILL_TOKENS_PER_S, STEP_TIME_SHARE,
@@ -106,7 +107,7 @@ pub fn run<B: AttentionBackend>(
             s.window
         )));
     }
-    rec.metric("perplexity", &PARAM_COUNT)
+    rec.metric(PERPLEXITY_EXPERIMENT, &PARAM_COUNT)
         .value(info.params as f64)?;
     let types: Vec<String> = info.types.iter().map(|(t, c)| format!("{t}x{c}")).collect();
     let file = [("file_types", types.join("+")), ("text", text_name.clone())];
@@ -121,7 +122,7 @@ pub fn run<B: AttentionBackend>(
         ));
         let nll = mean_nll(model, &ids[..n], s.window, 1, device)?;
         let scored = n / s.window * (s.window - 1);
-        rec.metric("perplexity", &VALID_PERPLEXITY)
+        rec.metric(PERPLEXITY_EXPERIMENT, &VALID_PERPLEXITY)
             .stat(Stat::Exact, scored)
             .params(&file)
             .param("weights", weights)

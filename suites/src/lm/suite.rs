@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use infermark_models::decoder::{preset, CorpusKind};
 use infermark_models::kernels::AttentionBackend;
 
+use super::about::PERPLEXITY_EXPERIMENT;
 use super::about::{sizes, ABOUT, MODELS, NAME};
 use super::arith::arith_eval;
 use super::perplexity::perplexity_records;
@@ -130,7 +131,7 @@ impl Experiment for LmSuite {
             Some(CorpusKind::Arith) => corpus::arithmetic_split(),
             _ => corpus::stories_split(),
         };
-        rec.metric("perplexity", &PARAM_COUNT)
+        rec.metric(PERPLEXITY_EXPERIMENT, &PARAM_COUNT)
             .stat(crate::Stat::Exact, 1)
             .value(card.param_count as f64)?;
         let n = s.valid_bytes.min(split.valid.len());
