@@ -14,6 +14,7 @@ pub mod metric;
 pub mod quantization;
 pub mod record;
 pub mod scale;
+pub mod shard;
 pub mod speculative;
 pub mod stepper;
 pub mod suite;
