@@ -10,6 +10,7 @@ pub mod gate;
 pub mod html;
 pub mod io;
 pub mod maturity;
+pub mod merge;
 pub mod metrics;
 pub mod quant_view;
 pub mod sections;
