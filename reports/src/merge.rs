@@ -359,14 +359,17 @@ fn merged_env(shards: &[&ShardRun], run_id: &str) -> ShardedEnv {
 
 /// `suite/experiment/variant metric stat {k=v, ...}`: what identifies a record within a run.
 pub fn record_key(r: &Record) -> String {
+    key_with(r, r.stat.name())
+}
+
+fn key_with(r: &Record, stat: &str) -> String {
     let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
-        "{}/{}/{} {} {} {{{}}}",
+        "{}/{}/{} {} {stat} {{{}}}",
         r.suite,
         r.experiment,
         r.variant,
         r.metric,
-        r.stat.name(),
         params.join(", ")
     )
 }
@@ -376,7 +379,7 @@ pub fn record_key(r: &Record) -> String {
 pub struct Exact {
     /// Deterministic records found equal.
     pub equal: usize,
-    /// Noisy records (timings) present in both, values not compared.
+    /// Timed series (noisy metrics) present in both, values not compared.
     pub noisy: usize,
     /// What differs, one line each.
     pub problems: Vec<String>,
@@ -390,42 +393,47 @@ impl Exact {
 }
 
 /// Two runs of one build on one machine (a merged sharded run and the unsharded run): the same
-/// records (every key in both, once), and every deterministic value equal to the bit; noisy
-/// values (timings) are not compared. A metric outside the registry counts as deterministic.
+/// deterministic records (every key in both, once), each value equal to the bit, and the same
+/// timed series (suite, experiment, variant, params and metric), whose values are not compared.
+/// Which percentiles a series has depends on how many samples fitted its time budget, so
+/// statistics of noisy metrics are not paired. A metric outside the registry counts as
+/// deterministic.
 pub fn compare_exact(a: &[Record], b: &[Record]) -> Exact {
-    fn index<'r>(
-        rs: &'r [Record],
-        side: &str,
-        problems: &mut Vec<String>,
-    ) -> BTreeMap<String, &'r Record> {
-        let mut m = BTreeMap::new();
+    type Index<'r> = (BTreeMap<String, &'r Record>, BTreeSet<String>);
+    fn index<'r>(rs: &'r [Record], side: &str, problems: &mut Vec<String>) -> Index<'r> {
+        let (mut exact, mut noisy) = (BTreeMap::new(), BTreeSet::new());
         for r in rs {
-            let k = record_key(r);
-            if m.insert(k.clone(), r).is_some() {
-                problems.push(format!("{k}: twice in run {side}"));
+            if metrics::lookup(&r.metric).is_some_and(|m| m.kind == Kind::Noisy) {
+                noisy.insert(key_with(r, "(any statistic)"));
+            } else {
+                let k = record_key(r);
+                if exact.insert(k.clone(), r).is_some() {
+                    problems.push(format!("{k}: twice in run {side}"));
+                }
             }
         }
-        m
+        (exact, noisy)
     }
     let mut out = Exact::default();
-    let ia = index(a, "A", &mut out.problems);
-    let ib = index(b, "B", &mut out.problems);
+    let (ia, na) = index(a, "A", &mut out.problems);
+    let (ib, nb) = index(b, "B", &mut out.problems);
     for (k, ra) in &ia {
-        let Some(rb) = ib.get(k) else {
-            out.problems.push(format!("{k}: only in run A"));
-            continue;
-        };
-        let noisy = metrics::lookup(&ra.metric).is_some_and(|m| m.kind == Kind::Noisy);
-        if noisy {
-            out.noisy += 1;
-        } else if ra.value.to_bits() == rb.value.to_bits() {
-            out.equal += 1;
-        } else {
-            out.problems
-                .push(format!("{k}: {} in run A, {} in run B", ra.value, rb.value));
+        match ib.get(k) {
+            None => out.problems.push(format!("{k}: only in run A")),
+            Some(rb) if ra.value.to_bits() == rb.value.to_bits() => out.equal += 1,
+            Some(rb) => out
+                .problems
+                .push(format!("{k}: {} in run A, {} in run B", ra.value, rb.value)),
         }
     }
     for k in ib.keys().filter(|k| !ia.contains_key(*k)) {
+        out.problems.push(format!("{k}: only in run B"));
+    }
+    out.noisy = na.intersection(&nb).count();
+    for k in na.difference(&nb) {
+        out.problems.push(format!("{k}: only in run A"));
+    }
+    for k in nb.difference(&na) {
         out.problems.push(format!("{k}: only in run B"));
     }
     out
@@ -464,6 +472,11 @@ mod tests {
         ];
         let mut b = a.clone();
         b[1].value = 2.0;
+        // A percentile that only one run had samples enough for is no difference.
+        b.push(Record {
+            stat: Stat::P99,
+            ..b[1].clone()
+        });
         let o = compare_exact(&a, &b);
         assert_eq!(
             o,
@@ -478,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_value_a_missing_record_and_a_doubled_one_are_named() {
+    fn a_changed_value_missing_records_and_a_doubled_one_are_named() {
         let a = vec![
             rec("kv_cache_bytes_per_token", "gqa", 64.0),
             rec("kv_cache_bytes_per_token", "mha", 128.0),
@@ -487,6 +500,7 @@ mod tests {
             rec("kv_cache_bytes_per_token", "gqa", 64.5),
             rec("kv_cache_bytes_per_token", "mqa", 16.0),
             rec("kv_cache_bytes_per_token", "mqa", 16.0),
+            rec("decode_latency_ms", "mqa", 3.0),
         ];
         let o = compare_exact(&a, &b);
         assert_eq!(o.equal, 0);
@@ -497,6 +511,7 @@ mod tests {
                 "attention/e/gqa kv_cache_bytes_per_token exact {ctx=8}: 64 in run A, 64.5 in run B",
                 "attention/e/mha kv_cache_bytes_per_token exact {ctx=8}: only in run A",
                 "attention/e/mqa kv_cache_bytes_per_token exact {ctx=8}: only in run B",
+                "attention/e/mqa decode_latency_ms (any statistic) {ctx=8}: only in run B",
             ]
         );
     }
