@@ -230,7 +230,7 @@ pub fn merge(shards: &[ShardRun], run_id: &str) -> std::result::Result<Merged, S
     }
     if !doubled.is_empty() {
         problems.push(format!(
-            "{} records are in two shards: {}",
+            "records in two shards ({}): {}",
             doubled.len(),
             abbreviate(&doubled, 3)
         ));
