@@ -16,6 +16,7 @@ use infermark_models::quant::Activations;
 use infermark_reports::maturity::Weights;
 use infermark_reports::{gate, html, io, table};
 use infermark_suites::env::{self, IsaEnv, RunEnv};
+use infermark_suites::shard::{self, Shard, ShardInfo, ShardedEnv};
 use infermark_suites::{registry, suite, BackendKind, Record, RunContext, Scale};
 
 #[derive(Parser)]
@@ -82,6 +83,9 @@ enum Command {
     Report(ReportArgs),
     /// Compare a run with a baseline under gate rules; exit 0 pass, 1 regression, 2 bad input.
     Gate(GateArgs),
+    /// Join the run folders of a sharded run (`run --shard i/n` on n machines) into one run
+    /// folder; refuses shards of different runs, overlapping or missing shards, naming them.
+    Merge(MergeArgs),
     /// Cross-check two runs of the same seed and scale on different backends (CUDA against
     /// flex): deterministic records equal, equivalence metrics within bounds; exit 0 pass, 1
     /// mismatch, 2 bad input.
@@ -124,6 +128,24 @@ struct CrosscheckArgs {
     /// Also write the verdict as Markdown to this file.
     #[arg(long, value_name = "FILE.md")]
     out: Option<PathBuf>,
+    /// Same build on the same machine (a merged sharded run against the unsharded run): every
+    /// record in both runs, every deterministic value equal to the bit; timings not compared.
+    /// --rtol and --max-equivalence do not apply.
+    #[arg(long, conflicts_with_all = ["rtol", "max_equivalence", "out"])]
+    exact: bool,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// Merged run directory; must not exist (see --force).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    force: bool,
+    /// The shards' run directories, all n of them, in any order.
+    #[arg(value_name = "SHARD_DIR", required = true)]
+    shards: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -157,6 +179,11 @@ struct RunArgs {
     /// Default: the Apache-2.0 licence text fetched with the model by `ci/fetch-models.sh`.
     #[arg(long, value_name = "FILE")]
     text: Option<PathBuf>,
+    /// Run only shard I of N (`1/3`, `2/3`, `3/3`: shards count from 1) of the selected cases,
+    /// balanced by each case's expected cost; the same plan on every machine. Shard 1 also
+    /// measures and records the machine's bandwidth. Join the folders with `infermark merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
 }
 
 #[derive(clap::Args)]
@@ -184,6 +211,11 @@ struct ReportArgs {
 
 fn parse_weights(s: &str) -> std::result::Result<Weights, String> {
     s.parse()
+}
+
+fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    s.parse()
+        .map_err(|e: infermark_suites::SuiteError| e.to_string())
 }
 
 pub(crate) fn parse_scale(s: &str) -> std::result::Result<Scale, String> {
@@ -230,6 +262,7 @@ fn dispatch(command: Command) {
         Command::Report(args) => report(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Merge(args) => merge(args),
         Command::Crosscheck(args) => match crosscheck(args) {
             Ok(true) => std::process::exit(0),
             Ok(false) => std::process::exit(1),
@@ -316,9 +349,13 @@ fn run(args: RunArgs) -> Result<()> {
         infermark_suites::zoo::corpus::read_text(path)?;
     }
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let shard_tag = args
+        .shard
+        .map(|s| format!("-shard{}of{}", s.index, s.count))
+        .unwrap_or_default();
     let out = args.out.clone().unwrap_or_else(|| {
         Path::new("results").join(format!(
-            "{stamp}-{}-{}",
+            "{stamp}-{}-{}{shard_tag}",
             args.scale.name(),
             args.backend.name()
         ))
@@ -332,7 +369,11 @@ fn run(args: RunArgs) -> Result<()> {
         })
         .filter(|(_, c)| args.variants.is_empty() || args.variants.contains(&c.variant))
         .collect();
-    execute(
+    let (cases, shard) = match args.shard {
+        None => (cases, None),
+        Some(s) => select_shard(cases, s, args.scale)?,
+    };
+    execute_sharded(
         cases,
         args.scale,
         args.backend,
@@ -343,14 +384,113 @@ fn run(args: RunArgs) -> Result<()> {
             trace: args.trace,
             text: args.text,
         },
+        shard,
     )?;
+    Ok(())
+}
+
+type SuiteCase = (std::sync::Arc<dyn suite::Suite>, suite::Case);
+
+/// The cases of shard `s` (in run order) and what run.json says about it: the plan of
+/// `infermark_suites::shard::assign` over every selected case, by `Suite::cost`.
+fn select_shard(
+    cases: Vec<SuiteCase>,
+    s: Shard,
+    scale: Scale,
+) -> Result<(Vec<SuiteCase>, Option<ShardInfo>)> {
+    let jobs: Vec<shard::Job> = cases
+        .iter()
+        .map(|(suite, case)| shard::Job {
+            suite: suite.name().to_string(),
+            case: case.clone(),
+            cost: suite.cost(case, scale),
+        })
+        .collect();
+    let shard_of = shard::assign(&jobs, s.count).with_context(|| format!("--shard {s}"))?;
+    let loads = shard::loads(&jobs, &shard_of, s.count);
+    let run_cases: Vec<String> = jobs
+        .iter()
+        .map(|j| shard::case_id(&j.suite, &j.case))
+        .collect();
+    let mine: Vec<usize> = (0..jobs.len())
+        .filter(|&i| shard_of[i] == s.index)
+        .collect();
+    eprintln!(
+        "shard {s}: {} of {} cases, expected cost {:.1} of {:.1} (shards: {})",
+        mine.len(),
+        jobs.len(),
+        loads[s.index - 1],
+        loads.iter().sum::<f64>(),
+        loads
+            .iter()
+            .map(|l| format!("{l:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let info = ShardInfo {
+        index: s.index,
+        count: s.count,
+        cost: loads[s.index - 1],
+        cases: mine.iter().map(|&i| run_cases[i].clone()).collect(),
+        run_cases,
+    };
+    let picked = cases
+        .into_iter()
+        .zip(shard_of)
+        .filter(|(_, k)| *k == s.index)
+        .map(|(c, _)| c)
+        .collect();
+    Ok((picked, Some(info)))
+}
+
+/// Joins shard folders into one run folder (refusing an existing one unless `--force`).
+fn merge(args: MergeArgs) -> Result<()> {
+    use infermark_reports::merge;
+    io::check_out_dir(&args.out, args.force)?;
+    let out_abs =
+        std::path::absolute(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+    for dir in &args.shards {
+        if std::path::absolute(dir).ok().as_ref() == Some(&out_abs) {
+            bail!(
+                "--out {} is one of the shard folders; write the merged run elsewhere",
+                args.out.display()
+            );
+        }
+    }
+    let shards = args
+        .shards
+        .iter()
+        .map(|d| merge::read_shard(d))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let first = &shards[0].env.env;
+    let run_id = format!(
+        "{}-{}-{}-merged",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        first.scale,
+        first.backend
+    );
+    let merged = merge::merge(&shards, &run_id)
+        .map_err(|e| anyhow::anyhow!("cannot merge the shards:\n{e}"))?;
+    io::write_run_as(&args.out, &merged.records, &merged.env, args.force)?;
+    println!(
+        "merged {} shards ({} cases, {} records) → {}",
+        shards.len(),
+        merged
+            .env
+            .shards
+            .iter()
+            .map(|s| s.cases.len())
+            .sum::<usize>(),
+        merged.records.len(),
+        args.out.display()
+    );
     Ok(())
 }
 
 /// Runs `cases` and writes the run directory `out` (refusing an existing one unless `force`);
 /// prints the summary and returns the records.
 pub(crate) fn execute(
-    cases: Vec<(std::sync::Arc<dyn suite::Suite>, suite::Case)>,
+    cases: Vec<SuiteCase>,
     scale: Scale,
     backend: BackendKind,
     seed: u64,
@@ -358,9 +498,34 @@ pub(crate) fn execute(
     force: bool,
     inputs: infermark_suites::UserInputs,
 ) -> Result<Vec<Record>> {
+    execute_sharded(cases, scale, backend, seed, out, force, inputs, None)
+}
+
+/// [`execute`] of one shard of a run when `shard` is given: run.json records the shard, and
+/// only shard 1 records the machine's bandwidth (every shard measures it for its run.json).
+#[allow(clippy::too_many_arguments)]
+fn execute_sharded(
+    cases: Vec<SuiteCase>,
+    scale: Scale,
+    backend: BackendKind,
+    seed: u64,
+    out: &Path,
+    force: bool,
+    inputs: infermark_suites::UserInputs,
+    shard: Option<ShardInfo>,
+) -> Result<Vec<Record>> {
     let started = env::now_rfc3339();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
-    let run_id = format!("{stamp}-{}-{}", scale.name(), backend.name());
+    let run_id = match &shard {
+        None => format!("{stamp}-{}-{}", scale.name(), backend.name()),
+        Some(s) => format!(
+            "{stamp}-{}-{}-shard{}of{}",
+            scale.name(),
+            backend.name(),
+            s.index,
+            s.count
+        ),
+    };
     io::check_out_dir(out, force)?;
     let (cpu_model, cpu_flags) = env::cpu_info();
     let device = device_name(backend, &cpu_model);
@@ -416,7 +581,8 @@ pub(crate) fn execute(
         );
         bw
     });
-    if let Some(bw) = &machine {
+    let run_records = shard.as_ref().is_none_or(|s| s.index == 1);
+    if let (Some(bw), true) = (&machine, run_records) {
         records.extend(infermark_suites::machine::records(
             bw,
             &ctx,
@@ -476,7 +642,12 @@ pub(crate) fn execute(
             .into(),
         machine,
     };
-    io::write_run(out, &records, &run_env, force)?;
+    let file = ShardedEnv {
+        env: run_env,
+        shard,
+        shards: Vec::new(),
+    };
+    io::write_run_as(out, &records, &file, force)?;
     print_summary(&records);
     println!(
         "\n{} records from {} cases in {:.1} s → {}\nreport: infermark report --run {} --out report.html",
@@ -612,6 +783,25 @@ fn crosscheck(args: CrosscheckArgs) -> Result<bool> {
             eb.scale,
             eb.seed
         );
+    }
+    if args.exact {
+        let o = infermark_reports::merge::compare_exact(&a.records, &b.records);
+        for p in o.problems.iter().take(20) {
+            println!("differs: {p}");
+        }
+        if o.problems.len() > 20 {
+            println!("… and {} more", o.problems.len() - 20);
+        }
+        println!(
+            "exact cross-check of {} (A) and {} (B): {}: {} deterministic records equal, {} timings paired, {} differences",
+            args.a.display(),
+            args.b.display(),
+            if o.pass() { "PASS" } else { "FAIL" },
+            o.equal,
+            o.noisy,
+            o.problems.len()
+        );
+        return Ok(o.pass());
     }
     let bounds = Bounds {
         rtol: args.rtol,

@@ -27,6 +27,17 @@ pub fn check_out_dir(out: &Path, force: bool) -> Result<()> {
 
 /// Writes a run directory atomically. An existing `out` is refused unless `force`.
 pub fn write_run(out: &Path, records: &[Record], env: &RunEnv, force: bool) -> Result<()> {
+    write_run_as(out, records, env, force)
+}
+
+/// [`write_run`] with any `run.json` content that extends [`RunEnv`] (a shard's or a merged
+/// run's [`infermark_suites::shard::ShardedEnv`]).
+pub fn write_run_as<E: serde::Serialize>(
+    out: &Path,
+    records: &[Record],
+    env: &E,
+    force: bool,
+) -> Result<()> {
     check_out_dir(out, force)?;
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("run");
     let parent = out
@@ -39,7 +50,10 @@ pub fn write_run(out: &Path, records: &[Record], env: &RunEnv, force: bool) -> R
         fs::create_dir_all(&staging).map_err(io_err(&staging))?;
         write_parquet(&staging.join(PARQUET), records)?;
         write_ndjson(&staging.join(NDJSON), records)?;
-        let json = serde_json::to_string_pretty(env).expect("RunEnv serialises");
+        let json = serde_json::to_string_pretty(env).map_err(|e| ReportError::Malformed {
+            path: staging.join(RUN_JSON),
+            reason: e.to_string(),
+        })?;
         fs::write(staging.join(RUN_JSON), json + "\n").map_err(io_err(staging.join(RUN_JSON)))?;
         if out.exists() {
             let old = parent.join(format!(".{name}.replaced-{}", std::process::id()));

@@ -23,6 +23,7 @@ pub mod io;
 pub mod kv_cache_view;
 pub mod machine_limit;
 pub mod maturity;
+pub mod merge;
 pub mod metrics;
 pub mod names;
 pub mod pivot;

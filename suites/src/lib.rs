@@ -16,6 +16,7 @@ pub mod record;
 pub mod recorder;
 pub mod registry;
 pub mod scale;
+pub mod shard;
 pub mod speculative;
 pub mod stepper;
 pub mod suite;
