@@ -33,7 +33,7 @@ pub(super) fn sizes(scale: Scale) -> Sizes {
             budget_tokens: 8192,
             block_sizes: &[16, 32],
             stack: (256, 4, 2, 64, 2, 1024),
-            decode_plan: Plan::new(1, 3, 3, 200),
+            decode_plan: Plan::new(2, 9, 9, 400),
             overhead: (2, 32, &[256, 1024]),
             overhead_plan: Plan::new(2, 5, 30, 100).calls_per_sample(OVERHEAD_CALLS),
             equivalence_steps: 8,
