@@ -40,8 +40,10 @@ impl Suite for LmSuite {
             _ => &MODELS,
         };
         let mut cases: Vec<Case> = models.iter().map(|m| model_case(m, None)).collect();
-        if let Some(p) = crate::zoo::real::fetched() {
-            cases.push(model_case(crate::zoo::real::REAL, Some(p)));
+        // The fetched real model by name only: its path is resolved when the case runs, so the
+        // case list is the same on every machine (sharded runs compare case lists).
+        if crate::zoo::real::fetched().is_some() {
+            cases.push(model_case(crate::zoo::real::REAL, None));
         }
         cases
     }
@@ -107,7 +109,11 @@ impl Experiment for LmSuite {
     ) -> Result<Vec<Record>> {
         let name = case.variant.clone();
         let s = sizes(ctx.scale);
-        let path = case.params.get("checkpoint").map(PathBuf::from);
+        let path = case
+            .params
+            .get("checkpoint")
+            .map(PathBuf::from)
+            .or_else(|| (name == crate::zoo::real::REAL).then(crate::zoo::real::fetched)?);
         let mut rec = Recorder::new(ctx, NAME, &name, BTreeMap::new());
         (ctx.progress)(&format!("{name}: loading"));
         if let Some(file) = path.as_ref().filter(|p| {
