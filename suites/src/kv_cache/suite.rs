@@ -46,10 +46,7 @@ impl Suite for KvCacheSuite {
     }
 
     fn notices(&self, _scale: Scale) -> Vec<String> {
-        match crate::zoo::gguf::smollm2() {
-            Ok(_) => Vec::new(),
-            Err(why) => vec![format!("no real-model capacity rows: {why}")],
-        }
+        crate::zoo::real::missing("real-model capacity")
     }
 
     /// - S: the marginal cost of one more token of context in the attention step over the

@@ -49,10 +49,7 @@ impl Suite for LmSuite {
     }
 
     fn notices(&self, _scale: Scale) -> Vec<String> {
-        match crate::zoo::gguf::smollm2() {
-            Ok(_) => Vec::new(),
-            Err(why) => vec![format!("no {} rows: {why}", crate::zoo::real::REAL)],
-        }
+        crate::zoo::real::missing(crate::zoo::real::REAL)
     }
 
     /// - S: nothing is swept over a size here (one prompt length), so S is not measured.

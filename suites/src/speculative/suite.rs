@@ -61,10 +61,7 @@ impl Suite for SpeculativeSuite {
     }
 
     fn notices(&self, _scale: Scale) -> Vec<String> {
-        match crate::zoo::gguf::smollm2() {
-            Ok(_) => Vec::new(),
-            Err(why) => vec![format!("no real-text and real-grounded rows: {why}")],
-        }
+        crate::zoo::real::missing("real-text and real-grounded")
     }
 
     /// - S: the marginal cost of verifying one more drafted token, the slope of the verify cost
