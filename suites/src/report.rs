@@ -339,13 +339,13 @@ pub enum Chart {
         flat: bool,
         min_points: usize,
     },
-    /// Log-log lines of a per-unit value projected over `xs`: x ↦ x · value · `scale`.
+    /// Log-log lines of a per-unit value projected over `xs`: x ↦ x · value / `divide_by`.
     Projection {
         title: Text,
         pick: Pick,
         series: SeriesBy,
         xs: &'static [f64],
-        scale: f64,
+        divide_by: f64,
         x_label: Text,
         y_label: Text,
     },

@@ -52,7 +52,7 @@ const KV_MEMORY: Chart = Chart::Projection {
     ),
     series: &[Key::Param(PRESET), Key::Variant],
     xs: &[256.0, 1024.0, 4096.0, 16384.0, 32768.0, 131072.0],
-    scale: 1.0 / (1024.0 * 1024.0),
+    divide_by: 1024.0 * 1024.0,
     x_label: "context length (tokens)",
     y_label: "MiB",
 };
