@@ -658,3 +658,404 @@ fn render_chart(outer: &Scope, spec: &ChartSpec) -> Result<Vec<Chart>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use infermark_suites::metric::{
+        DECODE_STEP_MS, DRAFT_COST_RATIO, GREEDY_EXACT, KV_PREFETCH_SHARE, KV_READ_GBPS,
+        SPECULATIVE_SPEEDUP, TRIAD_GBPS,
+    };
+    use infermark_suites::report::{Anchor, Column, Param};
+
+    use super::*;
+
+    const W: Param = Param("workload");
+    const G: Param = Param("gamma");
+    const CTX: Param = Param("ctx");
+    const BASE: Param = Param("baseline");
+
+    fn rec(
+        suite: &str,
+        metric: &Metric,
+        variant: &str,
+        params: &[(&str, &str)],
+        value: f64,
+    ) -> Record {
+        Record {
+            run_id: "r".into(),
+            suite: suite.into(),
+            experiment: "e".into(),
+            variant: variant.into(),
+            backend: "flex".into(),
+            device: "cpu".into(),
+            scale: "smoke".into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            metric: metric.name.into(),
+            value,
+            unit: metric.unit.into(),
+            stat: Stat::Median,
+            n: 5,
+            git_rev: "x".into(),
+            timestamp: "t".into(),
+        }
+    }
+
+    fn section(tables: &'static [Repeat<Table>]) -> Section {
+        Section {
+            tables,
+            charts: &[],
+        }
+    }
+
+    const PLAIN: Table = Table {
+        title: "t",
+        binds: &[],
+        rows: Rows::Keys {
+            keys: &[Key::Variant],
+            from: None,
+            order: Order::FirstSeen,
+        },
+        anchor: None,
+        columns: &[
+            Column {
+                head: "format",
+                cell: Cell::Key(Key::Variant),
+            },
+            Column {
+                head: "ms",
+                cell: Cell::Value(Src::Pick(Pick::headline(
+                    &DECODE_STEP_MS,
+                    &[Filter::Absent(BASE)],
+                ))),
+            },
+            Column {
+                head: "bits",
+                cell: Cell::Over(
+                    32.0,
+                    Src::Pick(Pick::headline(&DECODE_STEP_MS, &[Filter::Absent(BASE)])),
+                ),
+            },
+            Column {
+                head: "speedup",
+                cell: Cell::Ratio(
+                    Src::Pick(Pick::headline(&DECODE_STEP_MS, &[Filter::Present(BASE)])),
+                    Src::Pick(Pick::headline(&DECODE_STEP_MS, &[Filter::Absent(BASE)])),
+                ),
+            },
+        ],
+        require: &[1],
+        note: "n",
+        machine_note: false,
+    };
+
+    #[test]
+    fn key_rows_join_their_cells_and_rows_without_a_required_value_are_left_out() {
+        let recs = vec![
+            rec("s", &DECODE_STEP_MS, "q8", &[], 4.0),
+            rec("s", &DECODE_STEP_MS, "q8", &[("baseline", "f32")], 6.0),
+            rec("s", &DECODE_STEP_MS, "q4", &[], 2.0),
+            // Only a baseline: no value of its own, so no row.
+            rec("s", &DECODE_STEP_MS, "f16", &[("baseline", "f32")], 1.0),
+            // Another suite's record is never read.
+            rec("other", &DECODE_STEP_MS, "q2", &[], 1.0),
+        ];
+        let out = tables(
+            "s",
+            &section(&[Repeat {
+                each: None,
+                items: &[PLAIN],
+            }]),
+            &recs,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].header, ["format", "ms", "bits", "speedup"]);
+        assert_eq!(
+            out[0].rows,
+            [
+                ["q8", "4.0000", "8.0000", "1.50×"],
+                ["q4", "2.0000", "16.00", "–"]
+            ]
+        );
+    }
+
+    const BEST: Table = Table {
+        title: "best on {each}",
+        binds: &[Bind::Max {
+            param: Param("batch"),
+            pick: Pick {
+                metric: None,
+                stats: Stats::Any,
+                filter: &[],
+            },
+            floor: Some(1.0),
+        }],
+        rows: Rows::Keys {
+            keys: &[Key::Variant],
+            from: None,
+            order: Order::Sorted,
+        },
+        anchor: Some(Anchor {
+            best: Pick::headline(&SPECULATIVE_SPEEDUP, &[Filter::Is(W, Val::Each)]),
+            needs: &[G],
+        }),
+        columns: &[
+            Column {
+                head: "drafter",
+                cell: Cell::Key(Key::Variant),
+            },
+            Column {
+                head: "γ*",
+                cell: Cell::Key(Key::Param(G)),
+            },
+            Column {
+                head: "speedup",
+                cell: Cell::Value(Src::Row),
+            },
+            Column {
+                head: "c at γ*",
+                cell: Cell::Value(Src::Pick(Pick::any(
+                    &DRAFT_COST_RATIO,
+                    &[Filter::Is(W, Val::Each), Filter::Is(G, Val::Anchor(G))],
+                ))),
+            },
+            Column {
+                head: "batch {0}",
+                cell: Cell::AllOne(Pick::any(&GREEDY_EXACT, &[Filter::Is(W, Val::Each)])),
+            },
+        ],
+        require: &[],
+        note: "",
+        machine_note: false,
+    };
+
+    #[test]
+    fn an_anchor_is_the_best_record_and_its_params_feed_the_other_cells() {
+        let recs = vec![
+            rec(
+                "s",
+                &SPECULATIVE_SPEEDUP,
+                "b",
+                &[("workload", "w"), ("gamma", "2")],
+                1.5,
+            ),
+            rec(
+                "s",
+                &SPECULATIVE_SPEEDUP,
+                "b",
+                &[("workload", "w"), ("gamma", "4")],
+                1.9,
+            ),
+            rec(
+                "s",
+                &SPECULATIVE_SPEEDUP,
+                "a",
+                &[("workload", "w"), ("gamma", "2")],
+                1.2,
+            ),
+            rec(
+                "s",
+                &SPECULATIVE_SPEEDUP,
+                "a",
+                &[("workload", "v"), ("gamma", "2")],
+                3.0,
+            ),
+            rec(
+                "s",
+                &DRAFT_COST_RATIO,
+                "b",
+                &[("workload", "w"), ("gamma", "4")],
+                0.25,
+            ),
+            rec(
+                "s",
+                &DRAFT_COST_RATIO,
+                "b",
+                &[("workload", "w"), ("gamma", "2")],
+                0.5,
+            ),
+            rec(
+                "s",
+                &GREEDY_EXACT,
+                "b",
+                &[("workload", "w"), ("batch", "4")],
+                1.0,
+            ),
+            rec("s", &GREEDY_EXACT, "b", &[("workload", "w")], 0.0),
+        ];
+        const PER_WORKLOAD: &[Repeat<Table>] = &[Repeat {
+            each: Some(Each {
+                param: W,
+                from: None,
+                order: Order::Sorted,
+            }),
+            items: &[BEST],
+        }];
+        let out = tables("s", &section(PER_WORKLOAD), &recs);
+        let titles: Vec<&str> = out.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(titles, ["best on v", "best on w"]);
+        assert_eq!(out[1].header[4], "batch 4");
+        assert_eq!(
+            out[1].rows,
+            [
+                ["a", "2", "1.2000", "–", "–"],
+                ["b", "4", "1.9000", "0.2500", "NO (1 of 2)"]
+            ]
+        );
+    }
+
+    const BANDWIDTH: Table = Table {
+        title: "bw",
+        binds: &[],
+        rows: Rows::Records {
+            pick: Pick::only(&KV_READ_GBPS, Stat::Median, &[]),
+            sort: &[Key::Variant, Key::Param(CTX)],
+        },
+        anchor: None,
+        columns: &[
+            Column {
+                head: "ctx",
+                cell: Cell::Key(Key::Param(CTX)),
+            },
+            Column {
+                head: "n",
+                cell: Cell::Count(Src::Row),
+            },
+            Column {
+                head: "of triad",
+                cell: Cell::OfMachine(Src::Row, &TRIAD_GBPS),
+            },
+            Column {
+                head: "prefetched",
+                cell: Cell::Percent(Src::Pick(Pick::any(&KV_PREFETCH_SHARE, &[]))),
+            },
+        ],
+        require: &[],
+        note: "note.",
+        machine_note: true,
+    };
+
+    #[test]
+    fn record_rows_sort_numbers_as_numbers_and_read_companions_of_the_same_params() {
+        let mut triad = rec("machine", &TRIAD_GBPS, "triad", &[], 40.0);
+        triad.n = 9;
+        let recs = vec![
+            triad,
+            rec("s", &KV_READ_GBPS, "gqa", &[("ctx", "4096")], 34.0),
+            rec("s", &KV_READ_GBPS, "gqa", &[("ctx", "256")], 60.0),
+            rec("s", &KV_PREFETCH_SHARE, "gqa", &[("ctx", "256")], 0.25),
+            rec("s", &KV_PREFETCH_SHARE, "mla", &[("ctx", "4096")], 0.5),
+        ];
+        let out = tables(
+            "s",
+            &section(&[Repeat {
+                each: None,
+                items: &[BANDWIDTH],
+            }]),
+            &recs,
+        );
+        assert_eq!(
+            out[0].rows,
+            [["256", "5", "150%", "25%"], ["4096", "5", "85%", "–"]]
+        );
+        assert!(out[0].note.starts_with(
+            "note. This machine's triad, measured in this run: 40.00 GB/s (median of n = 9"
+        ));
+    }
+
+    const MASKING: Table = Table {
+        title: "grid",
+        binds: &[],
+        rows: Rows::Grid(&[(Param("mask"), &["off", "on"]), (Param("set"), &["a", "b"])]),
+        anchor: None,
+        columns: &[
+            Column {
+                head: "mask",
+                cell: Cell::Key(Key::Param(Param("mask"))),
+            },
+            Column {
+                head: "set",
+                cell: Cell::Key(Key::Param(Param("set"))),
+            },
+            Column {
+                head: "ms",
+                cell: Cell::Value(Src::Pick(Pick::any(
+                    &DECODE_STEP_MS,
+                    &[Filter::Variant("slm")],
+                ))),
+            },
+        ],
+        require: &[2],
+        note: "",
+        machine_note: false,
+    };
+
+    #[test]
+    fn grid_rows_run_over_every_combination_in_order() {
+        let recs = vec![
+            rec(
+                "s",
+                &DECODE_STEP_MS,
+                "slm",
+                &[("mask", "on"), ("set", "b")],
+                2.0,
+            ),
+            rec(
+                "s",
+                &DECODE_STEP_MS,
+                "slm",
+                &[("mask", "off"), ("set", "a")],
+                1.0,
+            ),
+            rec(
+                "s",
+                &DECODE_STEP_MS,
+                "other",
+                &[("mask", "off"), ("set", "b")],
+                9.0,
+            ),
+        ];
+        let out = tables(
+            "s",
+            &section(&[Repeat {
+                each: None,
+                items: &[MASKING],
+            }]),
+            &recs,
+        );
+        assert_eq!(out[0].rows, [["off", "a", "1.0000"], ["on", "b", "2.0000"]]);
+    }
+
+    const BY_BLOCK: Section = Section {
+        tables: &[],
+        charts: &[Repeat {
+            each: None,
+            items: &[ChartSpec::Lines {
+                title: "{metric} by block",
+                metrics: &[&DECODE_STEP_MS, &KV_READ_GBPS],
+                stats: Stats::Summary,
+                filter: &[],
+                x: Param("block_size"),
+                x_label: "block size",
+                series: &[Key::Variant],
+                flat: true,
+                min_points: 0,
+            }],
+        }],
+    };
+
+    #[test]
+    fn a_line_chart_per_metric_with_points_and_none_without() {
+        let recs = vec![
+            rec("s", &DECODE_STEP_MS, "paged", &[("block_size", "16")], 2.0),
+            rec("s", &DECODE_STEP_MS, "paged", &[("block_size", "32")], 3.0),
+            rec("s", &DECODE_STEP_MS, "contiguous", &[], 4.0),
+        ];
+        let out = charts("s", &BY_BLOCK, &recs).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].title, format!("{} by block", DECODE_STEP_MS.name));
+        assert!(out[0].svg.contains("contiguous"));
+    }
+}
