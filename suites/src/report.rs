@@ -15,7 +15,7 @@
 //! - [`Text`]: a title, header or note with `{each}`, `{metric}`, `{0}`, `{1}` placeholders.
 
 use crate::metric::Metric;
-use crate::Stat;
+use crate::record::Stat;
 
 /// A parameter key of a suite's records, declared once as a constant next to the suite's code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,11 +7,11 @@ use crate::metric::{
     Metric, ACCURACY, ACCURACY_DELTA_VS_ALWAYS, COT_TRIGGER_RATE, GATE_F1, GATE_PRECISION,
     GATE_RECALL, MEAN_RESPONSE_TOKENS, TOKENS_VS_ORACLE, TOKEN_REDUCTION_VS_ALWAYS,
 };
+use crate::record::Stat;
 use crate::report::{
     Bind, Cell, Chart, Column, Each, Filter, Key, Order, Param, Pick, Repeat, Rows, Section, Src,
     Stats, Table, Val,
 };
-use crate::Stat;
 
 /// The problem set a gate answers.
 pub const WORKLOAD: Param = Param("workload");

@@ -4,10 +4,10 @@
 use crate::metric::{
     KV_CACHE_BYTES_PER_TOKEN, KV_PREFETCH_SHARE, KV_READ_GBPS, READ_STREAM_GBPS, TRIAD_GBPS,
 };
+use crate::record::Stat;
 use crate::report::{
     Cell, Chart, Column, Filter, Key, Param, Pick, Repeat, Rows, Section, Src, Table, Val,
 };
-use crate::Stat;
 
 /// Model shape preset (`gqa-8b`, ...).
 pub const PRESET: Param = Param("preset");
