@@ -1,6 +1,7 @@
 //! SVG chart primitives (plotters), with no suite knowledge: log-log and linear line charts,
-//! measured-against-model charts, labelled scatter plots; and the generic charts of every metric
-//! measured over a context-length sweep (one series per preset and variant).
+//! measured-against-model charts, labelled scatter plots, accuracy/cost fronts; and the generic
+//! charts of every metric measured over a context-length sweep (one series per preset and
+//! variant).
 
 use std::collections::BTreeMap;
 
@@ -42,7 +43,7 @@ const PALETTE: [RGBColor; 12] = [
 
 /// Draws each measured series as a solid line with points (labelled in the legend) and, where
 /// `model` has a series of the same name, that one dashed in the same colour; then the legend.
-pub(crate) fn draw_lines<'a, 'b, X, Y>(
+fn draw_lines<'a, 'b, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
     measured: &Series,
     model: Option<&Series>,
@@ -202,7 +203,6 @@ pub fn measured_vs_model(
     Ok(svg)
 }
 
-/// Short tick labels: 3 significant digits, no trailing zeros, exponents for extremes.
 /// A scatter plot with a label beside each point (linear axes, zero line when y crosses 0).
 pub fn scatter(
     title: &str,
@@ -259,6 +259,63 @@ pub fn scatter(
     Ok(svg)
 }
 
+/// An accuracy/cost front: labelled triangle markers (fixed policies) and lines with points (swept
+/// ones), on linear axes padded around the points.
+pub fn front(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    lines: &Series,
+    marks: &[(String, (f64, f64))],
+) -> Result<String> {
+    let err = |e: String| ReportError::Render {
+        what: format!("chart `{title}`"),
+        reason: e,
+    };
+    let all: Vec<(f64, f64)> = lines
+        .values()
+        .flatten()
+        .copied()
+        .chain(marks.iter().map(|m| m.1))
+        .collect();
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in &all {
+        (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+    }
+    let (px, py) = (((x1 - x0) * 0.08).max(0.5), ((y1 - y0) * 0.1).max(0.5));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x0 - px)..(x1 + 3.0 * px), (y0 - py)..(y1 + py))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        for (name, p) in marks {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at(*p)
+                        + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                        + Text::new(name.clone(), (8, -12), ("sans-serif", 13)),
+                ))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        draw_lines(&mut chart, lines, None, SeriesLabelPosition::LowerRight).map_err(err)?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// Short tick labels: 3 significant digits, no trailing zeros, exponents for extremes.
 fn axis_label(v: f64) -> String {
     let a = v.abs();
     if v == 0.0 {

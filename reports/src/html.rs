@@ -337,9 +337,7 @@ pub fn context<'a>(
     let suites = names
         .into_iter()
         .map(|name| SuiteView {
-            pivots: crate::sections::of(&name)
-                .flat_map(|s| s.pivots(records))
-                .collect(),
+            pivots: crate::sections::pivots(&name, records),
             description: describe(&name),
             charts: all_charts
                 .iter()

@@ -4,14 +4,12 @@
 //! Layers, each importing only from those below it:
 //! - primitives: [`mod@format`] (numbers), [`table`] (a table per metric), [`pivot`], [`select`],
 //!   [`charts`] (chart drawing, no suite knowledge), [`machine_limit`], [`names`] (names in the
-//!   TOML data files), and the [`section::SuiteSection`] seam;
-//! - one view per suite's section ([`attention_view`], [`kv_cache_view`], [`quant_view`],
-//!   [`spec_view`], [`adacot_view`]), reading records through the primitives only;
-//! - [`sections`], the list of them;
+//!   TOML data files);
+//! - [`section`], the one renderer of a suite's section, which each suite declares as data
+//!   ([`infermark_suites::report`]); it knows no suite and no metric by name;
+//! - [`sections`], every registered suite's section rendered;
 //! - [`html`], the page's context and its rendering, and [`dump`], that context as text.
 
-pub mod adacot_view;
-pub mod attention_view;
 pub mod charts;
 pub mod claims;
 pub mod crosscheck;
@@ -20,18 +18,15 @@ pub mod format;
 pub mod gate;
 pub mod html;
 pub mod io;
-pub mod kv_cache_view;
 pub mod machine_limit;
 pub mod maturity;
 pub mod merge;
 pub mod metrics;
 pub mod names;
 pub mod pivot;
-pub mod quant_view;
 pub mod section;
 pub mod sections;
 pub mod select;
-pub mod spec_view;
 pub mod table;
 
 use std::path::PathBuf;

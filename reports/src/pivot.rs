@@ -1,4 +1,4 @@
-//! A pivot: a suite section's own table of strings (title, header, rows, and a note naming how
+//! A pivot: a table of a suite's section, as strings (title, header, rows, and a note naming how
 //! the numbers were measured), rendered as is.
 
 use serde::Serialize;

@@ -149,39 +149,8 @@ pub fn one<'a>(records: &'a [Record], metric: &str, sel: &Selector) -> Result<&'
     }
 }
 
-/// The distinct values (sorted) of parameter `key` among `suite`'s records, e.g. its workloads.
-pub fn param_values(records: &[Record], suite: &str, key: &str) -> Vec<String> {
-    let mut v: Vec<String> = records
-        .iter()
-        .filter(|r| r.suite == suite)
-        .filter_map(|r| r.params.get(key).cloned())
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
 /// Whether `r`'s params hold every `(key, value)` of `want`.
 pub fn has_params(r: &Record, want: &[(&str, &str)]) -> bool {
     want.iter()
         .all(|(k, v)| r.params.get(*k).map(String::as_str) == Some(*v))
-}
-
-/// The headline records (median, exact or mean) of `suite`'s `metric` whose params hold `want`,
-/// in record order: what a suite's section reads its cells from.
-pub fn headline<'a>(
-    records: &'a [Record],
-    suite: &str,
-    metric: &str,
-    want: &[(&str, &str)],
-) -> Vec<&'a Record> {
-    records
-        .iter()
-        .filter(|r| {
-            r.suite == suite
-                && r.metric == metric
-                && matches!(r.stat, Stat::Median | Stat::Exact | Stat::Mean)
-                && has_params(r, want)
-        })
-        .collect()
 }

@@ -278,8 +278,6 @@ fn the_summary_comes_first_and_lists_every_verdict() {
 
 #[test]
 fn attention_bandwidth_table_reads_the_triad_share_and_the_prefetch_share_of_each_row() {
-    use infermark_reports::attention_view::AttentionSection;
-    use infermark_reports::section::SuiteSection;
     let with = |metric: &str, suite: &str, ctx: usize, value: f64, stat: Stat| Record {
         metric: metric.into(),
         suite: suite.into(),
@@ -295,7 +293,7 @@ fn attention_bandwidth_table_reads_the_triad_share_and_the_prefetch_share_of_eac
         // No prefetch record (a GPU run, or one from before it was recorded).
         with("kv_read_gbps", "attention", 4096, 34.0, Stat::Median),
     ];
-    let pivots = AttentionSection.pivots(&recs);
+    let pivots = infermark_reports::sections::pivots("attention", &recs);
     let p = &pivots[0];
     let col = |name: &str| p.header.iter().position(|h| h == name).unwrap();
     let row = |ctx: &str| p.rows.iter().find(|r| r[col("ctx")] == ctx).unwrap();

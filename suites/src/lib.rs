@@ -15,6 +15,7 @@ pub mod quantization;
 pub mod record;
 pub mod recorder;
 pub mod registry;
+pub mod report;
 pub mod scale;
 pub mod shard;
 pub mod speculative;

@@ -8,6 +8,7 @@ use infermark_models::kernels::AttentionBackend;
 
 use crate::backend::{run_on, BackendJob};
 use crate::metric::Metric;
+use crate::report::Section;
 use crate::{BackendKind, Record, Result, Scale};
 
 /// One unit of work of a suite (one progress step).
@@ -202,5 +203,10 @@ pub trait Suite: RunCase + Sync {
     /// The records M(P) reads for this suite (none by default: M(P) then says what is missing).
     fn maturity(&self) -> MaturityInputs {
         MaturityInputs::default()
+    }
+    /// The suite's own part of the report, as data (nothing beyond the generic tables and
+    /// sweep charts by default).
+    fn report(&self) -> &'static Section {
+        &Section::EMPTY
     }
 }

@@ -29,6 +29,7 @@ pub mod labels;
 pub mod learned;
 pub mod oracle;
 pub mod random;
+pub mod report;
 pub mod rl;
 pub mod rl_case;
 pub mod score;

@@ -19,6 +19,10 @@ impl Suite for AdacotSuite {
         &ABOUT
     }
 
+    fn report(&self) -> &'static crate::report::Section {
+        &super::report::REPORT
+    }
+
     fn variants(&self) -> Vec<&'static str> {
         vec!["gates", "rl", "slm"]
     }

@@ -15,6 +15,7 @@ pub mod equivalence;
 pub mod kv_memory;
 pub mod prefill;
 pub mod presets;
+pub mod report;
 pub mod suite;
 
 pub use about::NAME;

@@ -29,6 +29,10 @@ impl Suite for AttentionSuite {
         &ABOUT
     }
 
+    fn report(&self) -> &'static crate::report::Section {
+        &super::report::REPORT
+    }
+
     fn variants(&self) -> Vec<&'static str> {
         presets::VARIANTS.to_vec()
     }

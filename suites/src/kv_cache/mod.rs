@@ -24,6 +24,7 @@ pub mod decode;
 pub mod equivalence;
 pub mod overhead;
 pub mod real_model;
+pub mod report;
 pub mod sharing;
 pub mod sim;
 pub mod suite;

@@ -21,6 +21,10 @@ impl Suite for KvCacheSuite {
         &ABOUT
     }
 
+    fn report(&self) -> &'static crate::report::Section {
+        &super::report::REPORT
+    }
+
     fn variants(&self) -> Vec<&'static str> {
         vec!["contiguous", "orca-pow2", "orca-oracle", "paged"]
     }

@@ -20,6 +20,7 @@ pub mod decode_speed;
 pub mod layer_speed;
 pub mod model_accuracy;
 mod real;
+pub mod report;
 pub mod suite;
 pub mod tensor;
 

@@ -10,6 +10,7 @@ pub mod ab_run;
 pub mod about;
 pub mod bound;
 mod drafters;
+pub mod report;
 pub mod sampling;
 pub mod setting;
 pub mod suite;

@@ -26,6 +26,10 @@ impl Suite for SpeculativeSuite {
         &ABOUT
     }
 
+    fn report(&self) -> &'static crate::report::Section {
+        &super::report::REPORT
+    }
+
     fn variants(&self) -> Vec<&'static str> {
         DRAFTERS.to_vec()
     }

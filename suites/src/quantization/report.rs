@@ -1,0 +1,208 @@
+//! The quantization suite's part of the report: per scored model, each format's size and
+//! accuracy against the FP32 reference, and bits per weight against perplexity change and
+//! against KL divergence (one labelled point per format); a speed table (each format beside
+//! FP32, timed alternately).
+
+use crate::metric::{
+    COMPRESSION_VS_BF16, COMPRESSION_VS_FP32, DECODE_TOKENS_PER_S, KL_DIVERGENCE_MEAN,
+    MATMUL_LATENCY_MS, MATVEC_LATENCY_MS, PERPLEXITY, PERPLEXITY_DELTA_PCT, TOP1_AGREEMENT,
+    TRIAD_GBPS, WEIGHT_READ_GBPS,
+};
+use crate::report::{
+    Bind, Cell, Chart, Column, Each, Filter, Key, Order, Param, Pick, Repeat, Rows, Section, Src,
+    Stats, Table, Val,
+};
+
+/// The model a format was scored on (`target`, a real model).
+pub const MODEL: Param = Param("model");
+/// The text scored.
+pub const TEXT: Param = Param("text");
+/// Present on the FP32 product timed beside a format (`burn-f32`).
+pub const BASELINE: Param = Param("baseline");
+/// A layer's shape label (`512x512`; `target...` for the target model's own layers).
+pub const SHAPE: Param = Param("shape");
+/// The layer of the activation comparison (a shape label).
+pub const LAYER: Param = Param("layer");
+/// Rows of the prefill product.
+pub const ROWS: Param = Param("rows");
+/// What decode rows multiply the codes with (`f32`, `int8`).
+pub const ACTIVATIONS: Param = Param("activations");
+
+/// Once per scored model (the `model` of the perplexity records, in record order).
+const PER_MODEL: Option<Each> = Some(Each {
+    param: MODEL,
+    from: Some(&PERPLEXITY_DELTA_PCT),
+    order: Order::FirstSeen,
+});
+
+/// Every format, in record order.
+const FORMATS: Rows = Rows::Keys {
+    keys: &[Key::Variant],
+    from: None,
+    order: Order::FirstSeen,
+};
+
+const ON_MODEL: &[Filter] = &[Filter::Is(MODEL, Val::Each), Filter::Absent(BASELINE)];
+const COMPRESSION: Pick = Pick::headline(&COMPRESSION_VS_FP32, ON_MODEL);
+
+const X_BITS: &str = "bits per weight, whole model (32 / compression)";
+
+/// Bits per weight of the whole model (32 / compression) against perplexity change.
+const PPL_TRADEOFF: Chart = Chart::Scatter {
+    title: "perplexity change against bits per weight ({each})",
+    keys: Key::Variant,
+    x: COMPRESSION,
+    x_over: Some(32.0),
+    y: Pick::headline(&PERPLEXITY_DELTA_PCT, ON_MODEL),
+    x_label: X_BITS,
+    y_label: "perplexity change (%)",
+};
+
+/// Bits per weight of the whole model against mean KL divergence.
+const KL_TRADEOFF: Chart = Chart::Scatter {
+    title: "KL divergence from FP32 against bits per weight ({each})",
+    keys: Key::Variant,
+    x: COMPRESSION,
+    x_over: Some(32.0),
+    y: Pick::headline(&KL_DIVERGENCE_MEAN, ON_MODEL),
+    x_label: X_BITS,
+    y_label: "mean KL (nats/token)",
+};
+
+const fn on_model(m: &'static crate::metric::Metric) -> Cell {
+    Cell::Value(Src::Pick(Pick::headline(m, ON_MODEL)))
+}
+
+/// Each format's size against FP32 and against BF16 (where a deployment starts), and its
+/// accuracy against the FP32 reference three ways: perplexity change, mean KL divergence of the
+/// next-token distributions, top-1 agreement; with the text scored.
+const ACCURACY: Table = Table {
+    title: "Size and accuracy: {each}",
+    binds: &[Bind::First {
+        param: TEXT,
+        pick: Pick {
+            metric: None,
+            stats: Stats::Any,
+            filter: &[Filter::Is(MODEL, Val::Each)],
+        },
+        skip_prefix: None,
+        or: Some("?"),
+    }],
+    rows: FORMATS,
+    anchor: None,
+    columns: &[
+        Column { head: "format", cell: Cell::Key(Key::Variant) },
+        Column { head: "bits/weight", cell: Cell::Over(32.0, Src::Pick(COMPRESSION)) },
+        Column { head: "× smaller than FP32", cell: on_model(&COMPRESSION_VS_FP32) },
+        Column { head: "× smaller than BF16", cell: on_model(&COMPRESSION_VS_BF16) },
+        Column { head: PERPLEXITY.name, cell: on_model(&PERPLEXITY) },
+        Column { head: "perplexity change %", cell: on_model(&PERPLEXITY_DELTA_PCT) },
+        Column { head: "mean KL (nats)", cell: on_model(&KL_DIVERGENCE_MEAN) },
+        Column { head: "top-1 agreement", cell: on_model(&TOP1_AGREEMENT) },
+    ],
+    require: &[5],
+    note: "Scored on `{0}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment.",
+    machine_note: false,
+};
+
+const BIG: &[Filter] = &[Filter::Is(SHAPE, Val::Bound(0)), Filter::Absent(BASELINE)];
+const BIG_F32: &[Filter] = &[Filter::Is(SHAPE, Val::Bound(0)), Filter::Present(BASELINE)];
+const MV: Src = Src::Pick(Pick::headline(&MATVEC_LATENCY_MS, BIG));
+const MV_F32: Src = Src::Pick(Pick::headline(&MATVEC_LATENCY_MS, BIG_F32));
+const MM: Src = Src::Pick(Pick::headline(&MATMUL_LATENCY_MS, BIG));
+const MM_F32: Src = Src::Pick(Pick::headline(&MATMUL_LATENCY_MS, BIG_F32));
+const GBPS: Src = Src::Pick(Pick::headline(&WEIGHT_READ_GBPS, BIG));
+const GBPS_F32: Src = Src::Pick(Pick::headline(&WEIGHT_READ_GBPS, BIG_F32));
+const DEC: Src = Src::Pick(Pick::headline(
+    &DECODE_TOKENS_PER_S,
+    &[Filter::Absent(BASELINE)],
+));
+const DEC_F32: Src = Src::Pick(Pick::headline(
+    &DECODE_TOKENS_PER_S,
+    &[Filter::Present(BASELINE)],
+));
+// The f32-against-int8 pair where the format has integer kernels (timed alternately on the
+// same layer size).
+const MV_A32: Src = Src::Pick(Pick::headline(
+    &MATVEC_LATENCY_MS,
+    &[
+        Filter::Is(LAYER, Val::Bound(0)),
+        Filter::Is(ACTIVATIONS, Val::Lit("f32")),
+        Filter::Absent(BASELINE),
+    ],
+));
+const MV_A8: Src = Src::Pick(Pick::headline(
+    &MATVEC_LATENCY_MS,
+    &[
+        Filter::Is(LAYER, Val::Bound(0)),
+        Filter::Is(ACTIVATIONS, Val::Lit("int8")),
+        Filter::Absent(BASELINE),
+    ],
+));
+
+/// Per format: decode (1 row) and prefill (many rows) products on the largest layer, beside
+/// burn's FP32 product timed alternately, and whole-model decode tokens per second.
+const SPEED: Table = Table {
+    title: "Speed: {0} layer and whole-model decode",
+    binds: &[
+        // The largest layer: the first timed shape that is not one of the target model's own.
+        Bind::First {
+            param: SHAPE,
+            pick: Pick::any(&MATVEC_LATENCY_MS, &[]),
+            skip_prefix: Some("target"),
+            or: None,
+        },
+        Bind::First {
+            param: ROWS,
+            pick: Pick::any(&MATMUL_LATENCY_MS, &[]),
+            skip_prefix: None,
+            or: None,
+        },
+    ],
+    rows: FORMATS,
+    anchor: None,
+    columns: &[
+        Column { head: "format", cell: Cell::Key(Key::Variant) },
+        // The activations the matvec row ran with.
+        Column {
+            head: "activations",
+            cell: Cell::ParamOf(Pick::any(&MATVEC_LATENCY_MS, BIG), ACTIVATIONS, "f32"),
+        },
+        Column { head: "matvec ms", cell: Cell::Value(MV) },
+        Column { head: "FP32 matvec ms", cell: Cell::Value(MV_F32) },
+        Column { head: "speedup", cell: Cell::Ratio(MV_F32, MV) },
+        Column { head: "matvec weight GB/s", cell: Cell::Value(GBPS) },
+        Column { head: "of triad", cell: Cell::OfMachine(GBPS, &TRIAD_GBPS) },
+        Column { head: "FP32 of triad", cell: Cell::OfMachine(GBPS_F32, &TRIAD_GBPS) },
+        Column { head: "matmul ms ({1} rows)", cell: Cell::Value(MM) },
+        Column { head: "FP32 matmul ms", cell: Cell::Value(MM_F32) },
+        Column { head: "speedup", cell: Cell::Ratio(MM_F32, MM) },
+        Column { head: "decode tokens/s", cell: Cell::Value(DEC) },
+        Column { head: "FP32 decode tokens/s", cell: Cell::Value(DEC_F32) },
+        Column { head: "ratio", cell: Cell::Ratio(DEC, DEC_F32) },
+        Column { head: "matvec ms, f32 activations", cell: Cell::Value(MV_A32) },
+        Column { head: "matvec ms, int8 activations", cell: Cell::Value(MV_A8) },
+        Column { head: "int8 speedup", cell: Cell::Ratio(MV_A32, MV_A8) },
+    ],
+    require: &[2, 11],
+    note: "Medians; each format is timed alternately with burn's FP32 product on the same input (A B A B), so the ratios are side by side. Matvec uses the fused dequantize-and-multiply kernel; matmul dequantizes, then multiplies. Weight GB/s: the layer's weight bytes (codes and scales) over the matvec median. Activations: what decode rows multiply the codes with (int8: the input quantized to int8 blocks of 32 once per product and integer dot products, llama.cpp's arithmetic; f32: codes unpacked to f32); the last three columns time the same layer with f32 and with int8 activations alternately.",
+    machine_note: true,
+};
+
+/// The quantization suite's section.
+pub const REPORT: Section = Section {
+    tables: &[
+        Repeat {
+            each: PER_MODEL,
+            items: &[ACCURACY],
+        },
+        Repeat {
+            each: None,
+            items: &[SPEED],
+        },
+    ],
+    charts: &[Repeat {
+        each: PER_MODEL,
+        items: &[PPL_TRADEOFF, KL_TRADEOFF],
+    }],
+};
