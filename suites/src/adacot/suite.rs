@@ -19,6 +19,35 @@ impl Suite for AdacotSuite {
         &ABOUT
     }
 
+    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
+    /// quick: only the ratios between cases matter to `run --shard`).
+    fn cost(&self, case: &Case, scale: Scale) -> f64 {
+        let quick = scale != Scale::Smoke;
+        match case.variant.as_str() {
+            "slm" => {
+                if quick {
+                    28.0
+                } else {
+                    2.8
+                }
+            }
+            "rl" => {
+                if quick {
+                    9.0
+                } else {
+                    1.5
+                }
+            }
+            _ => {
+                if quick {
+                    12.0
+                } else {
+                    0.8
+                }
+            }
+        }
+    }
+
     fn report(&self) -> &'static crate::report::Section {
         &super::report::REPORT
     }

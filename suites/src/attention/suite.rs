@@ -29,6 +29,21 @@ impl Suite for AttentionSuite {
         &ABOUT
     }
 
+    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
+    /// quick: only the ratios between cases matter to `run --shard`).
+    fn cost(&self, case: &Case, scale: Scale) -> f64 {
+        let preset = case.params.get("preset").map(String::as_str);
+        match (scale, preset, case.variant.as_str()) {
+            (Scale::Smoke, Some("tiny"), _) => 0.4,
+            (Scale::Smoke, ..) => 0.01,
+            // The naive MLA path re-expands the whole latent cache every step.
+            (_, Some("deepseek-v2"), "mla-naive") => 190.0,
+            (_, Some("deepseek-v2"), "mha") => 95.0,
+            (_, Some("deepseek-v2"), _) => 30.0,
+            _ => 7.0,
+        }
+    }
+
     fn report(&self) -> &'static crate::report::Section {
         &super::report::REPORT
     }

@@ -21,6 +21,30 @@ impl Suite for KvCacheSuite {
         &ABOUT
     }
 
+    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
+    /// quick: only the ratios between cases matter to `run --shard`).
+    fn cost(&self, case: &Case, scale: Scale) -> f64 {
+        let quick = scale != Scale::Smoke;
+        match case.params.get("part").map(String::as_str) {
+            Some("traces") => {
+                if quick {
+                    160.0
+                } else {
+                    2.0
+                }
+            }
+            Some("overhead") => {
+                if quick {
+                    10.0
+                } else {
+                    0.1
+                }
+            }
+            Some("model") => 0.8,
+            _ => 0.05,
+        }
+    }
+
     fn report(&self) -> &'static crate::report::Section {
         &super::report::REPORT
     }

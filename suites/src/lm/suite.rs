@@ -25,6 +25,18 @@ impl Suite for LmSuite {
         &ABOUT
     }
 
+    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
+    /// quick: only the ratios between cases matter to `run --shard`).
+    fn cost(&self, case: &Case, scale: Scale) -> f64 {
+        let real = case.variant == crate::zoo::real::REAL;
+        match (scale, real) {
+            (Scale::Smoke, true) => 11.0,
+            (Scale::Smoke, false) => 0.3,
+            (_, true) => 55.0,
+            (_, false) => 2.5,
+        }
+    }
+
     fn variants(&self) -> Vec<&'static str> {
         let mut v = MODELS.to_vec();
         v.push(crate::zoo::real::REAL);

@@ -25,6 +25,35 @@ impl Suite for QuantizationSuite {
         &ABOUT
     }
 
+    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
+    /// quick: only the ratios between cases matter to `run --shard`).
+    fn cost(&self, case: &Case, scale: Scale) -> f64 {
+        let quick = scale != Scale::Smoke;
+        match case.variant.as_str() {
+            REAL => {
+                if quick {
+                    64.0
+                } else {
+                    12.0
+                }
+            }
+            MIXED => {
+                if quick {
+                    2.5
+                } else {
+                    0.3
+                }
+            }
+            _ => {
+                if quick {
+                    9.5
+                } else {
+                    0.4
+                }
+            }
+        }
+    }
+
     fn report(&self) -> &'static crate::report::Section {
         &super::report::REPORT
     }

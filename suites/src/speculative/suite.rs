@@ -26,6 +26,24 @@ impl Suite for SpeculativeSuite {
         &ABOUT
     }
 
+    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
+    /// quick: only the ratios between cases matter to `run --shard`).
+    fn cost(&self, case: &Case, scale: Scale) -> f64 {
+        let real = case
+            .params
+            .get("workload")
+            .and_then(|n| Workload::parse(n))
+            .is_some_and(|w| w.is_real());
+        let self_drafted = matches!(case.variant.as_str(), "int4-self" | "layer-skip");
+        match (scale, real, self_drafted) {
+            (Scale::Smoke, true, _) => 4.3,
+            (Scale::Smoke, false, _) => 0.6,
+            (_, true, _) => 50.0,
+            (_, false, true) => 30.0,
+            (_, false, false) => 10.0,
+        }
+    }
+
     fn report(&self) -> &'static crate::report::Section {
         &super::report::REPORT
     }
