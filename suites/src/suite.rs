@@ -190,8 +190,9 @@ pub trait Suite: RunCase + Sync {
     fn variants(&self) -> Vec<&'static str>;
     /// The cases a run at `scale` consists of.
     fn cases(&self, scale: Scale) -> Vec<Case>;
-    /// How long `case` takes relative to the suite's other cases at the same scale, in rough
-    /// seconds on a 2-core CPU: what `run --shard` balances shards by. 1 by default.
+    /// How long `case` takes at `scale`, in rough seconds on a 2-core CPU: what `run --shard`
+    /// balances shards by, so only the ratios between all suites' cases matter. The suites give
+    /// figures measured in smoke and quick runs (full scale is taken as quick); 1 by default.
     fn cost(&self, _case: &Case, _scale: Scale) -> f64 {
         1.0
     }

@@ -29,8 +29,6 @@ impl Suite for AttentionSuite {
         &ABOUT
     }
 
-    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
-    /// quick: only the ratios between cases matter to `run --shard`).
     fn cost(&self, case: &Case, scale: Scale) -> f64 {
         let preset = case.params.get("preset").map(String::as_str);
         match (scale, preset, case.variant.as_str()) {

@@ -25,8 +25,6 @@ impl Suite for LmSuite {
         &ABOUT
     }
 
-    /// Rough seconds on 2 cores (smoke and quick runs of 2026-12-07; full scale is taken as
-    /// quick: only the ratios between cases matter to `run --shard`).
     fn cost(&self, case: &Case, scale: Scale) -> f64 {
         let real = case.variant == crate::zoo::real::REAL;
         match (scale, real) {
