@@ -14,7 +14,7 @@ use infermark_models::kernels::isa::{self, Isa};
 use infermark_models::kernels::on_pool_worker;
 use infermark_models::quant::Activations;
 use infermark_reports::maturity::Weights;
-use infermark_reports::{gate, html, io, table};
+use infermark_reports::{gate, html, io, screen, table};
 use infermark_suites::env::{self, IsaEnv, RunEnv};
 use infermark_suites::shard::{self, Shard, ShardInfo, ShardedEnv};
 use infermark_suites::{registry, suite, BackendKind, Record, RunContext, Scale};
@@ -184,6 +184,11 @@ struct RunArgs {
     /// measures and records the machine's bandwidth. Join the folders with `infermark merge`.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     shard: Option<Shard>,
+    /// Print every record's headline value at the end (as tables per metric), before the
+    /// one-screen summary; without it only the summary is printed (every record is in the run
+    /// folder and the report either way).
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(clap::Args)]
@@ -385,6 +390,10 @@ fn run(args: RunArgs) -> Result<()> {
             text: args.text,
         },
         shard,
+        Printout {
+            records: args.verbose,
+            screen: true,
+        },
     )?;
     Ok(())
 }
@@ -498,7 +507,20 @@ pub(crate) fn execute(
     force: bool,
     inputs: infermark_suites::UserInputs,
 ) -> Result<Vec<Record>> {
-    execute_sharded(cases, scale, backend, seed, out, force, inputs, None)
+    let print = Printout {
+        records: true,
+        screen: false,
+    };
+    execute_sharded(cases, scale, backend, seed, out, force, inputs, None, print)
+}
+
+/// What a run prints when it ends.
+#[derive(Clone, Copy)]
+struct Printout {
+    /// Every record's headline value, as tables per metric.
+    records: bool,
+    /// The one-screen summary: claims, headlines, M(P), folder and report command.
+    screen: bool,
 }
 
 /// [`execute`] of one shard of a run when `shard` is given: run.json records the shard, and
@@ -513,6 +535,7 @@ fn execute_sharded(
     force: bool,
     inputs: infermark_suites::UserInputs,
     shard: Option<ShardInfo>,
+    print: Printout,
 ) -> Result<Vec<Record>> {
     let started = env::now_rfc3339();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
@@ -648,15 +671,27 @@ fn execute_sharded(
         shards: Vec::new(),
     };
     io::write_run_as(out, &records, &file, force)?;
-    print_summary(&records);
+    if print.records {
+        print_summary(&records);
+    }
     println!(
-        "\n{} records from {} cases in {:.1} s → {}\nreport: infermark report --run {} --out report.html",
+        "\n{} records from {} cases in {:.1} s → {}",
         records.len(),
         cases.len(),
         t0.elapsed().as_secs_f64(),
         out.display(),
-        out.display()
     );
+    if print.screen {
+        println!(
+            "\n{}",
+            screen::one_screen(&file.env, &records, out)?.trim_end()
+        );
+    } else {
+        println!(
+            "report: infermark report --run {} --out report.html",
+            out.display()
+        );
+    }
     Ok(records)
 }
 

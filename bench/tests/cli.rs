@@ -160,6 +160,23 @@ fn smoke_run_writes_results_and_report() {
     );
     assert_eq!(entries(&dir), vec!["run"], "no staging folder left behind");
 
+    // Without --verbose the run ends with one screen that names every claim of the ledger.
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        shown.lines().count() <= 60,
+        "{} lines:\n{shown}",
+        shown.lines().count()
+    );
+    let ledger = infermark_reports::claims::parse(infermark_reports::claims::LEDGER).unwrap();
+    for c in &ledger.claims {
+        assert!(
+            shown.contains(&c.id),
+            "claim {} not on the screen:\n{shown}",
+            c.id
+        );
+    }
+    assert!(shown.contains("report: infermark report --run"), "{shown}");
+
     // The run says which SIMD path the kernels took and measured the machine's bandwidth.
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();

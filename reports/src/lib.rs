@@ -24,6 +24,7 @@ pub mod merge;
 pub mod metrics;
 pub mod names;
 pub mod pivot;
+pub mod screen;
 pub mod section;
 pub mod sections;
 pub mod select;

@@ -178,6 +178,11 @@ fn summary<'a>(records: &'a [Record], suite: &str, metric: &str) -> Vec<&'a Reco
         .collect()
 }
 
+/// The record a suite's headline reads: the first of `suite`'s records that `pick` reads.
+pub fn headline<'a>(suite: &'a str, records: &'a [Record], pick: &Pick) -> Option<&'a Record> {
+    Scope::new(suite, records, None).first(pick, &Row::default())
+}
+
 impl<'a> Scope<'a> {
     fn new(suite: &'a str, records: &'a [Record], each: Option<&'a str>) -> Self {
         Scope {
@@ -706,7 +711,7 @@ mod tests {
     fn section(tables: &'static [Repeat<Table>]) -> Section {
         Section {
             tables,
-            charts: &[],
+            ..Section::EMPTY
         }
     }
 
@@ -1029,6 +1034,7 @@ mod tests {
     }
 
     const BY_BLOCK: Section = Section {
+        headline: None,
         tables: &[],
         charts: &[Repeat {
             each: None,

@@ -35,15 +35,28 @@ pub type Text = &'static str;
 /// A suite's part of the report: its tables, then its charts, in this order.
 #[derive(Clone, Copy, Debug)]
 pub struct Section {
+    /// The one figure the run's summary screen shows for the suite.
+    pub headline: Option<Headline>,
     /// Tables, in order.
     pub tables: &'static [Repeat<Table>],
     /// Charts, in order.
     pub charts: &'static [Repeat<Chart>],
 }
 
+/// A suite's headline: the first record `pick` reads, shown with its conditions (stat, n,
+/// spread, backend, ISA path) on the run's summary screen.
+#[derive(Clone, Copy, Debug)]
+pub struct Headline {
+    /// What it is, in words.
+    pub label: &'static str,
+    /// The record (filters with literal values only).
+    pub pick: Pick,
+}
+
 impl Section {
     /// A section with nothing of the suite's own (the generic tables and sweep charts only).
     pub const EMPTY: Section = Section {
+        headline: None,
         tables: &[],
         charts: &[],
     };
@@ -51,6 +64,11 @@ impl Section {
     /// Every metric the section reads, for checks that the suite records them.
     pub fn metrics(&self) -> Vec<&'static Metric> {
         let mut out = Vec::new();
+        if let Some(h) = &self.headline {
+            if let Some(m) = h.pick.metric {
+                out.push(m);
+            }
+        }
         for t in self.tables.iter().flat_map(|r| r.items) {
             t.metrics(&mut out);
         }

@@ -9,8 +9,8 @@ use crate::metric::{
 };
 use crate::record::Stat;
 use crate::report::{
-    Bind, Cell, Chart, Column, Each, Filter, Key, Order, Param, Pick, Repeat, Rows, Section, Src,
-    Stats, Table, Val,
+    Bind, Cell, Chart, Column, Each, Filter, Headline, Key, Order, Param, Pick, Repeat, Rows,
+    Section, Src, Stats, Table, Val,
 };
 
 /// The problem set a gate answers.
@@ -163,6 +163,18 @@ const PER_WORKLOAD: Option<Each> = Some(Each {
 
 /// The adacot suite's section.
 pub const REPORT: Section = Section {
+    headline: Some(Headline {
+        label: "accuracy, learned gate (λ 0.5), balanced mix",
+        pick: Pick::headline(
+            &ACCURACY,
+            &[
+                Filter::Variant("learned"),
+                Filter::Is(LAMBDA, Val::Lit("0.5")),
+                Filter::Is(WORKLOAD, Val::Lit("balanced")),
+                Filter::AbsentOr(DIGITS, "all"),
+            ],
+        ),
+    }),
     tables: &[
         Repeat {
             each: PER_WORKLOAD,

@@ -6,7 +6,7 @@ use crate::metric::{
 };
 use crate::record::Stat;
 use crate::report::{
-    Cell, Chart, Column, Filter, Key, Param, Pick, Repeat, Rows, Section, Src, Table, Val,
+    Cell, Chart, Column, Filter, Headline, Key, Param, Pick, Repeat, Rows, Section, Src, Table, Val,
 };
 
 /// Model shape preset (`gqa-8b`, ...).
@@ -59,6 +59,17 @@ const KV_MEMORY: Chart = Chart::Projection {
 
 /// The attention suite's section.
 pub const REPORT: Section = Section {
+    headline: Some(Headline {
+        label: "KV bytes per token and layer, MLA absorbed (DeepSeek-V2 shape, measured)",
+        pick: Pick::headline(
+            &KV_CACHE_BYTES_PER_TOKEN,
+            &[
+                Filter::Variant("mla-absorbed"),
+                Filter::Is(PRESET, Val::Lit("deepseek-v2")),
+                Filter::Is(SOURCE, Val::Lit("measured")),
+            ],
+        ),
+    }),
     tables: &[Repeat {
         each: None,
         items: &[BANDWIDTH],

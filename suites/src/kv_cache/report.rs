@@ -3,10 +3,10 @@
 //! tokens, trace throughput) against block size.
 
 use crate::metric::{
-    Metric, DECODE_STEP_MS, KV_FRAGMENTATION, MAX_CONCURRENT_SEQUENCES, RECOMPUTED_TOKENS,
-    TRACE_TOKENS_PER_S,
+    Metric, DECODE_STEP_MS, DECODE_THROUGHPUT_GAIN, KV_FRAGMENTATION, MAX_CONCURRENT_SEQUENCES,
+    RECOMPUTED_TOKENS, TRACE_TOKENS_PER_S,
 };
-use crate::report::{Chart, Filter, Key, Param, Repeat, Section, Stats};
+use crate::report::{Chart, Filter, Headline, Key, Param, Pick, Repeat, Section, Stats, Val};
 
 /// The request trace a replay ran.
 pub const TRACE: Param = Param("trace");
@@ -54,6 +54,17 @@ const BY_BLOCK_SIZE: Chart = Chart::Lines {
 
 /// The KV cache suite's section.
 pub const REPORT: Section = Section {
+    headline: Some(Headline {
+        label: "decode throughput gain, paged (blocks of 16) over contiguous, ShareGPT-like trace",
+        pick: Pick::headline(
+            &DECODE_THROUGHPUT_GAIN,
+            &[
+                Filter::Variant("paged"),
+                Filter::Is(BLOCK_SIZE, Val::Lit("16")),
+                Filter::Is(TRACE, Val::Lit("sharegpt")),
+            ],
+        ),
+    }),
     tables: &[],
     charts: &[Repeat {
         each: None,

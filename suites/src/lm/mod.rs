@@ -10,6 +10,7 @@ pub mod about;
 pub mod arith;
 pub mod perplexity;
 pub mod real;
+pub mod report;
 pub mod suite;
 
 pub use about::{MODELS, NAME, TEST_SEED};

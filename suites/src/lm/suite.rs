@@ -25,6 +25,10 @@ impl Suite for LmSuite {
         &ABOUT
     }
 
+    fn report(&self) -> &'static crate::report::Section {
+        &super::report::REPORT
+    }
+
     fn cost(&self, case: &Case, scale: Scale) -> f64 {
         let real = case.variant == crate::zoo::real::REAL;
         match (scale, real) {

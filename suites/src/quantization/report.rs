@@ -9,8 +9,8 @@ use crate::metric::{
     TRIAD_GBPS, WEIGHT_READ_GBPS,
 };
 use crate::report::{
-    Bind, Cell, Chart, Column, Each, Filter, Key, Order, Param, Pick, Repeat, Rows, Section, Src,
-    Stats, Table, Val,
+    Bind, Cell, Chart, Column, Each, Filter, Headline, Key, Order, Param, Pick, Repeat, Rows,
+    Section, Src, Stats, Table, Val,
 };
 
 /// The model a format was scored on (`target`, a real model).
@@ -191,6 +191,16 @@ const SPEED: Table = Table {
 
 /// The quantization suite's section.
 pub const REPORT: Section = Section {
+    headline: Some(Headline {
+        label: "perplexity change, mixed FP8 + INT4, trained target on its validation text",
+        pick: Pick::headline(
+            &PERPLEXITY_DELTA_PCT,
+            &[
+                Filter::Variant("mixed-fp8-int4"),
+                Filter::Is(MODEL, Val::Lit("target")),
+            ],
+        ),
+    }),
     tables: &[
         Repeat {
             each: PER_MODEL,

@@ -8,8 +8,8 @@ use crate::metric::{
     MEAN_ACCEPTED_LENGTH, SPECULATIVE_SPEEDUP, SPEEDUP_VS_BOUND, VERIFY_COST_RATIO,
 };
 use crate::report::{
-    Anchor, Bind, Cell, Chart, Column, Each, Filter, Key, Model, Order, Param, Pick, Repeat, Rows,
-    Section, Src, Stats, Table, Val,
+    Anchor, Bind, Cell, Chart, Column, Each, Filter, Headline, Key, Model, Order, Param, Pick,
+    Repeat, Rows, Section, Src, Stats, Table, Val,
 };
 
 /// The prompts and target a case decodes (`target`, `arith`, real workloads).
@@ -155,6 +155,19 @@ const SUMMARY: Table = Table {
 
 /// The speculative suite's section.
 pub const REPORT: Section = Section {
+    headline: Some(Headline {
+        label: "speedup, draft model on stories (γ 4, T 0, batch 1)",
+        pick: Pick::headline(
+            &SPECULATIVE_SPEEDUP,
+            &[
+                Filter::Variant("draft"),
+                Filter::Is(WORKLOAD, Val::Lit("stories")),
+                Filter::Is(GAMMA, Val::Lit("4")),
+                Filter::Is(TEMPERATURE, Val::Lit("0")),
+                Filter::Is(BATCH, Val::Lit("1")),
+            ],
+        ),
+    }),
     tables: &[Repeat {
         each: None,
         items: &[SUMMARY],
