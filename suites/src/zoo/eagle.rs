@@ -573,3 +573,33 @@ pub fn acceptance<B: AttentionBackend>(
     .map_err(SuiteError::model("EAGLE speculative decoding"))?;
     Ok(g.stats)
 }
+
+/// The head trained for the real model (`infermark train --model eagle-smollm2`).
+pub const EAGLE_SMOLLM2: &str = "eagle-smollm2";
+
+/// Where the prompts of [`story_prompts`] come from (the data card's source).
+pub const STORY_SOURCE: &str = "infermark story grammar (zoo::corpus::story)";
+
+/// `n` prompts of up to `max_tokens` tokens each: the first tokens of stories from the repo's
+/// seeded grammar, encoded with the target's tokenizer.
+///
+/// TODO(issue 29): the issue asks for prompts from a real text that a package ships (the
+/// quantization work's calibration text or another, disjoint from the evaluation texts such as
+/// the fetched licence) and for continuations at T = 0.7 beside greedy ones; the story grammar
+/// is a stand-in for this milestone.
+pub fn story_prompts(
+    tokenizer: &super::gguf::tokenizer::GgufTokenizer,
+    n: usize,
+    max_tokens: usize,
+    seed: u64,
+) -> Result<Vec<Vec<u32>>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let text = super::corpus::story(&mut rng);
+            let mut ids = tokenizer.encode(&text, true)?;
+            ids.truncate(max_tokens);
+            Ok(ids)
+        })
+        .collect()
+}
