@@ -12,7 +12,9 @@ use infermark_models::diff::max_abs_diff;
 use infermark_models::generation::speculative::{
     speculative_generate, EagleDrafter, EagleHead, FrozenTarget, Gamma,
 };
-use infermark_models::generation::{argmax, last_logits, GenerateConfig, Sampler, SamplingConfig};
+use infermark_models::generation::{
+    argmax, last_logits, GenerateConfig, Logits, Sampler, SamplingConfig, Session,
+};
 use infermark_models::kv_cache::SeqId;
 use infermark_models::proj::Proj;
 
@@ -361,5 +363,41 @@ fn greedy_speculation_with_the_head_equals_plain_greedy_decoding_at_batch_1_and_
             g.stats.accepted + g.stats.steps,
             g.tokens.iter().map(Vec::len).sum::<usize>()
         );
+    }
+}
+
+#[test]
+fn a_step_with_hidden_states_returns_the_steps_logits_and_the_uncached_hidden_states() {
+    let device = Default::default();
+    let t = target();
+    let texts: [&[u32]; 2] = [&[1, 2, 3, 4, 5, 6], &[9, 8, 7]];
+    let mut cache = t.contiguous_cache(2, 64, &device);
+    let mut plain = t.contiguous_cache(2, 64, &device);
+    let mut s = Session::new(&t, &mut cache, &device);
+    let mut p = Session::new(&t, &mut plain, &device);
+    let seqs = [s.add().unwrap(), s.add().unwrap()];
+    let pseqs = [p.add().unwrap(), p.add().unwrap()];
+    // A ragged prefill of both texts but their last two tokens, then a step of those two.
+    for prefill in [true, false] {
+        let span = |i: usize| {
+            let n = texts[i].len();
+            if prefill {
+                0..n - 2
+            } else {
+                n - 2..n
+            }
+        };
+        let feeds = [(seqs[0], &texts[0][span(0)]), (seqs[1], &texts[1][span(1)])];
+        let pfeeds = [(pseqs[0], feeds[0].1), (pseqs[1], feeds[1].1)];
+        let (logits, hidden) = s.step_with_hidden(&feeds, Logits::All).unwrap();
+        let want = p.step(&pfeeds, Logits::All).unwrap();
+        for i in 0..2 {
+            let err = max_abs_diff(&logits[i].concat(), &want[i].concat()).unwrap();
+            assert_eq!(err, 0.0, "logits of text {i}");
+            let full = values(t.hidden_full(ids(texts[i])).unwrap());
+            let r = span(i);
+            let err = max_abs_diff(&hidden[i].concat(), &full[r.start * 32..r.end * 32]).unwrap();
+            assert!(err < TOL, "hidden states of text {i}: {err}");
+        }
     }
 }
