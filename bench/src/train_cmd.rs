@@ -15,11 +15,13 @@ use infermark_suites::env;
 use infermark_suites::zoo::checkpoint::{self, Card};
 use infermark_suites::zoo::corpus;
 use infermark_suites::zoo::train::{self, TrainOptions};
+use infermark_suites::zoo::{eagle, gguf, real};
 use infermark_suites::BackendKind;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Preset to train: tiny, draft, target, target-mha, target-mla or arith (`infermark list`).
+    /// Preset to train: tiny, draft, target, target-mha, target-mla or arith (`infermark list`),
+    /// or eagle-smollm2 (an EAGLE draft head for the real model).
     #[arg(long, value_name = "NAME")]
     pub model: String,
     /// Optimizer steps (default: the preset's recipe).
@@ -76,6 +78,12 @@ pub struct TrainArgs {
     /// results/checkpoints/).
     #[arg(long, value_name = "STEM")]
     pub sft: Option<PathBuf>,
+    /// eagle-smollm2: prompts continued greedily by the real model for the training data.
+    #[arg(long, default_value_t = 64)]
+    pub prompts: usize,
+    /// eagle-smollm2: greedy tokens added to each prompt.
+    #[arg(long, default_value_t = 48)]
+    pub new_tokens: usize,
 }
 
 struct SftJob {
@@ -211,6 +219,184 @@ fn run_adaptive(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+struct EagleJob {
+    args: EagleArgs,
+}
+
+struct EagleArgs {
+    steps: usize,
+    seed: u64,
+    out: PathBuf,
+    data: PathBuf,
+    eval_every: usize,
+    resume: bool,
+    stop_after: Option<usize>,
+    force: bool,
+    prompts: usize,
+    new_tokens: usize,
+    machine: String,
+}
+
+/// Prompt tokens per training prompt, and per held-out prompt of the acceptance check.
+const EAGLE_PROMPT_TOKENS: usize = 32;
+/// Held-out prompts, greedy tokens each, and γ of the acceptance check after training.
+const EAGLE_CHECK: (usize, usize, usize) = (4, 32, 4);
+
+impl BackendJob for EagleJob {
+    type Output = Result<()>;
+    fn run<B: AttentionBackend>(self, device: B::Device) -> Self::Output {
+        let a = self.args;
+        let path = gguf::smollm2().map_err(anyhow::Error::msg)?;
+        let file = gguf::GgufFile::open(&path)?;
+        let config = gguf::llama::config(&file)?;
+        let (target, tokenizer, _) =
+            gguf::llama::load::<B>(&path, gguf::llama::Weights::F32, &device)?;
+        let (data_bin, _) = eagle::paths(&a.data);
+        let data = if data_bin.exists() && !a.force {
+            let (d, card) = eagle::load_data(&a.data)?;
+            eprintln!(
+                "data: {} sequences, {} tokens from {}",
+                card.sequences,
+                card.tokens,
+                a.data.display()
+            );
+            d
+        } else {
+            let t0 = std::time::Instant::now();
+            let prompts = eagle::story_prompts(&tokenizer, a.prompts, EAGLE_PROMPT_TOKENS, a.seed)?;
+            let d = eagle::make_data(&target, &prompts, a.new_tokens, 8, &device)?;
+            let card = eagle::DataCard {
+                target: real::REAL.into(),
+                source: eagle::STORY_SOURCE.into(),
+                seed: a.seed,
+                sequences: d.tokens.len(),
+                tokens: d.tokens.iter().map(Vec::len).sum(),
+                new_tokens: a.new_tokens,
+                d_model: d.d_model,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            eagle::save_data(&d, &card, &a.data)?;
+            eprintln!(
+                "data: {} sequences, {} tokens in {:.0} s ({:.1} generated tokens/s) → {}",
+                card.sequences,
+                card.tokens,
+                card.seconds,
+                (card.sequences * a.new_tokens) as f64 / card.seconds.max(1e-9),
+                eagle::paths(&a.data).0.display()
+            );
+            d
+        };
+        let opts = eagle::EagleTrainOptions {
+            name: eagle::EAGLE_SMOLLM2.into(),
+            config: config.clone(),
+            steps: a.steps,
+            batch: 8,
+            seq_len: 32,
+            lr: 1e-3,
+            seed: a.seed,
+            out: a.out.clone(),
+            eval_every: a.eval_every,
+            resume: a.resume,
+            stop_after: a.stop_after,
+            data: format!("{} ({})", eagle::STORY_SOURCE, a.data.display()),
+            machine: a.machine,
+            git_rev: env::git_rev(),
+        };
+        let card = eagle::train_eagle(&target, &data, &opts, &device, &mut |p, rate| {
+            eprintln!(
+                "step {}/{}: loss {:.4} (smooth-L1 {:.4}, cross-entropy {:.4}), {rate:.0} positions/s",
+                p.step, a.steps, p.loss, p.reg, p.cls
+            );
+        })?;
+        if card.steps < a.steps {
+            println!(
+                "{}: stopped after {} of {} steps; continue with --resume",
+                card.name, card.steps, a.steps
+            );
+            return Ok(());
+        }
+        let (w, _) = eagle::head_paths(&a.out);
+        println!(
+            "{}: {} parameters, {} steps in {:.0} s ({:.0} positions/s) → {} ({} bytes)",
+            card.name,
+            card.param_count,
+            card.steps,
+            card.train_seconds,
+            card.positions_per_s,
+            w.display(),
+            std::fs::metadata(&w).map(|m| m.len()).unwrap_or(0)
+        );
+        // Acceptance on held-out prompts (another seed), trained head against a random one.
+        let (n, max_new, gamma) = EAGLE_CHECK;
+        let held = eagle::story_prompts(
+            &tokenizer,
+            n,
+            EAGLE_PROMPT_TOKENS,
+            a.seed.wrapping_add(1_000_003),
+        )?;
+        let (trained, _) = eagle::load_head::<B>(&a.out, &device)?;
+        B::seed(&device, a.seed);
+        let random = config
+            .init_eagle::<B>(&device)
+            .map_err(anyhow::Error::msg)?;
+        for (which, head) in [("trained", trained), ("random", random)] {
+            let s = eagle::acceptance(&target, head, &held, gamma, max_new, &device)?;
+            println!(
+                "  {which} head, greedy, γ = {gamma}, {n} held-out prompts × {max_new} tokens: \
+                 α = {:.3}, acceptance rate {:.3}, τ = {:.3}",
+                s.alpha().unwrap_or(0.0),
+                s.acceptance_rate().unwrap_or(0.0),
+                s.mean_accepted_length().unwrap_or(0.0)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn run_eagle(args: &TrainArgs) -> Result<()> {
+    args.backend.check_available()?;
+    if args.eval_every == 0 {
+        bail!("--eval-every must be at least 1");
+    }
+    if args.corpus.is_some() || args.sft.is_some() {
+        bail!(
+            "--corpus and --sft do not apply to {}",
+            eagle::EAGLE_SMOLLM2
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results/checkpoints").join(eagle::EAGLE_SMOLLM2));
+    if !args.force && !args.resume && eagle::head_paths(&out).0.exists() {
+        bail!(
+            "{} already exists; pass --force to replace it or choose another --out",
+            out.display()
+        );
+    }
+    let (cpu, _) = env::cpu_info();
+    let machine = match args.backend {
+        BackendKind::Flex => format!("flex on {cpu} ({} cores)", env::cores()),
+        BackendKind::Cuda => "cuda:0".to_string(),
+    };
+    let job = EagleJob {
+        args: EagleArgs {
+            steps: args.steps.unwrap_or(300),
+            seed: args.seed,
+            data: PathBuf::from("results/eagle").join(format!("{}-data", eagle::EAGLE_SMOLLM2)),
+            out,
+            eval_every: args.eval_every,
+            resume: args.resume,
+            stop_after: args.stop_after,
+            force: args.force,
+            prompts: args.prompts,
+            new_tokens: args.new_tokens,
+            machine,
+        },
+    };
+    run_on(args.backend, job)?
+}
+
 struct Job {
     opts: TrainOptions,
     bar: ProgressBar,
@@ -246,6 +432,9 @@ impl BackendJob for Job {
 pub fn run(args: TrainArgs) -> Result<()> {
     if args.model == "arith-adaptive" {
         return run_adaptive(&args);
+    }
+    if args.model == eagle::EAGLE_SMOLLM2 {
+        return run_eagle(&args);
     }
     let sft = args.model == finetune::SFT_NAME;
     let found = if sft {

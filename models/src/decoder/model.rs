@@ -59,6 +59,33 @@ impl<B: AttentionBackend> Block<B> {
         });
         x + self.mlp.forward(n)
     }
+
+    /// The whole block over a ragged step (see
+    /// [`crate::attention::AttentionLayer::forward_ragged`]), appending to `cache`.
+    ///
+    /// # Shapes
+    /// - `x`: `[1, Σ lens, d_model]` → `[1, Σ lens, d_model]`
+    pub fn forward_ragged(
+        &self,
+        x: Tensor<B, 3>,
+        seqs: &[SeqId],
+        lens: &[usize],
+        cache: &mut dyn KvCache<B>,
+    ) -> crate::Result<Tensor<B, 3>> {
+        use crate::profile::{scope, Part};
+        let n = scope(Part::Norm, || self.attn_norm.forward(x.clone()));
+        let a = self.attn.forward_ragged(n, seqs, lens, cache)?;
+        Ok(self.mlp_residual(x + a))
+    }
+
+    /// The whole block over whole sequences, causal, with no cache (training and scoring).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
+    pub fn forward_full(&self, x: Tensor<B, 3>) -> crate::Result<Tensor<B, 3>> {
+        let a = self.attn.forward_full(self.attn_norm.forward(x.clone()))?;
+        Ok(self.mlp_residual(x + a))
+    }
 }
 
 /// The decoder LM.
@@ -258,8 +285,37 @@ impl<B: AttentionBackend> Decoder<B> {
         cache: &mut ModelCache<B, C>,
         last_only: bool,
     ) -> crate::Result<Tensor<B, 2>> {
-        let t = tokens.dims()[1];
-        let mut h = self.ragged_hidden(tokens, seqs, lens, cache)?; // [1, t, d_model]
+        let h = self.ragged_hidden(tokens, seqs, lens, cache)?; // [1, t, d_model]
+        Ok(self.ragged_logits(h, lens, last_only))
+    }
+
+    /// [`Decoder::forward_ragged`] that also returns the final hidden states (after the last
+    /// RMSNorm, before the head) of every new token: what a feature-level drafter (EAGLE)
+    /// reads. Same logits as `forward_ragged`.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[1, Σ lens]`
+    /// - output: logits as [`Decoder::forward_ragged`]'s; hidden states `[Σ lens, d_model]`
+    pub fn forward_ragged_with_hidden<C: KvCache<B>>(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        seqs: &[SeqId],
+        lens: &[usize],
+        cache: &mut ModelCache<B, C>,
+        last_only: bool,
+    ) -> crate::Result<(Tensor<B, 2>, Tensor<B, 2>)> {
+        let h = self.ragged_hidden(tokens, seqs, lens, cache)?; // [1, t, d_model]
+        let [_, t, d] = h.dims();
+        let hidden = h.clone().reshape([t, d]);
+        Ok((self.ragged_logits(h, lens, last_only), hidden))
+    }
+
+    /// The head on a ragged step's hidden states: every row, or each fed sequence's last.
+    ///
+    /// # Shapes
+    /// - `h`: `[1, Σ lens, d_model]` → `[Σ lens, vocab]` (`last_only`: `[fed sequences, vocab]`)
+    fn ragged_logits(&self, mut h: Tensor<B, 3>, lens: &[usize], last_only: bool) -> Tensor<B, 2> {
+        let t = h.dims()[1];
         if last_only {
             let last: Vec<i64> = lens
                 .iter()
@@ -275,7 +331,7 @@ impl<B: AttentionBackend> Decoder<B> {
         }
         let rows = h.dims()[1];
         debug_assert!(rows <= t);
-        Ok(self.head(h).reshape([rows, self.vocab_size()]))
+        self.head(h).reshape([rows, self.vocab_size()])
     }
 
     /// The final hidden states of a ragged step (see [`Decoder::forward_ragged`]).
@@ -305,14 +361,13 @@ impl<B: AttentionBackend> Decoder<B> {
                 got: format!("lengths {lens:?} and {} layer caches", cache.layers.len()),
             });
         }
-        use crate::profile::{scope, Part};
         let mut x = self.embed.forward(tokens); // [1, t, d_model]
         for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            let n = scope(Part::Norm, || block.attn_norm.forward(x.clone()));
-            let a = block.attn.forward_ragged(n, seqs, lens, layer)?;
-            x = block.mlp_residual(x + a);
+            x = block.forward_ragged(x, seqs, lens, layer)?;
         }
-        Ok(scope(Part::Norm, || self.norm.forward(x)))
+        Ok(crate::profile::scope(crate::profile::Part::Norm, || {
+            self.norm.forward(x)
+        }))
     }
 
     /// Logits of whole sequences with no cache (training and scoring); refuses ids outside the
@@ -350,10 +405,7 @@ impl<B: AttentionBackend> Decoder<B> {
     fn hidden_full_unchecked(&self, tokens: Tensor<B, 2, Int>) -> crate::Result<Tensor<B, 3>> {
         let mut x = self.embed.forward(tokens);
         for block in &self.blocks {
-            let a = block
-                .attn
-                .forward_full(block.attn_norm.forward(x.clone()))?;
-            x = block.mlp_residual(x + a);
+            x = block.forward_full(x)?;
         }
         Ok(self.norm.forward(x))
     }

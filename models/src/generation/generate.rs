@@ -120,11 +120,16 @@ pub fn generate<B: AttentionBackend, C: KvCache<B>>(
 /// Admits one sequence per prompt and prefills each with its prompt but the last token, all in
 /// one step (the last token is fed by the first decode or verification step, so that plain and
 /// speculative decoding put the same rows through the same forwards).
+///
+/// With `hidden`, also returns each prompt's final hidden states of the prefilled tokens (see
+/// [`Session::step_with_hidden`]); otherwise empty rows.
+#[allow(clippy::type_complexity)]
 pub(crate) fn prefill<B: AttentionBackend, C: KvCache<B>>(
     session: &mut Session<'_, B, C>,
     prompts: &[Vec<u32>],
     counters: &mut Counters,
-) -> crate::Result<Vec<SeqId>> {
+    hidden: bool,
+) -> crate::Result<(Vec<SeqId>, Vec<Vec<Vec<f32>>>)> {
     let t0 = Instant::now();
     let seqs = prompts
         .iter()
@@ -135,11 +140,16 @@ pub(crate) fn prefill<B: AttentionBackend, C: KvCache<B>>(
         .zip(prompts)
         .map(|(&s, p)| (s, &p[..p.len() - 1]))
         .collect();
+    let mut states = vec![Vec::new(); prompts.len()];
     if feeds.iter().any(|(_, t)| !t.is_empty()) {
-        session.step(&feeds, Logits::Last)?;
+        if hidden {
+            states = session.step_with_hidden(&feeds, Logits::Last)?.1;
+        } else {
+            session.step(&feeds, Logits::Last)?;
+        }
         counters.forwards += 1;
     }
     counters.prefill_tokens += feeds.iter().map(|(_, t)| t.len()).sum::<usize>();
     counters.prefill_time += t0.elapsed();
-    Ok(seqs)
+    Ok((seqs, states))
 }

@@ -108,11 +108,35 @@ impl<'a, B: AttentionBackend, C: KvCache<B>> Session<'a, B, C> {
         feeds: &[(SeqId, &[u32])],
         which: Logits,
     ) -> crate::Result<Vec<Vec<Vec<f32>>>> {
+        Ok(self.step_inner(feeds, which, false)?.0)
+    }
+
+    /// [`Session::step`] that also returns, per feed, the target's final hidden states (after
+    /// the last RMSNorm, before the head) of every new token, in feed order: what a
+    /// feature-level drafter (EAGLE) reads. Only the loops that drive such a drafter call it;
+    /// the logits are [`Session::step`]'s.
+    #[allow(clippy::type_complexity)]
+    pub fn step_with_hidden(
+        &mut self,
+        feeds: &[(SeqId, &[u32])],
+        which: Logits,
+    ) -> crate::Result<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>)> {
+        self.step_inner(feeds, which, true)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn step_inner(
+        &mut self,
+        feeds: &[(SeqId, &[u32])],
+        which: Logits,
+        hidden: bool,
+    ) -> crate::Result<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>)> {
         let seqs: Vec<SeqId> = feeds.iter().map(|&(s, _)| s).collect();
         let lens: Vec<usize> = feeds.iter().map(|(_, t)| t.len()).collect();
         let flat: Vec<u32> = feeds.iter().flat_map(|(_, t)| t.iter().copied()).collect();
         if flat.is_empty() {
-            return Ok(vec![Vec::new(); feeds.len()]);
+            let none = vec![Vec::new(); feeds.len()];
+            return Ok((none.clone(), none));
         }
         self.model.check_tokens(&flat)?;
         for (i, s) in seqs.iter().enumerate() {
@@ -129,10 +153,17 @@ impl<'a, B: AttentionBackend, C: KvCache<B>> Session<'a, B, C> {
         let ids: Vec<i64> = flat.iter().map(|&t| t as i64).collect();
         let n = ids.len();
         let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
-        let out = self
-            .model
-            .forward_ragged(x, &seqs, &lens, self.cache, which == Logits::Last);
-        let logits = match out {
+        let last = which == Logits::Last;
+        let out = if hidden {
+            self.model
+                .forward_ragged_with_hidden(x, &seqs, &lens, self.cache, last)
+                .map(|(l, h)| (l, Some(h)))
+        } else {
+            self.model
+                .forward_ragged(x, &seqs, &lens, self.cache, last)
+                .map(|l| (l, None))
+        };
+        let (logits, states) = match out {
             Ok(l) => l,
             Err(e) => {
                 for (&s, &len) in seqs.iter().zip(&before) {
@@ -142,14 +173,24 @@ impl<'a, B: AttentionBackend, C: KvCache<B>> Session<'a, B, C> {
             }
         };
         let mut rows = host_rows_2d(logits).into_iter();
-        Ok(lens
+        let logits = lens
             .iter()
             .map(|&l| match (l, which) {
                 (0, _) => Vec::new(),
                 (_, Logits::Last) => rows.next().into_iter().collect(),
                 (l, Logits::All) => rows.by_ref().take(l).collect(),
             })
-            .collect())
+            .collect();
+        let states = match states {
+            Some(h) => {
+                let mut rows = host_rows_2d(h).into_iter();
+                lens.iter()
+                    .map(|&l| rows.by_ref().take(l).collect())
+                    .collect()
+            }
+            None => vec![Vec::new(); feeds.len()],
+        };
+        Ok((logits, states))
     }
 }
 

@@ -6,12 +6,14 @@
 //!   the committed ones live.
 //! - [`train`]: AdamW training of the decoder presets with resumable checkpoints.
 //! - [`hf`]: Hugging Face Llama directories loaded into the same decoder.
+//! - [`eagle`]: training data (target hidden states) and training of an EAGLE draft head.
 //! - [`gguf`]: llama.cpp's GGUF files: the reader, dequantization, Llama models and their
 //!   tokenizers.
 //! - [`real`]: the real model (SmolLM2-135M): its name, where it is, how a GGUF is named.
 
 pub mod checkpoint;
 pub mod corpus;
+pub mod eagle;
 pub mod gguf;
 pub mod hf;
 pub mod real;

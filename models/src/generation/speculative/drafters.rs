@@ -62,6 +62,25 @@ pub trait Proposer {
     fn prefill(&mut self, _prompts: &[&[u32]]) -> crate::Result<()> {
         Ok(())
     }
+
+    /// Whether this drafter reads the target's final hidden states (a feature-level drafter,
+    /// EAGLE). When it does, the speculative loop hands it the hidden states of every text
+    /// token but the last before each proposal ([`Proposer::observe_hidden`]): the prefill's,
+    /// then each verification's kept rows. No by default.
+    fn wants_hidden(&self) -> bool {
+        false
+    }
+
+    /// The target's final hidden states of text `text`'s tokens `from..from + rows.len()`,
+    /// replacing whatever the drafter held for that text from `from` on. Ignored by default.
+    fn observe_hidden(
+        &mut self,
+        _text: usize,
+        _from: usize,
+        _rows: Vec<Vec<f32>>,
+    ) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// The model-free prompt-lookup drafter.

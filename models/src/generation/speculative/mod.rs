@@ -4,12 +4,15 @@
 //!
 //! - [`verify`]: the rule, tensor-free (greedy and rejection sampling).
 //! - [`drafters`]: the [`Proposer`] seam, prompt lookup and any decoder as a drafter.
+//! - [`eagle`]: EAGLE's feature-level draft head (Li et al. 2024) and its chain drafter.
 //! - [`run`]: the batched loop with fixed or adaptive γ, and its counters.
 
 pub mod drafters;
+pub mod eagle;
 pub mod run;
 pub mod verify;
 
 pub use drafters::{prompt_lookup, Draft, ModelDrafter, PromptLookup, Proposer};
+pub use eagle::{EagleDrafter, EagleHead, FrozenTarget};
 pub use run::{speculative_generate, Gamma, SpecGeneration, SpecStats};
 pub use verify::{accepts, residual, verify_greedy, verify_sampled, Outcome};

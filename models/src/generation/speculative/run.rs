@@ -188,7 +188,10 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
     let mut live: Vec<Live> = Vec::with_capacity(prompts.len());
     let result = (|| {
         // The target's cache holds each text but its last token, which each step feeds.
-        let seqs = prefill(&mut session, prompts, &mut counters)?;
+        // A feature-level drafter (EAGLE) reads the target's hidden states of every text token
+        // but the last: the prefill's now, each verification's kept rows below.
+        let hidden = drafter.wants_hidden();
+        let (seqs, states) = prefill(&mut session, prompts, &mut counters, hidden)?;
         live.extend(seqs.iter().zip(prompts).map(|(&seq, p)| Live {
             seq,
             text: p.clone(),
@@ -198,6 +201,11 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
         }));
         let t0 = Instant::now();
         let texts: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        if hidden {
+            for (i, rows) in states.into_iter().enumerate() {
+                drafter.observe_hidden(i, 0, rows)?;
+            }
+        }
         drafter.prefill(&texts)?;
         counters.prefill_time += t0.elapsed();
         while live.iter().any(|l| !l.done) {
@@ -230,9 +238,13 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
                 .zip(&inputs)
                 .map(|(l, t)| (l.seq, t.as_slice()))
                 .collect();
-            let rows = session.step(&feeds, Logits::All)?;
+            let (rows, mut states) = if hidden {
+                session.step_with_hidden(&feeds, Logits::All)?
+            } else {
+                (session.step(&feeds, Logits::All)?, Vec::new())
+            };
             counters.forwards += 1;
-            for ((l, draft), rows) in live.iter_mut().zip(&drafts).zip(rows) {
+            for (i, ((l, draft), rows)) in live.iter_mut().zip(&drafts).zip(rows).enumerate() {
                 if l.done {
                     continue;
                 }
@@ -252,6 +264,12 @@ pub fn speculative_generate<B: AttentionBackend, C: KvCache<B>>(
                 l.gamma = gamma.next(l.gamma, &o);
                 // Roll the cache back to the kept text (it holds text + the draft now).
                 session.rollback(l.seq, l.text.len() + o.accepted)?;
+                if hidden {
+                    // The kept rows: the last text token's and the accepted drafts'.
+                    let mut kept = std::mem::take(&mut states[i]);
+                    kept.truncate(o.accepted + 1);
+                    drafter.observe_hidden(i, l.text.len() - 1, kept)?;
+                }
                 let mut new: Vec<u32> = draft.tokens[..o.accepted].to_vec();
                 new.push(o.next_token);
                 let stop = new.iter().position(|t| config.stop.contains(t));
