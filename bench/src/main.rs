@@ -890,6 +890,9 @@ fn run_gate(args: GateArgs) -> Result<bool> {
         );
     }
     let failed = verdicts.iter().filter(|v| !v.pass).count();
+    if let Some(f) = gate::failures(&verdicts) {
+        println!("\n{f}");
+    }
     println!(
         "\ngate: {} of {} rules pass",
         verdicts.len() - failed,

@@ -117,6 +117,27 @@ fn a_noisy_ratio_within_tolerance_passes_and_beyond_it_fails() {
 }
 
 #[test]
+fn a_failed_gate_ends_with_its_failed_rules_their_values_and_tolerance() {
+    assert_eq!(gate::failures(&verdicts(&run(1000.0, 1.0))), None);
+    let v = verdicts(&run(1001.0, 1.6));
+    let screen = gate::failures(&v).unwrap();
+    let lines: Vec<&str> = screen.lines().collect();
+    assert_eq!(lines.len(), 2, "{screen}");
+    for (line, v) in lines.iter().zip(&v) {
+        assert!(
+            line.starts_with(&format!("FAIL {}: baseline ", v.rule)),
+            "{line}"
+        );
+        assert!(line.contains("tolerance"), "{line}");
+    }
+    assert!(
+        lines[0].contains("baseline 1000, current 1001"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
 fn a_metric_the_run_lacks_fails() {
     let v = verdicts(&run(1000.0, 1.0)[1..]);
     assert!(!v[0].pass && v[0].note.contains("run lacks it"), "{v:?}");
