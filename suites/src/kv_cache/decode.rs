@@ -5,6 +5,8 @@
 //! the whole trace (a larger batch shares each weight read among more tokens), with preemption
 //! and recomputation paid for.
 
+use std::time::Instant;
+
 use burn::tensor::{Distribution, Tensor};
 use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
 use infermark_models::generation::{Logits, Session};
@@ -91,35 +93,71 @@ pub fn batch_grid(max_batch: usize) -> Vec<usize> {
     grid
 }
 
+/// KV bytes the caches timed round-robin may hold at once (both layouts): batch sizes are timed
+/// in rounds within groups whose caches fit, so that a load spike on a shared machine spreads
+/// over every point of a group's cost curve instead of bending the one being timed.
+const ROUND_ROBIN_BYTES: usize = 2 << 30;
+
 /// Times decode steps of the model at every batch size of `batches` (sequences starting at
-/// `ctx` cached tokens) on a contiguous and a paged cache (blocks of `block_size`), side by side
-/// in ABBA order, and the prefill of a `ctx`-token prompt.
+/// `ctx` cached tokens, `bytes_per_token` KV bytes each) on a contiguous and a paged cache
+/// (blocks of `block_size`), and the prefill of a `ctx`-token prompt. Each round times every
+/// batch size of a group once on both caches (the pair's order and the batch order alternate
+/// between rounds); each batch size's summary is over its rounds.
 pub fn measure_costs<B: AttentionBackend>(
     model: &Decoder<B>,
     batches: &[usize],
     ctx: usize,
     block_size: usize,
+    bytes_per_token: usize,
     plan: Plan,
     device: &B::Device,
 ) -> Result<StepCosts> {
     let steps = plan.warmup + plan.max_samples + 1;
     let mut decode = Vec::new();
-    for &batch in batches {
-        let mut contiguous = model.contiguous_cache(batch, ctx + steps, device);
-        let per_seq = (ctx + steps).div_ceil(block_size);
-        let mut paged = model
-            .paged_cache(batch * per_seq + 1, block_size, device)
-            .map_err(SuiteError::model("paged cache"))?;
-        let cs = fill(&mut contiguous, batch, ctx, device)?;
-        let ps = fill(&mut paged, batch, ctx, device)?;
-        let (c, p) = time_decode(
-            model,
-            (&mut contiguous, &cs),
-            (&mut paged, &ps),
-            plan,
-            device,
-        )?;
-        decode.push((batch, c, p));
+    for group in round_robin_groups(batches, 2 * (ctx + steps) * bytes_per_token) {
+        let mut pairs = Vec::new();
+        for &batch in group {
+            let mut contiguous = model.contiguous_cache(batch, ctx + steps, device);
+            let per_seq = (ctx + steps).div_ceil(block_size);
+            let mut paged = model
+                .paged_cache(batch * per_seq + 1, block_size, device)
+                .map_err(SuiteError::model("paged cache"))?;
+            let cs = fill(&mut contiguous, batch, ctx, device)?;
+            let ps = fill(&mut paged, batch, ctx, device)?;
+            pairs.push((contiguous, cs, paged, ps));
+        }
+        let mut samples = vec![(Vec::new(), Vec::new()); group.len()];
+        let start = Instant::now();
+        for round in 0..plan.warmup + plan.max_samples.max(1) {
+            let timed = round.saturating_sub(plan.warmup);
+            if timed >= plan.min_samples.max(1)
+                && start.elapsed() > plan.budget * group.len() as u32
+            {
+                break;
+            }
+            let order: Vec<usize> = if round % 2 == 0 {
+                (0..group.len()).collect()
+            } else {
+                (0..group.len()).rev().collect()
+            };
+            for i in order {
+                let (contiguous, cs, paged, ps) = &mut pairs[i];
+                let (c, p) = if (round + i) % 2 == 0 {
+                    let c = decode_step(model, contiguous, cs, device)?;
+                    (c, decode_step(model, paged, ps, device)?)
+                } else {
+                    let p = decode_step(model, paged, ps, device)?;
+                    (decode_step(model, contiguous, cs, device)?, p)
+                };
+                if round >= plan.warmup {
+                    samples[i].0.push(c);
+                    samples[i].1.push(p);
+                }
+            }
+        }
+        for (&batch, (c, p)) in group.iter().zip(samples) {
+            decode.push((batch, Summary::of(&c), Summary::of(&p)));
+        }
     }
     let mut cache = model.contiguous_cache(1, ctx, device);
     let mut session = Session::new(model, &mut cache, device);
@@ -140,6 +178,42 @@ pub fn measure_costs<B: AttentionBackend>(
         prefill,
         ctx,
     })
+}
+
+/// Consecutive runs of `batches` whose caches (`bytes_per_seq` per sequence) fit in
+/// [`ROUND_ROBIN_BYTES`] together; a batch size too large alone is a group of its own.
+fn round_robin_groups(batches: &[usize], bytes_per_seq: usize) -> Vec<&[usize]> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, &b) in batches.iter().enumerate() {
+        let more = b.saturating_mul(bytes_per_seq);
+        if i > start && bytes.saturating_add(more) > ROUND_ROBIN_BYTES {
+            groups.push(&batches[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes = bytes.saturating_add(more);
+    }
+    if start < batches.len() {
+        groups.push(&batches[start..]);
+    }
+    groups
+}
+
+/// One timed decode step (ms, sync included) of every sequence of `seqs` on `cache`.
+fn decode_step<B: AttentionBackend, C: KvCache<B>>(
+    model: &Decoder<B>,
+    cache: &mut ModelCache<B, C>,
+    seqs: &[SeqId],
+    device: &B::Device,
+) -> Result<f64> {
+    let one = [0u32];
+    let feeds: Vec<(SeqId, &[u32])> = seqs.iter().map(|&s| (s, &one[..])).collect();
+    let t = Instant::now();
+    Session::new(model, cache, device)
+        .step(&feeds, Logits::Last)
+        .map_err(SuiteError::model("decode step"))?;
+    crate::measure::sync::<B>(device)?;
+    Ok(t.elapsed().as_secs_f64() * 1e3)
 }
 
 /// Decode steps of the engine on two caches side by side (ABBA): every sequence of each feeds

@@ -105,7 +105,15 @@ pub(super) fn run_trace<B: AttentionBackend>(
         trace.name
     ));
     let grid = decode::batch_grid(max_batch);
-    let costs = decode::measure_costs(model, &grid, mean_ctx, COST_BLOCK, s.decode_plan, device)?;
+    let costs = decode::measure_costs(
+        model,
+        &grid,
+        mean_ctx,
+        COST_BLOCK,
+        bpt,
+        s.decode_plan,
+        device,
+    )?;
     let mut out = Vec::new();
     let cost_params =
         |batch: usize| vec![("batch", batch.to_string()), ("ctx", mean_ctx.to_string())];
