@@ -9,7 +9,7 @@ use infermark_models::generation::speculative::{
 };
 use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
 use infermark_models::kv_cache::{ModelCache, PagedCache};
-use infermark_suites::kv_cache::decode::time_decode;
+use infermark_suites::kv_cache::decode::decode_step;
 use infermark_suites::measure::{time_pair, Plan};
 use infermark_suites::stepper::Stepper;
 use infermark_suites::SuiteError;
@@ -53,17 +53,19 @@ fn the_decode_step_harness_returns_the_refused_step() {
     let device = Default::default();
     let m = model();
     // Two sequences of one block each: the ninth step of each needs a block the pool lacks.
-    let mut a = m.contiguous_cache(2, 64, &device);
     let mut b = small_pool(&m, 2);
-    let sa: Vec<_> = (0..2).map(|_| a.add_sequence().unwrap()).collect();
     let sb: Vec<_> = (0..2).map(|_| b.add_sequence().unwrap()).collect();
-    engine_error(time_decode(
-        &m,
-        (&mut a, &sa),
-        (&mut b, &sb),
-        plan(),
-        &device,
-    ));
+    let mut done = 0;
+    let r = (0..12).try_for_each(|_| {
+        decode_step(&m, &mut b, &sb, &device)?;
+        done += 1;
+        Ok(())
+    });
+    engine_error(r);
+    assert_eq!(
+        done, 8,
+        "the steps that fit in the pool ran, the first that did not ended it"
+    );
 }
 
 #[test]

@@ -199,8 +199,9 @@ fn round_robin_groups(batches: &[usize], bytes_per_seq: usize) -> Vec<&[usize]> 
     groups
 }
 
-/// One timed decode step (ms, sync included) of every sequence of `seqs` on `cache`.
-fn decode_step<B: AttentionBackend, C: KvCache<B>>(
+/// One timed decode step (ms, sync included) of every sequence of `seqs` on `cache`: what
+/// [`measure_costs`] times; the first failure is returned.
+pub fn decode_step<B: AttentionBackend, C: KvCache<B>>(
     model: &Decoder<B>,
     cache: &mut ModelCache<B, C>,
     seqs: &[SeqId],
@@ -214,36 +215,6 @@ fn decode_step<B: AttentionBackend, C: KvCache<B>>(
         .map_err(SuiteError::model("decode step"))?;
     crate::measure::sync::<B>(device)?;
     Ok(t.elapsed().as_secs_f64() * 1e3)
-}
-
-/// Decode steps of the engine on two caches side by side (ABBA): every sequence of each feeds
-/// one token per step. The first error of either ends the measurement and is returned.
-pub fn time_decode<B: AttentionBackend, C1: KvCache<B>, C2: KvCache<B>>(
-    model: &Decoder<B>,
-    (a, seqs_a): (&mut ModelCache<B, C1>, &[SeqId]),
-    (b, seqs_b): (&mut ModelCache<B, C2>, &[SeqId]),
-    plan: Plan,
-    device: &B::Device,
-) -> Result<(Summary, Summary)> {
-    let one = [0u32];
-    let feeds =
-        |seqs: &[SeqId]| -> Vec<(SeqId, &[u32])> { seqs.iter().map(|&s| (s, &one[..])).collect() };
-    let (fa, fb) = (feeds(seqs_a), feeds(seqs_b));
-    let mut sa = Session::new(model, a, device);
-    let mut sb = Session::new(model, b, device);
-    measure::time_pair(
-        plan,
-        || {
-            sa.step(&fa, Logits::Last)
-                .map_err(SuiteError::model("decode step"))?;
-            crate::measure::sync::<B>(device)
-        },
-        || {
-            sb.step(&fb, Logits::Last)
-                .map_err(SuiteError::model("decode step"))?;
-            crate::measure::sync::<B>(device)
-        },
-    )
 }
 
 /// Adds `batch` sequences holding `ctx` random cached tokens in every layer (what a prefill
