@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use infermark_suites::env::RunEnv;
-use infermark_suites::{Record, Stat};
+use infermark_suites::Record;
 
 use crate::claims::{self, ClaimVerdict};
 use crate::format::fmt_value;
@@ -73,23 +73,19 @@ fn claim_lines(s: &mut String, v: &ClaimVerdict) {
     }
 }
 
-/// `value unit (stat, n, [min – p90] where timed), backend`.
+/// `value unit (stat, n, [min – p90] where timed), backend`: the spread from the summary
+/// tables' row of the same metric, variant and params.
 fn with_conditions(r: &Record, records: &[Record], env: &RunEnv) -> String {
-    let sibling = |stat: Stat| {
-        records
-            .iter()
-            .find(|x| {
-                x.stat == stat
-                    && x.suite == r.suite
-                    && x.metric == r.metric
-                    && x.variant == r.variant
-                    && x.params == r.params
-            })
-            .map(|x| x.value)
-    };
-    let spread = match (sibling(Stat::Min), sibling(Stat::P90)) {
-        (Some(a), Some(b)) => format!(", min–p90 {}–{}", fmt_value(a), fmt_value(b)),
-        _ => String::new(),
+    let row = crate::metrics::lookup(&r.metric)
+        .and_then(|m| crate::table::summarise_metric(records, &r.suite, m))
+        .and_then(|t| {
+            t.rows
+                .into_iter()
+                .find(|x| x.variant == r.variant && x.param_map == r.params)
+        });
+    let spread = match row.and_then(|x| x.min.zip(x.p90)) {
+        Some((a, b)) => format!(", min–p90 {}–{}", fmt_value(a), fmt_value(b)),
+        None => String::new(),
     };
     format!(
         "{} {} ({} of n = {}{spread}; {}, {})",
