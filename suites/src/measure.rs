@@ -203,46 +203,33 @@ mod tests {
         assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
     }
 
+    /// The order in which `time_pair` under `plan` calls its two sides (`a`, `b`), and the
+    /// sample counts it reports.
+    fn call_order(plan: Plan) -> (String, usize, usize) {
+        let log = std::cell::RefCell::new(String::new());
+        let side = |c: char| {
+            let log = &log;
+            move || -> Result<(), ()> {
+                log.borrow_mut().push(c);
+                Ok(())
+            }
+        };
+        let (a, b) = time_pair(plan, side('a'), side('b')).unwrap();
+        (log.into_inner(), a.n, b.n)
+    }
+
     #[test]
     fn paired_timing_runs_in_abba_order_and_counts_both() {
-        let log = std::cell::RefCell::new(String::new());
-        let plan = Plan::new(2, 4, 4, 10000);
-        let (a, b) = time_pair::<(), _, _>(
-            plan,
-            || {
-                log.borrow_mut().push('a');
-                Ok(())
-            },
-            || {
-                log.borrow_mut().push('b');
-                Ok(())
-            },
-        )
-        .unwrap();
         // Warm-up ab ba, then timed ab ba ab ba.
-        assert_eq!(log.into_inner(), "abbaabbaabba");
-        assert_eq!((a.n, b.n), (4, 4));
+        let order = call_order(Plan::new(2, 4, 4, 10000));
+        assert_eq!(order, ("abbaabbaabba".to_string(), 4, 4));
     }
 
     #[test]
     fn batched_samples_call_each_side_back_to_back() {
-        let log = std::cell::RefCell::new(String::new());
-        let plan = Plan::new(1, 2, 2, 10000).calls_per_sample(3);
-        let (a, b) = time_pair::<(), _, _>(
-            plan,
-            || {
-                log.borrow_mut().push('a');
-                Ok(())
-            },
-            || {
-                log.borrow_mut().push('b');
-                Ok(())
-            },
-        )
-        .unwrap();
         // Warm-up ab (one call each), then aaa bbb, bbb aaa.
-        assert_eq!(log.into_inner(), "abaaabbbbbbaaa");
-        assert_eq!((a.n, b.n), (2, 2));
+        let order = call_order(Plan::new(1, 2, 2, 10000).calls_per_sample(3));
+        assert_eq!(order, ("abaaabbbbbbaaa".to_string(), 2, 2));
         assert_eq!(Plan::new(1, 1, 1, 1).calls_per_sample(0).calls, 1);
     }
 
