@@ -105,6 +105,9 @@ pub struct ClaimVerdict {
     pub verdict: String,
     /// Each check: label, measured value and conditions, or what is missing.
     pub details: Vec<String>,
+    /// Each check in one short line: label and measured figure against its threshold, or
+    /// `label: not measured` (the run's summary screen; `details` say why and how).
+    pub figures: Vec<String>,
 }
 
 /// The ledger as written, for the places of its names.
@@ -208,7 +211,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
         .claims
         .iter()
         .map(|claim| {
-            let mut details = Vec::new();
+            let (mut details, mut figures) = (Vec::new(), Vec::new());
             let (mut missing, mut failed) = (false, false);
             for c in &claim.checks {
                 let picked = match &c.b {
@@ -237,6 +240,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                     Err(e) => {
                         missing = true;
                         details.push(format!("{}: not measured ({e})", c.label));
+                        figures.push(format!("{}: not measured", c.label));
                         continue;
                     }
                     Ok(x) => x,
@@ -266,16 +270,18 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                         )
                     })
                     .unwrap_or_default();
+                let figure = format!(
+                    "{}: {shown} ({} threshold {})",
+                    c.label, c.test, c.threshold
+                );
                 details.push(format!(
-                    "{}: {shown} ({} threshold {}) — {} = {} {}{against} → {}",
-                    c.label,
-                    c.test,
-                    c.threshold,
+                    "{figure} — {} = {} {}{against} → {}",
                     describe(&c.metric, &c.a),
                     fmt_value(a.value),
                     conditions(a),
                     if pass { "holds" } else { "does not hold" }
                 ));
+                figures.push(figure);
             }
             let verdict = if missing {
                 "not measured"
@@ -289,6 +295,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                 text: claim.text.clone(),
                 verdict: verdict.into(),
                 details,
+                figures,
             }
         })
         .collect()

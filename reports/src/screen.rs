@@ -57,19 +57,11 @@ pub fn one_screen(env: &RunEnv, records: &[Record], out: &Path) -> Result<String
     Ok(s)
 }
 
-/// A claim's verdict and text, then each check's measured figure (its detail up to the
-/// derivation).
+/// A claim's verdict and text, then each check's figure.
 fn claim_lines(s: &mut String, v: &ClaimVerdict) {
     let _ = writeln!(s, "  {:<15} {:<20} {}", v.verdict, v.id, v.text);
-    for d in &v.details {
-        // The figure without its derivation; a check not measured without the reason (the
-        // report gives both).
-        let short = d.split(" — ").next().unwrap_or(d);
-        let short = match short.find(": not measured") {
-            Some(i) => &short[..i + ": not measured".len()],
-            None => short,
-        };
-        let _ = writeln!(s, "  {:<15} {:<20}   {short}", "", "");
+    for f in &v.figures {
+        let _ = writeln!(s, "  {:<15} {:<20}   {f}", "", "");
     }
 }
 

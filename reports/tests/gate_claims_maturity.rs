@@ -228,6 +228,22 @@ fn claims_are_reproduced_not_reproduced_or_not_measured() {
     assert_eq!(verdict(&mem(400.0), "mla-memory"), "reproduced");
     assert_eq!(verdict(&mem(600.0), "mla-memory"), "not reproduced");
     assert_eq!(verdict(&mem(400.0), "paged-throughput"), "not measured");
+    // Each check's short figure is its detail without the derivation or the reason.
+    let all = claims::evaluate(&ledger, &mem(400.0));
+    let mla = all.iter().find(|c| c.id == "mla-memory").unwrap();
+    assert_eq!(
+        mla.figures,
+        vec!["KV bytes per token, MLA against MHA of the same model (DeepSeek-V2 shape): 60.0% less (reduction threshold 0.5)"]
+    );
+    assert!(mla.details[0].starts_with(&format!("{} — ", mla.figures[0])));
+    let paged = all.iter().find(|c| c.id == "paged-throughput").unwrap();
+    assert_eq!(paged.figures.len(), paged.details.len());
+    for (f, d) in paged.figures.iter().zip(&paged.details) {
+        assert!(
+            f.ends_with(": not measured") && d.starts_with(&format!("{f} (")),
+            "{f} / {d}"
+        );
+    }
     // "max" picks the longest context.
     let speed = |mla: f64| {
         vec![
