@@ -156,3 +156,13 @@ fn training_resumes_exactly_and_the_loss_falls() {
     let s = acceptance(&t, hw, &prompts()[..2], 3, 10, &device).expect("speculates");
     assert!(s.steps > 0 && s.proposed > 0);
 }
+
+#[test]
+fn no_prompts_or_an_empty_prompt_is_refused() {
+    let t = target();
+    let device = Default::default();
+    for bad in [vec![], vec![vec![1, 2], vec![]]] {
+        let e = make_data(&t, &bad, 4, 2, &device).expect_err("refused");
+        assert!(e.to_string().contains("no empty prompt"), "{e}");
+    }
+}

@@ -90,6 +90,12 @@ pub fn make_data<B: AttentionBackend>(
     batch: usize,
     device: &B::Device,
 ) -> Result<EagleData> {
+    if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
+        return Err(SuiteError::Input(format!(
+            "EAGLE training data: needs at least one prompt and no empty prompt (got {} prompts)",
+            prompts.len()
+        )));
+    }
     let d = target.embed.weight.dims()[1];
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let max_len = (longest + new_tokens + 1).min(target.max_seq_len());
@@ -548,6 +554,12 @@ pub fn acceptance<B: AttentionBackend>(
     max_new: usize,
     device: &B::Device,
 ) -> Result<SpecStats> {
+    if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
+        return Err(SuiteError::Input(format!(
+            "EAGLE acceptance: needs at least one prompt and no empty prompt (got {} prompts)",
+            prompts.len()
+        )));
+    }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let max_len = (longest + max_new + gamma + 2).min(target.max_seq_len());
     let n = prompts.len();
