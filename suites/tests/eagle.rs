@@ -27,6 +27,14 @@ fn config() -> DecoderConfig {
         .with_max_seq_len(128)
 }
 
+/// The backend's random generator is one per process and tests run in parallel: each test
+/// holds this lock throughout, so that seeded weights and training are the same on every run.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn target() -> Decoder<B> {
     let device = Default::default();
     B::seed(&device, 21);
@@ -64,6 +72,7 @@ fn opts(out: PathBuf, steps: usize) -> EagleTrainOptions {
 
 #[test]
 fn the_data_file_round_trips_and_holds_the_targets_hidden_states() {
+    let _serial = serial();
     let t = target();
     let d = data(&t);
     assert_eq!(d.tokens.len(), 6);
@@ -103,6 +112,7 @@ fn the_data_file_round_trips_and_holds_the_targets_hidden_states() {
 
 #[test]
 fn training_resumes_exactly_and_the_loss_falls() {
+    let _serial = serial();
     let device = Default::default();
     let t = target();
     let d = data(&t);
@@ -159,6 +169,7 @@ fn training_resumes_exactly_and_the_loss_falls() {
 
 #[test]
 fn no_prompts_or_an_empty_prompt_is_refused() {
+    let _serial = serial();
     let t = target();
     let device = Default::default();
     for bad in [vec![], vec![vec![1, 2], vec![]]] {
