@@ -81,6 +81,9 @@ enum Command {
     Run(RunArgs),
     /// Render a self-contained HTML report (tables and inline SVG charts) of a run directory.
     Report(ReportArgs),
+    /// Print a finished run's one-screen summary again: claims with their verdicts, one
+    /// headline per suite, M(P) per technique.
+    Summary(SummaryArgs),
     /// Compare a run with a baseline under gate rules; exit 0 pass, 1 regression, 2 bad input.
     Gate(GateArgs),
     /// Join the run folders of a sharded run (`run --shard i/n` on n machines) into one run
@@ -192,6 +195,13 @@ struct RunArgs {
 }
 
 #[derive(clap::Args)]
+struct SummaryArgs {
+    /// Run directory written by `infermark run`.
+    #[arg(long = "run", value_name = "DIR")]
+    run: PathBuf,
+}
+
+#[derive(clap::Args)]
 struct ReportArgs {
     /// Run directory written by `infermark run`.
     #[arg(long = "run", value_name = "DIR")]
@@ -265,6 +275,7 @@ fn dispatch(command: Command) {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Report(args) => report(args),
+        Command::Summary(args) => summary(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Merge(args) => merge(args),
@@ -726,6 +737,18 @@ fn print_summary(records: &[Record]) {
             );
         }
     }
+}
+
+fn summary(args: SummaryArgs) -> Result<()> {
+    let run = io::read_run(&args.run)?;
+    if run.records.is_empty() {
+        bail!("{}: the run has no records", args.run.display());
+    }
+    println!(
+        "{}",
+        screen::one_screen(&run.env, &run.records, &args.run)?.trim_end()
+    );
+    Ok(())
 }
 
 fn report(args: ReportArgs) -> Result<()> {

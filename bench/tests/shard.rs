@@ -201,6 +201,7 @@ fn record(variant: &str, value: f64) -> Record {
         n: 1,
         git_rev: "abc".into(),
         timestamp: "2026-01-01T00:00:00Z".into(),
+        samples: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use infermark_suites::Record;
 use serde::{Deserialize, Serialize};
 
+use crate::interval::{self, Side};
 use crate::names::SpannedTest;
 use crate::select::{describe, one, one_pair, Selector};
 use crate::table::fmt_value;
@@ -101,13 +102,77 @@ pub struct ClaimVerdict {
     pub id: String,
     /// The claim.
     pub text: String,
-    /// `reproduced`, `not reproduced` or `not measured`.
+    /// `reproduced`, `not reproduced`, `inconclusive at this n` (a timed check's 95% interval
+    /// contains its threshold) or `not measured`.
     pub verdict: String,
     /// Each check: label, measured value and conditions, or what is missing.
     pub details: Vec<String>,
     /// Each check in one short line: label and measured figure against its threshold, or
     /// `label: not measured` (the run's summary screen; `details` say why and how).
     pub figures: Vec<String>,
+}
+
+/// The verdict of a claim whose timed check's interval contains its threshold.
+pub const INCONCLUSIVE: &str = "inconclusive at this n";
+
+/// A timed check's 95% interval (see [`crate::interval`]) as `[95% CI lo–hi]` in the units
+/// the check shows, and where it stands against the threshold; without an interval (no
+/// samples kept, or too few for 95%) the check cannot be decided and says what would.
+fn uncertainty(c: &Check, a: &Record, b: Option<&Record>, value: f64) -> (Side, String) {
+    let at_most = c.test == "at_most";
+    let iv = match b {
+        Some(b) if a.samples.is_empty() || b.samples.is_empty() => Err(None),
+        Some(b) => interval::ratio(&a.samples, &b.samples).map_err(Some),
+        None if a.samples.is_empty() => Err(None),
+        None => interval::median(&a.samples).map_err(Some),
+    };
+    let n = b.map_or(a.samples.len(), |b| a.samples.len().min(b.samples.len()));
+    let iv = match iv {
+        Ok(iv) => iv,
+        Err(None) => {
+            return (
+                Side::Straddles,
+                " [no samples kept: rerun to measure its interval]".into(),
+            )
+        }
+        Err(Some(few)) => {
+            return (
+                Side::Straddles,
+                format!(
+                    " [n = {n}: a 95% interval needs n ≥ {} per side]",
+                    few.needs
+                ),
+            )
+        }
+    };
+    // The interval of a / b, in the form the test reads.
+    let (lo, hi) = match c.test.as_str() {
+        "speedup" => (1.0 / iv.hi, 1.0 / iv.lo),
+        "reduction" => (1.0 - iv.hi, 1.0 - iv.lo),
+        _ => (iv.lo, iv.hi),
+    };
+    let side = interval::side(lo, hi, c.threshold, at_most);
+    let shown = |x: f64| match c.test.as_str() {
+        "ratio" | "speedup" => format!("{x:.3}x"),
+        "reduction" => format!("{:.1}%", x * 100.0),
+        _ => fmt_value(x),
+    };
+    let mut text = format!(" [95% CI {}–{}, n = {n}]", shown(lo), shown(hi));
+    if side == Side::Straddles {
+        let (est, t, ivx) = match c.test.as_str() {
+            // The threshold on a / b's scale, where the interval is a factor.
+            "speedup" => (1.0 / value, 1.0 / c.threshold, iv),
+            "reduction" => (1.0 - value, 1.0 - c.threshold, iv),
+            _ => (value, c.threshold, iv),
+        };
+        text.push_str(&match interval::n_to_decide(n, est, &ivx, t) {
+            Some(k) => {
+                format!(" inconclusive: about n = {k} per side would decide it at this spread")
+            }
+            None => " inconclusive: the estimate sits on the threshold".into(),
+        });
+    }
+    (side, text)
 }
 
 /// The ledger as written, for the places of its names.
@@ -212,7 +277,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
         .iter()
         .map(|claim| {
             let (mut details, mut figures) = (Vec::new(), Vec::new());
-            let (mut missing, mut failed) = (false, false);
+            let (mut missing, mut failed, mut unsure) = (false, false, false);
             for c in &claim.checks {
                 let picked = match &c.b {
                     Some(b) => {
@@ -256,11 +321,21 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                     ),
                     _ => (a.value, fmt_value(a.value)),
                 };
-                let pass = match c.test.as_str() {
-                    "at_most" => value <= c.threshold,
-                    _ => value >= c.threshold,
+                let at_most = c.test == "at_most";
+                let point = match at_most {
+                    true => value <= c.threshold,
+                    false => value >= c.threshold,
                 };
-                failed |= !pass;
+                let timed = crate::metrics::lookup(&c.metric)
+                    .is_some_and(|m| m.kind == crate::metrics::Kind::Noisy);
+                let (side, spread) = if timed {
+                    uncertainty(c, a, b, value)
+                } else {
+                    let side = if point { Side::Holds } else { Side::Fails };
+                    (side, String::new())
+                };
+                failed |= side == Side::Fails;
+                unsure |= side == Side::Straddles;
                 let against = b
                     .map(|b| {
                         format!(
@@ -271,7 +346,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                     })
                     .unwrap_or_default();
                 let figure = format!(
-                    "{}: {shown} ({} threshold {})",
+                    "{}: {shown}{spread} ({} threshold {})",
                     c.label, c.test, c.threshold
                 );
                 details.push(format!(
@@ -279,7 +354,11 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                     describe(&c.metric, &c.a),
                     fmt_value(a.value),
                     conditions(a),
-                    if pass { "holds" } else { "does not hold" }
+                    match side {
+                        Side::Holds => "holds",
+                        Side::Fails => "does not hold",
+                        Side::Straddles => "cannot tell at this n",
+                    }
                 ));
                 figures.push(figure);
             }
@@ -287,6 +366,8 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                 "not measured"
             } else if failed {
                 "not reproduced"
+            } else if unsure {
+                INCONCLUSIVE
             } else {
                 "reproduced"
             };

@@ -150,6 +150,7 @@ pub struct SummaryView {
     pub reproduced: usize,
     pub not_reproduced: usize,
     pub not_measured: usize,
+    pub inconclusive: usize,
     pub claims: Vec<ClaimLine>,
     /// `None` when the report was given no baseline or no rules.
     pub gate: Option<GateView>,
@@ -207,6 +208,7 @@ fn summary(verdicts: &[ClaimVerdict], gate: Option<&GateSummary>, scores: &[Scor
         reproduced: count("reproduced"),
         not_reproduced: count("not reproduced"),
         not_measured: count("not measured"),
+        inconclusive: count(crate::claims::INCONCLUSIVE),
         claims: verdicts
             .iter()
             .map(|c| ClaimLine {

@@ -95,7 +95,8 @@ fn write_ndjson(path: &Path, records: &[Record]) -> Result<()> {
     f.flush().map_err(io_err(path))
 }
 
-/// Records as a polars frame, one row per record; `params` as a JSON object string.
+/// Records as a polars frame, one row per record; `params` as a JSON object string, `samples`
+/// as a JSON array string (empty where a record keeps none).
 pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
     let s = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<_>>();
     df!(
@@ -114,6 +115,7 @@ pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
         "n" => records.iter().map(|r| r.n).collect::<Vec<_>>(),
         "git_rev" => s(|r| &r.git_rev),
         "timestamp" => s(|r| &r.timestamp),
+        "samples" => records.iter().map(|r| if r.samples.is_empty() { String::new() } else { serde_json::to_string(&r.samples).expect("samples serialise") }).collect::<Vec<_>>(),
     )
 }
 
@@ -173,6 +175,11 @@ pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
                 .map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
         })
         .map_err(perr)?;
+    // Files written before records kept their samples have no such column.
+    let samples = match df.column("samples") {
+        Ok(_) => get("samples")?,
+        Err(_) => vec![String::new(); df.height()],
+    };
     let n: Vec<u64> = df
         .column("n")
         .and_then(|c| c.u64().map(|c| c.iter().map(|v| v.unwrap_or(0)).collect()))
@@ -197,6 +204,12 @@ pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
                 n: n[i],
                 git_rev: git_rev[i].clone(),
                 timestamp: timestamp[i].clone(),
+                samples: if samples[i].is_empty() {
+                    Vec::new()
+                } else {
+                    serde_json::from_str(&samples[i])
+                        .map_err(|e| bad(format!("row {i}: samples: {e}")))?
+                },
             })
         })
         .collect()

@@ -17,6 +17,7 @@ pub mod dump;
 pub mod format;
 pub mod gate;
 pub mod html;
+pub mod interval;
 pub mod io;
 pub mod machine_limit;
 pub mod maturity;

@@ -461,6 +461,7 @@ mod tests {
             n: 1,
             git_rev: "g".into(),
             timestamp: "t".into(),
+            samples: Vec::new(),
         }
     }
 

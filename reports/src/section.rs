@@ -705,6 +705,7 @@ mod tests {
             n: 5,
             git_rev: "x".into(),
             timestamp: "t".into(),
+            samples: Vec::new(),
         }
     }
 

@@ -159,6 +159,7 @@ mod tests {
             n: 9,
             git_rev: "x".into(),
             timestamp: "t".into(),
+            samples: Vec::new(),
         }
     }
 

@@ -27,6 +27,7 @@ fn record(variant: &str, ctx: usize, value: f64, stat: Stat) -> Record {
         n: 7,
         git_rev: "abc".into(),
         timestamp: "2026-01-01T00:00:00Z".into(),
+        samples: Vec::new(),
     }
 }
 

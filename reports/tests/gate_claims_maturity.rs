@@ -287,10 +287,15 @@ fn claims_are_reproduced_not_reproduced_or_not_measured() {
     assert_eq!(verdict(&quick(speed(20.0)), "mla-speed"), "not reproduced");
 }
 
-/// `r` as measured at `scale` over `n` samples.
+/// `r` as measured at `scale` over `n` samples, timed ones spread ±1% around its value.
 fn at(mut r: Record, scale: &str, n: u64) -> Record {
     r.scale = scale.into();
     r.n = n;
+    if r.stat == Stat::Median {
+        r.samples = (0..n)
+            .map(|i| r.value * (0.99 + 0.02 * i as f64 / n.max(2) as f64))
+            .collect();
+    }
     r
 }
 
@@ -412,7 +417,7 @@ fn a_best_pick_claim_takes_the_best_matching_record_and_shows_its_conditions() {
             &[("gamma", gamma), ("batch", batch), ("temperature", "0")],
         );
         r.suite = "speculative".into();
-        at(r, "quick", 3)
+        at(r, "quick", 10)
     };
     let verdict = |records: &[Record]| {
         claims::evaluate(&ledger, records)
@@ -549,5 +554,108 @@ fn a_gate_selector_with_an_unknown_suite_fails_at_load_naming_its_line() {
              suites: {})",
             infermark_reports::names::known_suites().join(", ")
         )
+    );
+}
+
+/// Decode latencies of MHA and MLA (absorbed) at one context, `n` samples each: MHA's scattered
+/// around `mha_ms` and MLA's around `mla_ms`, by the same multiplicative noise pattern.
+fn timed_pair(mha: &[f64], mla: &[f64]) -> Vec<Record> {
+    let lat = |v: &str, xs: &[f64]| {
+        let mut r = rec(
+            v,
+            "decode_latency_ms",
+            infermark_suites::measure::Summary::of(xs).median,
+            Stat::Median,
+            &[("preset", "deepseek-v2"), ("part", "layer"), ("ctx", "64")],
+        );
+        r.scale = "quick".into();
+        r.n = xs.len() as u64;
+        r.samples = xs.to_vec();
+        r
+    };
+    vec![lat("mha", mha), lat("mla-absorbed", mla)]
+}
+
+/// A deterministic stream of uniform numbers in (0, 1) (an LCG: no test depends on a crate's
+/// generator).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    /// Log-normal noise: exp(σ·z), z standard normal (Box–Muller).
+    fn noise(&mut self, sigma: f64) -> f64 {
+        let (u, v) = (self.next(), self.next());
+        (sigma * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()).exp()
+    }
+}
+
+#[test]
+fn a_timed_claim_whose_interval_straddles_its_threshold_is_inconclusive() {
+    // Speedup threshold 2: MHA 100 ms against MLA ~50 ms with ±20% noise, 10 samples each.
+    let mut g = Lcg(7);
+    let noisy = |g: &mut Lcg, ms: f64| (0..10).map(|_| ms * g.noise(0.2)).collect::<Vec<_>>();
+    let v = claim(
+        &timed_pair(&noisy(&mut g, 100.0), &noisy(&mut g, 50.0)),
+        "mla-speed",
+    );
+    assert_eq!(v.verdict, claims::INCONCLUSIVE, "{:?}", v.details);
+    assert!(v.figures[0].contains("95% CI"), "{:?}", v.figures);
+    assert!(
+        v.figures[0].contains("per side would decide it"),
+        "{:?}",
+        v.figures
+    );
+    // Shifted clear of it, each way.
+    let v = claim(
+        &timed_pair(&noisy(&mut g, 100.0), &noisy(&mut g, 25.0)),
+        "mla-speed",
+    );
+    assert_eq!(v.verdict, "reproduced", "{:?}", v.details);
+    let v = claim(
+        &timed_pair(&noisy(&mut g, 100.0), &noisy(&mut g, 90.0)),
+        "mla-speed",
+    );
+    assert_eq!(v.verdict, "not reproduced", "{:?}", v.details);
+    // Too few samples for a 95% interval, or none kept: inconclusive, and it says why.
+    let v = claim(&timed_pair(&[100.0; 3], &[25.0; 3]), "mla-speed");
+    assert_eq!(v.verdict, claims::INCONCLUSIVE);
+    assert!(v.figures[0].contains("needs n ≥ 4"), "{:?}", v.figures);
+    let mut old = timed_pair(&[100.0; 5], &[25.0; 5]);
+    old.iter_mut().for_each(|r| r.samples.clear());
+    let v = claim(&old, "mla-speed");
+    assert_eq!(v.verdict, claims::INCONCLUSIVE);
+    assert!(v.figures[0].contains("no samples kept"), "{:?}", v.figures);
+}
+
+#[test]
+fn ratio_and_median_intervals_cover_a_known_value_at_least_93_percent_of_1000_trials() {
+    use infermark_reports::interval;
+    let mut g = Lcg(2026);
+    let (trials, ratio) = (1000, 2.5);
+    let (mut ratio_hits, mut median_hits) = (0, 0);
+    for t in 0..trials {
+        // Ragged sample counts, as timed pairs end up with: 6..=15 a side.
+        let (m, n) = (6 + t % 10, 6 + (t / 10) % 10);
+        let a: Vec<f64> = (0..m).map(|_| ratio * 10.0 * g.noise(0.3)).collect();
+        let b: Vec<f64> = (0..n).map(|_| 10.0 * g.noise(0.3)).collect();
+        let iv = interval::ratio(&a, &b).unwrap();
+        ratio_hits += usize::from(iv.lo <= ratio && ratio <= iv.hi);
+        // The median of log-normal noise around `ratio` is `ratio`.
+        let x: Vec<f64> = (0..m).map(|_| ratio * g.noise(0.3)).collect();
+        let iv = interval::median(&x).unwrap();
+        median_hits += usize::from(iv.lo <= ratio && ratio <= iv.hi);
+    }
+    assert!(
+        ratio_hits >= 930,
+        "ratio interval covered {ratio_hits} of {trials}"
+    );
+    assert!(
+        median_hits >= 930,
+        "median interval covered {median_hits} of {trials}"
     );
 }

@@ -81,6 +81,8 @@ pub struct Summary {
     pub min: f64,
     pub max: f64,
     pub n: usize,
+    /// Every sample, in the order taken.
+    pub samples: Vec<f64>,
 }
 
 /// Nearest-rank percentile (the smallest sample with at least `p`% of samples at or below it).
@@ -103,6 +105,7 @@ impl Summary {
             min: s[0],
             max: s[s.len() - 1],
             n: s.len(),
+            samples: samples.to_vec(),
         }
     }
 }

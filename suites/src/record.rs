@@ -72,6 +72,10 @@ pub struct Record {
     pub git_rev: String,
     /// When it was recorded (RFC 3339).
     pub timestamp: String,
+    /// The timed samples behind a median, in the order they were taken (empty for every other
+    /// record): what a claim's confidence interval is computed from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
 }
 
 /// Now, as RFC 3339 with seconds: the timestamp of records and runs.

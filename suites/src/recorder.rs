@@ -45,11 +45,12 @@ impl<'a> Recorder<'a> {
             stat: Stat::Exact,
             n: 1,
             params: Vec::new(),
+            samples: Vec::new(),
         }
     }
 
     /// Adds median, min and max of timed samples of `metric` (a time in ms), and p90 and p99
-    /// where there were enough samples for them.
+    /// where there were enough samples for them; the median keeps the samples.
     pub fn timing(
         &mut self,
         experiment: &str,
@@ -66,9 +67,15 @@ impl<'a> Recorder<'a> {
             (Stat::Max, Some(s.max)),
         ];
         for (stat, v) in stats.into_iter().filter_map(|(st, v)| v.map(|v| (st, v))) {
+            let kept = if stat == Stat::Median {
+                s.samples.clone()
+            } else {
+                Vec::new()
+            };
             self.metric(experiment, metric)
                 .stat(stat, s.n)
                 .params(extra)
+                .samples(kept)
                 .value(v)?;
         }
         Ok(())
@@ -85,6 +92,7 @@ pub struct Entry<'r, 'a> {
     stat: Stat,
     n: usize,
     params: Vec<(String, String)>,
+    samples: Vec<f64>,
 }
 
 impl Entry<'_, '_> {
@@ -98,6 +106,13 @@ impl Entry<'_, '_> {
     /// One more parameter.
     pub fn param(mut self, key: &str, value: impl ToString) -> Self {
         self.params.push((key.into(), value.to_string()));
+        self
+    }
+
+    /// The samples behind the value (a median's, in the order taken), for confidence
+    /// intervals; a sample that is not finite is refused with the value.
+    pub fn samples(mut self, samples: Vec<f64>) -> Self {
+        self.samples = samples;
         self
     }
 
@@ -117,7 +132,15 @@ impl Entry<'_, '_> {
             stat,
             n,
             params,
+            samples,
         } = self;
+        if let Some(&bad) = samples.iter().find(|x| !x.is_finite()) {
+            return Err(SuiteError::NotFinite {
+                metric: metric.name.into(),
+                variant: rec.variant.clone(),
+                value: bad,
+            });
+        }
         if !value.is_finite() {
             return Err(SuiteError::NotFinite {
                 metric: metric.name.into(),
@@ -143,6 +166,7 @@ impl Entry<'_, '_> {
             n: n as u64,
             git_rev: rec.ctx.git_rev.clone(),
             timestamp: crate::record::now_rfc3339(),
+            samples,
         });
         Ok(())
     }

@@ -34,5 +34,6 @@ pub fn record(
         n,
         git_rev: "g".into(),
         timestamp: "t".into(),
+        samples: Vec::new(),
     }
 }

@@ -78,6 +78,23 @@ impl StepCosts {
         self.prefill.median / self.ctx as f64
     }
 
+    /// The costs of round `k` alone (each batch size's `k`-th decode sample on both caches; the
+    /// prefill as measured), for the spread of what a replay charges; `None` past the rounds
+    /// every batch size has.
+    pub fn round(&self, k: usize) -> Option<StepCosts> {
+        let one = |s: &Summary| s.samples.get(k).map(|&x| Summary::of(&[x]));
+        let decode = self
+            .decode
+            .iter()
+            .map(|(b, c, p)| Some((*b, one(c)?, one(p)?)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(StepCosts {
+            decode,
+            prefill: self.prefill.clone(),
+            ctx: self.ctx,
+        })
+    }
+
     /// Seconds of a step that decodes `batch` sequences after prefilling `prefilled` tokens.
     pub fn step_seconds(&self, paged: bool, batch: usize, prefilled: usize) -> f64 {
         (self.decode_ms(paged, batch) + self.prefill_ms_per_token() * prefilled as f64) * 1e-3
@@ -274,5 +291,22 @@ mod tests {
         assert_eq!(batch_grid(5), vec![1, 2, 4, 5]);
         assert_eq!(batch_grid(4), vec![1, 2, 4]);
         assert_eq!(batch_grid(1), vec![1]);
+    }
+
+    #[test]
+    fn a_round_takes_each_batch_sizes_kth_sample() {
+        let costs = StepCosts {
+            decode: vec![
+                (1, Summary::of(&[2.0, 4.0]), Summary::of(&[3.0, 7.0])),
+                (4, Summary::of(&[5.0, 6.0]), Summary::of(&[9.0, 8.0])),
+            ],
+            prefill: s(10.0),
+            ctx: 100,
+        };
+        let r = costs.round(1).unwrap();
+        assert_eq!(r.decode_ms(false, 1), 4.0);
+        assert_eq!(r.decode_ms(true, 4), 8.0);
+        assert_eq!(r.prefill_ms_per_token(), 0.1);
+        assert!(costs.round(2).is_none());
     }
 }

@@ -184,10 +184,20 @@ pub(super) fn run_trace<B: AttentionBackend>(
             )));
         }
         let tps = o.generated as f64 / o.seconds;
+        // The same replay charged each timing round's costs alone: the spread of the
+        // throughput, the samples behind its interval.
+        let mut samples = Vec::with_capacity(timed_n);
+        for k in 0..timed_n {
+            let round = costs.round(k).expect("every batch size has timed_n rounds");
+            let step = |batch: usize, prefilled: usize| round.step_seconds(paged, batch, prefilled);
+            let r = simulate(&trace.requests, policy, budget, &step).map_err(sim_err)?;
+            samples.push(r.generated as f64 / r.seconds);
+        }
         let tp = [("steps", steps.to_string())];
         rec.metric("throughput", &TRACE_TOKENS_PER_S)
             .stat(Stat::Median, timed_n)
             .params(&tp)
+            .samples(samples)
             .value(tps)?;
         match contiguous_tps {
             None => contiguous_tps = Some(tps),

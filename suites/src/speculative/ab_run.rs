@@ -31,6 +31,9 @@ impl Setting {
 pub(super) struct AbRun {
     pub plain_tps: Vec<f64>,
     pub spec_tps: Vec<f64>,
+    /// Speculative over plain tokens/s of each prompt group in each repetition (the same group
+    /// and repetition on both sides): the samples behind the speedup's interval.
+    pub group_speedups: Vec<f64>,
     pub plain_tokens: Vec<Vec<u32>>,
     pub spec_tokens: Vec<Vec<u32>>,
     pub stats: SpecStats,
@@ -69,11 +72,14 @@ pub(super) fn ab_run<B: AttentionBackend>(
     let mut run = AbRun {
         plain_tps: Vec::new(),
         spec_tps: Vec::new(),
+        group_speedups: Vec::new(),
         plain_tokens: Vec::new(),
         spec_tokens: Vec::new(),
         stats: SpecStats::default(),
     };
     for rep in 0..reps {
+        // Tokens/s of each group, plain then speculative.
+        let mut group_tps: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         // A B, then B A: drifts of the machine and any advantage of going first hit both.
         for spec in [rep % 2 == 1, rep % 2 == 0] {
             let (mut tokens, mut secs) = (0usize, 0f64);
@@ -103,6 +109,8 @@ pub(super) fn ab_run<B: AttentionBackend>(
                 // every generated token.
                 tokens += g.1.generated_tokens;
                 secs += g.1.decode_time.as_secs_f64();
+                group_tps[usize::from(spec)]
+                    .push(g.1.generated_tokens as f64 / g.1.decode_time.as_secs_f64());
                 outs.extend(g.0);
                 if let Some(st) = st {
                     stats.merge(&st);
@@ -123,6 +131,9 @@ pub(super) fn ab_run<B: AttentionBackend>(
                 (false, _) => run.plain_tps.push(tps),
             }
         }
+        let [plain, spec] = group_tps;
+        run.group_speedups
+            .extend(spec.iter().zip(&plain).map(|(s, p)| s / p));
     }
     Ok(run)
 }

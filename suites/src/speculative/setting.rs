@@ -67,9 +67,18 @@ pub(super) fn setting_records(
             .value(tps)?;
     }
     let speedup = spec / plain;
+    // Samples: each prompt group's speedup in each repetition; a group that generated nothing
+    // in no time (an immediate stop) has none.
+    let samples: Vec<f64> = run
+        .group_speedups
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
     rec.metric("speed", &SPECULATIVE_SPEEDUP)
         .stat(Stat::Median, run.spec_tps.len())
         .params(&p)
+        .samples(samples)
         .value(speedup)?;
     // The analytic bound assumes one sequence and a fixed γ: batch 1, fixed-γ drafters. A
     // drafter that drafts fewer than γ (prompt lookup) is credited with its mean draft length,
