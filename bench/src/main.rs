@@ -84,6 +84,9 @@ enum Command {
     /// Print a finished run's one-screen summary again: claims with their verdicts, one
     /// headline per suite, M(P) per technique.
     Summary(SummaryArgs),
+    /// Write a run's outcome records (the deterministic records M(P)'s iterability compares)
+    /// as a run folder: how the committed quick-scale baseline `ci/baseline-quick` is made.
+    Outcomes(OutcomesArgs),
     /// Compare a run with a baseline under gate rules; exit 0 pass, 1 regression, 2 bad input.
     Gate(GateArgs),
     /// Join the run folders of a sharded run (`run --shard i/n` on n machines) into one run
@@ -202,6 +205,19 @@ struct SummaryArgs {
 }
 
 #[derive(clap::Args)]
+struct OutcomesArgs {
+    /// Run directory written by `infermark run`.
+    #[arg(long = "run", value_name = "DIR")]
+    run: PathBuf,
+    /// Folder to write; must not exist (see --force).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace an existing folder.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
 struct ReportArgs {
     /// Run directory written by `infermark run`.
     #[arg(long = "run", value_name = "DIR")]
@@ -276,6 +292,7 @@ fn dispatch(command: Command) {
         Command::Run(args) => run(args),
         Command::Report(args) => report(args),
         Command::Summary(args) => summary(args),
+        Command::Outcomes(args) => outcomes(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Merge(args) => merge(args),
@@ -695,7 +712,8 @@ fn execute_sharded(
     if print.screen {
         println!(
             "\n{}",
-            screen::one_screen(&file.env, &records, out)?.trim_end()
+            screen::one_screen(&file.env, &records, out, quick_outcomes(&file.env).as_ref())?
+                .trim_end()
         );
     } else {
         println!(
@@ -744,9 +762,46 @@ fn summary(args: SummaryArgs) -> Result<()> {
     if run.records.is_empty() {
         bail!("{}: the run has no records", args.run.display());
     }
+    let outcomes = quick_outcomes(&run.env);
     println!(
         "{}",
-        screen::one_screen(&run.env, &run.records, &args.run)?.trim_end()
+        screen::one_screen(&run.env, &run.records, &args.run, outcomes.as_ref())?.trim_end()
+    );
+    Ok(())
+}
+
+/// Where the committed quick-scale outcome records live (refreshed by
+/// `ci/refresh-quick-outcomes.sh`): M(P)'s I compares with them when no baseline is given.
+const QUICK_OUTCOMES: &str = "ci/baseline-quick";
+
+/// The committed outcome records, where they exist and were made at the run's scale and seed
+/// (I compares like with like); `None` otherwise.
+fn quick_outcomes(env: &infermark_suites::env::RunEnv) -> Option<html::Baseline> {
+    let dir = Path::new(QUICK_OUTCOMES);
+    let run = io::read_run(dir).ok()?;
+    (run.env.scale == env.scale && run.env.seed == env.seed).then(|| html::Baseline {
+        label: format!("{QUICK_OUTCOMES} (committed {} outcomes)", run.env.scale),
+        records: run.records,
+        outcomes_only: true,
+    })
+}
+
+/// Writes the outcome records of a run (what M(P)'s I compares) as a run folder.
+fn outcomes(args: OutcomesArgs) -> Result<()> {
+    let run = io::read_run(&args.run)?;
+    let records = infermark_reports::maturity::outcome_records(&run.records);
+    if records.is_empty() {
+        bail!(
+            "{}: no outcome records (run the suites first, e.g. `infermark run --scale quick`)",
+            args.run.display()
+        );
+    }
+    io::write_run(&args.out, &records, &run.env, args.force)?;
+    println!(
+        "wrote {} outcome records of {} to {}",
+        records.len(),
+        args.run.display(),
+        args.out.display()
     );
     Ok(())
 }
@@ -794,13 +849,17 @@ fn report(args: ReportArgs) -> Result<()> {
         }
         _ => None,
     };
-    let baselines: Vec<html::Baseline> = runs
+    let mut baselines: Vec<html::Baseline> = runs
         .into_iter()
         .map(|(label, b)| html::Baseline {
             label,
             records: b.records,
+            outcomes_only: false,
         })
         .collect();
+    if baselines.is_empty() {
+        baselines.extend(quick_outcomes(&run.env));
+    }
     let page = html::render_with_gate(
         &run.env,
         &run.records,

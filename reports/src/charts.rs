@@ -380,3 +380,83 @@ pub fn sweep_charts(records: &[Record]) -> Result<Vec<Chart>> {
     }
     Ok(out)
 }
+
+/// M(P) of each technique with a total, as a horizontal bar of its three weighted parts
+/// (w·S, w·C, w·I over the sum of weights: the bar's length is M), best first, on a 0–1 axis.
+/// `None` when no technique has a total.
+pub fn maturity_parts(
+    scores: &[crate::maturity::Score],
+    w: crate::maturity::Weights,
+) -> Option<String> {
+    let mut rows: Vec<&crate::maturity::Score> = scores.iter().filter(|s| s.m.is_some()).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by(|a, b| b.m.unwrap_or(0.0).total_cmp(&a.m.unwrap_or(0.0)));
+    let total = w.s + w.c + w.i;
+    let (label_w, bar_w, row_h, top) = (260.0, 480.0, 18.0, 34.0);
+    let height = top + row_h * rows.len() as f64 + 30.0;
+    let width = label_w + bar_w + 60.0;
+    let colours = [("S", "#4e79a7"), ("C", "#f28e2b"), ("I", "#59a14f")];
+    let mut svg = format!(
+        "<svg id=\"mp-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n<text x=\"4\" y=\"14\" font-size=\"13\">M(P) per technique: weighted parts S, C, I (bar length = M)</text>\n"
+    );
+    for (k, (name, colour)) in colours.iter().enumerate() {
+        let x = label_w + k as f64 * 60.0;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"20\" width=\"10\" height=\"10\" fill=\"{colour}\"/><text x=\"{}\" y=\"29\">{name}</text>\n",
+            x + 14.0
+        ));
+    }
+    for (i, s) in rows.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} {}</text>\n",
+            label_w - 6.0,
+            y + 12.0,
+            escape(&s.suite),
+            escape(&s.technique)
+        ));
+        let mut x = label_w;
+        for ((name, colour), (part, weight)) in
+            colours.iter().zip([(s.s, w.s), (s.c, w.c), (s.i, w.i)])
+        {
+            let v = part.unwrap_or(0.0) * weight / total;
+            let len = v * bar_w;
+            svg.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{name} = {:.3} (weighted {v:.3})</title></rect>\n",
+                y + 2.0,
+                row_h - 4.0,
+                part.unwrap_or(f64::NAN)
+            ));
+            x += len;
+        }
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{}\">{:.2}</text>\n",
+            x + 4.0,
+            y + 12.0,
+            s.m.unwrap_or(f64::NAN)
+        ));
+    }
+    let axis_y = top + row_h * rows.len() as f64 + 4.0;
+    svg.push_str(&format!(
+        "<line x1=\"{label_w}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#333\"/>\n",
+        label_w + bar_w
+    ));
+    for t in 0..=4 {
+        let x = label_w + bar_w * t as f64 / 4.0;
+        svg.push_str(&format!(
+            "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{:.2}</text>\n",
+            axis_y + 14.0,
+            t as f64 / 4.0
+        ));
+    }
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

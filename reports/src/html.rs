@@ -22,6 +22,9 @@ pub struct Baseline {
     pub label: String,
     /// Its records.
     pub records: Vec<Record>,
+    /// Only M(P)'s iterability reads it (the committed quick-scale outcome records): no
+    /// comparison tables.
+    pub outcomes_only: bool,
 }
 
 /// One headline value against its baseline.
@@ -294,6 +297,10 @@ pub struct ReportContext<'a> {
     pub scores: Vec<ScoreView>,
     pub weights: Weights,
     pub claims: Vec<ClaimVerdict>,
+    /// The weighted parts of each total as an SVG bar chart; `None` when no technique has one.
+    pub maturity_chart: Option<String>,
+    /// What I was compared with (the first baseline's label).
+    pub iterability_baseline: Option<String>,
 }
 
 fn table_view(t: &MetricTable) -> TableView {
@@ -356,6 +363,7 @@ pub fn context<'a>(
         .collect();
     let comparisons: Vec<Comparison> = baselines
         .iter()
+        .filter(|b| !b.outcomes_only)
         .map(|b| compare(&b.label, records, &b.records))
         .collect();
     let all_scores = maturity::scores(
@@ -366,6 +374,7 @@ pub fn context<'a>(
     let ledger = claims::parse(claims::LEDGER)?;
     let verdicts: Vec<ClaimVerdict> = claims::evaluate(&ledger, records);
     let summary = summary(&verdicts, gate, &all_scores);
+    let maturity_chart = crate::charts::maturity_parts(&all_scores, weights);
     let scores: Vec<ScoreView> = all_scores
         .into_iter()
         .map(|s: Score| ScoreView {
@@ -387,6 +396,8 @@ pub fn context<'a>(
         scores,
         weights,
         claims: verdicts,
+        maturity_chart,
+        iterability_baseline: baselines.first().map(|b| b.label.clone()),
     })
 }
 

@@ -147,6 +147,11 @@ fn reference_of<'a>(
         Reference::Relative => return Ok(None),
         Reference::Variant(v) => (v, None),
         Reference::Param(k, _) => (r.variant.as_str(), Some(k)),
+        // `r` is a twin's record: the reference twin is a variant of its suite.
+        Reference::Twins(t) => match t.of(t.reference) {
+            Some(v) => (v, None),
+            None => return Err(format!("the twins name no twin of {}", t.reference)),
+        },
     };
     let found: Vec<&Record> = records
         .iter()
@@ -179,6 +184,29 @@ fn slope(points: &[(f64, f64)]) -> Option<f64> {
     (sxx > 0.0 && sxy.is_finite()).then(|| sxy / sxx)
 }
 
+/// The sweep `r` belongs to: its `group_by` param, or with [`Scaling::EVERY_OTHER_PARAM`] every
+/// param but the swept one and the filter's, as `k=v` pairs.
+fn group_key(r: &Record, sc: &Scaling) -> String {
+    if sc.group_by != Scaling::EVERY_OTHER_PARAM {
+        return r.params.get(sc.group_by).cloned().unwrap_or_default();
+    }
+    r.params
+        .iter()
+        .filter(|(k, _)| k.as_str() != sc.over && !sc.filter.iter().any(|(f, _)| f == k))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How a sweep group is named in the derivations: `[group_by=value]`, or `[k=v ...]`.
+fn group_label(group: &str, sc: &Scaling) -> String {
+    match (group.is_empty(), sc.group_by == Scaling::EVERY_OTHER_PARAM) {
+        (true, _) => String::new(),
+        (false, true) => format!("[{group}]"),
+        (false, false) => format!("[{}={group}]", sc.group_by),
+    }
+}
+
 /// The technique's median records of the scaling cost, by sweep group, sorted by size.
 fn sweeps<'a>(
     records: &'a [Record],
@@ -198,10 +226,7 @@ fn sweeps<'a>(
         let Some(x) = r.params.get(sc.over).and_then(|v| size_of(v)) else {
             continue;
         };
-        groups
-            .entry(r.params.get(sc.group_by).cloned().unwrap_or_default())
-            .or_default()
-            .push((x, r));
+        groups.entry(group_key(r, sc)).or_default().push((x, r));
     }
     for v in groups.values_mut() {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -258,11 +283,7 @@ fn scalability(
                 }
             }
         }
-        let label = if group.is_empty() {
-            String::new()
-        } else {
-            format!("[{}={group}]", sc.group_by)
-        };
+        let label = group_label(group, sc);
         if let Some(why) = why {
             inputs.push(format!("S{label} not measured: {why}"));
             continue;
@@ -278,6 +299,8 @@ fn scalability(
             Reference::Relative => (Some(1.0), "1 (the reference's cost per unit)".to_string()),
             Reference::Variant(v) => (slope(&refs), v.to_string()),
             Reference::Param(k, v) => (slope(&refs), format!("{k}={v}")),
+            // Twins compare accuracy, not costs.
+            Reference::Twins(_) => (None, String::new()),
         };
         let Some(b_ref) = b_ref.filter(|b| *b > 0.0) else {
             inputs.push(format!(
@@ -329,7 +352,11 @@ fn scalability(
 
 /// Whether `variant` is the variant `reference` names.
 fn is_reference_variant(reference: Reference, variant: &str) -> bool {
-    matches!(reference, Reference::Variant(v) if v == variant)
+    match reference {
+        Reference::Variant(v) => v == variant,
+        Reference::Twins(t) => t.reference == variant,
+        _ => false,
+    }
 }
 
 fn mean(xs: &[f64]) -> Option<f64> {
@@ -353,7 +380,7 @@ fn predictability(
     }
     for (group, rs) in groups {
         let Some((_, last)) = rs.last() else { continue };
-        let group = format!("{}={group}", sc.group_by);
+        let group = group_label(&group, sc);
         let stat = |s: Stat| {
             records.iter().find(|r| {
                 r.suite == last.suite
@@ -366,13 +393,13 @@ fn predictability(
         let at = describe(last);
         let (Some(min), Some(p90)) = (stat(Stat::Min), stat(Stat::P90)) else {
             inputs.push(format!(
-                "predictability[{group}] not measured: no min and p90 of {at}"
+                "predictability{group} not measured: no min and p90 of {at}"
             ));
             continue;
         };
         if p90.n < MIN_N_SPREAD {
             inputs.push(format!(
-                "predictability[{group}] not measured: p90 of {at} over n = {} < {MIN_N_SPREAD} \
+                "predictability{group} not measured: p90 of {at} over n = {} < {MIN_N_SPREAD} \
                  samples is the maximum",
                 p90.n
             ));
@@ -382,19 +409,19 @@ fn predictability(
             Ok(d) if last.value > 0.0 => d,
             Ok(_) => {
                 inputs.push(format!(
-                    "predictability[{group}] not measured: median of {at} is {}",
+                    "predictability{group} not measured: median of {at} is {}",
                     last.value
                 ));
                 continue;
             }
             Err(e) => {
-                inputs.push(format!("predictability[{group}] not measured: {e}"));
+                inputs.push(format!("predictability{group} not measured: {e}"));
                 continue;
             }
         };
         let p = (1.0 - spread / last.value).clamp(0.0, 1.0);
         inputs.push(format!(
-            "predictability[{group}] = 1 − ({} − {}) / {} = {p:.3} (p90, min, median of {at}, \
+            "predictability{group} = 1 − ({} − {}) / {} = {p:.3} (p90, min, median of {at}, \
              n = {})",
             fmt_value(p90.value),
             fmt_value(min.value),
@@ -471,6 +498,20 @@ fn retention(
             continue;
         }
         let stat_ok = |r: &Record| !matches!(r.stat, Stat::Min | Stat::P90 | Stat::P99);
+        // Twins: the records are the twin's, in the twins' suite.
+        let (suite, variant) = match acc.reference {
+            Reference::Twins(t) => match t.of(variant) {
+                Some(twin) => (t.suite, twin),
+                None => {
+                    notes.push(format!(
+                        "{variant} has no twin trained alike in the {} suite",
+                        t.suite
+                    ));
+                    continue;
+                }
+            },
+            _ => (suite, variant),
+        };
         for r in records.iter().filter(|r| {
             r.suite == suite
                 && r.variant == variant
@@ -564,6 +605,35 @@ fn key(r: &Record) -> (String, String, String, String, String) {
     )
 }
 
+/// Whether `r` is one of the outcomes its suite names for I: a deterministic outcome metric,
+/// not a closed-form value (compared with themselves they are always identical).
+fn is_outcome(r: &Record, spec: &MaturityInputs) -> bool {
+    spec.outcomes.iter().any(|m| m.name == r.metric)
+        && metrics::lookup(&r.metric).is_some_and(|m| m.kind == metrics::Kind::Deterministic)
+        && r.params.get("source").map(String::as_str) != Some("analytic")
+}
+
+/// The records of `records` that I compares: every suite's outcome records. A run folder of
+/// only these (without samples) is what the committed quick-scale baseline holds.
+pub fn outcome_records(records: &[Record]) -> Vec<Record> {
+    let mut specs: BTreeMap<&str, MaturityInputs> = BTreeMap::new();
+    records
+        .iter()
+        .filter(|r| {
+            let spec = specs.entry(r.suite.as_str()).or_insert_with(|| {
+                infermark_suites::find_suite(&r.suite)
+                    .map(|s| s.maturity())
+                    .unwrap_or_default()
+            });
+            is_outcome(r, spec)
+        })
+        .map(|r| Record {
+            samples: Vec::new(),
+            ..r.clone()
+        })
+        .collect()
+}
+
 fn iterability(
     records: &[Record],
     baseline: Option<&[Record]>,
@@ -583,13 +653,7 @@ fn iterability(
     let base: BTreeMap<_, f64> = baseline.iter().map(|r| (key(r), r.value)).collect();
     let det: Vec<&Record> = records
         .iter()
-        .filter(|r| r.suite == suite && r.variant == variant)
-        .filter(|r| spec.outcomes.iter().any(|m| m.name == r.metric))
-        .filter(|r| {
-            metrics::lookup(&r.metric).is_some_and(|m| m.kind == metrics::Kind::Deterministic)
-        })
-        // Closed-form values compared with themselves are always identical.
-        .filter(|r| r.params.get("source").map(String::as_str) != Some("analytic"))
+        .filter(|r| r.suite == suite && r.variant == variant && is_outcome(r, spec))
         // Only records the baseline also has can be compared (a run at another scale shares few).
         .filter(|r| base.contains_key(&key(r)))
         .collect();

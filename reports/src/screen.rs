@@ -11,11 +11,18 @@ use infermark_suites::Record;
 
 use crate::claims::{self, ClaimVerdict};
 use crate::format::fmt_value;
+use crate::html::Baseline;
 use crate::maturity::{self, Weights};
 use crate::Result;
 
 /// The summary screen of a run of `records` written to `out`.
-pub fn one_screen(env: &RunEnv, records: &[Record], out: &Path) -> Result<String> {
+/// M(P)'s iterability compares with `outcomes` (a baseline's records) when given.
+pub fn one_screen(
+    env: &RunEnv,
+    records: &[Record],
+    out: &Path,
+    outcomes: Option<&Baseline>,
+) -> Result<String> {
     let mut s = String::new();
     let triad = env
         .machine
@@ -47,7 +54,7 @@ pub fn one_screen(env: &RunEnv, records: &[Record], out: &Path) -> Result<String
         };
         let _ = writeln!(s, "  {:<13} {line}", suite.name());
     }
-    mp_lines(&mut s, records);
+    mp_lines(&mut s, records, outcomes);
     let _ = writeln!(
         s,
         "\nfolder: {}\nreport: infermark report --run {} --out report.html\nevery record: the folder's results.ndjson, the report, or `run --verbose`",
@@ -90,40 +97,70 @@ fn with_conditions(r: &Record, records: &[Record], env: &RunEnv) -> String {
     )
 }
 
-/// M(P) where all three parts are measured, and one line on what the rest lack.
-fn mp_lines(s: &mut String, records: &[Record]) {
+/// M(P): per suite, each technique with a total (M, and S C I of the best), wrapped; then where
+/// I came from, and what the rest lack.
+fn mp_lines(s: &mut String, records: &[Record], outcomes: Option<&Baseline>) {
     let w = Weights::default();
-    let scores = maturity::scores(records, None, w);
-    let measured: Vec<_> = scores.iter().filter(|x| x.m.is_some()).collect();
+    let scores = maturity::scores(records, outcomes.map(|b| b.records.as_slice()), w);
+    let measured = scores.iter().filter(|x| x.m.is_some()).count();
     let _ = writeln!(
         s,
-        "\nM(P) = {:.2}·S + {:.2}·C + {:.2}·I: total for {} of {} techniques",
+        "\nM(P) = {:.2}·S + {:.2}·C + {:.2}·I: total for {measured} of {} techniques (S C I M per technique: the report)",
         w.s,
         w.c,
         w.i,
-        measured.len(),
         scores.len()
     );
-    for x in &measured {
-        let _ = writeln!(
-            s,
-            "  {:<13} {:<20} S {:.2}  C {:.2}  I {:.2}  M {:.2}",
-            x.suite,
-            x.technique,
-            x.s.unwrap_or(f64::NAN),
-            x.c.unwrap_or(f64::NAN),
-            x.i.unwrap_or(f64::NAN),
-            x.m.unwrap_or(f64::NAN)
-        );
+    let mut suites: Vec<&str> = Vec::new();
+    for x in &scores {
+        if !suites.contains(&x.suite.as_str()) {
+            suites.push(&x.suite);
+        }
     }
-    if measured.len() < scores.len() {
+    for suite in suites {
+        let mut scored: Vec<&maturity::Score> = scores
+            .iter()
+            .filter(|x| x.suite == suite && x.m.is_some())
+            .collect();
+        if scored.is_empty() {
+            continue;
+        }
+        scored.sort_by(|a, b| b.m.unwrap_or(0.0).total_cmp(&a.m.unwrap_or(0.0)));
+        let best = scored[0];
+        let mut line = format!(
+            "  {suite:<13} best {} {:.2} (S {:.2} C {:.2} I {:.2})",
+            best.technique,
+            best.m.unwrap_or(f64::NAN),
+            best.s.unwrap_or(f64::NAN),
+            best.c.unwrap_or(f64::NAN),
+            best.i.unwrap_or(f64::NAN)
+        );
+        for x in &scored[1..] {
+            let item = format!(" · {} {:.2}", x.technique, x.m.unwrap_or(f64::NAN));
+            if line.chars().count() + item.chars().count() > 110 {
+                let _ = writeln!(s, "{line}");
+                line = format!("  {:<13}", "");
+            }
+            line.push_str(&item);
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = match outcomes {
+        Some(b) => writeln!(s, "  I against {}", b.label),
+        None => writeln!(
+            s,
+            "  I not measured: no baseline of this scale and seed (`infermark report --baseline DIR`; the committed quick outcomes serve quick runs of seed 42)"
+        ),
+    };
+    if measured < scores.len() {
         let count = |part: &str| scores.iter().filter(|x| x.missing.contains(&part)).count();
         let _ = writeln!(
             s,
-            "  not measured: S for {}, C for {}, I for {} (I compares with a baseline run: `infermark report --baseline DIR`)",
+            "  not measured: S for {}, C for {}, I for {} of the {} techniques (why: the report's M(P) section)",
             count("S"),
             count("C"),
-            count("I")
+            count("I"),
+            scores.len()
         );
     }
 }

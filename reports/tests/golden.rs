@@ -32,6 +32,7 @@ fn dump_of_baseline() -> String {
     let baselines = [Baseline {
         label: "ci/baseline".into(),
         records: run.records.clone(),
+        outcomes_only: false,
     }];
     let describe = |name: &str| {
         infermark_suites::find_suite(name)

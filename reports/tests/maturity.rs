@@ -358,3 +358,157 @@ fn weights_parse_and_reject_bad_input() {
         assert!(e.contains(bad), "{e}");
     }
 }
+
+#[test]
+fn attention_retention_comes_from_the_twins_trained_alike_and_mqa_has_none() {
+    // The lm suite's decoders trained alike: MHA 2.0, GQA 2.5, MLA 1.9 perplexity.
+    let ppl = |twin: &str, v: f64| {
+        rec(
+            "lm",
+            twin,
+            "valid_perplexity",
+            v,
+            Stat::Exact,
+            1000,
+            &[("tokens", "1000")],
+        )
+    };
+    let mut records = vec![
+        ppl("target-mha", 2.0),
+        ppl("target", 2.5),
+        ppl("target-mla", 1.9),
+    ];
+    for v in ["mha", "gqa", "mqa", "mla-absorbed"] {
+        records.extend(sweep(v, 1.0, 0.01));
+    }
+    let scores = maturity::scores(&records, None, Weights::default());
+    let inputs = |t: &str| score(&scores, "attention", t).inputs.join(" · ");
+    // GQA: 2.0 / 2.5 = 0.8; predictability at ctx 256 = 1 − 0.2 = 0.8; C = 0.64.
+    let gqa = score(&scores, "attention", "gqa");
+    assert!(
+        (gqa.c.unwrap() - 0.8 * 0.8).abs() < 1e-12,
+        "{}",
+        inputs("gqa")
+    );
+    assert!(
+        inputs("gqa").contains("target valid_perplexity"),
+        "{}",
+        inputs("gqa")
+    );
+    // MLA: better than MHA, capped at 1; C = predictability.
+    let mla = score(&scores, "attention", "mla-absorbed");
+    assert!(
+        (mla.c.unwrap() - 0.8).abs() < 1e-12,
+        "{}",
+        inputs("mla-absorbed")
+    );
+    // MQA has no twin; MHA is the reference.
+    assert_eq!(score(&scores, "attention", "mqa").c, None);
+    assert!(inputs("mqa").contains("no twin"), "{}", inputs("mqa"));
+    assert!(
+        inputs("mha").contains("mha is the valid_perplexity reference"),
+        "{}",
+        inputs("mha")
+    );
+}
+
+#[test]
+fn adacot_sweeps_each_gate_setting_alone_against_always_thinking() {
+    // Response tokens over digits 1..3 on the balanced mix: always 10 + 20·d, the learned gate
+    // at λ 0.5 2 + 10·d and at λ 1 2 + 5·d, a confidence gate 5 + 10·d; spread at 3 digits
+    // min = 0.5·median, p90 = 1.5·median over 100 problems.
+    let toks = |variant: &str, setting: Option<(&str, &str)>, d: u32, median: f64| {
+        let d = d.to_string();
+        let mut p = vec![("workload", "balanced"), ("digits", d.as_str())];
+        p.extend(setting);
+        [
+            (Stat::Median, median),
+            (Stat::Min, 0.5 * median),
+            (Stat::P90, 1.5 * median),
+        ]
+        .map(|(st, v)| rec("adacot", variant, "response_tokens", v, st, 100, &p))
+    };
+    let mut records = Vec::new();
+    for d in 1..=3u32 {
+        let x = f64::from(d);
+        records.extend(toks("always", None, d, 10.0 + 20.0 * x));
+        records.extend(toks("learned", Some(("lambda", "0.5")), d, 2.0 + 10.0 * x));
+        records.extend(toks("learned", Some(("lambda", "1")), d, 2.0 + 5.0 * x));
+        records.extend(toks("confidence", Some(("tau", "0.5")), d, 5.0 + 10.0 * x));
+    }
+    let scores = maturity::scores(&records, None, Weights::default());
+    // λ 0.5: 20 / (20 + 10) = 2/3; λ 1: 20 / 25 = 0.8; mean 0.7333.
+    let learned = score(&scores, "adacot", "learned");
+    assert!(
+        (learned.s.unwrap() - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-12,
+        "{:?}",
+        learned.inputs
+    );
+    assert!(
+        learned.inputs.iter().any(|x| x.starts_with("S[lambda=1]")),
+        "{:?}",
+        learned.inputs
+    );
+    let conf = score(&scores, "adacot", "confidence");
+    assert!(
+        (conf.s.unwrap() - 2.0 / 3.0).abs() < 1e-12,
+        "{:?}",
+        conf.inputs
+    );
+    assert!(
+        conf.inputs.iter().any(|x| x.starts_with("S[tau=0.5]")),
+        "{:?}",
+        conf.inputs
+    );
+    // Predictability at 3 digits: 1 − (1.5 − 0.5) = 0 for every gate.
+    assert!(learned
+        .inputs
+        .iter()
+        .any(|x| x.starts_with("predictability[lambda=0.5] = ")));
+}
+
+#[test]
+fn outcome_records_are_the_deterministic_outcomes_without_samples() {
+    let mut timed = rec(
+        "attention",
+        "gqa",
+        "decode_latency_ms",
+        1.0,
+        Stat::Median,
+        3,
+        &[],
+    );
+    timed.samples = vec![1.0, 0.9, 1.1];
+    let mut measured = rec(
+        "attention",
+        "gqa",
+        "kv_cache_bytes_per_token",
+        64.0,
+        Stat::Exact,
+        1,
+        &[("source", "measured")],
+    );
+    measured.samples = vec![64.0];
+    let analytic = rec(
+        "attention",
+        "gqa",
+        "kv_cache_bytes_per_token",
+        64.0,
+        Stat::Exact,
+        1,
+        &[("source", "analytic")],
+    );
+    let flops = rec(
+        "attention",
+        "gqa",
+        "flops_per_token",
+        1e6,
+        Stat::Exact,
+        1,
+        &[],
+    );
+    let out = maturity::outcome_records(&[timed, measured.clone(), analytic, flops]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].params, measured.params);
+    assert!(out[0].samples.is_empty());
+}

@@ -612,6 +612,15 @@ pub const MEAN_RESPONSE_TOKENS: Metric = Metric {
     about: "adacot: mean generated tokens per problem, every attempt (and a learned gate's decision token) counted",
 };
 
+/// adacot: generated tokens of one problem (median, min and p90 over a difficulty bucket's problems)
+pub const RESPONSE_TOKENS: Metric = Metric {
+    name: "response_tokens",
+    unit: "tokens",
+    direction: Lower,
+    kind: Deterministic,
+    about: "adacot: generated tokens of one problem, every attempt counted (median, min and p90 over the problems of one digits bucket)",
+};
+
 /// adacot: 1 − mean response tokens / always-think's on the same problems
 pub const TOKEN_REDUCTION_VS_ALWAYS: Metric = Metric {
     name: "token_reduction_vs_always",
@@ -794,6 +803,7 @@ pub const ALL: &[Metric] = &[
     ACCURACY,
     COT_TRIGGER_RATE,
     MEAN_RESPONSE_TOKENS,
+    RESPONSE_TOKENS,
     TOKEN_REDUCTION_VS_ALWAYS,
     ACCURACY_DELTA_VS_ALWAYS,
     GATE_PRECISION,

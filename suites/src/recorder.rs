@@ -59,6 +59,29 @@ impl<'a> Recorder<'a> {
         extra: &[(&str, String)],
     ) -> Result<()> {
         debug_assert_eq!(metric.unit, "ms", "{} is not a time", metric.name);
+        self.summary(experiment, metric, s, extra, true)
+    }
+
+    /// Adds median, min and max of a deterministic distribution of `metric` (e.g. tokens per
+    /// problem), and p90 and p99 where there were enough values for them; no samples kept.
+    pub fn distribution(
+        &mut self,
+        experiment: &str,
+        metric: &'static Metric,
+        s: &Summary,
+        extra: &[(&str, String)],
+    ) -> Result<()> {
+        self.summary(experiment, metric, s, extra, false)
+    }
+
+    fn summary(
+        &mut self,
+        experiment: &str,
+        metric: &'static Metric,
+        s: &Summary,
+        extra: &[(&str, String)],
+        keep_samples: bool,
+    ) -> Result<()> {
         let stats = [
             (Stat::Median, Some(s.median)),
             (Stat::P90, s.p90),
@@ -67,7 +90,7 @@ impl<'a> Recorder<'a> {
             (Stat::Max, Some(s.max)),
         ];
         for (stat, v) in stats.into_iter().filter_map(|(st, v)| v.map(|v| (st, v))) {
-            let kept = if stat == Stat::Median {
+            let kept = if keep_samples && stat == Stat::Median {
                 s.samples.clone()
             } else {
                 Vec::new()

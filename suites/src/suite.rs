@@ -89,6 +89,32 @@ pub enum Reference {
     /// reference timed or evaluated beside it, e.g. `baseline = burn-f32`, `weights = f32`);
     /// the technique's own records are those without it.
     Param(&'static str, &'static str),
+    /// The same metric of models trained alike that differ only in this technique (twins):
+    /// each variant is scored by its twin's value against the reference twin's. For accuracy
+    /// only.
+    Twins(&'static Twins),
+}
+
+/// Models of another suite that differ only in one technique, e.g. decoders trained with the
+/// same recipe and budget with MHA, GQA and MLA attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Twins {
+    /// The suite whose records hold the twins' metric.
+    pub suite: &'static str,
+    /// Each variant of this suite with its twin (a variant of `suite`).
+    pub twins: &'static [(&'static str, &'static str)],
+    /// The variant of this suite whose twin the others are compared with.
+    pub reference: &'static str,
+}
+
+impl Twins {
+    /// The twin of `variant`, if it has one.
+    pub fn of(&self, variant: &str) -> Option<&'static str> {
+        self.twins
+            .iter()
+            .find(|(v, _)| *v == variant)
+            .map(|(_, t)| *t)
+    }
 }
 
 /// A cost metric swept over a size.
@@ -101,10 +127,17 @@ pub struct Scaling {
     /// The swept param, the unit of work: a number (e.g. `ctx`), or a shape whose last `RxC`
     /// is read as R·C elements (e.g. `shape = 512x512`).
     pub over: &'static str,
-    /// Param that separates independent sweeps, e.g. `preset`.
+    /// Param that separates independent sweeps, e.g. `preset`, or
+    /// [`Scaling::EVERY_OTHER_PARAM`] where each setting of every other param is its own sweep.
     pub group_by: &'static str,
     /// Whose marginal cost S compares with.
     pub reference: Reference,
+}
+
+impl Scaling {
+    /// `group_by` for "every param but the swept one and the filter's": variants whose
+    /// settings have different names (a gate's `lambda`, another's `tau`) each sweep alone.
+    pub const EVERY_OTHER_PARAM: &'static str = "*";
 }
 
 /// An accuracy metric and the reference it is compared with.

@@ -122,6 +122,12 @@ pub(super) fn record(
                 .stat(Stat::Mean, b.n)
                 .param("digits", d)
                 .value(b.trigger_rate)?;
+            rec.distribution(
+                e,
+                &m::RESPONSE_TOKENS,
+                &b.tokens,
+                &[("digits", d.to_string())],
+            )?;
         }
         rec.metric(e, &m::MEAN_RESPONSE_TOKENS)
             .stat(Stat::Mean, n)

@@ -8,7 +8,7 @@ use super::gate::{Decision, Outcome};
 use crate::measure::Summary;
 
 /// Accuracy and trigger rate of one bucket.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Bucket {
     /// Problems.
     pub n: usize,
@@ -16,6 +16,8 @@ pub struct Bucket {
     pub accuracy: f64,
     /// Share the gate thought on.
     pub trigger_rate: f64,
+    /// Response tokens per problem (every attempt counted): median, min, p90 where n ≥ 10.
+    pub tokens: Summary,
 }
 
 /// Everything recorded per gate and workload.
@@ -78,6 +80,7 @@ pub fn score(o: &[Outcome]) -> Option<Score> {
                 n: b.len(),
                 accuracy: share(b.iter().filter(|x| x.correct).count(), b.len()),
                 trigger_rate: share(b.iter().filter(|x| think(x)).count(), b.len()),
+                tokens: Summary::of(&b.iter().map(|x| x.tokens as f64).collect::<Vec<_>>()),
             },
         );
     }

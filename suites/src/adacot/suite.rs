@@ -91,15 +91,27 @@ impl Suite for AdacotSuite {
         }
     }
 
-    /// - S: nothing is swept over a size, so S is not measured.
-    /// - C: accuracy retention of every gate against always-think on the same problems
-    ///   (`accuracy`, reference variant `always`); no timing spread is scored.
+    /// - S: the marginal response tokens per problem as problems get one digit harder, on the
+    ///   balanced mix, against always-think's (each gate setting its own sweep).
+    /// - C: predictability of response tokens at the hardest bucket (1 − (p90 − min) / median
+    ///   over its problems: a gate that thinks on some and not others is less predictable)
+    ///   times accuracy retention of every gate against always-think on the same problems
+    ///   (`accuracy`, reference variant `always`).
     /// - I: the deterministic outcomes of gating: accuracy, trigger rate, tokens, precision and
     ///   recall, format errors.
     fn maturity(&self) -> crate::suite::MaturityInputs {
-        use crate::suite::{Accuracy, MaturityInputs, Reference};
+        use crate::suite::{Accuracy, MaturityInputs, Reference, Scaling};
         MaturityInputs {
-            scaling: None,
+            // Response tokens per problem as problems get harder (digits of the larger
+            // operand), on the balanced mix, against always thinking; each gate setting is
+            // its own sweep.
+            scaling: Some(Scaling {
+                metric: &m::RESPONSE_TOKENS,
+                filter: &[("workload", "balanced")],
+                over: "digits",
+                group_by: Scaling::EVERY_OTHER_PARAM,
+                reference: Reference::Variant("always"),
+            }),
             accuracy: &[Accuracy {
                 metric: &m::ACCURACY,
                 reference: Reference::Variant("always"),
@@ -108,6 +120,7 @@ impl Suite for AdacotSuite {
                 &m::ACCURACY,
                 &m::COT_TRIGGER_RATE,
                 &m::MEAN_RESPONSE_TOKENS,
+                &m::RESPONSE_TOKENS,
                 &m::GATE_PRECISION,
                 &m::GATE_RECALL,
                 &m::FORMAT_ERROR_RATE,

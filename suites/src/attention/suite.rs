@@ -79,10 +79,11 @@ impl Suite for AttentionSuite {
     ///   decode step over `ctx` (per preset), against MHA's in the same preset: the KV cache a
     ///   step rereads is what these techniques shrink, and MHA is the design they are measured
     ///   against. MHA itself gets no S.
-    /// - C: the spread of that step at the longest context; retention from MLA's absorbed path
-    ///   against the naive one (a relative deviation, 0 = identical). The GQA family and the
-    ///   naive path record no accuracy against a reference here (random weights), so their C is
-    ///   not measured.
+    /// - C: the spread of that step at the longest context, times the worst retention of:
+    ///   MLA's absorbed path against the naive one (a relative deviation, 0 = identical), and
+    ///   the validation perplexity of the lm suite's decoder trained alike with this attention
+    ///   against the MHA one (twins: `target` is GQA, `target-mla` MLA). MQA has no trained
+    ///   twin, so its C is not measured.
     /// - I: the cache bytes measured from the tensors and the absorbed-vs-naive deviation;
     ///   not the analytic bytes or FLOPs, which are formulas of the preset's shape.
     fn maturity(&self) -> MaturityInputs {
@@ -94,10 +95,18 @@ impl Suite for AttentionSuite {
                 group_by: "preset",
                 reference: crate::suite::Reference::Variant("mha"),
             }),
-            accuracy: &[crate::suite::Accuracy {
-                metric: &MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF,
-                reference: crate::suite::Reference::Relative,
-            }],
+            accuracy: &[
+                crate::suite::Accuracy {
+                    metric: &MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF,
+                    reference: crate::suite::Reference::Relative,
+                },
+                // What the attention variant costs in model quality: validation perplexity of
+                // the decoders trained alike with each attention (the lm suite's twins).
+                crate::suite::Accuracy {
+                    metric: &crate::metric::VALID_PERPLEXITY,
+                    reference: crate::suite::Reference::Twins(&TWINS),
+                },
+            ],
             outcomes: &[
                 &KV_CACHE_BYTES_PER_TOKEN,
                 &MLA_ABSORBED_VS_NAIVE_MAX_ABS_DIFF,
@@ -105,6 +114,18 @@ impl Suite for AttentionSuite {
         }
     }
 }
+
+/// The lm suite's decoders trained with the same recipe and budget, one per attention.
+const TWINS: crate::suite::Twins = crate::suite::Twins {
+    suite: crate::lm::about::NAME,
+    twins: &[
+        ("mha", "target-mha"),
+        ("gqa", "target"),
+        ("mla-naive", "target-mla"),
+        ("mla-absorbed", "target-mla"),
+    ],
+    reference: "mha",
+};
 
 impl Experiment for AttentionSuite {
     fn run<B: AttentionBackend>(

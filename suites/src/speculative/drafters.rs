@@ -9,7 +9,7 @@ use infermark_models::kernels::AttentionBackend;
 use infermark_models::kv_cache::ContiguousKv;
 use infermark_models::quant::{quantize_decoder, quantize_head, Assignment, QuantFormat};
 
-use crate::measure::{time_pair, Plan};
+use crate::measure::{time_pair, Plan, Summary};
 use crate::stepper::Stepper;
 use crate::zoo::checkpoint;
 use crate::{Result, SuiteError};
@@ -142,18 +142,24 @@ impl<B: AttentionBackend> Drafter<B> {
 }
 
 /// v(γ): the median target forward over γ + 1 tokens over the median one-token forward, same
-/// context (the prompt prefilled), timed alternately.
+/// context (the prompt prefilled), timed alternately; with the summary of each pair's ratio.
 pub fn verify_cost<B: AttentionBackend>(
     target: &Decoder<B>,
     prompt: &[u32],
     gamma: usize,
     plan: Plan,
     device: &B::Device,
-) -> Result<f64> {
+) -> Result<(f64, Summary)> {
     let mut t = Stepper::new(target, prompt, gamma + 1, device)?;
     let mut u = Stepper::new(target, prompt, 1, device)?;
     let (a, b) = time_pair(plan, || t.step(gamma + 1), || u.step(1))?;
-    Ok(a.median / b.median)
+    let pairs: Vec<f64> = a
+        .samples
+        .iter()
+        .zip(&b.samples)
+        .map(|(x, y)| x / y)
+        .collect();
+    Ok((a.median / b.median, Summary::of(&pairs)))
 }
 
 /// The last position's logits of `model` after `prompt` (a fresh cache).

@@ -175,11 +175,21 @@ impl Experiment for SpeculativeSuite {
             .value(c)?;
         let mut v = BTreeMap::new();
         for &g in s.gammas {
-            let x = drafters::verify_cost(&target, &prompts[0], g, s.plan, device)?;
+            let (x, pairs) = drafters::verify_cost(&target, &prompts[0], g, s.plan, device)?;
+            // The value is the ratio of the two medians; the samples, min and p90 are of each
+            // A/B pair's ratio (C's predictability reads their spread).
             rec.metric("cost", &VERIFY_COST_RATIO)
-                .stat(Stat::Median, s.plan.min_samples)
+                .stat(Stat::Median, pairs.n)
                 .param("gamma", g)
+                .samples(pairs.samples.clone())
                 .value(x)?;
+            let tails = [(Stat::Min, Some(pairs.min)), (Stat::P90, pairs.p90)];
+            for (stat, v) in tails.into_iter().filter_map(|(st, v)| v.map(|v| (st, v))) {
+                rec.metric("cost", &VERIFY_COST_RATIO)
+                    .stat(stat, pairs.n)
+                    .param("gamma", g)
+                    .value(v)?;
+            }
             v.insert(g, x);
         }
 
