@@ -903,12 +903,6 @@ fn crosscheck(args: CrosscheckArgs) -> Result<bool> {
     }
     if args.exact {
         let o = infermark_reports::merge::compare_exact(&a.records, &b.records);
-        for p in o.problems.iter().take(20) {
-            println!("differs: {p}");
-        }
-        if o.problems.len() > 20 {
-            println!("… and {} more", o.problems.len() - 20);
-        }
         println!(
             "exact cross-check of {} (A) and {} (B): {}: {} deterministic records equal, {} timings paired, {} differences",
             args.a.display(),
@@ -918,6 +912,14 @@ fn crosscheck(args: CrosscheckArgs) -> Result<bool> {
             o.noisy,
             o.problems.len()
         );
+        let lines: Vec<String> = o.problems.iter().map(|p| format!("FAIL {p}")).collect();
+        if let Some(f) = infermark_reports::format::failure_screen(
+            &lines,
+            infermark_reports::gate::FAILURES_SHOWN,
+            "only the first ones are listed",
+        ) {
+            println!("{f}");
+        }
         return Ok(o.pass());
     }
     let bounds = Bounds {
@@ -938,6 +940,13 @@ fn crosscheck(args: CrosscheckArgs) -> Result<bool> {
     print!("{text}");
     if let Some(path) = &args.out {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let all_in = match &args.out {
+        Some(p) => format!("all listed above and in {}", p.display()),
+        None => "all listed above".into(),
+    };
+    if let Some(f) = crosscheck::failures(&outcome, &all_in) {
+        println!("\n{f}");
     }
     Ok(outcome.pass())
 }

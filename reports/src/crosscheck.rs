@@ -179,6 +179,18 @@ pub fn compare(a: &[Record], b: &[Record], bounds: Bounds) -> Outcome {
     out
 }
 
+/// The failures in the gate's one-screen form (`FAIL record: A a, B b; why`), records present in
+/// one run only after them; `None` when there are none. Printed last.
+pub fn failures(o: &Outcome, all_in: &str) -> Option<String> {
+    let lines: Vec<String> = o
+        .failures
+        .iter()
+        .chain(&o.only_in_one)
+        .map(|f| crate::format::failure_line(&f.key, ("A", f.a), ("B", f.b), &f.why))
+        .collect();
+    crate::format::failure_screen(&lines, crate::gate::FAILURES_SHOWN, all_in)
+}
+
 /// The outcome as Markdown: counts, bounds, failures and records present in one run only.
 pub fn markdown(o: &Outcome, a_name: &str, b_name: &str, bounds: Bounds) -> String {
     let mut s = String::new();
@@ -291,6 +303,20 @@ mod tests {
         let o = compare(&a, &c, Bounds::default());
         assert_eq!(o.failures.len(), 1, "{o:?}");
         assert!(o.failures[0].why.contains("relative difference"));
+        // The last screen: the gate's form, with both values and the tolerance.
+        assert_eq!(
+            failures(&o, "x.md").unwrap(),
+            "FAIL s/e/v perplexity exact {ctx=8}: A 3.5000, B 3.6000; relative difference 2.778e-2 > 0.001 (3.5 vs 3.6)"
+        );
+        assert_eq!(failures(&compare(&a, &a, Bounds::default()), "x.md"), None);
+        // Many failures: the first ones, then how many more and where they all are.
+        let lines: Vec<String> = (0..25).map(|i| format!("FAIL {i}")).collect();
+        let screen = crate::format::failure_screen(&lines, 20, "in x.md").unwrap();
+        assert_eq!(screen.lines().count(), 21);
+        assert!(
+            screen.ends_with("… and 5 more failures (in x.md)"),
+            "{screen}"
+        );
     }
 
     #[test]

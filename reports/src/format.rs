@@ -51,3 +51,42 @@ mod tests {
         assert_eq!(ratio(None, Some(2.0)), "–");
     }
 }
+
+/// One failed check in the form the gate and the cross-check both print last:
+/// `FAIL what: A-label a, B-label b; why (with the tolerance or bound it broke)`.
+pub fn failure_line(
+    what: &str,
+    a: (&str, Option<f64>),
+    b: (&str, Option<f64>),
+    why: &str,
+) -> String {
+    let show = |x: Option<f64>| x.map(fmt_value).unwrap_or_else(|| "—".into());
+    format!(
+        "FAIL {what}: {} {}, {} {}; {why}",
+        a.0,
+        show(a.1),
+        b.0,
+        show(b.1)
+    )
+}
+
+/// Failure lines as one screen: at most `max` of them, then how many more and where they all
+/// are; `None` when there are none.
+pub fn failure_screen(lines: &[String], max: usize, all_in: &str) -> Option<String> {
+    if lines.is_empty() {
+        return None;
+    }
+    let mut s = lines
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    if lines.len() > max {
+        s.push_str(&format!(
+            "\n… and {} more failures ({all_in})",
+            lines.len() - max
+        ));
+    }
+    Some(s)
+}

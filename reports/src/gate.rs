@@ -236,22 +236,20 @@ pub fn evaluate(rules: &Rules, run: &[Record], baseline: &[Record]) -> Vec<Verdi
 /// (the change against its tolerance, or the bound it broke); `None` when every rule passes.
 /// Printed last, so a failing gate's reason is on the screen without scrolling.
 pub fn failures(verdicts: &[Verdict]) -> Option<String> {
-    let show = |x: Option<f64>| {
-        x.map(crate::format::fmt_value)
-            .unwrap_or_else(|| "—".into())
-    };
     let failed: Vec<String> = verdicts
         .iter()
         .filter(|v| !v.pass)
         .map(|v| {
-            format!(
-                "FAIL {}: baseline {}, current {}; {}",
-                v.rule,
-                show(v.baseline),
-                show(v.current),
-                v.note
+            crate::format::failure_line(
+                &v.rule,
+                ("baseline", v.baseline),
+                ("current", v.current),
+                &v.note,
             )
         })
         .collect();
-    (!failed.is_empty()).then(|| failed.join("\n"))
+    crate::format::failure_screen(&failed, FAILURES_SHOWN, "every rule: the table above")
 }
+
+/// Failed rules or records printed on the last screen.
+pub const FAILURES_SHOWN: usize = 20;
