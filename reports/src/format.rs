@@ -30,28 +30,6 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_format_to_readable_digits() {
-        assert_eq!(fmt_value(1234.5), "1234");
-        assert_eq!(fmt_value(12.345), "12.35");
-        assert_eq!(fmt_value(1.5), "1.5000");
-        assert_eq!(fmt_value(1.5e-6), "1.500e-6");
-    }
-
-    #[test]
-    fn a_missing_cell_or_ratio_is_a_dash() {
-        assert_eq!(cell(None), "–");
-        assert_eq!(cell(Some(2.0)), "2.0000");
-        assert_eq!(ratio(Some(3.0), Some(2.0)), "1.50×");
-        assert_eq!(ratio(Some(3.0), Some(0.0)), "–");
-        assert_eq!(ratio(None, Some(2.0)), "–");
-    }
-}
-
 /// One failed check in the form the gate and the cross-check both print last:
 /// `FAIL what: A-label a, B-label b; why (with the tolerance or bound it broke)`.
 pub fn failure_line(
@@ -89,4 +67,26 @@ pub fn failure_screen(lines: &[String], max: usize, all_in: &str) -> Option<Stri
         ));
     }
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_format_to_readable_digits() {
+        assert_eq!(fmt_value(1234.5), "1234");
+        assert_eq!(fmt_value(12.345), "12.35");
+        assert_eq!(fmt_value(1.5), "1.5000");
+        assert_eq!(fmt_value(1.5e-6), "1.500e-6");
+    }
+
+    #[test]
+    fn a_missing_cell_or_ratio_is_a_dash() {
+        assert_eq!(cell(None), "–");
+        assert_eq!(cell(Some(2.0)), "2.0000");
+        assert_eq!(ratio(Some(3.0), Some(2.0)), "1.50×");
+        assert_eq!(ratio(Some(3.0), Some(0.0)), "–");
+        assert_eq!(ratio(None, Some(2.0)), "–");
+    }
 }
