@@ -770,19 +770,20 @@ fn summary(args: SummaryArgs) -> Result<()> {
     Ok(())
 }
 
-/// Where the committed quick-scale outcome records live (refreshed by
-/// `ci/refresh-quick-outcomes.sh`): M(P)'s I compares with them when no baseline is given.
-const QUICK_OUTCOMES: &str = "ci/baseline-quick";
+/// Committed runs M(P)'s I compares with when no baseline is given: the quick-scale outcome
+/// records (refreshed by `ci/refresh-quick-outcomes.sh`) and the smoke baseline of the gate.
+const COMMITTED_OUTCOMES: [&str; 2] = ["ci/baseline-quick", "ci/baseline"];
 
-/// The committed outcome records, where they exist and were made at the run's scale and seed
-/// (I compares like with like); `None` otherwise.
+/// The first committed run made at the run's scale and seed (I compares like with like), read
+/// from the working directory; `None` where there is none.
 fn quick_outcomes(env: &infermark_suites::env::RunEnv) -> Option<html::Baseline> {
-    let dir = Path::new(QUICK_OUTCOMES);
-    let run = io::read_run(dir).ok()?;
-    (run.env.scale == env.scale && run.env.seed == env.seed).then(|| html::Baseline {
-        label: format!("{QUICK_OUTCOMES} (committed {} outcomes)", run.env.scale),
-        records: run.records,
-        outcomes_only: true,
+    COMMITTED_OUTCOMES.iter().find_map(|dir| {
+        let run = io::read_run(Path::new(dir)).ok()?;
+        (run.env.scale == env.scale && run.env.seed == env.seed).then(|| html::Baseline {
+            label: format!("{dir} (committed {} run, seed {})", run.env.scale, run.env.seed),
+            records: run.records,
+            outcomes_only: true,
+        })
     })
 }
 

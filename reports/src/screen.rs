@@ -149,7 +149,7 @@ fn mp_lines(s: &mut String, records: &[Record], outcomes: Option<&Baseline>) {
         Some(b) => writeln!(s, "  I against {}", b.label),
         None => writeln!(
             s,
-            "  I not measured: no baseline of this scale and seed (`infermark report --baseline DIR`; the committed quick outcomes serve quick runs of seed 42)"
+            "  I not measured: no baseline of this scale and seed (`infermark report --baseline DIR`; committed runs serve smoke and quick runs of seed 42)"
         ),
     };
     if measured < scores.len() {
