@@ -780,7 +780,10 @@ fn quick_outcomes(env: &infermark_suites::env::RunEnv) -> Option<html::Baseline>
     COMMITTED_OUTCOMES.iter().find_map(|dir| {
         let run = io::read_run(Path::new(dir)).ok()?;
         (run.env.scale == env.scale && run.env.seed == env.seed).then(|| html::Baseline {
-            label: format!("{dir} (committed {} run, seed {})", run.env.scale, run.env.seed),
+            label: format!(
+                "{dir} (committed {} run, seed {})",
+                run.env.scale, run.env.seed
+            ),
             records: run.records,
             outcomes_only: true,
         })

@@ -97,6 +97,42 @@ fn with_conditions(r: &Record, records: &[Record], env: &RunEnv) -> String {
     )
 }
 
+/// For a suite without a total: its technique with the most parts measured and the first reason
+/// a part is not (which record would measure it), on one line. Nothing for a suite none of
+/// whose parts is scored (the machine's bandwidth probe).
+fn missing_line(s: &mut String, suite: &str, scores: &[maturity::Score]) {
+    let parts = |x: &maturity::Score| [x.s, x.c, x.i].iter().filter(|p| p.is_some()).count();
+    let Some(best) = scores
+        .iter()
+        .filter(|x| x.suite == suite)
+        .max_by_key(|x| parts(x))
+        .filter(|x| parts(x) > 0)
+    else {
+        return;
+    };
+    // The first missing part's own reason: for C, what predictability or retention lacked.
+    let prefixes: &[&str] = match best.missing.first().copied() {
+        Some("C") => &["predictability", "retention", "C"],
+        Some("I") => &["I"],
+        _ => &["S"],
+    };
+    let why = best
+        .inputs
+        .iter()
+        .find(|x| prefixes.iter().any(|p| x.starts_with(p)) && x.contains("not measured"))
+        .map(String::as_str)
+        .unwrap_or("");
+    let mut line = format!(
+        "  {suite:<13} no total: {} lacks {}: {why}",
+        best.technique,
+        best.missing.join(", ")
+    );
+    if line.chars().count() > 160 {
+        line = line.chars().take(159).collect::<String>() + "…";
+    }
+    let _ = writeln!(s, "{line}");
+}
+
 /// M(P): per suite, each technique with a total (M, and S C I of the best), wrapped; then where
 /// I came from, and what the rest lack.
 fn mp_lines(s: &mut String, records: &[Record], outcomes: Option<&Baseline>) {
@@ -123,6 +159,7 @@ fn mp_lines(s: &mut String, records: &[Record], outcomes: Option<&Baseline>) {
             .filter(|x| x.suite == suite && x.m.is_some())
             .collect();
         if scored.is_empty() {
+            missing_line(s, suite, &scores);
             continue;
         }
         scored.sort_by(|a, b| b.m.unwrap_or(0.0).total_cmp(&a.m.unwrap_or(0.0)));

@@ -89,9 +89,10 @@ impl Suite for SpeculativeSuite {
     ///   units of one plain decoding step, the reference's cost per token, so 1 is "no better
     ///   than plain decoding". The draft's own cost per token is recorded apart
     ///   (`draft_cost_ratio`) and not part of S.
-    /// - C: the suite records no spread of that cost (medians only), so predictability and C are
-    ///   not measured; retention is greedy exactness against plain decoding (1 if speculative
-    ///   output at T = 0 equals plain greedy output token for token), the worst workload.
+    /// - C: predictability of the verify cost at the largest γ, from the spread of each timed
+    ///   A/B pair's ratio, times the worst retention of: greedy exactness against plain decoding
+    ///   (1 if speculative output at T = 0 equals plain greedy output token for token) and
+    ///   1 − the total-variation distance of sampled next tokens from plain sampling (T > 0).
     /// - I: what drafting and verifying produce (acceptance, accepted length, exactness, first
     ///   divergence, TV distance of sampled tokens).
     fn maturity(&self) -> crate::suite::MaturityInputs {
@@ -105,10 +106,18 @@ impl Suite for SpeculativeSuite {
                 group_by: "workload",
                 reference: Reference::Relative,
             }),
-            accuracy: &[Accuracy {
-                metric: &m::GREEDY_EXACT,
-                reference: Reference::Relative,
-            }],
+            // Exactness at T = 0 (an agreement share) and the sampled next-token distribution's
+            // total-variation distance from the target's at T > 0 (a deviation): the worst counts.
+            accuracy: &[
+                Accuracy {
+                    metric: &m::GREEDY_EXACT,
+                    reference: Reference::Relative,
+                },
+                Accuracy {
+                    metric: &m::SAMPLING_TV_DISTANCE,
+                    reference: Reference::Relative,
+                },
+            ],
             outcomes: &[
                 &m::ACCEPTANCE_RATE,
                 &m::ACCEPTANCE_ALPHA,
