@@ -136,13 +136,11 @@ fn uncertainty(c: &Check, a: &Record, b: Option<&Record>, value: f64) -> (Side, 
             )
         }
         Err(Some(few)) => {
+            let per = if b.is_some() { " per side" } else { "" };
             return (
                 Side::Straddles,
-                format!(
-                    " [n = {n}: a 95% interval needs n ≥ {} per side]",
-                    few.needs
-                ),
-            )
+                format!(" [n = {n}: a 95% interval needs n ≥ {}{per}]", few.needs),
+            );
         }
     };
     // The interval of a / b, in the form the test reads.

@@ -66,9 +66,9 @@ pub fn one_screen(
 
 /// A claim's verdict and text, then each check's figure.
 fn claim_lines(s: &mut String, v: &ClaimVerdict) {
-    let _ = writeln!(s, "  {:<15} {:<20} {}", v.verdict, v.id, v.text);
+    let _ = writeln!(s, "  {:<22} {:<20} {}", v.verdict, v.id, v.text);
     for f in &v.figures {
-        let _ = writeln!(s, "  {:<15} {:<20}   {f}", "", "");
+        let _ = writeln!(s, "  {:<22} {:<20}   {f}", "", "");
     }
 }
 
