@@ -101,7 +101,8 @@ pub struct ClaimVerdict {
     pub id: String,
     /// The claim.
     pub text: String,
-    /// `reproduced`, `not reproduced` or `not measured`.
+    /// `reproduced`, `not reproduced`, `not measured` or, when a check would rest on a timing
+    /// from a software device, [`crate::software::NOT_COMPARABLE`].
     pub verdict: String,
     /// Each check: label, measured value and conditions, or what is missing.
     pub details: Vec<String>,
@@ -212,7 +213,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
         .iter()
         .map(|claim| {
             let (mut details, mut figures) = (Vec::new(), Vec::new());
-            let (mut missing, mut failed) = (false, false);
+            let (mut missing, mut failed, mut software) = (false, false, false);
             for c in &claim.checks {
                 let picked = match &c.b {
                     Some(b) => {
@@ -220,6 +221,14 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                     }
                     None => one(records, &c.metric, &c.a).map(|a| (a, None)),
                 };
+                if let Some(why) = picked.as_ref().ok().and_then(|(a, b)| {
+                    crate::software::refusal([Some(*a), *b].into_iter().flatten())
+                }) {
+                    software = true;
+                    details.push(format!("{}: {why}", c.label));
+                    figures.push(format!("{}: {}", c.label, crate::software::NOT_COMPARABLE));
+                    continue;
+                }
                 let checked = picked.and_then(|(a, b)| {
                     adequate(a, c)?;
                     if let Some(b) = b {
@@ -283,7 +292,9 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                 ));
                 figures.push(figure);
             }
-            let verdict = if missing {
+            let verdict = if software {
+                crate::software::NOT_COMPARABLE
+            } else if missing {
                 "not measured"
             } else if failed {
                 "not reproduced"

@@ -263,6 +263,7 @@ fn scalability(
         } else {
             format!("[{}={group}]", sc.group_by)
         };
+        let why = why.or_else(|| crate::software::refusal(rs.iter().map(|(_, r)| *r)));
         if let Some(why) = why {
             inputs.push(format!("S{label} not measured: {why}"));
             continue;
@@ -354,6 +355,10 @@ fn predictability(
     for (group, rs) in groups {
         let Some((_, last)) = rs.last() else { continue };
         let group = format!("{}={group}", sc.group_by);
+        if let Some(why) = crate::software::refusal([*last]) {
+            inputs.push(format!("predictability[{group}] not measured: {why}"));
+            continue;
+        }
         let stat = |s: Stat| {
             records.iter().find(|r| {
                 r.suite == last.suite

@@ -68,6 +68,7 @@ fn env() -> RunEnv {
         isa: Default::default(),
         activations: "int8".into(),
         machine: None,
+        device_info: None,
     }
 }
 
