@@ -31,7 +31,7 @@ pub struct EvalArgs {
     /// validation split and 50 problems per bucket and format; full: 250 problems.
     #[arg(long, default_value = "quick", value_parser = crate::parse_scale)]
     pub scale: Scale,
-    /// Backend: flex (CPU) or cuda (build with `--features cuda`).
+    /// Backend: flex (CPU), cuda or wgpu (build with `--features cuda` or `--features wgpu`).
     #[arg(long, default_value = "flex", value_parser = crate::parse_backend)]
     pub backend: BackendKind,
     /// Output run directory; must not exist (see --force). Default: results/<timestamp>-eval-<model>.

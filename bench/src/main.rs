@@ -165,7 +165,8 @@ struct RunArgs {
     /// Run size: smoke (seconds, CI), quick (minutes on a 2-core CPU), full (hours; for a GPU).
     #[arg(long, default_value = "quick", value_parser = parse_scale)]
     scale: Scale,
-    /// Backend: flex (pure-Rust CPU) or cuda (build with `--features cuda`).
+    /// Backend: flex (pure-Rust CPU), cuda or wgpu (build with `--features cuda` or
+    /// `--features wgpu`).
     #[arg(long, default_value = "flex", value_parser = parse_backend)]
     backend: BackendKind,
     /// Output directory; must not exist (see --force). Default: results/<timestamp>-<scale>-<backend>.
@@ -315,8 +316,19 @@ fn dispatch(command: Command) {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(if no_backend(&e) { 2 } else { 1 });
     }
+}
+
+/// Whether `e` is a backend this build lacks or one with no device here: bad input, exit 2.
+fn no_backend(e: &anyhow::Error) -> bool {
+    use infermark_suites::SuiteError;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<SuiteError>(),
+            Some(SuiteError::NoDevice { .. } | SuiteError::BackendUnavailable { .. })
+        )
+    })
 }
 
 fn list() -> Result<()> {
@@ -338,20 +350,13 @@ fn list() -> Result<()> {
     println!("backends:");
     for b in BackendKind::ALL {
         let state = if b.available() {
-            "available"
+            "available".to_string()
         } else {
-            "not in this build (rebuild with --features cuda)"
+            format!("not in this build (rebuild with --features {})", b.name())
         };
         println!("  {:<6} {state}", b.name());
     }
     Ok(())
-}
-
-fn device_name(backend: BackendKind, cpu: &str) -> String {
-    match backend {
-        BackendKind::Flex => format!("cpu: {cpu}"),
-        BackendKind::Cuda => "cuda:0".into(),
-    }
 }
 
 fn run(args: RunArgs) -> Result<()> {
@@ -579,7 +584,9 @@ fn execute_sharded(
     };
     io::check_out_dir(out, force)?;
     let (cpu_model, cpu_flags) = env::cpu_info();
-    let device = device_name(backend, &cpu_model);
+    // wgpu asks for its adapter here, before any case runs: no device is an error, not a panic.
+    let device_info = infermark_suites::backend::device_info(backend, &cpu_model)?;
+    let device = device_info.label();
     let git_rev = env::git_rev();
     let mut suite_names: Vec<String> = Vec::new();
     let mut notices: Vec<String> = Vec::new();
@@ -592,6 +599,9 @@ fn execute_sharded(
                     .map(|n| format!("{}: {n}", s.name())),
             );
         }
+    }
+    if device_info.software {
+        notices.push(software_notice(&device_info));
     }
     for n in &notices {
         eprintln!("notice: {n}");
@@ -692,6 +702,7 @@ fn execute_sharded(
             .name()
             .into(),
         machine,
+        device_info: Some(device_info),
     };
     let file = ShardedEnv {
         env: run_env,
@@ -722,6 +733,15 @@ fn execute_sharded(
         );
     }
     Ok(records)
+}
+
+/// The run's notice on a software device: its timings are kept but compared with nothing.
+fn software_notice(d: &infermark_suites::backend::DeviceInfo) -> String {
+    format!(
+        "{} runs on a software device ({}, device type {}): its deterministic records count, \
+         its timings are not comparable (claims and M(P) refuse them)",
+        d.backend, d.adapter, d.device_type
+    )
 }
 
 /// Prints each metric's headline values; for context sweeps, only the longest context.

@@ -50,7 +50,7 @@ pub struct TrainArgs {
     /// Replace an existing checkpoint.
     #[arg(long)]
     pub force: bool,
-    /// Backend: flex (CPU) or cuda (build with `--features cuda`).
+    /// Backend: flex (CPU), cuda or wgpu (build with `--features cuda` or `--features wgpu`).
     #[arg(long, default_value = "flex", value_parser = crate::parse_backend)]
     pub backend: BackendKind,
     /// arith-adaptive: cost weight λ of the RL reward correct − λ·tokens/50.
@@ -377,7 +377,7 @@ fn run_eagle(args: &TrainArgs) -> Result<()> {
     let (cpu, _) = env::cpu_info();
     let machine = match args.backend {
         BackendKind::Flex => format!("flex on {cpu} ({} cores)", env::cores()),
-        BackendKind::Cuda => "cuda:0".to_string(),
+        other => infermark_suites::backend::device_info(other, &cpu)?.label(),
     };
     let job = EagleJob {
         args: EagleArgs {
@@ -484,7 +484,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (cpu, _) = env::cpu_info();
     let machine = match args.backend {
         BackendKind::Flex => format!("flex on {cpu} ({} cores)", env::cores()),
-        BackendKind::Cuda => "cuda:0".to_string(),
+        other => infermark_suites::backend::device_info(other, &cpu)?.label(),
     };
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(

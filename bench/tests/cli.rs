@@ -89,6 +89,51 @@ fn cuda_without_the_feature_names_the_feature() {
     );
 }
 
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn wgpu_without_the_feature_names_the_feature_and_exits_2() {
+    let dir = tmp("wgpu-feature");
+    let out = dir.join("out");
+    let o = infermark(&[
+        "run",
+        "--backend",
+        "wgpu",
+        "--scale",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--features wgpu"), "{}", stderr(&o));
+    assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
+}
+
+/// The Vulkan loader pointed at a driver list that does not exist: no adapter at all.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_without_a_vulkan_device_exits_2_and_says_how_to_install_one() {
+    let dir = tmp("no-vulkan");
+    let out = dir.join("out");
+    let none = dir.join("no-such-icd.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_infermark"))
+        .env("VK_ICD_FILENAMES", &none)
+        .env("VK_DRIVER_FILES", &none)
+        .args(["run", "--backend", "wgpu", "--scale", "smoke", "--out"])
+        .arg(&out)
+        .output()
+        .expect("binary runs");
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("backend `wgpu` has no device here")
+            && e.contains("apt-get install mesa-vulkan-drivers")
+            && e.contains("GPU's driver"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
+}
+
 #[test]
 fn existing_out_dir_is_refused_and_left_untouched() {
     let dir = tmp("exists");

@@ -103,7 +103,8 @@ pub struct ClaimVerdict {
     /// The claim.
     pub text: String,
     /// `reproduced`, `not reproduced`, `inconclusive at this n` (a timed check's 95% interval
-    /// contains its threshold) or `not measured`.
+    /// contains its threshold), `not measured` or, when a check would rest on a timing from a
+    /// software device, [`crate::software::NOT_COMPARABLE`].
     pub verdict: String,
     /// Each check: label, measured value and conditions, or what is missing.
     pub details: Vec<String>,
@@ -275,7 +276,7 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
         .iter()
         .map(|claim| {
             let (mut details, mut figures) = (Vec::new(), Vec::new());
-            let (mut missing, mut failed, mut unsure) = (false, false, false);
+            let (mut missing, mut failed, mut unsure, mut software) = (false, false, false, false);
             for c in &claim.checks {
                 let picked = match &c.b {
                     Some(b) => {
@@ -283,6 +284,14 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                     }
                     None => one(records, &c.metric, &c.a).map(|a| (a, None)),
                 };
+                if let Some(why) = picked.as_ref().ok().and_then(|(a, b)| {
+                    crate::software::refusal([Some(*a), *b].into_iter().flatten())
+                }) {
+                    software = true;
+                    details.push(format!("{}: {why}", c.label));
+                    figures.push(format!("{}: {}", c.label, crate::software::NOT_COMPARABLE));
+                    continue;
+                }
                 let checked = picked.and_then(|(a, b)| {
                     adequate(a, c)?;
                     if let Some(b) = b {
@@ -360,7 +369,9 @@ pub fn evaluate(ledger: &Ledger, records: &[Record]) -> Vec<ClaimVerdict> {
                 ));
                 figures.push(figure);
             }
-            let verdict = if missing {
+            let verdict = if software {
+                crate::software::NOT_COMPARABLE
+            } else if missing {
                 "not measured"
             } else if failed {
                 "not reproduced"

@@ -154,6 +154,7 @@ pub struct SummaryView {
     pub not_reproduced: usize,
     pub not_measured: usize,
     pub inconclusive: usize,
+    pub not_comparable: usize,
     pub claims: Vec<ClaimLine>,
     /// `None` when the report was given no baseline or no rules.
     pub gate: Option<GateView>,
@@ -212,6 +213,7 @@ fn summary(verdicts: &[ClaimVerdict], gate: Option<&GateSummary>, scores: &[Scor
         not_reproduced: count("not reproduced"),
         not_measured: count("not measured"),
         inconclusive: count(crate::claims::INCONCLUSIVE),
+        not_comparable: count(crate::software::NOT_COMPARABLE),
         claims: verdicts
             .iter()
             .map(|c| ClaimLine {

@@ -29,6 +29,7 @@ pub mod screen;
 pub mod section;
 pub mod sections;
 pub mod select;
+pub mod software;
 pub mod table;
 
 use std::path::PathBuf;

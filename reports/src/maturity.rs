@@ -284,6 +284,7 @@ fn scalability(
             }
         }
         let label = group_label(group, sc);
+        let why = why.or_else(|| crate::software::refusal(rs.iter().map(|(_, r)| *r)));
         if let Some(why) = why {
             inputs.push(format!("S{label} not measured: {why}"));
             continue;
@@ -381,6 +382,10 @@ fn predictability(
     for (group, rs) in groups {
         let Some((_, last)) = rs.last() else { continue };
         let group = group_label(&group, sc);
+        if let Some(why) = crate::software::refusal([*last]) {
+            inputs.push(format!("predictability{group} not measured: {why}"));
+            continue;
+        }
         let stat = |s: Stat| {
             records.iter().find(|r| {
                 r.suite == last.suite

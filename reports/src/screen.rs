@@ -37,8 +37,13 @@ pub fn one_screen(
     let ledger = claims::parse(claims::LEDGER)?;
     let verdicts = claims::evaluate(&ledger, records);
     let _ = writeln!(s, "\nclaims ({} in reports/claims.toml)", verdicts.len());
+    let width = verdicts
+        .iter()
+        .map(|v| v.verdict.chars().count())
+        .max()
+        .unwrap_or(0);
     for v in &verdicts {
-        claim_lines(&mut s, v);
+        claim_lines(&mut s, v, width);
     }
     let _ = writeln!(s, "\nheadlines");
     for suite in infermark_suites::registry() {
@@ -65,10 +70,10 @@ pub fn one_screen(
 }
 
 /// A claim's verdict and text, then each check's figure.
-fn claim_lines(s: &mut String, v: &ClaimVerdict) {
-    let _ = writeln!(s, "  {:<22} {:<20} {}", v.verdict, v.id, v.text);
+fn claim_lines(s: &mut String, v: &ClaimVerdict, width: usize) {
+    let _ = writeln!(s, "  {:<width$} {:<20} {}", v.verdict, v.id, v.text);
     for f in &v.figures {
-        let _ = writeln!(s, "  {:<22} {:<20}   {f}", "", "");
+        let _ = writeln!(s, "  {:<width$} {:<20}   {f}", "", "");
     }
 }
 

@@ -69,6 +69,7 @@ fn env() -> RunEnv {
         isa: Default::default(),
         activations: "int8".into(),
         machine: None,
+        device_info: None,
     }
 }
 

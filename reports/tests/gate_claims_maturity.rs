@@ -100,6 +100,7 @@ fn runs_of_another_scale_backend_or_seed_are_not_compared() {
         isa: Default::default(),
         activations: "int8".into(),
         machine: None,
+        device_info: None,
     };
     assert!(gate::comparable(&env("smoke", 42), &env("smoke", 42)).is_ok());
     let e = gate::comparable(&env("quick", 42), &env("smoke", 7)).unwrap_err();

@@ -51,6 +51,10 @@ pub struct RunEnv {
     /// This machine's memory bandwidth, measured in the run (flex runs; `None` otherwise).
     #[serde(default)]
     pub machine: Option<crate::machine::Bandwidth>,
+    /// The device the backend ran on: adapter, type, driver and whether it is a software
+    /// device, whose timings are not comparable (absent in runs made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_info: Option<crate::backend::DeviceInfo>,
 }
 
 /// Which SIMD path the CPU kernels took, and why.

@@ -40,6 +40,13 @@ pub enum SuiteError {
     /// A backend this build cannot run.
     #[error("backend `{name}` is not available in this build: {hint}")]
     BackendUnavailable { name: String, hint: String },
+    /// A backend this build has, with no device to run on (no Vulkan driver for wgpu).
+    #[error("backend `{backend}` has no device here: {reason}; {hint}")]
+    NoDevice {
+        backend: String,
+        reason: String,
+        hint: String,
+    },
     /// An unknown name given on the command line.
     #[error("unknown {kind} `{name}`; known: {known}")]
     Unknown {

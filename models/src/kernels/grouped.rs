@@ -367,6 +367,9 @@ impl AttentionBackend for burn::backend::Flex {
 #[cfg(feature = "cuda")]
 impl AttentionBackend for burn::backend::Cuda {}
 
+#[cfg(feature = "wgpu")]
+impl AttentionBackend for burn::backend::Wgpu {}
+
 /// Training: autodiff backends take the generic (differentiable) paths.
 impl<B: Backend, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy>
     AttentionBackend for burn::backend::Autodiff<B, C>
