@@ -44,7 +44,9 @@ fn attention() -> Vec<Record> {
             &[("preset", "deepseek-v2"), ("part", "layer"), ("ctx", "64")],
         );
         // The ten samples behind the median, ±1%: a 95% interval well clear of 2x.
-        r.samples = (0..10).map(|i| ms * (0.99 + 0.002 * f64::from(i))).collect();
+        r.samples = (0..10)
+            .map(|i| ms * (0.99 + 0.002 * f64::from(i)))
+            .collect();
         r
     };
     let bytes = |v: &str, b: f64| {
