@@ -91,8 +91,14 @@ fn with_conditions(r: &Record, records: &[Record], env: &RunEnv) -> String {
         Some((a, b)) => format!(", min–p90 {}–{}", fmt_value(a), fmt_value(b)),
         None => String::new(),
     };
+    // A timing from a software device (lavapipe) measures neither a GPU nor the CPU kernels.
+    let software = if crate::software::software_timing(r) {
+        format!(" [{}]", crate::software::NOT_COMPARABLE)
+    } else {
+        String::new()
+    };
     format!(
-        "{} {} ({} of n = {}{spread}; {}, {})",
+        "{} {} ({} of n = {}{spread}; {}, {}){software}",
         fmt_value(r.value),
         r.unit,
         r.stat.name(),
@@ -204,5 +210,59 @@ fn mp_lines(s: &mut String, records: &[Record], outcomes: Option<&Baseline>) {
             count("I"),
             scores.len()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infermark_suites::backend::SOFTWARE_DEVICE_MARK;
+    use infermark_suites::Stat;
+
+    fn env() -> RunEnv {
+        serde_json::from_value(serde_json::json!({
+            "run_id": "r", "git_rev": "g", "backend": "wgpu", "burn_features": [],
+            "burn_version": "0.21.0", "device": "d", "cpu_model": "c", "cpu_flags": [],
+            "cores": 2, "scale": "smoke", "seed": 42, "suites": [], "notices": [],
+            "percentile_method": "nearest-rank", "started": "a", "ended": "b",
+            "infermark_version": "0.1.0", "activations": "int8"
+        }))
+        .unwrap()
+    }
+
+    fn timing(device: &str) -> Record {
+        Record {
+            run_id: "r".into(),
+            suite: "attention".into(),
+            experiment: "decode".into(),
+            variant: "gqa".into(),
+            backend: "wgpu".into(),
+            device: device.into(),
+            scale: "smoke".into(),
+            params: Default::default(),
+            metric: "decode_latency_ms".into(),
+            value: 1.5,
+            unit: "ms".into(),
+            stat: Stat::Median,
+            n: 10,
+            git_rev: "g".into(),
+            timestamp: "t".into(),
+            samples: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_headline_timed_on_a_software_device_says_it_is_not_comparable() {
+        let soft = timing(&format!(
+            "wgpu: llvmpipe (cpu; mesa) {SOFTWARE_DEVICE_MARK}"
+        ));
+        let line = with_conditions(&soft, std::slice::from_ref(&soft), &env());
+        assert!(
+            line.ends_with(&format!("[{}]", crate::software::NOT_COMPARABLE)),
+            "{line}"
+        );
+        let gpu = timing("wgpu: some GPU (discrete-gpu; driver)");
+        let line = with_conditions(&gpu, std::slice::from_ref(&gpu), &env());
+        assert!(!line.contains("not comparable"), "{line}");
     }
 }
