@@ -136,11 +136,17 @@ fn uncertainty(c: &Check, a: &Record, b: Option<&Record>, value: f64) -> (Side, 
                 " [no samples kept: rerun to measure its interval]".into(),
             )
         }
-        Err(Some(few)) => {
+        Err(Some(interval::NoInterval::TooFew { needs })) => {
             let per = if b.is_some() { " per side" } else { "" };
             return (
                 Side::Straddles,
-                format!(" [n = {n}: a 95% interval needs n ≥ {}{per}]", few.needs),
+                format!(" [n = {n}: a 95% interval needs n ≥ {needs}{per}]"),
+            );
+        }
+        Err(Some(interval::NoInterval::BadSample(x))) => {
+            return (
+                Side::Straddles,
+                format!(" [a sample is {x}: no interval; rerun to measure one]"),
             );
         }
     };

@@ -26,12 +26,16 @@ pub struct Interval {
     pub coverage: f64,
 }
 
-/// Why no interval: too few samples for a 95% distribution-free interval.
+/// Why no interval.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TooFew {
-    /// Samples (per side) the smallest 95% interval needs.
-    pub needs: usize,
+pub enum NoInterval {
+    /// Too few samples for a 95% distribution-free interval: the smallest one needs `needs`
+    /// (per side).
+    TooFew { needs: usize },
+    /// A sample is not finite (or, for a ratio, not positive): nothing to order or divide.
+    BadSample(f64),
 }
+use NoInterval::{BadSample, TooFew};
 
 /// `P(B ≤ j)` for `B ~ Binomial(n, ½)`.
 fn binom_cdf_half(n: usize, j: usize) -> f64 {
@@ -44,19 +48,19 @@ fn binom_cdf_half(n: usize, j: usize) -> f64 {
     sum
 }
 
-/// Sorted copy; `None` when any value is not finite (the caller says so).
-fn sorted(x: &[f64]) -> Option<Vec<f64>> {
-    if x.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
+/// Sorted copy.
+fn sorted(x: &[f64]) -> Vec<f64> {
     let mut s = x.to_vec();
     s.sort_by(f64::total_cmp);
-    Some(s)
+    s
 }
 
 /// The 95% sign-test interval of the median of `x`. Samples must be finite.
-pub fn median(x: &[f64]) -> Result<Interval, TooFew> {
-    let s = sorted(x).ok_or(TooFew { needs: usize::MAX })?;
+pub fn median(x: &[f64]) -> Result<Interval, NoInterval> {
+    if let Some(&bad) = x.iter().find(|v| !v.is_finite()) {
+        return Err(BadSample(bad));
+    }
+    let s = sorted(x);
     let n = s.len();
     // The largest k with 2·P(B ≤ k−1) ≤ 1 − LEVEL.
     let k = (1..=n / 2)
@@ -108,9 +112,9 @@ const Z975: f64 = 1.959_963_984_540_054;
 
 /// The 95% interval of `a / b` (the factor between the two samples' distributions): Moses'
 /// interval of the shift in logarithms. Samples must be finite and positive.
-pub fn ratio(a: &[f64], b: &[f64]) -> Result<Interval, TooFew> {
-    if a.iter().chain(b).any(|v| !(v.is_finite() && *v > 0.0)) {
-        return Err(TooFew { needs: usize::MAX });
+pub fn ratio(a: &[f64], b: &[f64]) -> Result<Interval, NoInterval> {
+    if let Some(&bad) = a.iter().chain(b).find(|v| !(v.is_finite() && **v > 0.0)) {
+        return Err(BadSample(bad));
     }
     let (m, n) = (a.len(), b.len());
     let mut d: Vec<f64> = a
@@ -233,7 +237,12 @@ mod tests {
         let iv = ratio(&a, &b).unwrap();
         assert!(iv.lo < 2.0 && 2.0 < iv.hi && iv.coverage >= LEVEL, "{iv:?}");
         assert_eq!(ratio(&a[..3], &b[..3]), Err(TooFew { needs: 4 }));
-        assert!(ratio(&[1.0, f64::NAN, 2.0, 3.0], &b).is_err());
+        assert!(matches!(ratio(&[1.0, f64::NAN, 2.0, 3.0], &b), Err(BadSample(x)) if x.is_nan()));
+        assert_eq!(ratio(&[1.0, 0.0, 2.0, 3.0], &b), Err(BadSample(0.0)));
+        assert_eq!(
+            median(&[1.0, 2.0, f64::INFINITY, 4.0, 5.0, 6.0]),
+            Err(BadSample(f64::INFINITY))
+        );
     }
 
     #[test]
