@@ -334,7 +334,6 @@ mod simd {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn row_scales<const KIND: u8>(c: &RowCodes, nb: usize, dw: &mut [f32], mw: &mut [f32]) {
         let (stride, _) = layout(KIND);
-        let (mut hd, mut hm) = ([0u16; 8], [0u16; 8]);
         match KIND {
             Q4_K => {
                 for (s, b) in c
@@ -351,22 +350,37 @@ mod simd {
                 }
             }
             Q4_0 | Q4_1 | Q8_0 => {
+                // Eight blocks at a time: one gather of the 32 bits at each block's start (`d`,
+                // then `m` for Q4_1), the halves packed and converted in registers. (Copying
+                // them through a stack array first stalls on store forwarding: 16-bit stores
+                // read back by one 128-bit load.)
                 let base = c.codes.as_ptr();
+                let idx = _mm256_mullo_epi32(
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                    _mm256_set1_epi32(stride as i32),
+                );
                 let mut k = 0;
-                while k < nb {
-                    let m = (nb - k).min(8);
-                    for (j, (h, hm)) in hd.iter_mut().zip(hm.iter_mut()).enumerate().take(m) {
-                        let b = base.add((k + j) * stride);
-                        *h = (b as *const u16).read_unaligned();
-                        if KIND == Q4_1 {
-                            *hm = (b.add(2) as *const u16).read_unaligned();
-                        }
-                    }
-                    halves_to_f32(&hd[..m], &mut dw[k..k + m]);
+                while k + 8 <= nb {
+                    let g = _mm256_i32gather_epi32::<1>(base.add(k * stride) as *const i32, idx);
+                    let lo = _mm256_and_si256(g, _mm256_set1_epi32(0xFFFF));
+                    let hi = _mm256_srli_epi32::<16>(g);
+                    // [d0..3, m0..3 | d4..7, m4..7] as u16, then [d0..7 | m0..7].
+                    let p = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(lo, hi));
+                    let d = _mm256_cvtph_ps(_mm256_castsi256_si128(p));
+                    _mm256_storeu_ps(dw.as_mut_ptr().add(k), d);
                     if KIND == Q4_1 {
-                        halves_to_f32(&hm[..m], &mut mw[k..k + m]);
+                        let m = _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(p));
+                        _mm256_storeu_ps(mw.as_mut_ptr().add(k), m);
                     }
                     k += 8;
+                }
+                for k in k..nb {
+                    let b = base.add(k * stride);
+                    dw[k] = half::f16::from_bits((b as *const u16).read_unaligned()).to_f32();
+                    if KIND == Q4_1 {
+                        mw[k] = half::f16::from_bits((b.add(2) as *const u16).read_unaligned())
+                            .to_f32();
+                    }
                 }
                 if KIND == Q4_0 {
                     for k in 0..nb {
