@@ -45,9 +45,12 @@ fn run(path: &std::path::Path, weights: llama::Weights, acts: Activations, steps
         cache.truncate(seq, 128).unwrap();
     }
     let dt = t0.elapsed().as_secs_f64();
+    let bw = infermark_suites::machine::measure(5);
     println!(
-        "{steps} steps: {:.2} ms/step, {:.1} tokens/s",
+        "{steps} steps: {:.2} ms/step, {:.1} tokens/s (triad {:.1} GB/s, read {:.1} GB/s after)",
         dt * 1e3 / steps as f64,
-        steps as f64 / dt
+        steps as f64 / dt,
+        bw.triad_gbps,
+        bw.read_gbps
     );
 }

@@ -18,6 +18,8 @@ use std::sync::OnceLock;
 
 use half::f16;
 
+use crate::kernels::isa::{self, Isa};
+
 /// What a quantized decode product multiplies its weights with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Activations {
@@ -95,6 +97,7 @@ pub enum Order {
 }
 
 /// `d = max|x| / 127` and codes `round(x · (1/d))`, half away from zero; all zero when `d = 0`.
+/// The plain loop: the definition the SIMD form ([`quantize_block_with`]) is tested against.
 pub fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK]) {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = if x.iter().any(|v| v.is_nan()) {
@@ -105,10 +108,116 @@ pub fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK]) {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut q = [0i8; BLOCK];
     for (q, v) in q.iter_mut().zip(x) {
-        // `as` saturates, and NaN becomes 0: the NaN scale carries it.
-        *q = (v * id).round() as i8;
+        *q = round_away(v * id);
     }
     (d, q)
+}
+
+/// `y.round() as i8` (half away from zero; `as` saturates and NaN becomes 0: the NaN scale
+/// carries it) without a call to libm's `roundf`, so that the block loop vectorizes: truncate
+/// (exact below 2^31, saturating above), then step away from zero when the exact remainder is
+/// at least one half. Equal to `y.round() as i8` for every `f32`, infinities and NaN included.
+#[inline(always)]
+fn round_away(y: f32) -> i8 {
+    let t = (y as i32) as f32;
+    let r = if (y - t).abs() >= 0.5 {
+        t + 1f32.copysign(y)
+    } else {
+        t
+    };
+    r as i8
+}
+
+/// [`quantize_block`] on an explicit SIMD path (the AVX2 form serves `avx2` and `avx512`):
+/// equal to it code for code and in the scale's bits, NaN and infinities included.
+///
+/// # Panics
+/// When this CPU lacks `isa`.
+pub fn quantize_block_with(isa: Isa, x: &[f32; BLOCK]) -> (f32, [i8; BLOCK]) {
+    let mut q = [0i8; BLOCK];
+    let (d, _) = quantize_into(isa, x, &mut q);
+    (d, q)
+}
+
+/// [`quantize_block_with`] writing the codes into `q`; returns the scale and `Σ q`.
+#[inline]
+fn quantize_into(isa: Isa, x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> (f32, i32) {
+    assert!(
+        isa.supported(),
+        "ISA path {isa} is not supported by this CPU"
+    );
+    match isa {
+        // SAFETY: the CPU has AVX2 + FMA (asserted above; both SIMD paths include them).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512 => unsafe { avx2::quantize_block(x, q) },
+        _ => {
+            let (d, codes) = quantize_block(x);
+            *q = codes;
+            (d, codes.iter().map(|&v| v as i32).sum())
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::BLOCK;
+    use std::arch::x86_64::*;
+
+    /// The block's scale and codes, as [`super::quantize_block`] defines them: `max |x|` and a
+    /// NaN check over four vectors, then per lane `x · (1/d)` with NaN set to 0 and clamped to
+    /// [−128, 127] (where `as i8` saturates), truncated, stepped away from zero on a remainder
+    /// of at least one half, and packed to bytes.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn quantize_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> (f32, i32) {
+        let p = x.as_ptr();
+        let v = [
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        ];
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+        let (mut m, mut nan) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for &vi in &v {
+            m = _mm256_max_ps(m, _mm256_and_ps(vi, abs));
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(vi, vi));
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let d = if _mm256_movemask_ps(nan) != 0 {
+            f32::NAN
+        } else {
+            amax / 127.0
+        };
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+        let mut r = [_mm256_setzero_si256(); 4];
+        for (r, &vi) in r.iter_mut().zip(&v) {
+            let y = _mm256_mul_ps(vi, id);
+            let y = _mm256_and_ps(y, _mm256_cmp_ps::<_CMP_ORD_Q>(y, y));
+            let y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+            let t = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(y));
+            let half = _mm256_cmp_ps::<_CMP_GE_OQ>(
+                _mm256_and_ps(_mm256_sub_ps(y, t), abs),
+                _mm256_set1_ps(0.5),
+            );
+            let step = _mm256_or_ps(_mm256_and_ps(y, sign), _mm256_set1_ps(1.0));
+            *r = _mm256_cvtps_epi32(_mm256_add_ps(t, _mm256_and_ps(half, step)));
+        }
+        let w = _mm256_packs_epi16(
+            _mm256_packs_epi32(r[0], r[1]),
+            _mm256_packs_epi32(r[2], r[3]),
+        );
+        let w = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, w);
+        let s = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
+        let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        (d, _mm_cvtsi128_si32(s))
+    }
 }
 
 /// One block as llama.cpp's Q8_0 bytes: `[d as f16, little-endian][32 × i8]`.
@@ -176,26 +285,37 @@ impl QuantizedActs {
         let mut scales = vec![0f32; n * blocks];
         let mut sums = vec![0f32; n * blocks];
         let mut buf = [0f32; BLOCK];
+        let mut tmp = [0i8; BLOCK];
+        let isa = isa::active();
         for i in 0..n {
             let row = &x[i * cols..(i + 1) * cols];
             for k in 0..blocks {
                 let src = &row[k * BLOCK..row.len().min((k + 1) * BLOCK)];
-                buf[..src.len()].copy_from_slice(src);
-                buf[src.len()..].fill(0.0);
-                let (d, q) = quantize_block(&buf);
-                let at = i * blocks + k;
-                let dst = &mut codes[at * BLOCK..(at + 1) * BLOCK];
-                match order {
-                    Order::Natural => dst.copy_from_slice(&q),
-                    Order::EvenOdd => {
-                        for j in 0..BLOCK / 2 {
-                            dst[j] = q[2 * j];
-                            dst[BLOCK / 2 + j] = q[2 * j + 1];
-                        }
+                let src: &[f32; BLOCK] = match src.try_into() {
+                    Ok(full) => full,
+                    Err(_) => {
+                        buf[..src.len()].copy_from_slice(src);
+                        buf[src.len()..].fill(0.0);
+                        &buf
                     }
-                }
+                };
+                let at = i * blocks + k;
+                let dst: &mut [i8; BLOCK] = (&mut codes[at * BLOCK..(at + 1) * BLOCK])
+                    .try_into()
+                    .expect("a block");
+                let (d, sum) = match order {
+                    Order::Natural => quantize_into(isa, src, dst),
+                    Order::EvenOdd => {
+                        let r = quantize_into(isa, src, &mut tmp);
+                        for j in 0..BLOCK / 2 {
+                            dst[j] = tmp[2 * j];
+                            dst[BLOCK / 2 + j] = tmp[2 * j + 1];
+                        }
+                        r
+                    }
+                };
                 scales[at] = d;
-                sums[at] = d * q.iter().map(|&v| v as i32).sum::<i32>() as f32;
+                sums[at] = d * sum as f32;
             }
         }
         Self {
@@ -234,6 +354,85 @@ mod tests {
         let (d, q) = quantize_block(&x);
         assert_eq!(d, 1.0);
         assert_eq!(&q[..5], &[127, 3, -3, 1, -127]);
+    }
+
+    #[test]
+    fn round_away_equals_libm_round_on_edge_values() {
+        let mut v = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            0.49999997,
+            -0.49999997,
+            1.5,
+            2.5,
+            126.5,
+            -127.5,
+            127.49,
+            128.0,
+            -129.0,
+            8388607.5,
+            8388608.0,
+            2147483520.0,
+            3e9,
+            -3e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+        ];
+        let mut s = 0x2545F491u32;
+        for _ in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            v.push(f32::from_bits(s) % 300.0);
+        }
+        for y in v {
+            assert_eq!(round_away(y), y.round() as i8, "{y:e}");
+        }
+    }
+
+    #[test]
+    fn simd_blocks_equal_the_plain_loop_bit_for_bit() {
+        let mut s = 0x9E3779B9u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let specials = [
+            0.0f32,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-45,
+            -3e-39,
+            3e38,
+        ];
+        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+            for case in 0..20_000 {
+                let scale = [1e-3f32, 1.0, 1e4, 1e-38, 1e30][case % 5];
+                let mut x = [0f32; BLOCK];
+                for v in x.iter_mut() {
+                    *v = ((next() % 20001) as f32 - 10000.0) / 10000.0 * scale;
+                }
+                if case % 7 == 0 {
+                    x[(next() % 32) as usize] = specials[(next() % 8) as usize];
+                }
+                if case % 11 == 0 {
+                    let j = (next() % 32) as usize;
+                    x[j] = (x[j] * 127.0).round() / 127.0 + 0.5 / 127.0;
+                }
+                let (d0, q0) = quantize_block(&x);
+                let (d1, q1) = quantize_block_with(isa, &x);
+                assert_eq!(d0.to_bits(), d1.to_bits(), "{isa} scale of {x:?}");
+                assert_eq!(q0, q1, "{isa} codes of {x:?}");
+            }
+        }
     }
 
     #[test]

@@ -119,6 +119,7 @@ struct RowCodes<'a> {
 }
 
 /// The layout constant of `w`'s format, and row `r` of it.
+#[inline(always)]
 fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
     let pc = padded_cols(w.format, w.cols);
     match (w.format, &w.scales) {
@@ -491,8 +492,8 @@ mod simd {
                     out: &mut [f32],
                 ) {
                     let (n, nb) = (acts.n, acts.blocks);
-                    let mut d16 = vec![0f32; 2 * nb];
-                    let mut cs = vec![0f32; 8 * nb];
+                    let mut scratch = super::super::take_scratch(10 * nb);
+                    let (d16, cs) = scratch.split_at_mut(2 * nb);
                     for (rr, o) in out.chunks_mut(n).enumerate() {
                         let c = row_codes::<Q6_K>(w, r0 + rr, nb);
                         for k in 0..nb {
@@ -526,6 +527,7 @@ mod simd {
                             *oi = hsum(_mm256_add_ps(acc0, acc1));
                         }
                     }
+                    super::super::give_back_scratch(scratch);
                 }
 
                 /// `Σ_k c_k · Σ_j q_kj · a_kj` over one row, two blocks a step into two
@@ -558,7 +560,23 @@ mod simd {
                         }
                     }
                     let cp = cs.as_ptr();
+                    let (mut acc2, mut acc3) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                     let mut k = 0;
+                    while k + 4 <= nb {
+                        let (p0, p1) = (block::<KIND>(c, a, k), block::<KIND>(c, a, k + 1));
+                        let (p2, p3) = (block::<KIND>(c, a, k + 2), block::<KIND>(c, a, k + 3));
+                        let s0 = _mm256_broadcast_ss(&*cp.add(k));
+                        let s1 = _mm256_broadcast_ss(&*cp.add(k + 1));
+                        let s2 = _mm256_broadcast_ss(&*cp.add(k + 2));
+                        let s3 = _mm256_broadcast_ss(&*cp.add(k + 3));
+                        acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
+                        acc1 = _mm256_fmadd_ps(s1, _mm256_cvtepi32_ps(p1), acc1);
+                        acc2 = _mm256_fmadd_ps(s2, _mm256_cvtepi32_ps(p2), acc2);
+                        acc3 = _mm256_fmadd_ps(s3, _mm256_cvtepi32_ps(p3), acc3);
+                        k += 4;
+                    }
+                    acc0 = _mm256_add_ps(acc0, acc2);
+                    acc1 = _mm256_add_ps(acc1, acc3);
                     while k + 2 <= nb {
                         let (p0, p1) = (block::<KIND>(c, a, k), block::<KIND>(c, a, k + 1));
                         let s0 = _mm256_broadcast_ss(&*cp.add(k));
@@ -589,19 +607,22 @@ mod simd {
                     }
                     let (n, nb) = (acts.n, acts.blocks);
                     let pad = nb.div_ceil(8) * 8;
-                    let (mut dw, mut mw) = (vec![0f32; pad], vec![0f32; pad]);
-                    let mut cs = vec![0f32; nb];
+                    let mut scratch = super::super::take_scratch(2 * pad + nb);
+                    let (dw, rest) = scratch.split_at_mut(pad);
+                    let (mw, cs) = rest.split_at_mut(pad);
+                    let cs = &mut cs[..nb];
                     for (rr, o) in out.chunks_mut(n).enumerate() {
                         let c = row_codes::<KIND>(w, r0 + rr, nb);
-                        row_scales::<KIND>(&c, nb, &mut dw, &mut mw);
+                        row_scales::<KIND>(&c, nb, dw, mw);
                         for (i, oi) in o.iter_mut().enumerate() {
                             let (a, da, sums) = acts.row(i);
-                            for ((c, d), a) in cs.iter_mut().zip(&dw).zip(da) {
+                            for ((c, d), a) in cs.iter_mut().zip(&*dw).zip(da) {
                                 *c = d * a;
                             }
-                            *oi = blocks::<KIND>(&c, a.as_ptr(), &cs, &mw[..nb], sums);
+                            *oi = blocks::<KIND>(&c, a.as_ptr(), cs, &mw[..nb], sums);
                         }
                     }
+                    super::super::give_back_scratch(scratch);
                 }
             }
         };
@@ -609,6 +630,27 @@ mod simd {
 
     block_loop!(avx2, "avx2,fma,f16c", dot_avx2);
     block_loop!(vnni, "avx512vnni,avx512vl,avx512f,avx2,fma,f16c", dot_vnni);
+}
+
+thread_local! {
+    /// Per-thread scratch of the SIMD row loops (row scales), kept between calls: a decode
+    /// step makes a few hundred products, and allocating per task showed in profiles.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's scratch, at least `len` long (hand it back with [`give_back_scratch`]).
+#[cfg(target_arch = "x86_64")]
+fn take_scratch(len: usize) -> Vec<f32> {
+    let mut v = SCRATCH.take();
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    v
+}
+
+#[cfg(target_arch = "x86_64")]
+fn give_back_scratch(v: Vec<f32>) {
+    SCRATCH.set(v);
 }
 
 /// Row `r` of `w` in layout `KIND`, its lengths checked for `nb` blocks (the SIMD loops read
