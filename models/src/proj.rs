@@ -117,6 +117,22 @@ impl<B: AttentionBackend> Proj<B> {
         }
     }
 
+    /// Several projections of one input, as one product where all are quantized
+    /// ([`QuantLinear::forward_group`]); each projection's [`Self::forward`] otherwise.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_in]` → each `[..., d_out of that projection]`
+    pub fn forward_group<const D: usize, const N: usize>(
+        projs: [&Proj<B>; N],
+        x: Tensor<B, D>,
+    ) -> [Tensor<B, D>; N] {
+        if projs.iter().all(|p| p.quant.is_some()) {
+            QuantLinear::forward_group(projs.map(|p| p.quant.as_ref().expect("quantized")), x)
+        } else {
+            projs.map(|p| p.forward(x.clone()))
+        }
+    }
+
     /// The weight as a dense `[d_in, d_out]` tensor (dequantized when quantized).
     pub fn weight(&self, device: &B::Device) -> Tensor<B, 2> {
         match self.kind() {

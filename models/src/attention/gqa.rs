@@ -167,9 +167,9 @@ impl<B: AttentionBackend> AttentionLayer<B> for Gqa<B> {
         let (h, kv, d) = self.heads();
         let split = |t: Tensor<B, 3>, heads| t.reshape([b, s, heads, d]).swap_dims(1, 2);
         use crate::profile::{scope, Part};
-        let q = scope(Part::AttnProj, || self.wq.forward(x.clone()));
-        let k = scope(Part::AttnProj, || self.wk.forward(x.clone()));
-        let v = scope(Part::AttnProj, || self.wv.forward(x));
+        let [q, k, v] = scope(Part::AttnProj, || {
+            Proj::forward_group([&self.wq, &self.wk, &self.wv], x)
+        });
         let q = scope(Part::Rope, || rope_at(&self.rope, split(q, h), pasts));
         let k = scope(Part::Rope, || rope_at(&self.rope, split(k, kv), pasts));
         let v = split(v, kv);

@@ -31,8 +31,9 @@ impl<B: AttentionBackend> SwiGlu<B> {
     /// - `x`: `[batch, s, d_model]` → `[batch, s, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         use crate::profile::{scope, Part};
-        let g = scope(Part::MlpProj, || self.gate.forward(x.clone()));
-        let u = scope(Part::MlpProj, || self.up.forward(x));
+        let [g, u] = scope(Part::MlpProj, || {
+            Proj::forward_group([&self.gate, &self.up], x)
+        });
         let h = B::swiglu(&g, &u).unwrap_or_else(|| silu(g) * u);
         scope(Part::MlpProj, || self.down.forward(h))
     }

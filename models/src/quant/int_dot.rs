@@ -730,3 +730,47 @@ pub fn matvec_int8_with(path: IntPath, w: &QuantizedTensor, x: &[f32], y: &mut [
     let acts = QuantizedActs::new(x, w.cols, order(w.format));
     super::matvec::drive(w, n, x, y, |r0, o| rows(path, w, &acts, r0, o));
 }
+
+/// [`matvec_int8_with`] for several matrices of one input (`ys[m] = x · ws[m]ᵀ`), as one
+/// product: the input is quantized once per block order and one set of tasks covers every
+/// matrix's rows. Each `ys[m]` equals what `matvec_int8_with` gives for `ws[m]` alone.
+///
+/// # Shapes
+/// - `x`: `[n, cols]` with `n <= MAX_ROWS`, every `ws[m]` `[rows_m, cols]`; `ys[m]`: `[n, rows_m]`
+///
+/// # Panics
+/// As [`matvec_int8_with`], and when the matrices' widths differ.
+pub fn matvec_int8_many(path: IntPath, ws: &[&QuantizedTensor], x: &[f32], ys: &mut [&mut [f32]]) {
+    assert!(
+        path_supported(path),
+        "integer path {} is not supported by this CPU",
+        path.name()
+    );
+    let Some(first) = ws.first() else {
+        return;
+    };
+    let cols = first.cols;
+    for w in ws {
+        assert!(supports(w.format), "{} has no integer kernel", w.format);
+        assert_eq!(
+            w.cols, cols,
+            "the matrices of one product share their input width"
+        );
+    }
+    assert!(
+        cols > 0 && x.len().is_multiple_of(cols),
+        "x must be [n, cols]"
+    );
+    let n = x.len() / cols;
+    let natural = ws.iter().any(|w| order(w.format) == Order::Natural);
+    let even_odd = ws.iter().any(|w| order(w.format) == Order::EvenOdd);
+    let acts_natural = natural.then(|| QuantizedActs::new(x, cols, Order::Natural));
+    let acts_even_odd = even_odd.then(|| QuantizedActs::new(x, cols, Order::EvenOdd));
+    super::matvec::drive_many(ws, n, ys, |m, r0, o| {
+        let acts = match order(ws[m].format) {
+            Order::Natural => acts_natural.as_ref(),
+            Order::EvenOdd => acts_even_odd.as_ref(),
+        };
+        rows(path, ws[m], acts.expect("quantized for this order"), r0, o)
+    });
+}

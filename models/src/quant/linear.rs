@@ -159,6 +159,56 @@ impl QuantLinear {
         Tensor::from_data(TensorData::new(y, dims), &device)
     }
 
+    /// Several layers of one input (a block's Q, K and V; its gate and up), as one product
+    /// where they allow it: decode rows on a host backend, every layer on int8 activations
+    /// ([`int_dot::matvec_int8_many`]: the input quantized once, one set of tasks for all
+    /// rows). Otherwise each layer's [`Self::forward`]. Equal to the layers' `forward` each.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_in]` → each `[..., d_out of that layer]`
+    pub fn forward_group<B: AttentionBackend, const D: usize, const N: usize>(
+        layers: [&QuantLinear; N],
+        x: Tensor<B, D>,
+    ) -> [Tensor<B, D>; N] {
+        let rows = x.dims()[..D - 1].iter().product::<usize>();
+        let d_in = x.dims()[D - 1];
+        let grouped = N > 1
+            && B::host_tensors()
+            && rows <= STEP_ROWS
+            && layers
+                .iter()
+                .all(|l| l.int8_active() && l.weight.cols == d_in);
+        if !grouped {
+            return layers.map(|l| l.forward(x.clone()));
+        }
+        let device = x.device();
+        let dims = x.dims();
+        let data = x.into_data().convert::<f32>();
+        let xs = data.as_slice::<f32>().expect("f32 input");
+        let mut ys: Vec<Vec<f32>> = layers
+            .iter()
+            .map(|l| vec![0f32; rows * l.weight.rows])
+            .collect();
+        let ws: Vec<&QuantizedTensor> = layers.iter().map(|l| &l.weight).collect();
+        let path = IntPath::for_isa(isa::active());
+        for (pass, x) in xs.chunks(MAX_ROWS * d_in).enumerate() {
+            let n = x.len() / d_in;
+            let mut outs: Vec<&mut [f32]> = ys
+                .iter_mut()
+                .zip(&ws)
+                .map(|(y, w)| &mut y[pass * MAX_ROWS * w.rows..][..n * w.rows])
+                .collect();
+            int_dot::matvec_int8_many(path, &ws, x, &mut outs);
+        }
+        let mut ys = ys.into_iter();
+        layers.map(|l| {
+            let mut dims = dims;
+            dims[D - 1] = l.weight.rows;
+            let y = ys.next().expect("one output per layer");
+            Tensor::from_data(TensorData::new(y, dims), &device)
+        })
+    }
+
     /// Fused kernel for decode-sized inputs on host backends, reference path otherwise.
     ///
     /// # Shapes

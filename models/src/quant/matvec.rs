@@ -75,34 +75,62 @@ pub(super) fn drive<F: Fn(usize, &mut [f32]) + Sync>(
         (1..=MAX_ROWS).contains(&n) && x.len() == n * w.cols,
         "x must be [n <= 8, cols]"
     );
-    assert_eq!(y.len(), n * w.rows, "y must be [n, rows]");
+    drive_many(&[w], n, &mut [y], |_, r0, o| run(r0, o));
+}
+
+/// [`drive`] over several matrices of one input at once (a layer's Q, K and V, or its gate and
+/// up projections): one set of tasks over all their rows, so that small matrices share the
+/// threads with large ones and the pool is woken once. `run(matrix, first row, out)`; `ys[m]`
+/// is `[n, rows of m]`.
+pub(super) fn drive_many<F: Fn(usize, usize, &mut [f32]) + Sync>(
+    ws: &[&QuantizedTensor],
+    n: usize,
+    ys: &mut [&mut [f32]],
+    run: F,
+) {
+    assert_eq!(ws.len(), ys.len(), "one output per matrix");
+    assert!((1..=MAX_ROWS).contains(&n), "n must be in 1..=8");
+    for (w, y) in ws.iter().zip(ys.iter()) {
+        assert_eq!(y.len(), n * w.rows, "y must be [n, rows]");
+    }
     // Kernels write `[rows, n]` (each weight row's results side by side). For one input that is
-    // `y`'s own layout; for more, a scratch buffer is transposed into `y` at the end.
-    let mut scratch = if n == 1 {
+    // `y`'s own layout; for more, scratch buffers are transposed into `y` at the end.
+    let mut scratch: Vec<Vec<f32>> = if n == 1 {
         Vec::new()
     } else {
-        vec![0f32; w.rows * n]
+        ws.iter().map(|w| vec![0f32; w.rows * n]).collect()
     };
-    let out: &mut [f32] = if n == 1 { y } else { &mut scratch };
-    // At least 16 rows and about 32 K weights per task: small layers stay on few threads.
-    let chunk = (32 * 1024 / w.cols).max(16);
-    if w.rows <= chunk {
-        // One task: skip the thread pool (small layers are dominated by dispatch otherwise).
-        run(0, out);
-    } else if w.rows * w.cols < PARALLEL_WEIGHTS {
-        // Too little work to pay for waking the pool (~0.1 ms on a 2-core machine).
-        for (ci, o) in out.chunks_mut(chunk * n).enumerate() {
-            run(ci * chunk, o);
+    let weights: usize = ws.iter().map(|w| w.rows * w.cols).sum();
+    {
+        let outs: Vec<&mut [f32]> = if n == 1 {
+            ys.iter_mut().map(|y| &mut **y).collect()
+        } else {
+            scratch.iter_mut().map(|s| &mut s[..]).collect()
+        };
+        // At least 16 rows and about 32 K weights per task: small layers stay on few threads.
+        let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new();
+        for (m, (w, out)) in ws.iter().zip(outs).enumerate() {
+            let chunk = (32 * 1024 / w.cols.max(1)).max(16);
+            for (ci, o) in out.chunks_mut(chunk * n).enumerate() {
+                tasks.push((m, ci * chunk, o));
+            }
         }
-    } else {
-        out.par_chunks_mut(chunk * n)
-            .enumerate()
-            .for_each(|(ci, o)| run(ci * chunk, o));
+        if tasks.len() == 1 || weights < PARALLEL_WEIGHTS {
+            // One task, or too little work to pay for waking the pool (~0.1 ms on a 2-core
+            // machine).
+            for (m, r0, o) in tasks {
+                run(m, r0, o);
+            }
+        } else {
+            tasks.into_par_iter().for_each(|(m, r0, o)| run(m, r0, o));
+        }
     }
     if n > 1 {
-        for r in 0..w.rows {
-            for i in 0..n {
-                y[i * w.rows + r] = scratch[r * n + i];
+        for ((w, y), s) in ws.iter().zip(ys.iter_mut()).zip(&scratch) {
+            for r in 0..w.rows {
+                for i in 0..n {
+                    y[i * w.rows + r] = s[r * n + i];
+                }
             }
         }
     }
