@@ -361,8 +361,19 @@ mod simd {
                     _mm256_set1_epi32(stride as i32),
                 );
                 let mut k = 0;
-                while k + 8 <= nb {
-                    let g = _mm256_i32gather_epi32::<1>(base.add(k * stride) as *const i32, idx);
+                while k < nb {
+                    // The last chunk of a row gathers only its `nb − k` blocks (masked lanes
+                    // read nothing and give 0).
+                    let live = _mm256_cmpgt_epi32(
+                        _mm256_set1_epi32((nb - k).min(8) as i32),
+                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                    );
+                    let g = _mm256_mask_i32gather_epi32::<1>(
+                        _mm256_setzero_si256(),
+                        base.add(k * stride) as *const i32,
+                        idx,
+                        live,
+                    );
                     let lo = _mm256_and_si256(g, _mm256_set1_epi32(0xFFFF));
                     let hi = _mm256_srli_epi32::<16>(g);
                     // [d0..3, m0..3 | d4..7, m4..7] as u16, then [d0..7 | m0..7].
@@ -374,14 +385,6 @@ mod simd {
                         _mm256_storeu_ps(mw.as_mut_ptr().add(k), m);
                     }
                     k += 8;
-                }
-                for k in k..nb {
-                    let b = base.add(k * stride);
-                    dw[k] = half::f16::from_bits((b as *const u16).read_unaligned()).to_f32();
-                    if KIND == Q4_1 {
-                        mw[k] = half::f16::from_bits((b.add(2) as *const u16).read_unaligned())
-                            .to_f32();
-                    }
                 }
                 if KIND == Q4_0 {
                     for k in 0..nb {
