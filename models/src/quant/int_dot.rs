@@ -333,7 +333,13 @@ mod simd {
     /// least `nb` rounded up to 8.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn row_scales<const KIND: u8>(c: &RowCodes, nb: usize, dw: &mut [f32], mw: &mut [f32]) {
+    unsafe fn row_scales<const KIND: u8>(
+        c: &RowCodes,
+        nb: usize,
+        dw: &mut [f32],
+        mw: &mut [f32],
+        tmp: &mut [f32],
+    ) {
         let (stride, _) = layout(KIND);
         match KIND {
             Q4_K => {
@@ -393,20 +399,34 @@ mod simd {
                 }
             }
             _ => {
-                // Group scales first (in `mw` as scratch), then one entry per block.
+                // Group scales (and zero points) converted once into `tmp`, then spread to
+                // eight blocks at a time with one permute: blocks `k .. k + 8` (`k` a multiple
+                // of 8) read groups `(k >> shift) + (j >> shift)`.
                 use half::slice::HalfFloatSliceExt;
                 let groups = ((nb - 1) >> c.shift) + 1;
-                halves_to_f32(c.scales[..groups].reinterpret_cast(), &mut mw[..groups]);
-                for k in 0..nb {
-                    dw[k] = mw[k >> c.shift];
+                let (gs, zs) = tmp.split_at_mut(tmp.len() / 2);
+                assert!(gs.len() >= groups + 8 && zs.len() >= groups + 8);
+                halves_to_f32(c.scales[..groups].reinterpret_cast(), &mut gs[..groups]);
+                if KIND == INT4_ASYM {
+                    for (z, &q) in zs[..groups].iter_mut().zip(&c.zeros[..groups]) {
+                        *z = q as f32;
+                    }
                 }
-                for k in 0..nb {
+                let sh = _mm256_set1_epi32(c.shift.min(3) as i32);
+                let idx = _mm256_srlv_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), sh);
+                let mut k = 0;
+                while k < nb {
+                    let g = k >> c.shift;
+                    let d = _mm256_permutevar8x32_ps(_mm256_loadu_ps(gs.as_ptr().add(g)), idx);
                     let z = if KIND == INT4_ASYM {
-                        *c.zeros.as_ptr().add(k >> c.shift) as f32
+                        _mm256_permutevar8x32_ps(_mm256_loadu_ps(zs.as_ptr().add(g)), idx)
                     } else {
-                        8.0
+                        _mm256_set1_ps(8.0)
                     };
-                    mw[k] = -dw[k] * z;
+                    _mm256_storeu_ps(dw.as_mut_ptr().add(k), d);
+                    let m = _mm256_mul_ps(d, _mm256_sub_ps(_mm256_setzero_ps(), z));
+                    _mm256_storeu_ps(mw.as_mut_ptr().add(k), m);
+                    k += 8;
                 }
             }
         }
@@ -610,13 +630,14 @@ mod simd {
                     }
                     let (n, nb) = (acts.n, acts.blocks);
                     let pad = nb.div_ceil(8) * 8;
-                    let mut scratch = super::super::take_scratch(2 * pad + nb);
+                    let mut scratch = super::super::take_scratch(4 * pad + 16 + nb);
                     let (dw, rest) = scratch.split_at_mut(pad);
-                    let (mw, cs) = rest.split_at_mut(pad);
+                    let (mw, rest) = rest.split_at_mut(pad);
+                    let (tmp, cs) = rest.split_at_mut(2 * pad + 16);
                     let cs = &mut cs[..nb];
                     for (rr, o) in out.chunks_mut(n).enumerate() {
                         let c = row_codes::<KIND>(w, r0 + rr, nb);
-                        row_scales::<KIND>(&c, nb, dw, mw);
+                        row_scales::<KIND>(&c, nb, dw, mw, tmp);
                         for (i, oi) in o.iter_mut().enumerate() {
                             let (a, da, sums) = acts.row(i);
                             for ((c, d), a) in cs.iter_mut().zip(&*dw).zip(da) {
