@@ -37,11 +37,20 @@ fn run(path: &std::path::Path, weights: llama::Weights, acts: Activations, steps
     for t in 0..128 {
         m.forward(x(t + 1), &[seq], &mut cache).unwrap();
     }
+    // SPIN=1 keeps the pool's other workers spinning for each step, as the engine's
+    // `Session::step` does for decode-sized steps; unset, the step is a bare forward.
+    let spin = std::env::var_os("SPIN").is_some();
     let t0 = std::time::Instant::now();
     for i in 0..steps {
-        let _ = m
-            .forward(x(i as i64 % 100 + 1), &[seq], &mut cache)
-            .unwrap();
+        let mut step = || {
+            m.forward(x(i as i64 % 100 + 1), &[seq], &mut cache)
+                .unwrap()
+        };
+        let _ = if spin {
+            infermark_models::kernels::with_spinning_workers(step)
+        } else {
+            step()
+        };
         cache.truncate(seq, 128).unwrap();
     }
     let dt = t0.elapsed().as_secs_f64();

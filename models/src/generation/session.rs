@@ -154,14 +154,24 @@ impl<'a, B: AttentionBackend, C: KvCache<B>> Session<'a, B, C> {
         let n = ids.len();
         let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
         let last = which == Logits::Last;
-        let out = if hidden {
-            self.model
-                .forward_ragged_with_hidden(x, &seqs, &lens, self.cache, last)
-                .map(|(l, h)| (l, Some(h)))
+        // Decode-sized steps on host backends keep the pool's other workers spinning for the
+        // step (`with_spinning_workers`); prefill-sized ones are long enough to wake them.
+        let spin = B::host_tensors() && n <= crate::kernels::few_rows::STEP_ROWS;
+        let forward = || {
+            if hidden {
+                self.model
+                    .forward_ragged_with_hidden(x, &seqs, &lens, self.cache, last)
+                    .map(|(l, h)| (l, Some(h)))
+            } else {
+                self.model
+                    .forward_ragged(x, &seqs, &lens, self.cache, last)
+                    .map(|l| (l, None))
+            }
+        };
+        let out = if spin {
+            crate::kernels::with_spinning_workers(forward)
         } else {
-            self.model
-                .forward_ragged(x, &seqs, &lens, self.cache, last)
-                .map(|l| (l, None))
+            forward()
         };
         let (logits, states) = match out {
             Ok(l) => l,

@@ -14,7 +14,7 @@ mod grouped;
 pub mod isa;
 pub mod probe;
 
-pub use driver::on_pool_worker;
+pub use driver::{on_pool_worker, with_spinning_workers};
 pub use grouped::{
     gather_blocks, grouped_attention_generic, paged_attention_gather, AttentionBackend, Visibility,
 };
