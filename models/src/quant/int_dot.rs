@@ -10,7 +10,8 @@
 //! `Σ_j w_j x_j ≈ Σ_k dw_k · da_k · (Σ_j q_j a_j) + Σ_k mw_k · (da_k · Σ_j a_j)`,
 //!
 //! an exact integer sum per block, one float FMA per block, and a correction that is a dot
-//! product of two per-block vectors. Q8_0 has signed codes (`w_j = d · c_j`) and no correction;
+//! product of two per-block vectors. The 5-bit formats fit the same form with `q_j ∈ 0..=31` (fifth
+//! bit ORed onto the nibble): Q5_0 `mw = −16·d`, Q5_K per sub-block `mw = −dmin·m` as Q4_K. Q8_0 has signed codes (`w_j = d · c_j`) and no correction;
 //! its SIMD forms multiply `|c|` by `a` with `c`'s sign moved onto `a` (`vpsignb`).
 //!
 //! Paths ([`IntPath`]): portable (plain loops, the reference arithmetic), AVX2, and AVX-512 VNNI
@@ -82,7 +83,9 @@ pub fn supports(format: QuantFormat) -> bool {
             | QuantFormat::Q4_0
             | QuantFormat::Q4_1
             | QuantFormat::Q8_0
+            | QuantFormat::Q5_0
             | QuantFormat::Q4K
+            | QuantFormat::Q5K
             | QuantFormat::Q6K
     )
 }
@@ -103,6 +106,8 @@ const INT4_SYM: u8 = 3;
 const INT4_ASYM: u8 = 4;
 const Q4_K: u8 = 5;
 const Q6_K: u8 = 6;
+const Q5_0: u8 = 7;
+const Q5_K: u8 = 8;
 
 /// One weight row as the kernels read it.
 ///
@@ -142,7 +147,9 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
             QuantFormat::Q4_0
             | QuantFormat::Q4_1
             | QuantFormat::Q8_0
+            | QuantFormat::Q5_0
             | QuantFormat::Q4K
+            | QuantFormat::Q5K
             | QuantFormat::Q6K,
             _,
         ) => {
@@ -151,7 +158,9 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
             let kind = match w.format {
                 QuantFormat::Q4_0 => Q4_0,
                 QuantFormat::Q4_1 => Q4_1,
+                QuantFormat::Q5_0 => Q5_0,
                 QuantFormat::Q4K => Q4_K,
+                QuantFormat::Q5K => Q5_K,
                 QuantFormat::Q6K => Q6_K,
                 _ => Q8_0,
             };
@@ -167,25 +176,27 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
     }
 }
 
-/// Bytes from the start of one block's record to the next, and to its codes (Q4_K: of a
-/// 256-weight super-block, and to its nibble runs).
+/// Bytes from the start of one block's record to the next, and to its codes (Q4_K, Q5_K: of
+/// a 256-weight super-block, and to its nibble runs; Q5_0: to its nibbles).
 const fn layout(kind: u8) -> (usize, usize) {
     match kind {
         Q4_0 => (18, 2),
         Q4_1 => (20, 4),
         Q8_0 => (34, 2),
+        Q5_0 => (super::kquant::Q5_0_BYTES, 6),
         Q4_K => (super::kquant::Q4_K_BYTES, 16),
+        Q5_K => (super::kquant::Q5_K_BYTES, 48),
         Q6_K => (super::kquant::Q6_K_BYTES, 0),
         _ => (16, 0),
     }
 }
 
-/// Where 32-weight block `k`'s codes start, and (Q4_K) whether they are the high nibbles of
-/// the 32 bytes there rather than the low ones.
+/// Where 32-weight block `k`'s codes start, and (Q4_K, Q5_K) whether they are the high
+/// nibbles of the 32 bytes there rather than the low ones.
 #[inline(always)]
 const fn codes_at(kind: u8, k: usize) -> (usize, bool) {
     let (stride, skip) = layout(kind);
-    if kind == Q4_K {
+    if kind == Q4_K || kind == Q5_K {
         let (s, j) = (k / 8, k % 8);
         (s * stride + skip + 32 * (j / 2), j % 2 == 1)
     } else {
@@ -196,7 +207,7 @@ const fn codes_at(kind: u8, k: usize) -> (usize, bool) {
 /// Bytes a row of `nb` blocks holds.
 const fn row_bytes(kind: u8, nb: usize) -> usize {
     let (stride, _) = layout(kind);
-    if kind == Q4_K || kind == Q6_K {
+    if kind == Q4_K || kind == Q5_K || kind == Q6_K {
         nb.div_ceil(8) * stride
     } else {
         nb * stride
@@ -212,15 +223,16 @@ fn block_scales<const KIND: u8>(
 ) -> (f32, f32) {
     let (stride, _) = layout(KIND);
     match KIND {
-        Q4_K => {
+        Q4_K | Q5_K => {
             let (d, m) = super::kquant::q4_k_scales(&c.codes[k / 8 * stride..])[k % 8];
             (d, -m)
         }
-        Q4_0 | Q4_1 | Q8_0 => {
+        Q4_0 | Q4_1 | Q8_0 | Q5_0 => {
             let b = &c.codes[k * stride..];
             let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
             let m = match KIND {
                 Q4_0 => -8.0 * d,
+                Q5_0 => -16.0 * d,
                 Q4_1 => f16_to_f32(u16::from_le_bytes([b[2], b[3]])),
                 _ => 0.0,
             };
@@ -264,6 +276,26 @@ fn row_plain<const KIND: u8>(c: RowCodes, a: &[i8], da: &[f32], sums: &[f32]) ->
             let shift = if high { 4 } else { 0 };
             (0..BLOCK)
                 .map(|j| ((b[j] >> shift) & 15) as i32 * a[j] as i32)
+                .sum()
+        } else if KIND == Q5_K {
+            let shift = if high { 4 } else { 0 };
+            let qh = &c.codes[k / 8 * super::kquant::Q5_K_BYTES + 16..];
+            let bit = k % 8;
+            (0..BLOCK)
+                .map(|j| {
+                    let q = ((b[j] >> shift) & 15) | (((qh[j] >> bit) & 1) << 4);
+                    q as i32 * a[j] as i32
+                })
+                .sum()
+        } else if KIND == Q5_0 {
+            let qh = &c.codes[k * super::kquant::Q5_0_BYTES + 2..];
+            let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+            let fifth = |j: usize| (((qh >> j) & 1) << 4) as i32;
+            (0..BLOCK / 2)
+                .map(|j| {
+                    ((b[j] & 15) as i32 | fifth(j)) * a[j] as i32
+                        + ((b[j] >> 4) as i32 | fifth(16 + j)) * a[16 + j] as i32
+                })
                 .sum()
         } else {
             (0..BLOCK / 2)
@@ -319,7 +351,7 @@ mod simd {
 
     use super::{
         codes_at, layout, row_codes, QuantizedActs, QuantizedTensor, RowCodes, INT4_ASYM, Q4_0,
-        Q4_1, Q4_K, Q6_K, Q8_0,
+        Q4_1, Q4_K, Q5_0, Q5_K, Q6_K, Q8_0,
     };
 
     use crate::quant::matvec::avx2::{halves_to_f32, hsum};
@@ -336,7 +368,7 @@ mod simd {
         let (stride, _) = layout(KIND);
         let (mut hd, mut hm) = ([0u16; 8], [0u16; 8]);
         match KIND {
-            Q4_K => {
+            Q4_K | Q5_K => {
                 for (s, b) in c
                     .codes
                     .chunks_exact(stride)
@@ -350,7 +382,7 @@ mod simd {
                     }
                 }
             }
-            Q4_0 | Q4_1 | Q8_0 => {
+            Q4_0 | Q4_1 | Q8_0 | Q5_0 => {
                 let base = c.codes.as_ptr();
                 let mut k = 0;
                 while k < nb {
@@ -368,9 +400,10 @@ mod simd {
                     }
                     k += 8;
                 }
-                if KIND == Q4_0 {
+                if KIND == Q4_0 || KIND == Q5_0 {
+                    let z = if KIND == Q4_0 { 8.0 } else { 16.0 };
                     for k in 0..nb {
-                        mw[k] = -8.0 * dw[k];
+                        mw[k] = -z * dw[k];
                     }
                 }
             }
@@ -415,6 +448,31 @@ mod simd {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
 
+    /// A Q5_0 block's fifth bits (the little-endian u32 at `p`) as `0x10` in the bytes of the
+    /// weights that have them: each of the four bytes spread over eight lanes (`vpshufb`),
+    /// one bit picked per lane and compared.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_bits_u32(p: *const u8) -> __m256i {
+        let v = _mm256_set1_epi32((p as *const i32).read_unaligned());
+        let spread = _mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
+        );
+        let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+        let v = _mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit);
+        _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10))
+    }
+
+    /// A Q5_K sub-block's fifth bits: bit `j` of the 32 bytes at `p` as `0x10` per byte.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_bits_plane(p: *const u8, j: usize) -> __m256i {
+        let h = _mm256_loadu_si256(p as *const __m256i);
+        let h = _mm256_srl_epi16(h, _mm_cvtsi32_si128(j as i32));
+        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4)
+    }
+
     /// The same with one `vpdpbusd`.
     #[inline]
     #[target_feature(enable = "avx512vnni,avx512vl,avx512f,avx2,fma,f16c")]
@@ -435,10 +493,23 @@ mod simd {
                     let p = c.codes.as_ptr().add(off);
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH) as *const i8);
                     let av = _mm256_loadu_si256(a.add(32 * k) as *const __m256i);
-                    if KIND == Q4_K {
+                    if KIND == Q4_K || KIND == Q5_K {
                         let b = _mm256_loadu_si256(p as *const __m256i);
                         let b = if high { _mm256_srli_epi16(b, 4) } else { b };
-                        $dot(_mm256_and_si256(b, _mm256_set1_epi8(0x0F)), av)
+                        let q = _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+                        let q = if KIND == Q5_K {
+                            let qh = c
+                                .codes
+                                .as_ptr()
+                                .add(k / 8 * crate::quant::kquant::Q5_K_BYTES + 16);
+                            _mm256_or_si256(q, fifth_bits_plane(qh, k % 8))
+                        } else {
+                            q
+                        };
+                        $dot(q, av)
+                    } else if KIND == Q5_0 {
+                        let q = _mm256_or_si256(nibbles(p), fifth_bits_u32(p.sub(4)));
+                        $dot(q, av)
                     } else if KIND == Q8_0 {
                         let w = _mm256_loadu_si256(p as *const __m256i);
                         $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
@@ -647,7 +718,9 @@ fn rows(path: IntPath, w: &QuantizedTensor, acts: &QuantizedActs, r0: usize, out
         Q4_0 => on!(Q4_0),
         Q4_1 => on!(Q4_1),
         Q8_0 => on!(Q8_0),
+        Q5_0 => on!(Q5_0),
         Q4_K => on!(Q4_K),
+        Q5_K => on!(Q5_K),
         Q6_K => on!(Q6_K),
         INT4_SYM => on!(INT4_SYM),
         _ => on!(INT4_ASYM),
