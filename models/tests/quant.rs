@@ -710,3 +710,54 @@ fn k_formats_parse_by_name() {
     let e = "q4_k_m".parse::<QuantFormat>().unwrap_err().to_string();
     assert!(e.contains("q4_k_m") && e.contains("q5_k"), "{e}");
 }
+
+/// Bytes our quantizers wrote (`examples/kquant_fixture.rs`) dequantized by the `gguf` package
+/// (`fixtures/make_kquant_dequant.py`, gguf 0.19.0): the quantizers still write those bytes, our
+/// dequantizers give gguf's values bit for bit, and for Q5_0 gguf's own quantizer writes the
+/// same bytes.
+#[test]
+fn quantizer_bytes_dequantize_like_the_gguf_package_and_q5_0_equals_its_quantizer() {
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    };
+    let words = |s: &str| -> Vec<u32> {
+        s.split(' ')
+            .map(|h| u32::from_str_radix(h, 16).unwrap())
+            .collect()
+    };
+    let lines = |t: &'static str| t.lines().filter(|l| !l.starts_with('#'));
+    let blocks = lines(include_str!("fixtures/kquant_blocks.txt"));
+    let golden = lines(include_str!("fixtures/kquant_dequant.txt"));
+    let mut checked = std::collections::BTreeMap::new();
+    for (b, g) in blocks.zip(golden) {
+        let b: Vec<&str> = b.split(" | ").collect();
+        let g: Vec<&str> = g.split(" | ").collect();
+        assert_eq!(b[0], g[0], "fixtures out of step");
+        let format: QuantFormat = b[0].to_lowercase().parse().unwrap();
+        let x: Vec<f32> = words(b[1]).into_iter().map(f32::from_bits).collect();
+        let bytes = hex(b[2]);
+        let q = QuantizedTensor::quantize(format, &x, 1, x.len()).unwrap();
+        assert_eq!(q.codes, bytes, "{format}: the quantizer changed its bytes");
+        let ours: Vec<u32> = QuantizedTensor::from_ggml_blocks(format, bytes.clone(), 1, x.len())
+            .unwrap()
+            .dequantize()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(
+            ours,
+            words(g[1]),
+            "{format}: dequantized values differ from gguf's"
+        );
+        if format == QuantFormat::Q5_0 {
+            assert_eq!(bytes, hex(g[2]), "Q5_0 bytes differ from gguf's quantizer");
+        }
+        *checked.entry(format.name()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        checked.into_iter().collect::<Vec<_>>(),
+        ["q4_k", "q5_0", "q5_k", "q6_k"].map(|n| (n.to_string(), 11))
+    );
+}

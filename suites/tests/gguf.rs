@@ -251,11 +251,11 @@ fn a_written_file_reads_back_exactly_and_malformed_files_are_refused() {
     );
     refuse("header.gguf", &good[..30], "truncated");
     let mut unknown = Writer::new();
-    unknown.tensor("t.q5", &[32], 6, &[0; 22]);
+    unknown.tensor("t.q5_1", &[32], 7, &[0; 24]);
     refuse(
         "type.gguf",
         &unknown.bytes(3),
-        "ggml type 6 is not supported",
+        "ggml type 7 is not supported",
     );
     let mut past = Writer::new();
     past.tensor("t.big", &[64], 0, &[0; 16]);
@@ -361,8 +361,10 @@ fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights()
         let format = match c["type"].as_str().unwrap() {
             "Q4_0" => QuantFormat::Q4_0,
             "Q4_1" => QuantFormat::Q4_1,
+            "Q5_0" => QuantFormat::Q5_0,
             "Q8_0" => QuantFormat::Q8_0,
             "Q4_K" => QuantFormat::Q4K,
+            "Q5_K" => QuantFormat::Q5K,
             "Q6_K" => QuantFormat::Q6K,
             _ => continue,
         };
@@ -409,7 +411,11 @@ fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights()
         }
         checked.push(format);
     }
-    assert_eq!(checked.len(), 5, "Q4_0, Q4_1, Q8_0, Q4_K and Q6_K fixtures");
+    assert_eq!(
+        checked.len(),
+        7,
+        "Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K fixtures"
+    );
 }
 
 #[test]
