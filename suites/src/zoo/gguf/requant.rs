@@ -188,9 +188,9 @@ pub fn plan(file: &GgufFile, target: Target) -> Result<Vec<GgmlType>> {
                     } else {
                         GgmlType::Q8_0
                     }
-                } else if t.name.contains("attn_v.weight") && more_bits(&v_order, &t.name) {
-                    GgmlType::Q6K
-                } else if t.name.contains("ffn_down") && more_bits(&down_order, &t.name) {
+                } else if (t.name.contains("attn_v.weight") && more_bits(&v_order, &t.name))
+                    || (t.name.contains("ffn_down") && more_bits(&down_order, &t.name))
+                {
                     GgmlType::Q6K
                 } else {
                     GgmlType::Q4K
