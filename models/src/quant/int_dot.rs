@@ -473,6 +473,37 @@ mod simd {
         _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4)
     }
 
+    /// `q` with 16 added where the Q5_0 fifth bit (the u32 at `p`) is set: AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_u32_avx2(q: __m256i, p: *const u8) -> __m256i {
+        _mm256_or_si256(q, fifth_bits_u32(p))
+    }
+
+    /// `q` with 16 added where bit `j` of the Q5_K plane at `p` is set: AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_plane_avx2(q: __m256i, p: *const u8, j: usize) -> __m256i {
+        _mm256_or_si256(q, fifth_bits_plane(p, j))
+    }
+
+    /// The Q5_0 form on AVX-512: the u32 is the byte mask itself (`kmovd`), one masked add.
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512vl,avx512f,avx2,fma,f16c")]
+    unsafe fn fifth_u32_512(q: __m256i, p: *const u8) -> __m256i {
+        let m = (p as *const u32).read_unaligned();
+        _mm256_mask_add_epi8(q, m, q, _mm256_set1_epi8(16))
+    }
+
+    /// The Q5_K form on AVX-512: bit `j` of each byte tested into a mask, one masked add.
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512vl,avx512f,avx2,fma,f16c")]
+    unsafe fn fifth_plane_512(q: __m256i, p: *const u8, j: usize) -> __m256i {
+        let h = _mm256_loadu_si256(p as *const __m256i);
+        let m = _mm256_test_epi8_mask(h, _mm256_set1_epi8((1u8 << j) as i8));
+        _mm256_mask_add_epi8(q, m, q, _mm256_set1_epi8(16))
+    }
+
     /// The same with one `vpdpbusd`.
     #[inline]
     #[target_feature(enable = "avx512vnni,avx512vl,avx512f,avx2,fma,f16c")]
@@ -481,7 +512,7 @@ mod simd {
     }
 
     macro_rules! block_loop {
-        ($module:ident, $features:literal, $dot:ident) => {
+        ($module:ident, $features:literal, $dot:ident, $fifth_u32:ident, $fifth_plane:ident) => {
             pub mod $module {
                 use super::*;
 
@@ -502,14 +533,13 @@ mod simd {
                                 .codes
                                 .as_ptr()
                                 .add(k / 8 * crate::quant::kquant::Q5_K_BYTES + 16);
-                            _mm256_or_si256(q, fifth_bits_plane(qh, k % 8))
+                            $fifth_plane(q, qh, k % 8)
                         } else {
                             q
                         };
                         $dot(q, av)
                     } else if KIND == Q5_0 {
-                        let q = _mm256_or_si256(nibbles(p), fifth_bits_u32(p.sub(4)));
-                        $dot(q, av)
+                        $dot($fifth_u32(nibbles(p), p.sub(4)), av)
                     } else if KIND == Q8_0 {
                         let w = _mm256_loadu_si256(p as *const __m256i);
                         $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
@@ -664,8 +694,20 @@ mod simd {
         };
     }
 
-    block_loop!(avx2, "avx2,fma,f16c", dot_avx2);
-    block_loop!(vnni, "avx512vnni,avx512vl,avx512f,avx2,fma,f16c", dot_vnni);
+    block_loop!(
+        avx2,
+        "avx2,fma,f16c",
+        dot_avx2,
+        fifth_u32_avx2,
+        fifth_plane_avx2
+    );
+    block_loop!(
+        vnni,
+        "avx512vnni,avx512bw,avx512vl,avx512f,avx2,fma,f16c",
+        dot_vnni,
+        fifth_u32_512,
+        fifth_plane_512
+    );
 }
 
 /// Row `r` of `w` in layout `KIND`, its lengths checked for `nb` blocks (the SIMD loops read
