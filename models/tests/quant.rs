@@ -601,6 +601,15 @@ fn k_quant_and_q5_0_block_error_on_gaussian_weights_is_under_half_a_grid_step() 
         }
         eprintln!("{f}: RMSE {:.5} on N(0, 1) weights", rmse(&w, &d));
     }
+    for f in [QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q8_0] {
+        let d = QuantizedTensor::quantize(f, &w, rows, cols)
+            .unwrap()
+            .dequantize();
+        eprintln!(
+            "{f}: RMSE {:.5} on N(0, 1) weights (for comparison)",
+            rmse(&w, &d)
+        );
+    }
 }
 
 #[test]

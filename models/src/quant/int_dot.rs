@@ -11,7 +11,10 @@
 //!
 //! an exact integer sum per block, one float FMA per block, and a correction that is a dot
 //! product of two per-block vectors. The 5-bit formats fit the same form with `q_j ∈ 0..=31` (fifth
-//! bit ORed onto the nibble): Q5_0 `mw = −16·d`, Q5_K per sub-block `mw = −dmin·m` as Q4_K. Q8_0 has signed codes (`w_j = d · c_j`) and no correction;
+//! bit ORed onto the nibble): Q5_0 `mw = −16·d`, Q5_K per sub-block `mw = −dmin·m` as Q4_K.
+//! On AVX2 the fifth bits are spread to bytes (`vpshufb` and a compare for Q5_0's u32, a shift
+//! and mask for Q5_K's bit plane); on the AVX-512 VNNI path they are a byte mask and one masked
+//! add (`vpaddb` under `k`), as the nibbles need no other change. Q8_0 has signed codes (`w_j = d · c_j`) and no correction;
 //! its SIMD forms multiply `|c|` by `a` with `c`'s sign moved onto `a` (`vpsignb`).
 //!
 //! Paths ([`IntPath`]): portable (plain loops, the reference arithmetic), AVX2, and AVX-512 VNNI
