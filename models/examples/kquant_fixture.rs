@@ -42,10 +42,10 @@ fn main() {
         let n = if ty == "Q5_0" { 32 } else { 256 };
         for x in blocks(n, &mut rng) {
             let bytes = match ty {
-                "Q5_0" => quantize_q5_0(&x).to_vec(),
-                "Q4_K" => quantize_q4_k(&x).to_vec(),
-                "Q5_K" => quantize_q5_k(&x).to_vec(),
-                _ => quantize_q6_k(&x).to_vec(),
+                "Q5_0" => quantize_q5_0(x.as_slice().try_into().unwrap()).to_vec(),
+                "Q4_K" => quantize_q4_k(x.as_slice().try_into().unwrap()).to_vec(),
+                "Q5_K" => quantize_q5_k(x.as_slice().try_into().unwrap()).to_vec(),
+                _ => quantize_q6_k(x.as_slice().try_into().unwrap()).to_vec(),
             };
             let xs: Vec<String> = x.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
             println!("{ty} | {} | {}", xs.join(" "), hex(&bytes));

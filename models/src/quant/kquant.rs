@@ -286,7 +286,7 @@ pub fn pack_scale_min_k4(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
 /// mins quantized to 6 bits against the largest of each, then every code recomputed against
 /// the quantized values. Returns the 16 header bytes (`d`, `dmin`, packed scales) and the
 /// 256 codes.
-fn kx_block(x: &[f32], nmax: i32, rmin: f32, nstep: usize) -> ([u8; 16], [u8; QK_K]) {
+fn kx_block(x: &[f32; QK_K], nmax: i32, rmin: f32, nstep: usize) -> ([u8; 16], [u8; QK_K]) {
     let mut l = [0u8; QK_K];
     let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
     let (mut max_scale, mut max_min) = (0f32, 0f32);
@@ -331,8 +331,8 @@ fn kx_block(x: &[f32], nmax: i32, rmin: f32, nstep: usize) -> ([u8; 16], [u8; QK
 
 /// 256 weights into one Q4_K block (ggml's `quantize_row_q4_K_ref`: 21 candidate scales from
 /// `(15 − 1)/range` in steps of 0.1).
-pub fn quantize_q4_k(x: &[f32]) -> [u8; Q4_K_BYTES] {
-    let (head, l) = kx_block(&x[..QK_K], 15, -1.0, 20);
+pub fn quantize_q4_k(x: &[f32; QK_K]) -> [u8; Q4_K_BYTES] {
+    let (head, l) = kx_block(x, 15, -1.0, 20);
     let mut out = [0u8; Q4_K_BYTES];
     out[..16].copy_from_slice(&head);
     for r in 0..4 {
@@ -345,8 +345,8 @@ pub fn quantize_q4_k(x: &[f32]) -> [u8; Q4_K_BYTES] {
 
 /// 256 weights into one Q5_K block (ggml's `quantize_row_q5_K_ref`: 16 candidate scales from
 /// `(31 − 0.5)/range` in steps of 0.1).
-pub fn quantize_q5_k(x: &[f32]) -> [u8; Q5_K_BYTES] {
-    let (head, l) = kx_block(&x[..QK_K], 31, -0.5, 15);
+pub fn quantize_q5_k(x: &[f32; QK_K]) -> [u8; Q5_K_BYTES] {
+    let (head, l) = kx_block(x, 31, -0.5, 15);
     let mut out = [0u8; Q5_K_BYTES];
     out[..16].copy_from_slice(&head);
     for r in 0..4 {
@@ -363,8 +363,7 @@ pub fn quantize_q5_k(x: &[f32]) -> [u8; Q5_K_BYTES] {
 /// (codes −32..=31), the 16 scales quantized to i8 against the one of largest magnitude
 /// (which becomes −128), codes recomputed against them. A block whose scales are all below
 /// ggml's epsilon is all zero bytes.
-pub fn quantize_q6_k(x: &[f32]) -> [u8; Q6_K_BYTES] {
-    let x = &x[..QK_K];
+pub fn quantize_q6_k(x: &[f32; QK_K]) -> [u8; Q6_K_BYTES] {
     let mut l = [0u8; QK_K];
     let mut scales = [0f32; 16];
     let (mut max_scale, mut max_abs) = (0f32, 0f32);
@@ -408,9 +407,9 @@ pub fn quantize_q6_k(x: &[f32]) -> [u8; Q6_K_BYTES] {
 
 /// 32 weights into one Q5_0 block (ggml's `quantize_row_q5_0_ref`): `d = m / −16` where `m`
 /// is the weight of largest magnitude with its sign, codes `min(31, trunc(w/d + 16.5))`.
-pub fn quantize_q5_0(x: &[f32]) -> [u8; Q5_0_BYTES] {
+pub fn quantize_q5_0(x: &[f32; 32]) -> [u8; Q5_0_BYTES] {
     let (mut amax, mut m) = (0f32, 0f32);
-    for &v in &x[..32] {
+    for &v in x {
         if amax < v.abs() {
             amax = v.abs();
             m = v;

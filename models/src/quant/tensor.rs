@@ -300,16 +300,21 @@ impl QuantizedTensor {
                 (codes, Scales::None)
             }
             QuantFormat::Q5_0 | QuantFormat::Q4K | QuantFormat::Q5K | QuantFormat::Q6K => {
-                use super::kquant::{quantize_q4_k, quantize_q5_0, quantize_q5_k, quantize_q6_k};
+                use super::kquant::{
+                    quantize_q4_k, quantize_q5_0, quantize_q5_k, quantize_q6_k, QK_K,
+                };
                 let (g, size) = (format.group(), format.ggml_block().expect("a block format"));
                 let mut codes = Vec::with_capacity(rows * pc / g * size);
                 for r in 0..rows {
                     for b in row(r).chunks(g) {
+                        let k = |b: &[f32]| -> [f32; QK_K] { b.try_into().expect("256 weights") };
                         match format {
-                            QuantFormat::Q5_0 => codes.extend(quantize_q5_0(b)),
-                            QuantFormat::Q4K => codes.extend(quantize_q4_k(b)),
-                            QuantFormat::Q5K => codes.extend(quantize_q5_k(b)),
-                            _ => codes.extend(quantize_q6_k(b)),
+                            QuantFormat::Q5_0 => {
+                                codes.extend(quantize_q5_0(b.try_into().expect("32 weights")))
+                            }
+                            QuantFormat::Q4K => codes.extend(quantize_q4_k(&k(b))),
+                            QuantFormat::Q5K => codes.extend(quantize_q5_k(&k(b))),
+                            _ => codes.extend(quantize_q6_k(&k(b))),
                         }
                     }
                 }
