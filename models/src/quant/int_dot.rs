@@ -571,8 +571,18 @@ mod simd {
                     $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
                 }
 
-                /// Q6_K rows: per row the half-block scales `d·sc`, per input the per-lane
-                /// scales `d·sc·da` (eight a block), then one FMA per block.
+                /// Block `k`'s eight lane scales `d·sc·da` from the row's `d·sc` at `sp`.
+                #[inline]
+                #[target_feature(enable = $features)]
+                unsafe fn lane_scales(sp: *const f32, da: &[f32], k: usize) -> __m256 {
+                    _mm256_mul_ps(
+                        _mm256_loadu_ps(sp.add(8 * k)),
+                        _mm256_broadcast_ss(da.get_unchecked(k)),
+                    )
+                }
+
+                /// Q6_K rows: per row the per-lane half-block scales `d·sc`, then per input and
+                /// block one multiply by `da` and one FMA.
                 #[target_feature(enable = $features)]
                 unsafe fn rows_q6k(
                     w: &QuantizedTensor,
@@ -581,37 +591,32 @@ mod simd {
                     out: &mut [f32],
                 ) {
                     let (n, nb) = (acts.n, acts.blocks);
-                    let mut d16 = vec![0f32; 2 * nb];
-                    let mut cs = vec![0f32; 8 * nb];
+                    // Per row, lane scales `d·sc` (lanes 0–3 the first half of 16, 4–7 the
+                    // second); per input and block, one multiply by `da` in the loop.
+                    let mut d8 = vec![0f32; 8 * nb];
                     for (rr, o) in out.chunks_mut(n).enumerate() {
                         let c = row_codes::<Q6_K>(w, r0 + rr, nb);
                         for k in 0..nb {
                             let (d, s) = super::super::q6_k_scales(c.codes, k);
-                            d16[2 * k] = d * s[0];
-                            d16[2 * k + 1] = d * s[1];
+                            d8[8 * k..8 * k + 4].fill(d * s[0]);
+                            d8[8 * k + 4..8 * k + 8].fill(d * s[1]);
                         }
+                        let sp = d8.as_ptr();
                         for (i, oi) in o.iter_mut().enumerate() {
                             let (a, da, _) = acts.row(i);
-                            for k in 0..nb {
-                                for lane in 0..8 {
-                                    cs[8 * k + lane] = d16[2 * k + lane / 4] * da[k];
-                                }
-                            }
+                            let scale = |k: usize| lane_scales(sp, da, k);
                             let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                             let mut k = 0;
                             while k + 2 <= nb {
                                 let p0 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k);
                                 let p1 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k + 1);
-                                let s0 = _mm256_loadu_ps(cs.as_ptr().add(8 * k));
-                                let s1 = _mm256_loadu_ps(cs.as_ptr().add(8 * k + 8));
-                                acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
-                                acc1 = _mm256_fmadd_ps(s1, _mm256_cvtepi32_ps(p1), acc1);
+                                acc0 = _mm256_fmadd_ps(scale(k), _mm256_cvtepi32_ps(p0), acc0);
+                                acc1 = _mm256_fmadd_ps(scale(k + 1), _mm256_cvtepi32_ps(p1), acc1);
                                 k += 2;
                             }
                             if k < nb {
                                 let p0 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k);
-                                let s0 = _mm256_loadu_ps(cs.as_ptr().add(8 * k));
-                                acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
+                                acc0 = _mm256_fmadd_ps(scale(k), _mm256_cvtepi32_ps(p0), acc0);
                             }
                             *oi = hsum(_mm256_add_ps(acc0, acc1));
                         }
