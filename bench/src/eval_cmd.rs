@@ -18,9 +18,9 @@ pub struct EvalArgs {
     /// Checkpoint stem written by `infermark train` (STEM.safetensors + STEM.json).
     #[arg(long, value_name = "STEM", conflicts_with = "model_path")]
     pub checkpoint: Option<PathBuf>,
-    /// A GGUF file (Llama architecture; F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K tensors) or a
-    /// Hugging Face Llama directory (config.json, model.safetensors, tokenizer.json). Records are
-    /// labelled with the model's own name.
+    /// A GGUF file (Llama architecture; F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K,
+    /// Q6_K tensors) or a Hugging Face Llama directory (config.json, model.safetensors,
+    /// tokenizer.json). Records are labelled with the model's own name.
     #[arg(long, value_name = "FILE.gguf|DIR")]
     pub model_path: Option<PathBuf>,
     /// Evaluation text (UTF-8) for a GGUF model. Default: the licence text `ci/fetch-models.sh`

@@ -101,6 +101,10 @@ enum Command {
     /// Evaluate a trained model: validation perplexity; for `arith`, accuracy per difficulty
     /// bucket, answering directly and step by step.
     Eval(eval_cmd::EvalArgs),
+    /// Re-quantize a GGUF model to llama.cpp's Q4_K_M mix or one block type, with infermark's
+    /// own quantizers, and write it as a GGUF v3 file (atomically). The weights are dequantized
+    /// from the source's types first: from the Q4_1 SmolLM2 file this re-quantizes a 4-bit model.
+    Quantize(QuantizeArgs),
 }
 
 #[derive(clap::Args)]
@@ -139,6 +143,26 @@ struct CrosscheckArgs {
     /// --rtol and --max-equivalence do not apply.
     #[arg(long, conflicts_with_all = ["rtol", "max_equivalence", "out"])]
     exact: bool,
+}
+
+#[derive(clap::Args)]
+struct QuantizeArgs {
+    /// Source model: `smollm2-135m` (the file `ci/fetch-models.sh` fetches).
+    #[arg(long, value_name = "NAME", default_value = "smollm2-135m")]
+    model: String,
+    /// A GGUF file to quantize instead of a named model.
+    #[arg(long, value_name = "FILE.gguf")]
+    model_path: Option<PathBuf>,
+    /// Target: q4_k_m (llama.cpp's mix), or one type for every quantizable tensor: q4_0, q4_1,
+    /// q5_0, q8_0, q4_k, q5_k, q6_k (rows that are not whole blocks fall back as llama.cpp does).
+    #[arg(long, value_name = "TYPE")]
+    to: String,
+    /// Output file; must not exist (see --force).
+    #[arg(long, value_name = "FILE.gguf")]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -296,6 +320,7 @@ fn dispatch(command: Command) {
         Command::Outcomes(args) => outcomes(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Quantize(args) => quantize(args),
         Command::Merge(args) => merge(args),
         Command::Crosscheck(args) => match crosscheck(args) {
             Ok(true) => std::process::exit(0),
@@ -486,6 +511,32 @@ fn select_shard(
 }
 
 /// Joins shard folders into one run folder (refusing an existing one unless `--force`).
+fn quantize(args: QuantizeArgs) -> Result<()> {
+    use infermark_suites::zoo::gguf::{self, requant};
+    let target: requant::Target = args.to.parse()?;
+    let src = match (&args.model_path, args.model.as_str()) {
+        (Some(p), _) => p.clone(),
+        (None, "smollm2-135m") => gguf::smollm2().map_err(|e| anyhow::anyhow!(e))?,
+        (None, other) => {
+            bail!("unknown model `{other}`; known: smollm2-135m (or pass --model-path FILE.gguf)")
+        }
+    };
+    let t = std::time::Instant::now();
+    let w = requant::quantize_file(&src, target, &args.out, args.force)
+        .with_context(|| format!("quantizing {} to {target}", src.display()))?;
+    let types: Vec<String> = w.types.iter().map(|(t, c)| format!("{t}×{c}")).collect();
+    println!(
+        "{} → {} ({target}): {} tensors re-quantized; {}; {:.1} MB of tensor data; {:.1} s",
+        src.display(),
+        args.out.display(),
+        w.requantized,
+        types.join(" "),
+        w.data_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn merge(args: MergeArgs) -> Result<()> {
     use infermark_reports::merge;
     io::check_out_dir(&args.out, args.force)?;

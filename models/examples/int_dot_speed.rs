@@ -19,26 +19,8 @@ fn main() {
     let x: Vec<f32> = (0..cols)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
-    // K-quants have no quantizer here: blocks of pseudo-random bytes with small finite scales.
-    let q = if name == "q6_k" {
-        let mut codes = Vec::new();
-        for b in 0..rows * cols / 256 {
-            codes.extend((0..208).map(|i| ((b * 131 + i * 29) % 251) as u8));
-            codes.extend(half::f16::from_f32(0.001).to_le_bytes());
-        }
-        QuantizedTensor::from_ggml_blocks(QuantFormat::Q6K, codes, rows, cols).unwrap()
-    } else if name == "q4_k" {
-        let mut codes = Vec::new();
-        for b in 0..rows * cols / 256 {
-            codes.extend(half::f16::from_f32(0.01).to_le_bytes());
-            codes.extend(half::f16::from_f32(0.005).to_le_bytes());
-            codes.extend((0..140).map(|i| ((b * 131 + i * 29) % 251) as u8));
-        }
-        QuantizedTensor::from_ggml_blocks(QuantFormat::Q4K, codes, rows, cols).unwrap()
-    } else {
-        let f: QuantFormat = name.parse().unwrap();
-        QuantizedTensor::quantize(f, &w, rows, cols).unwrap()
-    };
+    let f: QuantFormat = name.parse().unwrap();
+    let q = QuantizedTensor::quantize(f, &w, rows, cols).unwrap();
     let f = q.format;
     let mut y = vec![0f32; rows];
     let path = IntPath::for_isa(isa::active());

@@ -251,11 +251,11 @@ fn a_written_file_reads_back_exactly_and_malformed_files_are_refused() {
     );
     refuse("header.gguf", &good[..30], "truncated");
     let mut unknown = Writer::new();
-    unknown.tensor("t.q5", &[32], 6, &[0; 22]);
+    unknown.tensor("t.q5_1", &[32], 7, &[0; 24]);
     refuse(
         "type.gguf",
         &unknown.bytes(3),
-        "ggml type 6 is not supported",
+        "ggml type 7 is not supported",
     );
     let mut past = Writer::new();
     past.tensor("t.big", &[64], 0, &[0; 16]);
@@ -361,8 +361,10 @@ fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights()
         let format = match c["type"].as_str().unwrap() {
             "Q4_0" => QuantFormat::Q4_0,
             "Q4_1" => QuantFormat::Q4_1,
+            "Q5_0" => QuantFormat::Q5_0,
             "Q8_0" => QuantFormat::Q8_0,
             "Q4_K" => QuantFormat::Q4K,
+            "Q5_K" => QuantFormat::Q5K,
             "Q6_K" => QuantFormat::Q6K,
             _ => continue,
         };
@@ -409,7 +411,11 @@ fn native_llama_cpp_blocks_multiply_like_the_gguf_packages_dequantized_weights()
         }
         checked.push(format);
     }
-    assert_eq!(checked.len(), 5, "Q4_0, Q4_1, Q8_0, Q4_K and Q6_K fixtures");
+    assert_eq!(
+        checked.len(),
+        7,
+        "Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K fixtures"
+    );
 }
 
 #[test]
@@ -445,6 +451,63 @@ fn smollm2_with_native_4_bit_weights_decodes_like_the_f32_model() {
     let (a, b) = (step(&dense), step(&native));
     let d = infermark_models::diff::max_abs_diff(&a, &b).unwrap();
     eprintln!("SmolLM2 native vs f32 decode logits: max diff {d:.2e}");
+    assert!(d < 1e-3, "{d}");
+}
+
+/// SmolLM2 re-quantized to Q4_K_M: llama.cpp's types for a width of 576 (rows of 576 are not
+/// whole 256-blocks, so Q4_K falls back to Q5_0 and Q6_K to Q8_0; only `ffn_down`, rows of
+/// 1536, keeps K-quants: Q6_K for 14 of 30, counted in name order as llama.cpp does: blk.3 is
+/// the 24th name), and the file decodes natively (Q5_0, Q4_K, Q6_K, Q8_0 kernels, f32
+/// activations) like its own f32 dequantization.
+#[test]
+fn smollm2_q4_k_m_has_llama_cpps_types_and_decodes_natively_like_its_dequantization() {
+    let Some(path) = real_model() else { return };
+    let out = std::env::temp_dir().join(format!(
+        "infermark-smollm2-q4km-{}.gguf",
+        std::process::id()
+    ));
+    let w = gguf::requant::quantize_file(&path, gguf::requant::Target::Q4KM, &out, true).unwrap();
+    let mut types = w.types.clone();
+    types.sort();
+    let want = [
+        ("F32", 61),
+        ("Q4_K", 16),
+        ("Q5_0", 166),
+        ("Q6_K", 14),
+        ("Q8_0", 15),
+    ];
+    assert_eq!(types, want.map(|(t, n)| (t.to_string(), n)));
+    let f = GgufFile::open(&out).unwrap();
+    assert_eq!(f.tensor("token_embd.weight").unwrap().ty, GgmlType::Q8_0);
+    assert_eq!(f.tensor("blk.0.ffn_down.weight").unwrap().ty, GgmlType::Q6K);
+    assert_eq!(f.tensor("blk.2.ffn_down.weight").unwrap().ty, GgmlType::Q4K); // 13th
+    assert_eq!(f.tensor("blk.3.ffn_down.weight").unwrap().ty, GgmlType::Q6K); // 24th
+    assert_eq!(f.tensor("blk.3.attn_v.weight").unwrap().ty, GgmlType::Q8_0);
+    assert_eq!(f.tensor("blk.4.attn_v.weight").unwrap().ty, GgmlType::Q5_0);
+    let dev = Default::default();
+    let (dense, _, _) = gguf::llama::load::<B>(&out, gguf::llama::Weights::F32, &dev).unwrap();
+    let (mut native, _, _) =
+        gguf::llama::load::<B>(&out, gguf::llama::Weights::Native, &dev).unwrap();
+    std::fs::remove_file(&out).ok();
+    infermark_models::quant::set_activations(&mut native, Activations::F32);
+    let ids = [1u32, 504, 3458, 314, 260, 1122];
+    let step = |m: &infermark_models::decoder::Decoder<B>| {
+        let mut cache = m.contiguous_cache(1, 64, &dev);
+        let seq = cache.add_sequence().unwrap();
+        let x = |t: &[u32]| {
+            Tensor::<B, 2, Int>::from_data(
+                TensorData::new(t.iter().map(|&v| v as i64).collect(), [1, t.len()]),
+                &dev,
+            )
+        };
+        m.forward(x(&ids[..5]), &[seq], &mut cache).unwrap();
+        infermark_models::generation::last_logits(
+            m.forward(x(&ids[5..]), &[seq], &mut cache).unwrap(),
+        )
+        .remove(0)
+    };
+    let d = infermark_models::diff::max_abs_diff(&step(&dense), &step(&native)).unwrap();
+    eprintln!("SmolLM2 Q4_K_M native vs its f32 dequantization, decode logits: max diff {d:.2e}");
     assert!(d < 1e-3, "{d}");
 }
 
@@ -501,4 +564,194 @@ fn smollm2_with_int8_activations_stays_within_its_budget_of_f32_activations() {
     );
     assert!(max_abs <= INT8_ACT_MAX_ABS_LOGIT, "max |Δlogit| {max_abs}");
     assert!(kl <= INT8_ACT_MEAN_KL, "mean KL {kl}");
+}
+
+fn out_tensor(name: &str, dims: &[u64], ty: GgmlType, bytes: Vec<u8>) -> gguf::write::OutTensor {
+    gguf::write::OutTensor {
+        name: name.into(),
+        dims: dims.to_vec(),
+        ty,
+        bytes,
+    }
+}
+
+#[test]
+fn the_gguf_writer_round_trips_metadata_and_tensors_at_the_files_alignment() {
+    use gguf::write::write;
+    let dir = std::env::temp_dir().join(format!("infermark-gguf-writer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut meta: Vec<(String, Value)> = every_value()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    meta.push(("general.alignment".into(), Value::U32(64)));
+    let mut tensors = Vec::new();
+    for c in fixture("dequant.json").as_array().unwrap() {
+        let name = c["type"].as_str().unwrap();
+        let ty = GgmlType::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .unwrap();
+        let bytes = hex(c["bytes"].as_str().unwrap());
+        let n = bytes.len() as u64 / ty.block_bytes() * ty.block_elems();
+        tensors.push(out_tensor(&format!("t.{name}"), &[n / 2, 2], ty, bytes));
+    }
+    let path = dir.join("w.gguf");
+    write(&path, &meta, &tensors, false).unwrap();
+    let f = GgufFile::open(&path).unwrap();
+    assert_eq!(f.version, 3);
+    assert_eq!(f.metadata.len(), meta.len());
+    for (k, v) in &meta {
+        assert_eq!(f.metadata.get(k), Some(v), "{k}");
+    }
+    assert_eq!(f.tensors.len(), tensors.len());
+    for (t, want) in f.tensors.iter().zip(&tensors) {
+        assert_eq!((&t.name, &t.dims, t.ty), (&want.name, &want.dims, want.ty));
+        assert_eq!(t.offset % 64, 0, "{}", t.name);
+        assert_eq!(f.raw(t), &want.bytes[..], "{}", t.name);
+    }
+    // No overwriting without force; with it, the new file replaces the old whole.
+    let e = write(&path, &meta, &tensors[..1], false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exists") && e.contains("--force"), "{e}");
+    write(&path, &meta, &tensors[..1], true).unwrap();
+    assert_eq!(GgufFile::open(&path).unwrap().tensors.len(), 1);
+    // Bad tensors are refused by name, and no temporary file is left behind.
+    let short = out_tensor("t.short", &[64], GgmlType::Q4_0, vec![0; 35]);
+    let e = write(&dir.join("bad.gguf"), &meta, &[short], false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("t.short") && e.contains("Q4_0"), "{e}");
+    let twice = [tensors[0].clone(), tensors[0].clone()];
+    let e = write(&dir.join("bad.gguf"), &meta, &twice, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("twice"), "{e}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["w.gguf"]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A small tied-embedding Llama-like file of f32 tensors: 8 layers, so that llama.cpp's
+/// `use_more_bits` picks layers 0, 3, 6 and 7; attn_q rows of 96 (not whole 256-blocks).
+fn llama_like_source(path: &Path) -> Vec<(String, Vec<u64>, Vec<f32>)> {
+    let mut state = 1u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+    };
+    let mut t = vec![("token_embd.weight".to_string(), vec![256, 8])];
+    for i in 0..8 {
+        t.push((format!("blk.{i}.attn_norm.weight"), vec![256]));
+        t.push((format!("blk.{i}.attn_q.weight"), vec![96, 4]));
+        t.push((format!("blk.{i}.attn_v.weight"), vec![256, 4]));
+        t.push((format!("blk.{i}.ffn_down.weight"), vec![512, 4]));
+    }
+    let t: Vec<(String, Vec<u64>, Vec<f32>)> = t
+        .into_iter()
+        .map(|(n, d)| {
+            let w = (0..d.iter().product::<u64>()).map(|_| next()).collect();
+            (n, d, w)
+        })
+        .collect();
+    let tensors: Vec<_> = t
+        .iter()
+        .map(|(n, d, w)| {
+            let bytes = w.iter().flat_map(|x: &f32| x.to_le_bytes()).collect();
+            out_tensor(n, d, GgmlType::F32, bytes)
+        })
+        .collect();
+    let meta = vec![
+        (
+            "general.architecture".to_string(),
+            Value::Str("llama".into()),
+        ),
+        ("general.file_type".to_string(), Value::U32(0)),
+        ("llama.block_count".to_string(), Value::U32(8)),
+        (
+            "tokenizer.ggml.tokens".to_string(),
+            Value::Array(vec![Value::Str("a".into()), Value::Str("b".into())]),
+        ),
+    ];
+    gguf::write::write(path, &meta, &tensors, true).unwrap();
+    t
+}
+
+#[test]
+fn q4_k_m_follows_llama_cpps_mix_and_reads_back_as_what_was_quantized() {
+    use gguf::requant::{quantize_file, Target};
+    use infermark_models::quant::QuantizedTensor;
+    let dir = std::env::temp_dir().join(format!("infermark-requant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, out) = (dir.join("src.gguf"), dir.join("q4km.gguf"));
+    let source = llama_like_source(&src);
+    let written = quantize_file(&src, Target::Q4KM, &out, false).unwrap();
+    assert_eq!(written.requantized, 25, "every tensor but the 8 norms");
+    let f = GgufFile::open(&out).unwrap();
+    let more_bits = |n: &str| {
+        ["blk.0.", "blk.3.", "blk.6.", "blk.7."]
+            .iter()
+            .any(|p| n.starts_with(p))
+    };
+    for ((name, dims, w), t) in source.iter().zip(&f.tensors) {
+        assert_eq!((name, dims), (&t.name, &t.dims));
+        let want = match name.as_str() {
+            "token_embd.weight" => GgmlType::Q6K, // the tied head, rows of 256
+            n if n.contains("norm") => GgmlType::F32,
+            n if n.contains("attn_q") => GgmlType::Q5_0, // Q4_K's fallback for rows of 96
+            n if more_bits(n) => GgmlType::Q6K,
+            _ => GgmlType::Q4K,
+        };
+        assert_eq!(t.ty, want, "{name}");
+        let cols = dims[0] as usize;
+        let bytes = match want.native_format() {
+            Some(format) => {
+                QuantizedTensor::quantize(format, w, w.len() / cols, cols)
+                    .unwrap()
+                    .codes
+            }
+            None => w.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        };
+        assert_eq!(f.raw(t), &bytes[..], "{name}");
+    }
+    let src_file = GgufFile::open(&src).unwrap();
+    for (k, v) in &src_file.metadata {
+        let got = f.metadata.get(k).unwrap();
+        if k == "general.file_type" {
+            assert_eq!(got, &Value::U32(15), "LLAMA_FTYPE_MOSTLY_Q4_K_M");
+        } else {
+            assert_eq!(got, v, "{k}");
+        }
+    }
+    assert_eq!(
+        f.metadata.get("general.quantization_version"),
+        Some(&Value::U32(2))
+    );
+    assert_eq!(f.metadata.len(), src_file.metadata.len() + 1);
+    let e = quantize_file(&src, Target::Q4KM, &out, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exists"), "{e}");
+    let e = "q4_k_x".parse::<Target>().unwrap_err().to_string();
+    assert!(e.contains("`q4_k_x`") && e.contains("q4_k_m"), "{e}");
+    // A pure Q5_K target has no fallback for rows of 96 here: refused, naming the tensor.
+    let e = quantize_file(
+        &src,
+        Target::Pure(GgmlType::Q5K),
+        &dir.join("q5k.gguf"),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("blk.0.attn_q.weight") && e.contains("Q5_1"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

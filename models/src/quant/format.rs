@@ -77,12 +77,18 @@ pub enum QuantFormat {
     Q4_1,
     /// llama.cpp's Q8_0 block: 32 weights, one f16 scale, 32 signed bytes (34 bytes a block).
     Q8_0,
+    /// llama.cpp's Q5_0 block: 32 weights, one f16 scale, 4 bytes of fifth bits and 16 bytes
+    /// of nibbles (22 bytes a block); `w = d·(q − 16)`. In [`QuantFormat::ggml_extra`].
+    Q5_0,
     /// llama.cpp's Q4_K super-block: 256 weights in 8 sub-blocks of 32 with 6-bit scales and
-    /// mins, f16 `d` and `dmin` (144 bytes a block; see [`super::kquant`]). Read from GGUF files;
-    /// not produced by `quantize` and not in [`QuantFormat::all`].
+    /// mins, f16 `d` and `dmin` (144 bytes a block; see [`super::kquant`]). Read from GGUF files
+    /// and produced by `quantize`; in [`QuantFormat::ggml_extra`], not in [`QuantFormat::all`].
     Q4K,
+    /// llama.cpp's Q5_K super-block: Q4_K with 5-bit codes (a bit plane of 32 bytes more; 176
+    /// bytes a block).
+    Q5K,
     /// llama.cpp's Q6_K super-block: 256 weights of 6 bits (`q − 32`), an i8 scale per 16 and
-    /// an f16 `d` (210 bytes a block). Read from GGUF files, like [`QuantFormat::Q4K`].
+    /// an f16 `d` (210 bytes a block).
     Q6K,
 }
 
@@ -110,6 +116,24 @@ impl QuantFormat {
         v
     }
 
+    /// llama.cpp block formats that `quantize` produces and GGUF files hold but that the
+    /// quantization suite does not compare: Q5_0 and the K-quants.
+    pub fn ggml_extra() -> Vec<QuantFormat> {
+        vec![
+            QuantFormat::Q5_0,
+            QuantFormat::Q4K,
+            QuantFormat::Q5K,
+            QuantFormat::Q6K,
+        ]
+    }
+
+    /// Every format with a name: [`QuantFormat::all`] then [`QuantFormat::ggml_extra`].
+    pub fn known() -> Vec<QuantFormat> {
+        let mut v = Self::all();
+        v.extend(Self::ggml_extra());
+        v
+    }
+
     /// Bytes of a llama.cpp block, when codes and scales sit together in such blocks (of
     /// [`QuantFormat::group`] weights: 32, or 256 for the K formats).
     pub fn ggml_block(&self) -> Option<usize> {
@@ -117,7 +141,9 @@ impl QuantFormat {
             QuantFormat::Q4_0 => Some(18),
             QuantFormat::Q4_1 => Some(20),
             QuantFormat::Q8_0 => Some(34),
+            QuantFormat::Q5_0 => Some(super::kquant::Q5_0_BYTES),
             QuantFormat::Q4K => Some(super::kquant::Q4_K_BYTES),
+            QuantFormat::Q5K => Some(super::kquant::Q5_K_BYTES),
             QuantFormat::Q6K => Some(super::kquant::Q6_K_BYTES),
             _ => None,
         }
@@ -146,7 +172,9 @@ impl QuantFormat {
             QuantFormat::Q4_0 => "q4_0".into(),
             QuantFormat::Q4_1 => "q4_1".into(),
             QuantFormat::Q8_0 => "q8_0".into(),
+            QuantFormat::Q5_0 => "q5_0".into(),
             QuantFormat::Q4K => "q4_k".into(),
+            QuantFormat::Q5K => "q5_k".into(),
             QuantFormat::Q6K => "q6_k".into(),
         }
     }
@@ -155,8 +183,8 @@ impl QuantFormat {
     pub fn group(&self) -> usize {
         match self {
             QuantFormat::Int4 { group, .. } => *group,
-            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 => 32,
-            QuantFormat::Q4K | QuantFormat::Q6K => super::kquant::QK_K,
+            QuantFormat::Q4_0 | QuantFormat::Q4_1 | QuantFormat::Q8_0 | QuantFormat::Q5_0 => 32,
+            QuantFormat::Q4K | QuantFormat::Q5K | QuantFormat::Q6K => super::kquant::QK_K,
             _ => 1,
         }
     }
@@ -182,7 +210,9 @@ impl QuantFormat {
             QuantFormat::Q4_0
             | QuantFormat::Q4_1
             | QuantFormat::Q8_0
+            | QuantFormat::Q5_0
             | QuantFormat::Q4K
+            | QuantFormat::Q5K
             | QuantFormat::Q6K => groups * self.ggml_block().expect("a block format"),
         }
     }
@@ -197,11 +227,11 @@ impl fmt::Display for QuantFormat {
 impl std::str::FromStr for QuantFormat {
     type Err = crate::ModelError;
     fn from_str(s: &str) -> crate::Result<Self> {
-        QuantFormat::all()
+        QuantFormat::known()
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| {
-                let known: Vec<String> = QuantFormat::all().iter().map(|f| f.name()).collect();
+                let known: Vec<String> = QuantFormat::known().iter().map(|f| f.name()).collect();
                 crate::ModelError::InvalidConfig(format!(
                     "unknown weight format `{s}`; known: {}",
                     known.join(", ")

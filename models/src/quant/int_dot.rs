@@ -10,7 +10,11 @@
 //! `Σ_j w_j x_j ≈ Σ_k dw_k · da_k · (Σ_j q_j a_j) + Σ_k mw_k · (da_k · Σ_j a_j)`,
 //!
 //! an exact integer sum per block, one float FMA per block, and a correction that is a dot
-//! product of two per-block vectors. Q8_0 has signed codes (`w_j = d · c_j`) and no correction;
+//! product of two per-block vectors. The 5-bit formats fit the same form with `q_j ∈ 0..=31` (fifth
+//! bit ORed onto the nibble): Q5_0 `mw = −16·d`, Q5_K per sub-block `mw = −dmin·m` as Q4_K.
+//! On AVX2 the fifth bits are spread to bytes (`vpshufb` and a compare for Q5_0's u32, a shift
+//! and mask for Q5_K's bit plane); on the AVX-512 VNNI path they are a byte mask and one masked
+//! add (`vpaddb` under `k`), as the nibbles need no other change. Q8_0 has signed codes (`w_j = d · c_j`) and no correction;
 //! its SIMD forms multiply `|c|` by `a` with `c`'s sign moved onto `a` (`vpsignb`).
 //!
 //! Paths ([`IntPath`]): portable (plain loops, the reference arithmetic), AVX2, and AVX-512 VNNI
@@ -82,7 +86,9 @@ pub fn supports(format: QuantFormat) -> bool {
             | QuantFormat::Q4_0
             | QuantFormat::Q4_1
             | QuantFormat::Q8_0
+            | QuantFormat::Q5_0
             | QuantFormat::Q4K
+            | QuantFormat::Q5K
             | QuantFormat::Q6K
     )
 }
@@ -103,6 +109,8 @@ const INT4_SYM: u8 = 3;
 const INT4_ASYM: u8 = 4;
 const Q4_K: u8 = 5;
 const Q6_K: u8 = 6;
+const Q5_0: u8 = 7;
+const Q5_K: u8 = 8;
 
 /// One weight row as the kernels read it.
 ///
@@ -143,7 +151,9 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
             QuantFormat::Q4_0
             | QuantFormat::Q4_1
             | QuantFormat::Q8_0
+            | QuantFormat::Q5_0
             | QuantFormat::Q4K
+            | QuantFormat::Q5K
             | QuantFormat::Q6K,
             _,
         ) => {
@@ -152,7 +162,9 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
             let kind = match w.format {
                 QuantFormat::Q4_0 => Q4_0,
                 QuantFormat::Q4_1 => Q4_1,
+                QuantFormat::Q5_0 => Q5_0,
                 QuantFormat::Q4K => Q4_K,
+                QuantFormat::Q5K => Q5_K,
                 QuantFormat::Q6K => Q6_K,
                 _ => Q8_0,
             };
@@ -168,25 +180,27 @@ fn row(w: &QuantizedTensor, r: usize) -> (u8, RowCodes<'_>) {
     }
 }
 
-/// Bytes from the start of one block's record to the next, and to its codes (Q4_K: of a
-/// 256-weight super-block, and to its nibble runs).
+/// Bytes from the start of one block's record to the next, and to its codes (Q4_K, Q5_K: of
+/// a 256-weight super-block, and to its nibble runs; Q5_0: to its nibbles).
 const fn layout(kind: u8) -> (usize, usize) {
     match kind {
         Q4_0 => (18, 2),
         Q4_1 => (20, 4),
         Q8_0 => (34, 2),
+        Q5_0 => (super::kquant::Q5_0_BYTES, 6),
         Q4_K => (super::kquant::Q4_K_BYTES, 16),
+        Q5_K => (super::kquant::Q5_K_BYTES, 48),
         Q6_K => (super::kquant::Q6_K_BYTES, 0),
         _ => (16, 0),
     }
 }
 
-/// Where 32-weight block `k`'s codes start, and (Q4_K) whether they are the high nibbles of
-/// the 32 bytes there rather than the low ones.
+/// Where 32-weight block `k`'s codes start, and (Q4_K, Q5_K) whether they are the high
+/// nibbles of the 32 bytes there rather than the low ones.
 #[inline(always)]
 const fn codes_at(kind: u8, k: usize) -> (usize, bool) {
     let (stride, skip) = layout(kind);
-    if kind == Q4_K {
+    if kind == Q4_K || kind == Q5_K {
         let (s, j) = (k / 8, k % 8);
         (s * stride + skip + 32 * (j / 2), j % 2 == 1)
     } else {
@@ -197,7 +211,7 @@ const fn codes_at(kind: u8, k: usize) -> (usize, bool) {
 /// Bytes a row of `nb` blocks holds.
 const fn row_bytes(kind: u8, nb: usize) -> usize {
     let (stride, _) = layout(kind);
-    if kind == Q4_K || kind == Q6_K {
+    if kind == Q4_K || kind == Q5_K || kind == Q6_K {
         nb.div_ceil(8) * stride
     } else {
         nb * stride
@@ -213,15 +227,16 @@ fn block_scales<const KIND: u8>(
 ) -> (f32, f32) {
     let (stride, _) = layout(KIND);
     match KIND {
-        Q4_K => {
+        Q4_K | Q5_K => {
             let (d, m) = super::kquant::q4_k_scales(&c.codes[k / 8 * stride..])[k % 8];
             (d, -m)
         }
-        Q4_0 | Q4_1 | Q8_0 => {
+        Q4_0 | Q4_1 | Q8_0 | Q5_0 => {
             let b = &c.codes[k * stride..];
             let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
             let m = match KIND {
                 Q4_0 => -8.0 * d,
+                Q5_0 => -16.0 * d,
                 Q4_1 => f16_to_f32(u16::from_le_bytes([b[2], b[3]])),
                 _ => 0.0,
             };
@@ -265,6 +280,26 @@ fn row_plain<const KIND: u8>(c: RowCodes, a: &[i8], da: &[f32], sums: &[f32]) ->
             let shift = if high { 4 } else { 0 };
             (0..BLOCK)
                 .map(|j| ((b[j] >> shift) & 15) as i32 * a[j] as i32)
+                .sum()
+        } else if KIND == Q5_K {
+            let shift = if high { 4 } else { 0 };
+            let qh = &c.codes[k / 8 * super::kquant::Q5_K_BYTES + 16..];
+            let bit = k % 8;
+            (0..BLOCK)
+                .map(|j| {
+                    let q = ((b[j] >> shift) & 15) | (((qh[j] >> bit) & 1) << 4);
+                    q as i32 * a[j] as i32
+                })
+                .sum()
+        } else if KIND == Q5_0 {
+            let qh = &c.codes[k * super::kquant::Q5_0_BYTES + 2..];
+            let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+            let fifth = |j: usize| (((qh >> j) & 1) << 4) as i32;
+            (0..BLOCK / 2)
+                .map(|j| {
+                    ((b[j] & 15) as i32 | fifth(j)) * a[j] as i32
+                        + ((b[j] >> 4) as i32 | fifth(16 + j)) * a[16 + j] as i32
+                })
                 .sum()
         } else {
             (0..BLOCK / 2)
@@ -320,7 +355,7 @@ mod simd {
 
     use super::{
         codes_at, layout, row_codes, QuantizedActs, QuantizedTensor, RowCodes, INT4_ASYM, Q4_0,
-        Q4_1, Q4_K, Q6_K, Q8_0,
+        Q4_1, Q4_K, Q5_0, Q5_K, Q6_K, Q8_0,
     };
 
     use crate::quant::matvec::avx2::{halves_to_f32, hsum};
@@ -342,7 +377,7 @@ mod simd {
     ) {
         let (stride, _) = layout(KIND);
         match KIND {
-            Q4_K => {
+            Q4_K | Q5_K => {
                 for (s, b) in c
                     .codes
                     .chunks_exact(stride)
@@ -356,7 +391,7 @@ mod simd {
                     }
                 }
             }
-            Q4_0 | Q4_1 | Q8_0 => {
+            Q4_0 | Q4_1 | Q8_0 | Q5_0 => {
                 // Eight blocks at a time: one gather of the 32 bits at each block's start (`d`,
                 // then `m` for Q4_1), the halves packed and converted in registers. (Copying
                 // them through a stack array first stalls on store forwarding: 16-bit stores
@@ -392,9 +427,10 @@ mod simd {
                     }
                     k += 8;
                 }
-                if KIND == Q4_0 {
+                if KIND == Q4_0 || KIND == Q5_0 {
+                    let z = if KIND == Q4_0 { 8.0 } else { 16.0 };
                     for k in 0..nb {
-                        mw[k] = -8.0 * dw[k];
+                        mw[k] = -z * dw[k];
                     }
                 }
             }
@@ -453,6 +489,62 @@ mod simd {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
 
+    /// A Q5_0 block's fifth bits (the little-endian u32 at `p`) as `0x10` in the bytes of the
+    /// weights that have them: each of the four bytes spread over eight lanes (`vpshufb`),
+    /// one bit picked per lane and compared.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_bits_u32(p: *const u8) -> __m256i {
+        let v = _mm256_set1_epi32((p as *const i32).read_unaligned());
+        let spread = _mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
+        );
+        let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+        let v = _mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit);
+        _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10))
+    }
+
+    /// A Q5_K sub-block's fifth bits: bit `j` of the 32 bytes at `p` as `0x10` per byte.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_bits_plane(p: *const u8, j: usize) -> __m256i {
+        let h = _mm256_loadu_si256(p as *const __m256i);
+        let h = _mm256_srl_epi16(h, _mm_cvtsi32_si128(j as i32));
+        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4)
+    }
+
+    /// `q` with 16 added where the Q5_0 fifth bit (the u32 at `p`) is set: AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_u32_avx2(q: __m256i, p: *const u8) -> __m256i {
+        _mm256_or_si256(q, fifth_bits_u32(p))
+    }
+
+    /// `q` with 16 added where bit `j` of the Q5_K plane at `p` is set: AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_plane_avx2(q: __m256i, p: *const u8, j: usize) -> __m256i {
+        _mm256_or_si256(q, fifth_bits_plane(p, j))
+    }
+
+    /// The Q5_0 form on AVX-512: the u32 is the byte mask itself (`kmovd`), one masked add.
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512vl,avx512f,avx2,fma,f16c")]
+    unsafe fn fifth_u32_512(q: __m256i, p: *const u8) -> __m256i {
+        let m = (p as *const u32).read_unaligned();
+        _mm256_mask_add_epi8(q, m, q, _mm256_set1_epi8(16))
+    }
+
+    /// The Q5_K form on AVX-512: bit `j` of each byte tested into a mask, one masked add.
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512vl,avx512f,avx2,fma,f16c")]
+    unsafe fn fifth_plane_512(q: __m256i, p: *const u8, j: usize) -> __m256i {
+        let h = _mm256_loadu_si256(p as *const __m256i);
+        let m = _mm256_test_epi8_mask(h, _mm256_set1_epi8((1u8 << j) as i8));
+        _mm256_mask_add_epi8(q, m, q, _mm256_set1_epi8(16))
+    }
+
     /// The same with one `vpdpbusd`.
     #[inline]
     #[target_feature(enable = "avx512vnni,avx512vl,avx512f,avx2,fma,f16c")]
@@ -461,7 +553,7 @@ mod simd {
     }
 
     macro_rules! block_loop {
-        ($module:ident, $features:literal, $dot:ident) => {
+        ($module:ident, $features:literal, $dot:ident, $fifth_u32:ident, $fifth_plane:ident) => {
             pub mod $module {
                 use super::*;
 
@@ -473,10 +565,22 @@ mod simd {
                     let p = c.codes.as_ptr().add(off);
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH) as *const i8);
                     let av = _mm256_loadu_si256(a.add(32 * k) as *const __m256i);
-                    if KIND == Q4_K {
+                    if KIND == Q4_K || KIND == Q5_K {
                         let b = _mm256_loadu_si256(p as *const __m256i);
                         let b = if high { _mm256_srli_epi16(b, 4) } else { b };
-                        $dot(_mm256_and_si256(b, _mm256_set1_epi8(0x0F)), av)
+                        let q = _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+                        let q = if KIND == Q5_K {
+                            let qh = c
+                                .codes
+                                .as_ptr()
+                                .add(k / 8 * crate::quant::kquant::Q5_K_BYTES + 16);
+                            $fifth_plane(q, qh, k % 8)
+                        } else {
+                            q
+                        };
+                        $dot(q, av)
+                    } else if KIND == Q5_0 {
+                        $dot($fifth_u32(nibbles(p), p.sub(4)), av)
                     } else if KIND == Q8_0 {
                         let w = _mm256_loadu_si256(p as *const __m256i);
                         $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
@@ -505,8 +609,18 @@ mod simd {
                     $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w))
                 }
 
-                /// Q6_K rows: per row the half-block scales `d·sc`, per input the per-lane
-                /// scales `d·sc·da` (eight a block), then one FMA per block.
+                /// Block `k`'s eight lane scales `d·sc·da` from the row's `d·sc` at `sp`.
+                #[inline]
+                #[target_feature(enable = $features)]
+                unsafe fn lane_scales(sp: *const f32, da: &[f32], k: usize) -> __m256 {
+                    _mm256_mul_ps(
+                        _mm256_loadu_ps(sp.add(8 * k)),
+                        _mm256_broadcast_ss(da.get_unchecked(k)),
+                    )
+                }
+
+                /// Q6_K rows: per row the per-lane half-block scales `d·sc`, then per input and
+                /// block one multiply by `da` and one FMA.
                 #[target_feature(enable = $features)]
                 unsafe fn rows_q6k(
                     w: &QuantizedTensor,
@@ -515,37 +629,33 @@ mod simd {
                     out: &mut [f32],
                 ) {
                     let (n, nb) = (acts.n, acts.blocks);
-                    let mut scratch = super::super::take_scratch(10 * nb);
-                    let (d16, cs) = scratch.split_at_mut(2 * nb);
+                    // Per row, lane scales `d·sc` (lanes 0–3 the first half of 16, 4–7 the
+                    // second); per input and block, one multiply by `da` in the loop.
+                    let mut scratch = super::super::take_scratch(8 * nb);
+                    let d8 = &mut scratch[..8 * nb];
                     for (rr, o) in out.chunks_mut(n).enumerate() {
                         let c = row_codes::<Q6_K>(w, r0 + rr, nb);
                         for k in 0..nb {
                             let (d, s) = super::super::q6_k_scales(c.codes, k);
-                            d16[2 * k] = d * s[0];
-                            d16[2 * k + 1] = d * s[1];
+                            d8[8 * k..8 * k + 4].fill(d * s[0]);
+                            d8[8 * k + 4..8 * k + 8].fill(d * s[1]);
                         }
+                        let sp = d8.as_ptr();
                         for (i, oi) in o.iter_mut().enumerate() {
                             let (a, da, _) = acts.row(i);
-                            for k in 0..nb {
-                                for lane in 0..8 {
-                                    cs[8 * k + lane] = d16[2 * k + lane / 4] * da[k];
-                                }
-                            }
+                            let scale = |k: usize| lane_scales(sp, da, k);
                             let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                             let mut k = 0;
                             while k + 2 <= nb {
                                 let p0 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k);
                                 let p1 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k + 1);
-                                let s0 = _mm256_loadu_ps(cs.as_ptr().add(8 * k));
-                                let s1 = _mm256_loadu_ps(cs.as_ptr().add(8 * k + 8));
-                                acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
-                                acc1 = _mm256_fmadd_ps(s1, _mm256_cvtepi32_ps(p1), acc1);
+                                acc0 = _mm256_fmadd_ps(scale(k), _mm256_cvtepi32_ps(p0), acc0);
+                                acc1 = _mm256_fmadd_ps(scale(k + 1), _mm256_cvtepi32_ps(p1), acc1);
                                 k += 2;
                             }
                             if k < nb {
                                 let p0 = block_q6k(c.codes.as_ptr(), a.as_ptr(), k);
-                                let s0 = _mm256_loadu_ps(cs.as_ptr().add(8 * k));
-                                acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
+                                acc0 = _mm256_fmadd_ps(scale(k), _mm256_cvtepi32_ps(p0), acc0);
                             }
                             *oi = hsum(_mm256_add_ps(acc0, acc1));
                         }
@@ -652,8 +762,20 @@ mod simd {
         };
     }
 
-    block_loop!(avx2, "avx2,fma,f16c", dot_avx2);
-    block_loop!(vnni, "avx512vnni,avx512vl,avx512f,avx2,fma,f16c", dot_vnni);
+    block_loop!(
+        avx2,
+        "avx2,fma,f16c",
+        dot_avx2,
+        fifth_u32_avx2,
+        fifth_plane_avx2
+    );
+    block_loop!(
+        vnni,
+        "avx512vnni,avx512bw,avx512vl,avx512f,avx2,fma,f16c",
+        dot_vnni,
+        fifth_u32_512,
+        fifth_plane_512
+    );
 }
 
 thread_local! {
@@ -727,7 +849,9 @@ fn rows(path: IntPath, w: &QuantizedTensor, acts: &QuantizedActs, r0: usize, out
         Q4_0 => on!(Q4_0),
         Q4_1 => on!(Q4_1),
         Q8_0 => on!(Q8_0),
+        Q5_0 => on!(Q5_0),
         Q4_K => on!(Q4_K),
+        Q5_K => on!(Q5_K),
         Q6_K => on!(Q6_K),
         INT4_SYM => on!(INT4_SYM),
         _ => on!(INT4_ASYM),

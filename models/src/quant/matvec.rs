@@ -591,7 +591,7 @@ fn rows_body<const LEVEL: u8>(
                     *oi = dot(&buf[..cols], &p.px[i * pc..i * pc + cols]);
                 }
             }
-            (QuantFormat::Q4K | QuantFormat::Q6K, _) => {
+            (QuantFormat::Q5_0 | QuantFormat::Q4K | QuantFormat::Q5K | QuantFormat::Q6K, _) => {
                 // No f32-activation kernel of its own: the row dequantized, then a dot product.
                 w.dequantize_row(r, &mut buf);
                 for (i, oi) in o.iter_mut().enumerate() {

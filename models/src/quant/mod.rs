@@ -1,6 +1,7 @@
 //! Weight quantization: FP32 reference, F16, BF16, FP8 (OCP E4M3 and E5M2, per-tensor or
 //! per-channel scales, saturating), INT8 per-channel symmetric, INT4 group-wise (symmetric, or
-//! asymmetric with a zero point; two codes per byte), and llama.cpp's Q4_0 block layout.
+//! asymmetric with a zero point; two codes per byte), and llama.cpp's block layouts (Q4_0, Q4_1,
+//! Q5_0, Q8_0, and the K-quant super-blocks Q4_K, Q5_K, Q6_K with their quantizers: [`kquant`]).
 //!
 //! - [`format`]: the formats, their names and storage cost.
 //! - [`tensor`]: quantize and dequantize a `[out, in]` matrix.

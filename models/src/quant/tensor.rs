@@ -180,6 +180,9 @@ impl QuantizedTensor {
     }
 
     /// Quantizes `w` (`[rows, cols]` row-major). Refuses non-finite weights and wrong lengths.
+    /// The llama.cpp block formats pad rows to whole blocks (32, or 256 for the K-quants) with
+    /// zeros, as the other group formats do; a GGUF file needs whole blocks, so its writer
+    /// refuses padded rows.
     pub fn quantize(
         format: QuantFormat,
         w: &[f32],
@@ -199,11 +202,6 @@ impl QuantizedTensor {
                 i / cols,
                 i % cols,
                 w[i]
-            )));
-        }
-        if matches!(format, QuantFormat::Q4K | QuantFormat::Q6K) {
-            return Err(ModelError::InvalidConfig(format!(
-                "{format} blocks are read from GGUF files; infermark has no K-quant quantizer"
             )));
         }
         let pc = padded_cols(format, cols);
@@ -301,7 +299,27 @@ impl QuantizedTensor {
                 }
                 (codes, Scales::None)
             }
-            QuantFormat::Q4K | QuantFormat::Q6K => unreachable!("refused above"),
+            QuantFormat::Q5_0 | QuantFormat::Q4K | QuantFormat::Q5K | QuantFormat::Q6K => {
+                use super::kquant::{
+                    quantize_q4_k, quantize_q5_0, quantize_q5_k, quantize_q6_k, QK_K,
+                };
+                let (g, size) = (format.group(), format.ggml_block().expect("a block format"));
+                let mut codes = Vec::with_capacity(rows * pc / g * size);
+                for r in 0..rows {
+                    for b in row(r).chunks(g) {
+                        let k = |b: &[f32]| -> [f32; QK_K] { b.try_into().expect("256 weights") };
+                        match format {
+                            QuantFormat::Q5_0 => {
+                                codes.extend(quantize_q5_0(b.try_into().expect("32 weights")))
+                            }
+                            QuantFormat::Q4K => codes.extend(quantize_q4_k(&k(b))),
+                            QuantFormat::Q5K => codes.extend(quantize_q5_k(&k(b))),
+                            _ => codes.extend(quantize_q6_k(&k(b))),
+                        }
+                    }
+                }
+                (codes, Scales::None)
+            }
         };
         Ok(Self {
             format,
@@ -409,17 +427,20 @@ impl QuantizedTensor {
                     }
                 }
             }
-            (QuantFormat::Q4K | QuantFormat::Q6K, _) => {
-                let size = self.format.ggml_block().expect("a block format");
-                let n = pc / super::kquant::QK_K;
+            (QuantFormat::Q5_0 | QuantFormat::Q4K | QuantFormat::Q5K | QuantFormat::Q6K, _) => {
+                use super::kquant::*;
+                let (g, size) = (
+                    self.format.group(),
+                    self.format.ggml_block().expect("blocks"),
+                );
+                let n = pc / g;
                 let blocks = &self.codes[r * n * size..(r + 1) * n * size];
-                for (b, o) in blocks
-                    .chunks_exact(size)
-                    .zip(out.chunks_exact_mut(super::kquant::QK_K))
-                {
+                for (b, o) in blocks.chunks_exact(size).zip(out.chunks_exact_mut(g)) {
                     match self.format {
-                        QuantFormat::Q4K => super::kquant::dequantize_q4_k(b, o),
-                        _ => super::kquant::dequantize_q6_k(b, o),
+                        QuantFormat::Q5_0 => dequantize_q5_0(b, o),
+                        QuantFormat::Q4K => dequantize_q4_k(b, o),
+                        QuantFormat::Q5K => dequantize_q5_k(b, o),
+                        _ => dequantize_q6_k(b, o),
                     }
                 }
             }

@@ -54,7 +54,7 @@ pub(super) const ABOUT: About = About {
             ),
             (
                 "speed",
-                "real model: prefill/decode_tokens_per_s and weight_read_gbps, f32 and native weights, f32 and int8 activations (A/B pairs)",
+                "real model: prefill/decode_tokens_per_s and weight_read_gbps, f32, native and Q4_K_M (re-quantized by infermark) weights, f32 and int8 activations (A/B pairs)",
             ),
             (
                 "profile",

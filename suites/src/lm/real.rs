@@ -2,6 +2,11 @@
 //! `ci/fetch-models.sh`) on real text, with its weights dequantized to f32 and held natively
 //! (Q4_0/Q4_1/Q8_0 blocks read by the fused kernels), side by side: perplexity, prefill and
 //! decode tokens per second (timed alternately), and the weight bytes a decode step reads.
+//!
+//! One more variant, `weights=q4_k_m`: the file re-quantized to llama.cpp's Q4_K_M mix by
+//! infermark's own quantizers ([`crate::zoo::gguf::requant`]; made once into the temporary
+//! folder and reused), held natively with int8 activations. It re-quantizes the file's 4-bit
+//! weights (dequantized first), so its perplexity is that of a twice-quantized model.
 
 use std::path::Path;
 
@@ -94,6 +99,10 @@ pub fn run<B: AttentionBackend>(
         m
     };
     let (native_f32, native_int8) = (with_acts(Activations::F32), with_acts(Activations::Int8));
+    (ctx.progress)("re-quantizing the GGUF to Q4_K_M (cached in the temporary folder)");
+    let q4km_path = q4_k_m_file(path)?;
+    let (mut q4km, _, q4km_info) = llama::load::<B>(&q4km_path, llama::Weights::Native, device)?;
+    set_activations(&mut q4km, Activations::Int8);
     let (text, text_name) = match &ctx.inputs.text {
         Some(p) => (read_text(p)?, p.display().to_string()),
         None => (gguf::real_text()?, gguf::REAL_TEXT_FILE.to_string()),
@@ -116,20 +125,38 @@ pub fn run<B: AttentionBackend>(
         ("native", "f32", &native_f32),
         ("native", "int8", &native_int8),
     ];
+    let q4km_types: Vec<String> = q4km_info
+        .types
+        .iter()
+        .map(|(t, c)| format!("{t}x{c}"))
+        .collect();
+    let q4km_file = [
+        ("file_types", q4km_types.join("+")),
+        ("text", text_name.clone()),
+    ];
+    let models = models
+        .into_iter()
+        .chain([("q4_k_m", "int8", &q4km)])
+        .collect::<Vec<_>>();
     for (weights, acts, model) in models {
         (ctx.progress)(&format!(
             "perplexity, {weights} weights, {acts} activations, {n} tokens"
         ));
         let nll = mean_nll(model, &ids[..n], s.window, 1, device)?;
         let scored = n / s.window * (s.window - 1);
+        let params = if weights == "q4_k_m" {
+            &q4km_file
+        } else {
+            &file
+        };
         rec.metric(PERPLEXITY_EXPERIMENT, &VALID_PERPLEXITY)
             .stat(Stat::Exact, scored)
-            .params(&file)
+            .params(params)
             .param("weights", weights)
             .param("activations", acts)
             .param("tokens", scored)
             .value(nll.exp())?;
-        if acts == "f32" {
+        if acts == "f32" || weights == "q4_k_m" {
             rec.metric("speed", &WEIGHT_BYTES_PER_TOKEN)
                 .param("weights", weights)
                 .value(weight_bytes_per_token(model) as f64)?;
@@ -140,16 +167,24 @@ pub fn run<B: AttentionBackend>(
     let mut a = Stepper::new(&dense, prompt, 1, device)?;
     let mut b = Stepper::new(&native_f32, prompt, 1, device)?;
     let mut c = Stepper::new(&native_int8, prompt, 1, device)?;
+    let mut q = Stepper::new(&q4km, prompt, 1, device)?;
     let (pa, pb) = time_pair(s.plan, || a.prefill(), || b.prefill())?;
-    // Two A/B pairs: the f32 model against the default native one (int8 activations), and the
-    // native weights with f32 against int8 activations (the kernels alone).
+    // A/B pairs: the f32 model against the default native one (int8 activations), the native
+    // weights with f32 against int8 activations (the kernels alone), and the Q4_K_M file
+    // (int8 activations) against the f32 model and against the file's own native weights.
     let (da, dc) = time_pair(s.plan, || a.step(1), || c.step(1))?;
     let (db, dc2) = time_pair(s.plan, || b.step(1), || c.step(1))?;
+    let (da2, dq) = time_pair(s.plan, || a.step(1), || q.step(1))?;
+    let (dc3, dq2) = time_pair(s.plan, || c.step(1), || q.step(1))?;
     let rows = [
         ("f32", "f32", "native-int8", &dense, Some(&pa), &da),
         ("native", "int8", "f32", &native_int8, None, &dc),
         ("native", "f32", "native-int8", &native_f32, Some(&pb), &db),
         ("native", "int8", "native-f32", &native_int8, None, &dc2),
+        ("f32", "f32", "q4_k_m-int8", &dense, None, &da2),
+        ("q4_k_m", "int8", "f32", &q4km, None, &dq),
+        ("native", "int8", "q4_k_m-int8", &native_int8, None, &dc3),
+        ("q4_k_m", "int8", "native-int8", &q4km, None, &dq2),
     ];
     for (weights, acts, against, model, prefill, decode) in rows {
         speed_records(
@@ -168,6 +203,36 @@ pub fn run<B: AttentionBackend>(
         }
     }
     Ok(())
+}
+
+/// Bumped when the quantizers change, so that a cached Q4_K_M file is made again.
+const REQUANT_REVISION: u32 = 1;
+
+/// The GGUF at `src` re-quantized to Q4_K_M: made once into the temporary folder (named by
+/// the source's name, size and modification time) and reused by later runs.
+fn q4_k_m_file(src: &Path) -> Result<std::path::PathBuf> {
+    use crate::zoo::gguf::requant::{quantize_file, Target};
+    let meta =
+        std::fs::metadata(src).map_err(|e| SuiteError::Input(format!("{}: {e}", src.display())))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let stem = src
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy());
+    let dir = std::env::temp_dir().join("infermark-cache");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| SuiteError::Input(format!("{}: {e}", dir.display())))?;
+    let out = dir.join(format!(
+        "{stem}-{}-{mtime}-r{REQUANT_REVISION}.q4_k_m.gguf",
+        meta.len()
+    ));
+    if !out.exists() {
+        quantize_file(src, Target::Q4KM, &out, true)?;
+    }
+    Ok(out)
 }
 
 /// Where a batch-1 decode step's time goes (`infermark_models::profile`): the share of each

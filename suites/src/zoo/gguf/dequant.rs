@@ -8,15 +8,19 @@
 //! | F32, F16, BF16 | 1 | 4, 2, 2 | as stored |
 //! | Q4_0 | 32 | 18: f16 d, 16 B nibbles | (q − 8)·d |
 //! | Q4_1 | 32 | 20: f16 d, f16 m, 16 B nibbles | q·d + m |
+//! | Q5_0 | 32 | 22: f16 d, u32 fifth bits, 16 B nibbles | (q − 16)·d |
 //! | Q8_0 | 32 | 34: f16 d, 32 × i8 | q·d |
 //! | Q4_K | 256 | 144: f16 d, f16 dmin, 12 B 6-bit scales and mins, 128 B nibbles | (d·sc)·q − dmin·m |
+//! | Q5_K | 256 | 176: as Q4_K with 32 B of fifth bits before the nibbles | (d·sc)·q − dmin·m |
 //! | Q6_K | 256 | 210: 128 B low nibbles, 64 B high 2 bits, 16 × i8 scales, f16 d | (d·sc)·(q − 32) |
 //!
 //! In the 4-bit types of 32, the low nibbles of the 16 bytes are elements 0–15 and the high
 //! nibbles elements 16–31.
 
 use half::{bf16, f16};
-use infermark_models::quant::kquant::{dequantize_q4_k, dequantize_q6_k, QK_K};
+use infermark_models::quant::kquant::{
+    dequantize_q4_k, dequantize_q5_0, dequantize_q5_k, dequantize_q6_k, QK_K,
+};
 
 /// The ggml element types infermark reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,21 +29,25 @@ pub enum GgmlType {
     F16,
     Q4_0,
     Q4_1,
+    Q5_0,
     Q8_0,
     Q4K,
+    Q5K,
     Q6K,
     BF16,
 }
 
 impl GgmlType {
     /// Every supported type.
-    pub const ALL: [GgmlType; 8] = [
+    pub const ALL: [GgmlType; 10] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
         GgmlType::Q4_1,
+        GgmlType::Q5_0,
         GgmlType::Q8_0,
         GgmlType::Q4K,
+        GgmlType::Q5K,
         GgmlType::Q6K,
         GgmlType::BF16,
     ];
@@ -51,8 +59,10 @@ impl GgmlType {
             GgmlType::F16 => 1,
             GgmlType::Q4_0 => 2,
             GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
             GgmlType::Q8_0 => 8,
             GgmlType::Q4K => 12,
+            GgmlType::Q5K => 13,
             GgmlType::Q6K => 14,
             GgmlType::BF16 => 30,
         }
@@ -70,8 +80,10 @@ impl GgmlType {
             GgmlType::F16 => "F16",
             GgmlType::Q4_0 => "Q4_0",
             GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q5_0 => "Q5_0",
             GgmlType::Q8_0 => "Q8_0",
             GgmlType::Q4K => "Q4_K",
+            GgmlType::Q5K => "Q5_K",
             GgmlType::Q6K => "Q6_K",
             GgmlType::BF16 => "BF16",
         }
@@ -81,8 +93,8 @@ impl GgmlType {
     pub fn block_elems(self) -> u64 {
         match self {
             GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => 32,
-            GgmlType::Q4K | GgmlType::Q6K => 256,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0 => 32,
+            GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => 256,
         }
     }
 
@@ -93,8 +105,10 @@ impl GgmlType {
             GgmlType::F16 | GgmlType::BF16 => 2,
             GgmlType::Q4_0 => 18,
             GgmlType::Q4_1 => 20,
+            GgmlType::Q5_0 => 22,
             GgmlType::Q8_0 => 34,
             GgmlType::Q4K => 144,
+            GgmlType::Q5K => 176,
             GgmlType::Q6K => 210,
         }
     }
@@ -140,7 +154,17 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
                 let d = h(b);
                 out.extend(b[2..34].iter().map(|&q| (q as i8) as f32 * d));
             }
+            GgmlType::Q5_0 => {
+                let start = out.len();
+                out.resize(start + 32, 0.0);
+                dequantize_q5_0(b, &mut out[start..]);
+            }
             GgmlType::Q4K => q4_k(b, &mut out),
+            GgmlType::Q5K => {
+                let start = out.len();
+                out.resize(start + QK_K, 0.0);
+                dequantize_q5_k(b, &mut out[start..]);
+            }
             GgmlType::Q6K => q6_k(b, &mut out),
         }
     }
@@ -157,4 +181,26 @@ fn q6_k(b: &[u8], out: &mut Vec<f32>) {
     let start = out.len();
     out.resize(start + QK_K, 0.0);
     dequantize_q6_k(b, &mut out[start..]);
+}
+
+impl GgmlType {
+    /// The infermark weight format holding this type's blocks natively, if any.
+    pub fn native_format(self) -> Option<infermark_models::quant::QuantFormat> {
+        use infermark_models::quant::QuantFormat;
+        Some(match self {
+            GgmlType::Q4_0 => QuantFormat::Q4_0,
+            GgmlType::Q4_1 => QuantFormat::Q4_1,
+            GgmlType::Q5_0 => QuantFormat::Q5_0,
+            GgmlType::Q8_0 => QuantFormat::Q8_0,
+            GgmlType::Q4K => QuantFormat::Q4K,
+            GgmlType::Q5K => QuantFormat::Q5K,
+            GgmlType::Q6K => QuantFormat::Q6K,
+            _ => return None,
+        })
+    }
+
+    /// The ggml type of an infermark block format, if it is one.
+    pub fn of_format(f: infermark_models::quant::QuantFormat) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.native_format() == Some(f))
+    }
 }

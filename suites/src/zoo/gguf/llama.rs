@@ -16,10 +16,10 @@ use infermark_models::decoder::{Attention, AttentionKind, Decoder, DecoderConfig
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::proj::Proj;
 
-use infermark_models::quant::{QuantFormat, QuantLinear, QuantizedTensor};
+use infermark_models::quant::{QuantLinear, QuantizedTensor};
 
 use super::tokenizer::GgufTokenizer;
-use super::{GgmlType, GgufFile};
+use super::GgufFile;
 use crate::{Result, SuiteError};
 
 /// RoPE tables are built for at most this many positions (the file may allow more).
@@ -102,9 +102,9 @@ pub fn config(file: &GgufFile) -> Result<DecoderConfig> {
 pub enum Weights {
     /// Every weight dequantized to f32 (the reference).
     F32,
-    /// Q4_0, Q4_1 and Q8_0 tensors kept as their llama.cpp blocks in a `QuantLinear` (the fused
-    /// decode kernels read them directly), a tied Q8_0 embedding as a quantized head too; other
-    /// types dequantized to f32.
+    /// Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K tensors kept as their llama.cpp blocks in a
+    /// `QuantLinear` (the decode kernels read them directly), a tied quantized embedding as a
+    /// quantized head too; other types dequantized to f32.
     Native,
 }
 
@@ -140,13 +140,8 @@ pub fn load<B: AttentionBackend>(
     // Native blocks: rows = out, columns = in, exactly ggml's layout.
     let native = |name: &str, d_in: u64, d_out: u64| -> Result<Option<Proj<B>>> {
         let t = file.tensor(name)?;
-        let format = match t.ty {
-            GgmlType::Q4_0 => QuantFormat::Q4_0,
-            GgmlType::Q4_1 => QuantFormat::Q4_1,
-            GgmlType::Q8_0 => QuantFormat::Q8_0,
-            GgmlType::Q4K => QuantFormat::Q4K,
-            GgmlType::Q6K => QuantFormat::Q6K,
-            _ => return Ok(None),
+        let Some(format) = t.ty.native_format() else {
+            return Ok(None);
         };
         if weights != Weights::Native || t.dims != [d_in, d_out] {
             return Ok(None);

@@ -1,7 +1,8 @@
 //! GGUF files (llama.cpp's model format, versions 2 and 3): the header, every metadata value
 //! type, the tensor table and the aligned data section, read from a memory map. Tensors are
 //! dequantized to f32 ([`dequant`]) or handed out as their raw blocks; [`llama`] builds the
-//! decoder from a Llama-architecture file, [`tokenizer`] its byte-level BPE tokenizer.
+//! decoder from a Llama-architecture file, [`tokenizer`] its byte-level BPE tokenizer;
+//! [`write`] writes GGUF v3 files and [`requant`] re-quantizes one (to Q4_K_M, say).
 //!
 //! Layout (little-endian): magic `GGUF`, version u32, tensor count u64, metadata count u64; each
 //! metadata entry a string key, a u32 type and a value; each tensor a name, a u32 rank, that many
@@ -10,7 +11,9 @@
 
 pub mod dequant;
 pub mod llama;
+pub mod requant;
 pub mod tokenizer;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::fmt;
