@@ -693,23 +693,7 @@ mod simd {
                         }
                     }
                     let cp = cs.as_ptr();
-                    let (mut acc2, mut acc3) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                     let mut k = 0;
-                    while k + 4 <= nb {
-                        let (p0, p1) = (block::<KIND>(c, a, k), block::<KIND>(c, a, k + 1));
-                        let (p2, p3) = (block::<KIND>(c, a, k + 2), block::<KIND>(c, a, k + 3));
-                        let s0 = _mm256_broadcast_ss(&*cp.add(k));
-                        let s1 = _mm256_broadcast_ss(&*cp.add(k + 1));
-                        let s2 = _mm256_broadcast_ss(&*cp.add(k + 2));
-                        let s3 = _mm256_broadcast_ss(&*cp.add(k + 3));
-                        acc0 = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(p0), acc0);
-                        acc1 = _mm256_fmadd_ps(s1, _mm256_cvtepi32_ps(p1), acc1);
-                        acc2 = _mm256_fmadd_ps(s2, _mm256_cvtepi32_ps(p2), acc2);
-                        acc3 = _mm256_fmadd_ps(s3, _mm256_cvtepi32_ps(p3), acc3);
-                        k += 4;
-                    }
-                    acc0 = _mm256_add_ps(acc0, acc2);
-                    acc1 = _mm256_add_ps(acc1, acc3);
                     while k + 2 <= nb {
                         let (p0, p1) = (block::<KIND>(c, a, k), block::<KIND>(c, a, k + 1));
                         let s0 = _mm256_broadcast_ss(&*cp.add(k));
