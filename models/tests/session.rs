@@ -177,3 +177,31 @@ fn a_step_that_fails_leaves_every_sequence_at_its_length() {
     assert_eq!((rows[0].len(), rows[1].len()), (2, 1));
     s.close().unwrap();
 }
+
+/// The decode-step profile covers the head and the final norm on the engine's path (a ragged
+/// step), not only on `forward`: every part a step runs accumulates time.
+#[test]
+fn a_profiled_engine_step_records_every_part_it_runs() {
+    use infermark_models::profile::{Part, Profile};
+    let (_, model) = models().remove(0);
+    let device = Default::default();
+    let mut cache = model.contiguous_cache(1, 32, &device);
+    let mut s = Session::new(&model, &mut cache, &device);
+    let q = s.add().unwrap();
+    s.step(&[(q, &prompt(1))], Logits::Last).unwrap();
+    let profile = Profile::start().expect("no other recording");
+    s.step(&[(q, &[3])], Logits::Last).unwrap();
+    let parts = profile.seconds();
+    drop(profile);
+    for part in [
+        Part::AttnProj,
+        Part::MlpProj,
+        Part::Head,
+        Part::Attention,
+        Part::Norm,
+        Part::Rope,
+    ] {
+        let t = parts.iter().find(|(p, _)| *p == part).unwrap().1;
+        assert!(t > 0.0, "{part:?} recorded no time: {parts:?}");
+    }
+}

@@ -264,9 +264,7 @@ impl<B: AttentionBackend> Decoder<B> {
             x = block.mlp_residual(x + a);
         }
         let h = crate::profile::scope(crate::profile::Part::Norm, || self.norm.forward(x));
-        Ok(crate::profile::scope(crate::profile::Part::Head, || {
-            self.head(h)
-        }))
+        Ok(self.head(h))
     }
 
     /// One forward of a ragged batch: `lens[i]` new tokens for `seqs[i]` (0: the sequence sits
@@ -435,6 +433,10 @@ impl<B: AttentionBackend> Decoder<B> {
     /// # Shapes
     /// - `h`: `[batch, s, d_model]` → `[batch, s, vocab]`
     pub fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        crate::profile::scope(crate::profile::Part::Head, || self.head_unscoped(h))
+    }
+
+    fn head_unscoped(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
             Some(p) => p.forward(h),
             None => {
