@@ -421,3 +421,26 @@ fn calibrated_decoder_keeps_the_formats_size_and_refuses_mla() {
     let bad = Assignment::uniform(QuantFormat::Int8);
     assert!(quantize_decoder_calibrated(&model, bad, Method::Imatrix, tokens()).is_err());
 }
+
+#[test]
+fn prepared_grids_code_and_value_like_the_grid() {
+    let mut g = Gauss(14);
+    for f in formats() {
+        for _ in 0..50 {
+            let w = f32s(&g.vec(f.group(), 0.05));
+            let grid = Grid::rtn(f, &w).unwrap();
+            let p = grid.prepare();
+            for x in g.vec(64, 0.2) {
+                let x = x as f32;
+                assert_eq!(p.code(x), grid.code(x), "{f} {grid:?} at {x}");
+            }
+            for q in 0..16 {
+                assert_eq!(
+                    p.value(q).to_bits(),
+                    grid.value(q).to_bits(),
+                    "{f} {grid:?}"
+                );
+            }
+        }
+    }
+}

@@ -26,7 +26,7 @@
 use rayon::prelude::*;
 
 use super::format::QuantFormat;
-use super::grid::{self, Grid};
+use super::grid::{self, Grid, Prepared};
 use super::linalg;
 use super::tensor::{padded_cols, QuantizedTensor};
 use crate::ModelError;
@@ -154,6 +154,7 @@ pub fn gptq(
             .zip(err.par_chunks_mut(cfg.block))
             .for_each(|(((wr, cr), gr), er)| {
                 let mut group = vec![0f32; g];
+                let mut cur: Option<(usize, Prepared)> = None;
                 for i in i1..i2 {
                     if !cfg.act_order && i % g == 0 {
                         for (x, y) in group.iter_mut().zip(&wr[i..i + g]) {
@@ -161,7 +162,15 @@ pub fn gptq(
                         }
                         gr[i / g] = Grid::rtn(format, &group).expect("a group format");
                     }
-                    let grid = gr[perm[i] / g];
+                    let k = perm[i] / g;
+                    let grid = match cur {
+                        Some((j, p)) if j == k => p,
+                        _ => {
+                            let p = gr[k].prepare();
+                            cur = Some((k, p));
+                            p
+                        }
+                    };
                     let x = wr[i];
                     let q = grid.code(x as f32);
                     cr[perm[i]] = q;

@@ -150,6 +150,64 @@ impl Grid {
     pub fn round(&self, x: f32) -> f32 {
         self.value(self.code(x))
     }
+
+    /// The grid with its parameters in f32 and its 16 values tabulated, for coding many weights
+    /// ([`Prepared::code`] and [`Prepared::value`] equal [`Grid::code`] and [`Grid::value`]).
+    pub fn prepare(&self) -> Prepared {
+        let (a, b) = match *self {
+            Grid::Sym { d } => (inverse(d.to_f32()), 0.0),
+            Grid::Asym { d, z } => (d.to_f32(), z as f32),
+            Grid::Q4_0 { d } => (inverse(d), 0.0),
+            Grid::Q4_1 { d, m } => (inverse(d), m),
+        };
+        Prepared {
+            grid: *self,
+            a,
+            b,
+            values: std::array::from_fn(|q| self.value(q as u8)),
+        }
+    }
+}
+
+/// A [`Grid`] ready for many weights: `a` and `b` are its code's f32 parameters (`1/d` or `d`,
+/// and `z` or `m`), `values` the value of each code.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prepared {
+    /// The grid.
+    pub grid: Grid,
+    a: f32,
+    b: f32,
+    values: [f32; 16],
+}
+
+impl Prepared {
+    /// [`Grid::code`], with the same arithmetic.
+    #[inline]
+    pub fn code(&self, x: f32) -> u8 {
+        match self.grid {
+            Grid::Sym { .. } => ((x * self.a).round().clamp(-8.0, 7.0) as i32 + 8) as u8,
+            Grid::Asym { .. } => {
+                if self.a == 0.0 {
+                    return 0;
+                }
+                ((x / self.a).round() + self.b).clamp(0.0, 15.0) as u8
+            }
+            Grid::Q4_0 { .. } => ((x * self.a + 8.5) as i32).clamp(0, 15) as u8,
+            Grid::Q4_1 { .. } => (((x - self.b) * self.a + 0.5) as i32).clamp(0, 15) as u8,
+        }
+    }
+
+    /// [`Grid::value`].
+    #[inline]
+    pub fn value(&self, q: u8) -> f32 {
+        self.values[q as usize & 15]
+    }
+
+    /// `x` on the grid.
+    #[inline]
+    pub fn round(&self, x: f32) -> f32 {
+        self.value(self.code(x))
+    }
 }
 
 /// Packs `grids` (`rows · padded_cols / group`, row by row) and `codes` (`rows · padded_cols`,
@@ -255,7 +313,8 @@ pub fn rtn(
         for group in row.chunks(g) {
             let grid = Grid::rtn(format, group).expect("a group format");
             grids.push(grid);
-            codes.extend(group.iter().map(|&x| grid.code(x)));
+            let p = grid.prepare();
+            codes.extend(group.iter().map(|&x| p.code(x)));
         }
     }
     assemble(format, rows, cols, &grids, &codes)

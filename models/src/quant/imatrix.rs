@@ -25,6 +25,7 @@ use crate::ModelError;
 
 /// `Σ_j imp_j · (w_j − grid(w_j))²` over one group.
 pub fn weighted_error(grid: &Grid, w: &[f32], imp: &[f32]) -> f64 {
+    let grid = grid.prepare();
     w.iter()
         .zip(imp)
         .map(|(&x, &m)| {
@@ -41,6 +42,7 @@ fn h(x: f32) -> f32 {
 /// Weighted least squares of `w ≈ d·q + m` over the codes `q` (centred by `offset`): `(d, m)`,
 /// or `(d, 0)` without a minimum; `None` when singular.
 fn refit(grid: &Grid, w: &[f32], imp: &[f32], offset: f32, with_min: bool) -> Option<(f32, f32)> {
+    let grid = grid.prepare();
     let (mut sqq, mut sq, mut s1, mut sxq, mut sx) = (0f64, 0f64, 0f64, 0f64, 0f64);
     for (&x, &m) in w.iter().zip(imp) {
         let q = (grid.code(x) as f32 - offset) as f64;
@@ -213,7 +215,8 @@ pub fn imatrix(
                 let mut codes = Vec::with_capacity(pc);
                 for (x, m) in row.chunks(g).zip(imp.chunks(g)) {
                     let grid = search(format, x, m);
-                    codes.extend(x.iter().map(|&v| grid.code(v)));
+                    let p = grid.prepare();
+                    codes.extend(x.iter().map(|&v| p.code(v)));
                     grids.push(grid);
                 }
                 (grids, codes)

@@ -23,12 +23,13 @@ use infermark_models::quant::{dequantize_decoder, Assignment, QuantFormat};
 
 use super::about::{mixed, MIXED, NAME};
 use super::model_accuracy::score_records;
+use crate::metric::QUANTIZE_SECONDS;
 use crate::recorder::Recorder;
 use crate::zoo::calibration::{calibration_tokens, CALIBRATION};
 use crate::zoo::corpus::read_text;
 use crate::zoo::gguf::{self, llama};
 use crate::zoo::real::REAL;
-use crate::{Record, Result, RunContext, Scale, SuiteError};
+use crate::{Record, Result, RunContext, Scale, Stat, SuiteError};
 
 /// Variant of the file's own weights.
 pub const NATIVE: &str = "gguf-native";
@@ -128,11 +129,13 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
             })?;
             Assignment::uniform(f)
         };
+        let start = std::time::Instant::now();
         let (q, bytes) = quantize_decoder_calibrated(&dense, assign, method, calib.clone())
             .map_err(|error| SuiteError::Model {
                 context: format!("quantizing {REAL} to {name} by {}", method.name()),
                 error,
             })?;
+        let seconds = start.elapsed().as_secs_f64();
         let q = dequantize_decoder(&q);
         let mut params = base.clone();
         params.insert("method".into(), method.name().into());
@@ -141,6 +144,10 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
             params.insert("calibration_tokens".into(), plan.calibration.to_string());
         }
         let mut rec = Recorder::new(ctx, NAME, name, params);
+        rec.metric("model", &QUANTIZE_SECONDS)
+            .stat(Stat::Exact, 1)
+            .params(&text_param)
+            .value(seconds)?;
         score_records(
             &mut rec,
             &dense,
