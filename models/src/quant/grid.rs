@@ -160,11 +160,30 @@ impl Grid {
             Grid::Q4_0 { d } => (inverse(d), 0.0),
             Grid::Q4_1 { d, m } => (inverse(d), m),
         };
+        // Grid::value's arithmetic, with the f16 parameters converted once.
+        let values = match *self {
+            Grid::Sym { d } => {
+                let d = d.to_f32();
+                std::array::from_fn(|q| (q as f32 - 8.0) * d)
+            }
+            Grid::Asym { d, z } => {
+                let d = d.to_f32();
+                std::array::from_fn(|q| (q as f32 - z as f32) * d)
+            }
+            Grid::Q4_0 { d } => {
+                let d = f16::from_f32(d).to_f32();
+                std::array::from_fn(|q| (q as f32 - 8.0) * d)
+            }
+            Grid::Q4_1 { d, m } => {
+                let (d, m) = (f16::from_f32(d).to_f32(), f16::from_f32(m).to_f32());
+                std::array::from_fn(|q| q as f32 * d + m)
+            }
+        };
         Prepared {
             grid: *self,
             a,
             b,
-            values: std::array::from_fn(|q| self.value(q as u8)),
+            values,
         }
     }
 }

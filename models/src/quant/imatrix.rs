@@ -6,8 +6,8 @@
 //!
 //! The search, per group: round-to-nearest's grid first; scales that map the largest magnitude
 //! to `c` levels for `c` around the format's own (symmetric formats, both signs for Q4_0), or
-//! ranges shrunk at either end (asymmetric formats); and for each of those the weighted
-//! least-squares refit of scale (and minimum) to the codes it gives. The candidate with the
+//! ranges shrunk at either end (asymmetric formats); then up to two weighted least-squares
+//! refits of the best one's scale (and minimum) to the codes it gives. The candidate with the
 //! smallest weighted error wins, ties to the earlier, so the result is never worse than
 //! round-to-nearest's under the importance (a test checks it) and is round-to-nearest itself
 //! where the importance is zero.
@@ -69,10 +69,10 @@ fn refit(grid: &Grid, w: &[f32], imp: &[f32], offset: f32, with_min: bool) -> Op
     }
 }
 
-/// Candidate grids for one group (round-to-nearest's first).
-fn candidates(format: QuantFormat, w: &[f32], imp: &[f32]) -> Vec<Grid> {
-    let rtn = Grid::rtn(format, w).expect("a group format");
-    let mut out = vec![rtn];
+/// The starting grids for one group besides round-to-nearest's: scales that map the largest
+/// magnitude to `c` levels for `c` around the format's own (symmetric formats; both signs for
+/// Q4_0), or ranges shrunk at either end (asymmetric formats).
+fn candidates(format: QuantFormat, w: &[f32]) -> Vec<Grid> {
     let amax = w.iter().fold(0f32, |m, x| m.max(x.abs()));
     let signed_max = w
         .iter()
@@ -80,11 +80,11 @@ fn candidates(format: QuantFormat, w: &[f32], imp: &[f32]) -> Vec<Grid> {
     let lo0 = w.iter().fold(f32::MAX, |m, &x| m.min(x));
     let hi0 = w.iter().fold(-f32::MAX, |m, &x| m.max(x));
     const SHRINK: [f32; 4] = [1.0, 0.9, 0.8, 0.7];
-    let mut base = Vec::new();
+    let mut out = Vec::new();
     match format {
         QuantFormat::Int4 { asym: false, .. } => {
             for k in -4..=4 {
-                base.push(Grid::Sym {
+                out.push(Grid::Sym {
                     d: f16::from_f32(amax / (7.0 + 0.5 * k as f32)),
                 });
             }
@@ -92,10 +92,10 @@ fn candidates(format: QuantFormat, w: &[f32], imp: &[f32]) -> Vec<Grid> {
         QuantFormat::Q4_0 => {
             for k in -4..=4 {
                 let c = 0.5 * k as f32;
-                base.push(Grid::Q4_0 {
+                out.push(Grid::Q4_0 {
                     d: h(signed_max / -(8.0 + c)),
                 });
-                base.push(Grid::Q4_0 {
+                out.push(Grid::Q4_0 {
                     d: h(signed_max / (7.0 + c)),
                 });
             }
@@ -110,7 +110,7 @@ fn candidates(format: QuantFormat, w: &[f32], imp: &[f32]) -> Vec<Grid> {
                     } else {
                         (-lo * s1 / d.to_f32()).round().clamp(0.0, 15.0) as u8
                     };
-                    base.push(Grid::Asym { d, z });
+                    out.push(Grid::Asym { d, z });
                 }
             }
         }
@@ -118,7 +118,7 @@ fn candidates(format: QuantFormat, w: &[f32], imp: &[f32]) -> Vec<Grid> {
             for s1 in SHRINK {
                 for s2 in SHRINK {
                     let (lo, hi) = (lo0 * s1, hi0 * s2);
-                    base.push(Grid::Q4_1 {
+                    out.push(Grid::Q4_1 {
                         d: h((hi - lo) / 15.0),
                         m: h(lo),
                     });
@@ -127,44 +127,60 @@ fn candidates(format: QuantFormat, w: &[f32], imp: &[f32]) -> Vec<Grid> {
         }
         _ => {}
     }
-    for grid in base {
-        let fitted = match grid {
-            Grid::Sym { .. } => refit(&grid, w, imp, 8.0, false).map(|(d, _)| Grid::Sym {
-                d: f16::from_f32(d.abs()),
-            }),
-            Grid::Q4_0 { .. } => {
-                refit(&grid, w, imp, 8.0, false).map(|(d, _)| Grid::Q4_0 { d: h(d) })
-            }
-            Grid::Asym { .. } => refit(&grid, w, imp, 0.0, true).and_then(|(d, m)| {
-                let d = f16::from_f32(d);
-                (d.to_f32() > 0.0).then(|| Grid::Asym {
-                    d,
-                    z: (-m / d.to_f32()).round().clamp(0.0, 15.0) as u8,
-                })
-            }),
-            Grid::Q4_1 { .. } => refit(&grid, w, imp, 0.0, true)
-                .filter(|&(d, _)| d > 0.0)
-                .map(|(d, m)| Grid::Q4_1 { d: h(d), m: h(m) }),
-        };
-        out.push(grid);
-        out.extend(fitted.filter(|g| match g {
-            Grid::Sym { d } | Grid::Asym { d, .. } => d.to_f32().is_finite(),
-            Grid::Q4_0 { d } | Grid::Q4_1 { d, .. } => d.is_finite(),
-        }));
-    }
     out
 }
 
-/// The grid of least weighted error for one group (round-to-nearest's on ties).
+/// The weighted least-squares refit of `grid`'s scale (and minimum) to the codes it gives.
+fn refitted(grid: &Grid, w: &[f32], imp: &[f32]) -> Option<Grid> {
+    let fitted = match grid {
+        Grid::Sym { .. } => refit(grid, w, imp, 8.0, false).map(|(d, _)| Grid::Sym {
+            d: f16::from_f32(d.abs()),
+        }),
+        Grid::Q4_0 { .. } => refit(grid, w, imp, 8.0, false).map(|(d, _)| Grid::Q4_0 { d: h(d) }),
+        Grid::Asym { .. } => refit(grid, w, imp, 0.0, true).and_then(|(d, m)| {
+            let d = f16::from_f32(d);
+            (d.to_f32() > 0.0).then(|| Grid::Asym {
+                d,
+                z: (-m / d.to_f32()).round().clamp(0.0, 15.0) as u8,
+            })
+        }),
+        Grid::Q4_1 { .. } => refit(grid, w, imp, 0.0, true)
+            .filter(|&(d, _)| d > 0.0)
+            .map(|(d, m)| Grid::Q4_1 { d: h(d), m: h(m) }),
+    };
+    fitted.filter(|g| match g {
+        Grid::Sym { d } | Grid::Asym { d, .. } => d.to_f32().is_finite(),
+        Grid::Q4_0 { d } | Grid::Q4_1 { d, .. } => d.is_finite(),
+    })
+}
+
+/// The grid of least weighted error for one group: round-to-nearest's, the starting
+/// candidates, then up to two least-squares refits of the best (each kept only where it
+/// lowers the error); ties keep the earlier, so round-to-nearest's wins where the importance
+/// is zero.
 pub fn search(format: QuantFormat, w: &[f32], imp: &[f32]) -> Grid {
-    let mut best: Option<(f64, Grid)> = None;
-    for grid in candidates(format, w, imp) {
+    let rtn = Grid::rtn(format, w).expect("a group format");
+    if imp.iter().all(|&m| m == 0.0) {
+        return rtn;
+    }
+    let mut best = (weighted_error(&rtn, w, imp), rtn);
+    for grid in candidates(format, w) {
         let e = weighted_error(&grid, w, imp);
-        if best.as_ref().is_none_or(|(b, _)| e < *b) {
-            best = Some((e, grid));
+        if e < best.0 {
+            best = (e, grid);
         }
     }
-    best.expect("round-to-nearest is always a candidate").1
+    for _ in 0..2 {
+        let Some(grid) = refitted(&best.1, w, imp) else {
+            break;
+        };
+        let e = weighted_error(&grid, w, imp);
+        if e >= best.0 {
+            break;
+        }
+        best = (e, grid);
+    }
+    best.1
 }
 
 /// Quantizes `w` (`[rows, cols]` row-major) to `format` with each group's grid chosen by

@@ -40,6 +40,8 @@ struct Plan {
     rtn: Vec<&'static str>,
     /// Also by the calibrated methods (`imatrix`, `gptq`).
     calibrated: Vec<&'static str>,
+    /// Also by GPTQ with act-order (`gptq-act-order`).
+    act_order: Vec<&'static str>,
     /// Evaluation tokens scored, in windows of `window`.
     tokens: usize,
     window: usize,
@@ -53,6 +55,7 @@ fn plan(scale: Scale) -> Plan {
         Scale::Smoke => Plan {
             rtn: vec!["int4-g32", "q4_0", MIXED],
             calibrated: vec!["int4-g32"],
+            act_order: vec![],
             tokens: 128,
             window: 128,
             calibration: 512,
@@ -73,6 +76,7 @@ fn plan(scale: Scale) -> Plan {
                 MIXED,
             ],
             calibrated: vec!["int4-g32", "int4-g128", "int4-g128-asym", "q4_0", "q4_1"],
+            act_order: vec!["int4-g32", "int4-g128"],
             tokens: if scale == Scale::Quick { 512 } else { 2048 },
             window: 256,
             calibration: if scale == Scale::Quick { 4096 } else { 16384 },
@@ -112,11 +116,21 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
         ),
         device,
     );
-    let rows = plan.rtn.iter().map(|&f| (f, Method::Rtn)).chain(
-        [Method::Imatrix, "gptq".parse().expect("a method")]
-            .into_iter()
-            .flat_map(|m| plan.calibrated.iter().map(move |&f| (f, m))),
-    );
+    let method = |m: &str| m.parse::<Method>().expect("a method");
+    let rows = plan
+        .rtn
+        .iter()
+        .map(|&f| (f, Method::Rtn))
+        .chain(
+            [Method::Imatrix, method("gptq")]
+                .into_iter()
+                .flat_map(|m| plan.calibrated.iter().map(move |&f| (f, m))),
+        )
+        .chain(
+            plan.act_order
+                .iter()
+                .map(|&f| (f, method("gptq-act-order"))),
+        );
     let mut out = Vec::new();
     for (name, method) in rows {
         (ctx.progress)(&format!("real model: {name}, {}", method.name()));
