@@ -95,7 +95,7 @@ pub fn gptq(
         });
     }
     let g = format.group();
-    if cfg.block == 0 || !cfg.block.is_multiple_of(g) || !(cfg.damp >= 0.0) {
+    if cfg.block == 0 || !cfg.block.is_multiple_of(g) || !cfg.damp.is_finite() || cfg.damp < 0.0 {
         return Err(ModelError::InvalidConfig(format!(
             "GPTQ block {} must be a positive multiple of the group {g}, damping {} ≥ 0",
             cfg.block, cfg.damp
