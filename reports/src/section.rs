@@ -599,18 +599,25 @@ fn render_chart(outer: &Scope, spec: &ChartSpec) -> Result<Vec<Chart>> {
             y_label,
         } => {
             let all = scope.records.iter().filter(|r| r.suite == scope.suite);
+            let tuples = all.filter_map(|r| {
+                keys.iter()
+                    .map(|&k| key_of(k, r))
+                    .collect::<Option<Vec<String>>>()
+            });
             let mut points = Vec::new();
-            for k in distinct(all.filter_map(|r| key_of(keys, r)), Order::FirstSeen) {
+            for vals in distinct(tuples, Order::FirstSeen) {
                 let row = Row {
-                    keys: vec![(keys, k.clone())],
+                    keys: keys.iter().copied().zip(vals.iter().cloned()).collect(),
                     ..Row::default()
                 };
                 let Some(xr) = scope.first(&x, &row) else {
                     continue;
                 };
                 let xv = x_over.map_or(xr.value, |o| o / xr.value);
+                // The point's label: its keys' values, empty ones left out.
+                let label: Vec<String> = vals.into_iter().filter(|v| !v.is_empty()).collect();
                 if let Some(yr) = scope.first(&y, &row) {
-                    points.push((k, xv, yr.value));
+                    points.push((label.join(" "), xv, yr.value));
                 }
             }
             if !points.is_empty() {

@@ -404,6 +404,16 @@ pub const KL_DIVERGENCE_MEAN: Metric = Metric {
     about: "mean KL(P_fp32 || P_quantized) over next-token distributions",
 };
 
+/// Wall time to quantize a whole model's projections (a calibrated method's pass over its
+/// calibration text included).
+pub const QUANTIZE_SECONDS: Metric = Metric {
+    name: "quantize_seconds",
+    unit: "s",
+    direction: Lower,
+    kind: Noisy,
+    about: "wall time to quantize the model's projections, calibration pass included",
+};
+
 /// 99th percentile of the per-token KL divergence.
 pub const KL_DIVERGENCE_P99: Metric = Metric {
     name: "kl_divergence_p99",
@@ -776,6 +786,7 @@ pub const ALL: &[Metric] = &[
     PERPLEXITY,
     PERPLEXITY_DELTA_PCT,
     KL_DIVERGENCE_MEAN,
+    QUANTIZE_SECONDS,
     KL_DIVERGENCE_P99,
     TOP1_AGREEMENT,
     MODEL_BYTES,

@@ -380,11 +380,12 @@ pub enum Chart {
         y_label: Text,
         reference: Option<f64>,
     },
-    /// One labelled point per key: x = `x_over / x`'s value (or x's value when `x_over` is
-    /// `None`), y = y's value; keys without both are skipped.
+    /// One labelled point per distinct combination of the keys (labelled by their non-empty
+    /// values): x = `x_over / x`'s value (or x's value when `x_over` is `None`), y = y's value;
+    /// keys without both are skipped.
     Scatter {
         title: Text,
-        keys: Key,
+        keys: &'static [Key],
         x: Pick,
         x_over: Option<f64>,
         y: Pick,

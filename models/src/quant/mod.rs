@@ -9,6 +9,9 @@
 //! - [`act`] and [`int_dot`]: int8 activation blocks and integer dot products against them
 //!   (W4A8 / W8A8, llama.cpp's decode arithmetic).
 //! - [`linear`]: `QuantLinear`, a linear layer that holds only codes and scales.
+//! - [`grid`], [`gptq`], [`imatrix`], [`linalg`], [`calibrate`]: calibrated rounding to the
+//!   4-bit group formats (GPTQ, importance-weighted round-to-nearest), per matrix and for a
+//!   whole decoder run on calibration text.
 //! - [`model`]: a whole decoder's projections through a format (or a mixed assignment), as
 //!   quantized [`crate::proj::Proj`]s of the one decoder.
 //!
@@ -16,9 +19,14 @@
 //! the largest finite value, NaN stays NaN).
 
 pub mod act;
+pub mod calibrate;
 pub mod format;
+pub mod gptq;
+pub mod grid;
+pub mod imatrix;
 pub mod int_dot;
 pub mod kquant;
+pub mod linalg;
 pub mod linear;
 pub mod matvec;
 pub mod model;

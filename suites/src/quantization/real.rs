@@ -5,53 +5,83 @@
 //! reference is their dequantization: these rows measure *re-quantizing a 4-bit model*, not
 //! quantizing the original BF16 one. The `gguf-native` row is the file itself (its blocks held
 //! natively): the same numbers as the reference by construction, at the file's size.
+//!
+//! Each row's `method` says how weights were rounded: `rtn` (round to nearest), or calibrated
+//! on the Debian Policy Manual ([`crate::zoo::calibration`], `calibration` and
+//! `calibration_tokens` in the params): `imatrix` (each group's grid searched under the mean
+//! square of its inputs) and `gptq` (Frantar et al. 2022), both run block by block on the
+//! partly quantized model (`infermark_models::quant::calibrate`).
 
 use std::collections::BTreeMap;
 
 use burn::module::Module;
 
+use burn::tensor::{Int, Tensor, TensorData};
 use infermark_models::kernels::AttentionBackend;
-use infermark_models::quant::{dequantize_decoder, quantize_decoder, Assignment, QuantFormat};
+use infermark_models::quant::calibrate::{quantize_decoder_calibrated, Method};
+use infermark_models::quant::{dequantize_decoder, Assignment, QuantFormat};
 
 use super::about::{mixed, MIXED, NAME};
 use super::model_accuracy::score_records;
+use crate::metric::QUANTIZE_SECONDS;
 use crate::recorder::Recorder;
+use crate::zoo::calibration::{calibration_tokens, CALIBRATION};
 use crate::zoo::corpus::read_text;
 use crate::zoo::gguf::{self, llama};
 use crate::zoo::real::REAL;
-use crate::{Record, Result, RunContext, Scale, SuiteError};
+use crate::{Record, Result, RunContext, Scale, Stat, SuiteError};
 
 /// Variant of the file's own weights.
 pub const NATIVE: &str = "gguf-native";
 
-/// Formats applied to the real model at `scale`, and tokens scored in windows of `window`.
-fn plan(scale: Scale) -> (Vec<String>, usize, usize) {
-    let names: &[&str] = match scale {
-        Scale::Smoke => &["int4-g32", "q4_0", MIXED],
-        _ => &[
-            "f16",
-            "bf16",
-            "fp8-e4m3-channel",
-            "int8",
-            "int4-g32",
-            "int4-g32-asym",
-            "int4-g128",
-            "q4_0",
-            "q4_1",
-            "q8_0",
-            MIXED,
-        ],
-    };
-    let (tokens, window) = match scale {
-        Scale::Smoke => (128, 128),
-        Scale::Quick => (512, 256),
-        Scale::Full => (2048, 256),
-    };
-    (
-        names.iter().map(|s| s.to_string()).collect(),
-        tokens,
-        window,
-    )
+/// What the real model is run through at one scale.
+struct Plan {
+    /// Rounded to nearest (`method=rtn`).
+    rtn: Vec<&'static str>,
+    /// Also by the calibrated methods (`imatrix`, `gptq`).
+    calibrated: Vec<&'static str>,
+    /// Also by GPTQ with act-order (`gptq-act-order`).
+    act_order: Vec<&'static str>,
+    /// Evaluation tokens scored, in windows of `window`.
+    tokens: usize,
+    window: usize,
+    /// Calibration tokens, in windows of `window`.
+    calibration: usize,
+}
+
+/// The real-model rows at `scale`.
+fn plan(scale: Scale) -> Plan {
+    match scale {
+        Scale::Smoke => Plan {
+            rtn: vec!["int4-g32", "q4_0", MIXED],
+            calibrated: vec!["int4-g32"],
+            act_order: vec![],
+            tokens: 128,
+            window: 128,
+            calibration: 512,
+        },
+        _ => Plan {
+            rtn: vec![
+                "f16",
+                "bf16",
+                "fp8-e4m3-channel",
+                "int8",
+                "int4-g32",
+                "int4-g32-asym",
+                "int4-g128",
+                "int4-g128-asym",
+                "q4_0",
+                "q4_1",
+                "q8_0",
+                MIXED,
+            ],
+            calibrated: vec!["int4-g32", "int4-g128", "int4-g128-asym", "q4_0", "q4_1"],
+            act_order: vec!["int4-g32", "int4-g128"],
+            tokens: if scale == Scale::Quick { 512 } else { 2048 },
+            window: 256,
+            calibration: if scale == Scale::Quick { 4096 } else { 16384 },
+        },
+    }
 }
 
 /// Every real-model row.
@@ -63,7 +93,8 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
         Some(p) => (read_text(p)?, p.display().to_string()),
         None => (gguf::real_text()?, gguf::REAL_TEXT_FILE.to_string()),
     };
-    let (formats, tokens, window) = plan(ctx.scale);
+    let plan = plan(ctx.scale);
+    let (tokens, window) = (plan.tokens, plan.window);
     let ids = tok.encode(&text, false)?;
     let ids = &ids[..ids.len().min(tokens) / window * window];
     if ids.is_empty() {
@@ -75,11 +106,34 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
         ("model".to_string(), REAL.to_string()),
         ("reference".to_string(), "dequantized-gguf".to_string()),
     ]);
-    let params = [("text", text_name.clone())];
+    let text_param = [("text", text_name.clone())];
     let n_params = dense.num_params();
+    let calib = calibration_tokens(&tok, plan.calibration)?;
+    let calib = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            calib.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+            [plan.calibration / window, window],
+        ),
+        device,
+    );
+    let method = |m: &str| m.parse::<Method>().expect("a method");
+    let rows = plan
+        .rtn
+        .iter()
+        .map(|&f| (f, Method::Rtn))
+        .chain(
+            [Method::Imatrix, method("gptq")]
+                .into_iter()
+                .flat_map(|m| plan.calibrated.iter().map(move |&f| (f, m))),
+        )
+        .chain(
+            plan.act_order
+                .iter()
+                .map(|&f| (f, method("gptq-act-order"))),
+        );
     let mut out = Vec::new();
-    for name in &formats {
-        (ctx.progress)(&format!("real model: {name}"));
+    for (name, method) in rows {
+        (ctx.progress)(&format!("real model: {name}, {}", method.name()));
         let assign = if name == MIXED {
             mixed()
         } else {
@@ -89,12 +143,25 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
             })?;
             Assignment::uniform(f)
         };
-        let (q, bytes) = quantize_decoder(&dense, assign).map_err(|error| SuiteError::Model {
-            context: format!("quantizing {REAL} to {name}"),
-            error,
-        })?;
+        let start = std::time::Instant::now();
+        let (q, bytes) = quantize_decoder_calibrated(&dense, assign, method, calib.clone())
+            .map_err(|error| SuiteError::Model {
+                context: format!("quantizing {REAL} to {name} by {}", method.name()),
+                error,
+            })?;
+        let seconds = start.elapsed().as_secs_f64();
         let q = dequantize_decoder(&q);
-        let mut rec = Recorder::new(ctx, NAME, name, base.clone());
+        let mut params = base.clone();
+        params.insert("method".into(), method.name().into());
+        if method != Method::Rtn {
+            params.insert("calibration".into(), CALIBRATION.into());
+            params.insert("calibration_tokens".into(), plan.calibration.to_string());
+        }
+        let mut rec = Recorder::new(ctx, NAME, name, params);
+        rec.metric("model", &QUANTIZE_SECONDS)
+            .stat(Stat::Exact, 1)
+            .params(&text_param)
+            .value(seconds)?;
         score_records(
             &mut rec,
             &dense,
@@ -102,7 +169,7 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
             (n_params, bytes.total()),
             ids,
             window,
-            &params,
+            &text_param,
             device,
         )?;
         out.extend(rec.records);
@@ -113,7 +180,14 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
     let mut rec = Recorder::new(ctx, NAME, NATIVE, base);
     let sizes = (n_params, info.file_bytes as usize);
     score_records(
-        &mut rec, &dense, &native, sizes, ids, window, &params, device,
+        &mut rec,
+        &dense,
+        &native,
+        sizes,
+        ids,
+        window,
+        &text_param,
+        device,
     )?;
     out.extend(rec.records);
     Ok(out)

@@ -27,6 +27,8 @@ pub const LAYER: Param = Param("layer");
 pub const ROWS: Param = Param("rows");
 /// What decode rows multiply the codes with (`f32`, `int8`).
 pub const ACTIVATIONS: Param = Param("activations");
+/// How weights were rounded to the format (`rtn`, `imatrix`, `gptq`; real-model rows).
+pub const METHOD: Param = Param("method");
 
 /// Once per scored model (the `model` of the perplexity records, in record order).
 const PER_MODEL: Option<Each> = Some(Each {
@@ -42,6 +44,16 @@ const FORMATS: Rows = Rows::Keys {
     order: Order::FirstSeen,
 };
 
+/// A format and the rounding method (`method=…`, empty where the records name none).
+const FORMAT_METHOD: &[Key] = &[Key::Variant, Key::Setting(&[METHOD])];
+
+/// Every format and method, in record order.
+const FORMAT_METHODS: Rows = Rows::Keys {
+    keys: FORMAT_METHOD,
+    from: None,
+    order: Order::FirstSeen,
+};
+
 const ON_MODEL: &[Filter] = &[Filter::Is(MODEL, Val::Each), Filter::Absent(BASELINE)];
 const COMPRESSION: Pick = Pick::headline(&COMPRESSION_VS_FP32, ON_MODEL);
 
@@ -50,7 +62,7 @@ const X_BITS: &str = "bits per weight, whole model (32 / compression)";
 /// Bits per weight of the whole model (32 / compression) against perplexity change.
 const PPL_TRADEOFF: Chart = Chart::Scatter {
     title: "perplexity change against bits per weight ({each})",
-    keys: Key::Variant,
+    keys: FORMAT_METHOD,
     x: COMPRESSION,
     x_over: Some(32.0),
     y: Pick::headline(&PERPLEXITY_DELTA_PCT, ON_MODEL),
@@ -61,7 +73,7 @@ const PPL_TRADEOFF: Chart = Chart::Scatter {
 /// Bits per weight of the whole model against mean KL divergence.
 const KL_TRADEOFF: Chart = Chart::Scatter {
     title: "KL divergence from FP32 against bits per weight ({each})",
-    keys: Key::Variant,
+    keys: FORMAT_METHOD,
     x: COMPRESSION,
     x_over: Some(32.0),
     y: Pick::headline(&KL_DIVERGENCE_MEAN, ON_MODEL),
@@ -88,10 +100,11 @@ const ACCURACY: Table = Table {
         skip_prefix: None,
         or: Some("?"),
     }],
-    rows: FORMATS,
+    rows: FORMAT_METHODS,
     anchor: None,
     columns: &[
         Column { head: "format", cell: Cell::Key(Key::Variant) },
+        Column { head: "method", cell: Cell::Key(Key::Setting(&[METHOD])) },
         Column { head: "bits/weight", cell: Cell::Over(32.0, Src::Pick(COMPRESSION)) },
         Column { head: "× smaller than FP32", cell: on_model(&COMPRESSION_VS_FP32) },
         Column { head: "× smaller than BF16", cell: on_model(&COMPRESSION_VS_BF16) },
@@ -100,8 +113,8 @@ const ACCURACY: Table = Table {
         Column { head: "mean KL (nats)", cell: on_model(&KL_DIVERGENCE_MEAN) },
         Column { head: "top-1 agreement", cell: on_model(&TOP1_AGREEMENT) },
     ],
-    require: &[5],
-    note: "Scored on `{0}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment.",
+    require: &[6],
+    note: "Scored on `{0}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment. Method: how weights were rounded to the format (rtn: round to nearest; imatrix: each group's scale searched under the mean square of its inputs; gptq: GPTQ), calibrated methods on the calibration text named in the records (each row's `quantize_seconds` record: the wall time of quantizing the whole model, calibration included).",
     machine_note: false,
 };
 

@@ -11,6 +11,7 @@
 //!   tokenizers.
 //! - [`real`]: the real model (SmolLM2-135M): its name, where it is, how a GGUF is named.
 
+pub mod calibration;
 pub mod checkpoint;
 pub mod corpus;
 pub mod eagle;
