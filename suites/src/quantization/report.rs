@@ -5,8 +5,8 @@
 
 use crate::metric::{
     COMPRESSION_VS_BF16, COMPRESSION_VS_FP32, DECODE_TOKENS_PER_S, KL_DIVERGENCE_MEAN,
-    MATMUL_LATENCY_MS, MATVEC_LATENCY_MS, PERPLEXITY, PERPLEXITY_DELTA_PCT, TOP1_AGREEMENT,
-    TRIAD_GBPS, WEIGHT_READ_GBPS,
+    MATMUL_LATENCY_MS, MATVEC_LATENCY_MS, PERPLEXITY, PERPLEXITY_DELTA_PCT, QUANTIZE_SECONDS,
+    TOP1_AGREEMENT, TRIAD_GBPS, WEIGHT_READ_GBPS,
 };
 use crate::report::{
     Bind, Cell, Chart, Column, Each, Filter, Headline, Key, Order, Param, Pick, Repeat, Rows,
@@ -112,9 +112,10 @@ const ACCURACY: Table = Table {
         Column { head: "perplexity change %", cell: on_model(&PERPLEXITY_DELTA_PCT) },
         Column { head: "mean KL (nats)", cell: on_model(&KL_DIVERGENCE_MEAN) },
         Column { head: "top-1 agreement", cell: on_model(&TOP1_AGREEMENT) },
+        Column { head: "quantize s", cell: on_model(&QUANTIZE_SECONDS) },
     ],
     require: &[6],
-    note: "Scored on `{0}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment. Method: how weights were rounded to the format (rtn: round to nearest; imatrix: each group's scale searched under the mean square of its inputs; gptq: GPTQ), calibrated methods on the calibration text named in the records (each row's `quantize_seconds` record: the wall time of quantizing the whole model, calibration included).",
+    note: "Scored on `{0}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment. Method: how weights were rounded to the format (rtn: round to nearest; imatrix: each group's scale searched under the mean square of its inputs; gptq: GPTQ), calibrated methods on the calibration text named in the records; quantize s: wall time of the whole model's quantization, calibration included.",
     machine_note: false,
 };
 
