@@ -284,11 +284,8 @@ fn blocked_gptq_agrees_with_a_plain_loop_from_algorithm_1() {
                 let what = format!("{f}, act-order {act_order}, block {block}");
                 assert_eq!(codes_of(&q), codes, "{what}: codes");
                 let got = q.dequantize();
-                let worst = got
-                    .iter()
-                    .zip(&deq)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                // Fails on NaN and on unequal lengths, unlike a fold with `f32::max`.
+                let worst = infermark_models::diff::max_abs_diff(&got, &deq).unwrap();
                 assert!(
                     worst <= 1e-5,
                     "{what}: dequantized weights differ by {worst}"

@@ -193,14 +193,7 @@ fn a_profiled_engine_step_records_every_part_it_runs() {
     s.step(&[(q, &[3])], Logits::Last).unwrap();
     let parts = profile.seconds();
     drop(profile);
-    for part in [
-        Part::AttnProj,
-        Part::MlpProj,
-        Part::Head,
-        Part::Attention,
-        Part::Norm,
-        Part::Rope,
-    ] {
+    for part in Part::ALL {
         let t = parts.iter().find(|(p, _)| *p == part).unwrap().1;
         assert!(t > 0.0, "{part:?} recorded no time: {parts:?}");
     }

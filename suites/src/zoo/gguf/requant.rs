@@ -46,20 +46,15 @@ pub enum Target {
 impl Target {
     /// Every target, by name.
     pub fn all() -> Vec<Target> {
-        let mut v = vec![Target::Q4KM];
-        v.extend(
-            [
-                GgmlType::Q4_0,
-                GgmlType::Q4_1,
-                GgmlType::Q5_0,
-                GgmlType::Q8_0,
-                GgmlType::Q4K,
-                GgmlType::Q5K,
-                GgmlType::Q6K,
-            ]
-            .map(Target::Pure),
-        );
-        v
+        // The quantized types (blocks of more than one weight) the reader supports.
+        std::iter::once(Target::Q4KM)
+            .chain(
+                GgmlType::ALL
+                    .into_iter()
+                    .filter(|t| t.block_elems() > 1)
+                    .map(Target::Pure),
+            )
+            .collect()
     }
 
     /// Name on the command line: `q4_k_m`, or a type's lower-case name (`q6_k`).
