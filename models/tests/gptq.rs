@@ -391,7 +391,7 @@ fn calibrated_methods_refuse_bad_input_with_errors() {
     assert!(gptq(QuantFormat::Q4_0, &nan, 1, 64, &h, &cfg).is_err());
     assert!(imatrix(QuantFormat::Q4_0, &w, 1, 64, &[-1.0; 64]).is_err());
     assert!(imatrix(QuantFormat::F16, &w, 1, 64, &[1.0; 64]).is_err());
-    assert!("awq".parse::<Method>().is_err());
+    assert!("awq-v2".parse::<Method>().is_err());
 }
 
 #[test]

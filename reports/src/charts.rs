@@ -203,12 +203,28 @@ pub fn measured_vs_model(
     Ok(svg)
 }
 
-/// A scatter plot with a label beside each point (linear axes, zero line when y crosses 0).
+/// The lower-left Pareto front of `points` (smaller is better on both axes): by increasing x,
+/// each point whose y is below every point's at smaller or equal x.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut sorted = points.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for p in sorted {
+        if out.last().is_none_or(|l| p.1 < l.1) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A scatter plot with a label beside each point (linear axes, zero line when y crosses 0):
+/// points `(label, group, x, y)`. Where groups are named, each group has its own
+/// colour and legend entry, and its Pareto front ([`pareto_front`]) is drawn as a line.
 pub fn scatter(
     title: &str,
     x_label: &str,
     y_label: &str,
-    points: &[(String, f64, f64)],
+    points: &[(String, String, f64, f64)],
 ) -> Result<String> {
     let err = |e: String| ReportError::Render {
         what: format!("chart `{title}`"),
@@ -218,8 +234,14 @@ pub fn scatter(
         return Err(err("no points".into()));
     }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (_, x, y) in points {
+    for (_, _, x, y) in points {
         (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+    }
+    let mut groups: Vec<&str> = Vec::new();
+    for (_, g, _, _) in points {
+        if !groups.contains(&g.as_str()) {
+            groups.push(g);
+        }
     }
     let (px, py) = (((x1 - x0) * 0.08).max(0.5), ((y1 - y0) * 0.1).max(1e-9));
     let mut svg = String::new();
@@ -247,13 +269,37 @@ pub fn scatter(
                 ))
                 .map_err(|e| err(e.to_string()))?;
         }
-        chart
-            .draw_series(points.iter().map(|(label, x, y)| {
-                EmptyElement::at((*x, *y))
-                    + Circle::new((0, 0), 4, RGBColor(31, 119, 180).filled())
-                    + Text::new(label.clone(), (6, -6), ("sans-serif", 11))
-            }))
-            .map_err(|e| err(e.to_string()))?;
+        for (i, &group) in groups.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let mine: Vec<&(String, String, f64, f64)> =
+                points.iter().filter(|p| p.1 == group).collect();
+            if !group.is_empty() {
+                let xy: Vec<(f64, f64)> = mine.iter().map(|p| (p.2, p.3)).collect();
+                chart
+                    .draw_series(LineSeries::new(pareto_front(&xy), color.stroke_width(2)))
+                    .map_err(|e| err(e.to_string()))?
+                    .label(group)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+            }
+            chart
+                .draw_series(mine.iter().map(|(label, _, x, y)| {
+                    EmptyElement::at((*x, *y))
+                        + Circle::new((0, 0), 4, color.filled())
+                        + Text::new(label.clone(), (6, -6), ("sans-serif", 11))
+                }))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        if groups.iter().any(|g| !g.is_empty()) {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK.mix(0.3))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+        }
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(svg)
@@ -459,4 +505,48 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_keeps_the_points_nothing_beats_on_both_axes() {
+        // (4.5, 0.5) is beaten by (4.0, 0.4); (6, 0.4) ties (4.0, 0.4) on y at more bits; at
+        // x = 8 the lower of two points stays.
+        let points = [
+            (8.0, 0.05),
+            (4.5, 0.5),
+            (4.0, 0.4),
+            (6.0, 0.4),
+            (5.0, 0.2),
+            (8.0, 0.01),
+            (3.0, 0.9),
+        ];
+        assert_eq!(
+            pareto_front(&points),
+            vec![(3.0, 0.9), (4.0, 0.4), (5.0, 0.2), (8.0, 0.01)]
+        );
+        assert!(pareto_front(&[]).is_empty());
+    }
+
+    #[test]
+    fn scatter_with_groups_draws_a_legend_entry_per_group() {
+        let p = |l: &str, g: &str, x, y| (l.to_string(), g.to_string(), x, y);
+        let svg = scatter(
+            "t",
+            "bits",
+            "kl",
+            &[
+                p("a", "rtn", 4.0, 0.5),
+                p("b", "awq", 4.0, 0.3),
+                p("c", "awq", 5.0, 0.2),
+            ],
+        )
+        .unwrap();
+        assert!(svg.contains("rtn") && svg.contains("awq"), "{svg}");
+        let plain = scatter("t", "bits", "kl", &[p("a", "", 4.0, 0.5)]).unwrap();
+        assert!(!plain.contains("rtn"));
+    }
 }

@@ -592,6 +592,7 @@ fn render_chart(outer: &Scope, spec: &ChartSpec) -> Result<Vec<Chart>> {
         ChartSpec::Scatter {
             title,
             keys,
+            fronts,
             x,
             x_over,
             y,
@@ -614,10 +615,16 @@ fn render_chart(outer: &Scope, spec: &ChartSpec) -> Result<Vec<Chart>> {
                     continue;
                 };
                 let xv = x_over.map_or(xr.value, |o| o / xr.value);
-                // The point's label: its keys' values, empty ones left out.
-                let label: Vec<String> = vals.into_iter().filter(|v| !v.is_empty()).collect();
+                // The point's label: its keys' values, empty ones and the front's left out.
+                let group = fronts.and_then(|k| key_of(k, xr)).unwrap_or_default();
+                let label: Vec<String> = keys
+                    .iter()
+                    .zip(vals)
+                    .filter(|(k, v)| !v.is_empty() && Some(**k) != fronts)
+                    .map(|(_, v)| v)
+                    .collect();
                 if let Some(yr) = scope.first(&y, &row) {
-                    points.push((label.join(" "), xv, yr.value));
+                    points.push((label.join(" "), group, xv, yr.value));
                 }
             }
             if !points.is_empty() {

@@ -382,10 +382,13 @@ pub enum Chart {
     },
     /// One labelled point per distinct combination of the keys (labelled by their non-empty
     /// values): x = `x_over / x`'s value (or x's value when `x_over` is `None`), y = y's value;
-    /// keys without both are skipped.
+    /// keys without both are skipped. With `fronts`, the points are coloured by that key's value
+    /// (left out of their labels), and each value's Pareto front (lower is better on both axes)
+    /// is drawn as a line in the legend.
     Scatter {
         title: Text,
         keys: &'static [Key],
+        fronts: Option<Key>,
         x: Pick,
         x_over: Option<f64>,
         y: Pick,

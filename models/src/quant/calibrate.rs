@@ -1,6 +1,8 @@
 //! Calibrated quantization of a whole decoder: GPTQ ([`super::gptq`]) or the importance-weighted
 //! search ([`super::imatrix`]) per projection, fed by the projection's own inputs as calibration
-//! tokens run through the model.
+//! tokens run through the model; or AWQ ([`super::awq`]), which transforms the f32 model and
+//! rounds it to nearest. Projections whose format has no group grids (the FP8 half of a mixed
+//! assignment) are rounded to nearest by every method.
 //!
 //! As in the GPTQ reference code (`llama.py`, `--true-sequential`), blocks are taken bottom to
 //! top and, inside a block, the projections in the order the forward reaches them: q, k, v
@@ -18,6 +20,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::silu;
 use burn::tensor::{Int, Tensor};
 
+use super::awq::{awq_transform, AwqConfig};
 use super::format::QuantFormat;
 use super::gptq::{gptq, GptqConfig};
 use super::imatrix::imatrix;
@@ -38,6 +41,8 @@ pub enum Method {
     Imatrix,
     /// GPTQ with these options.
     Gptq(GptqConfig),
+    /// AWQ with these options.
+    Awq(AwqConfig),
 }
 
 impl Method {
@@ -48,6 +53,7 @@ impl Method {
             Method::Imatrix => "imatrix",
             Method::Gptq(c) if c.act_order => "gptq-act-order",
             Method::Gptq(_) => "gptq",
+            Method::Awq(_) => "awq",
         }
     }
 }
@@ -63,8 +69,9 @@ impl std::str::FromStr for Method {
                 act_order: true,
                 ..GptqConfig::default()
             })),
+            "awq" => Ok(Method::Awq(AwqConfig::default())),
             _ => Err(ModelError::InvalidConfig(format!(
-                "unknown quantization method `{s}`; known: rtn, imatrix, gptq, gptq-act-order"
+                "unknown quantization method `{s}`; known: rtn, imatrix, gptq, gptq-act-order, awq"
             ))),
         }
     }
@@ -114,6 +121,9 @@ fn quantize_proj<B: AttentionBackend>(
     let [d_in, d_out] = w.dims();
     let t = w.transpose().into_data().convert::<f32>();
     let values = t.as_slice::<f32>().expect("f32 weights");
+    if !super::grid::supports(format) {
+        return p.quantize(format, device);
+    }
     let q = match (method, stats) {
         (Method::Gptq(cfg), Stats::Hessian(h)) => gptq(format, values, d_out, d_in, h, &cfg)?,
         (Method::Imatrix, Stats::Importance(m)) => imatrix(format, values, d_out, d_in, m)?,
@@ -123,9 +133,9 @@ fn quantize_proj<B: AttentionBackend>(
 }
 
 /// A copy of `model` whose projections hold `assign`'s formats, rounded by `method` with
-/// calibration `tokens` (`[n, s]`, each row a window of text), and its storage. Refuses formats
-/// other than the 4-bit group formats for calibrated methods, MLA blocks, and token ids outside
-/// the vocabulary.
+/// calibration `tokens` (`[n, s]`, each row a window of text), and its storage. Refuses, for
+/// calibrated methods, assignments without a 4-bit group format, MLA blocks, and token ids
+/// outside the vocabulary.
 ///
 /// # Shapes
 /// - `tokens`: `[n, s]` with `s` at most the model's context
@@ -135,13 +145,16 @@ pub fn quantize_decoder_calibrated<B: AttentionBackend>(
     method: Method,
     tokens: Tensor<B, 2, Int>,
 ) -> crate::Result<(Decoder<B>, ModelBytes)> {
-    if method == Method::Rtn {
-        return quantize_decoder(model, assign);
-    }
-    for f in [assign.attention, assign.mlp] {
-        if !super::grid::supports(f) {
-            return Err(super::grid::unsupported(f, method.name()));
+    match method {
+        Method::Rtn => return quantize_decoder(model, assign),
+        Method::Awq(cfg) => {
+            let (m, _) = awq_transform(model, assign, tokens, &cfg)?;
+            return quantize_decoder(&m, assign);
         }
+        _ => {}
+    }
+    if !super::grid::supports(assign.attention) && !super::grid::supports(assign.mlp) {
+        return Err(super::grid::unsupported(assign.attention, method.name()));
     }
     let ids = tokens.clone().into_data().convert::<i64>();
     let ids: Vec<u32> = ids

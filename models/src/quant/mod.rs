@@ -19,6 +19,7 @@
 //! the largest finite value, NaN stays NaN).
 
 pub mod act;
+pub mod awq;
 pub mod calibrate;
 pub mod format;
 pub mod gptq;

@@ -71,7 +71,7 @@ pub(super) const ABOUT: About = About {
             ("tensor", "bits_per_weight, weight_rmse, weight_max_abs_err, exact_roundtrip, sqnr_db"),
             (
                 "model",
-                "perplexity, perplexity_delta_pct, kl_divergence_mean/p99, top1_agreement, model_bytes, compression_vs_fp32 on target; on the real model per method (rtn, imatrix, gptq: calibrated on the Debian Policy Manual) with quantize_seconds",
+                "perplexity, perplexity_delta_pct, kl_divergence_mean/p99, top1_agreement, model_bytes, compression_vs_fp32 on target; on the real model per method (rtn, imatrix, gptq, awq: calibrated on the Debian Policy Manual) with quantize_seconds",
             ),
             (
                 "speed",

@@ -10,7 +10,10 @@
 //! on the Debian Policy Manual ([`crate::zoo::calibration`], `calibration` and
 //! `calibration_tokens` in the params): `imatrix` (each group's grid searched under the mean
 //! square of its inputs) and `gptq` (Frantar et al. 2022), both run block by block on the
-//! partly quantized model (`infermark_models::quant::calibrate`).
+//! partly quantized model (`infermark_models::quant::calibrate`), and `awq` (Lin et al. 2024:
+//! activation-aware channel scales folded into the f32 model, clipping searched, then round to
+//! nearest; `infermark_models::quant::awq`). In the mixed FP8 + INT4 assignment the calibrated
+//! methods round the INT4 MLP; the FP8 attention is rounded to nearest by every method.
 
 use std::collections::BTreeMap;
 
@@ -38,7 +41,7 @@ pub const NATIVE: &str = "gguf-native";
 struct Plan {
     /// Rounded to nearest (`method=rtn`).
     rtn: Vec<&'static str>,
-    /// Also by the calibrated methods (`imatrix`, `gptq`).
+    /// Also by the calibrated methods (`imatrix`, `gptq`, `awq`).
     calibrated: Vec<&'static str>,
     /// Also by GPTQ with act-order (`gptq-act-order`).
     act_order: Vec<&'static str>,
@@ -75,7 +78,14 @@ fn plan(scale: Scale) -> Plan {
                 "q8_0",
                 MIXED,
             ],
-            calibrated: vec!["int4-g32", "int4-g128", "int4-g128-asym", "q4_0", "q4_1"],
+            calibrated: vec![
+                "int4-g32",
+                "int4-g128",
+                "int4-g128-asym",
+                "q4_0",
+                "q4_1",
+                MIXED,
+            ],
             act_order: vec!["int4-g32", "int4-g128"],
             tokens: if scale == Scale::Quick { 512 } else { 2048 },
             window: 256,
@@ -122,7 +132,7 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
         .iter()
         .map(|&f| (f, Method::Rtn))
         .chain(
-            [Method::Imatrix, method("gptq")]
+            [Method::Imatrix, method("gptq"), method("awq")]
                 .into_iter()
                 .flat_map(|m| plan.calibrated.iter().map(move |&f| (f, m))),
         )

@@ -27,7 +27,7 @@ pub const LAYER: Param = Param("layer");
 pub const ROWS: Param = Param("rows");
 /// What decode rows multiply the codes with (`f32`, `int8`).
 pub const ACTIVATIONS: Param = Param("activations");
-/// How weights were rounded to the format (`rtn`, `imatrix`, `gptq`; real-model rows).
+/// How weights were rounded to the format (`rtn`, `imatrix`, `gptq`, `awq`; real-model rows).
 pub const METHOD: Param = Param("method");
 
 /// Once per scored model (the `model` of the perplexity records, in record order).
@@ -61,8 +61,9 @@ const X_BITS: &str = "bits per weight, whole model (32 / compression)";
 
 /// Bits per weight of the whole model (32 / compression) against perplexity change.
 const PPL_TRADEOFF: Chart = Chart::Scatter {
-    title: "perplexity change against bits per weight ({each})",
+    title: "perplexity change against bits per weight, fronts per method ({each})",
     keys: FORMAT_METHOD,
+    fronts: Some(Key::Setting(&[METHOD])),
     x: COMPRESSION,
     x_over: Some(32.0),
     y: Pick::headline(&PERPLEXITY_DELTA_PCT, ON_MODEL),
@@ -72,8 +73,9 @@ const PPL_TRADEOFF: Chart = Chart::Scatter {
 
 /// Bits per weight of the whole model against mean KL divergence.
 const KL_TRADEOFF: Chart = Chart::Scatter {
-    title: "KL divergence from FP32 against bits per weight ({each})",
+    title: "KL divergence from FP32 against bits per weight, fronts per method ({each})",
     keys: FORMAT_METHOD,
+    fronts: Some(Key::Setting(&[METHOD])),
     x: COMPRESSION,
     x_over: Some(32.0),
     y: Pick::headline(&KL_DIVERGENCE_MEAN, ON_MODEL),
@@ -115,7 +117,7 @@ const ACCURACY: Table = Table {
         Column { head: "quantize s", cell: on_model(&QUANTIZE_SECONDS) },
     ],
     require: &[6],
-    note: "Scored on `{0}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment. Method: how weights were rounded to the format (rtn: round to nearest; imatrix: each group's scale searched under the mean square of its inputs; gptq: GPTQ), calibrated methods on the calibration text named in the records; quantize s: wall time of the whole model's quantization, calibration included.",
+    note: "Scored on `{0}` against the FP32 model; BF16 stores 2 bytes per parameter, the usual starting point of a deployment. Method: how weights were rounded to the format (rtn: round to nearest; imatrix: each group's scale searched under the mean square of its inputs; gptq: GPTQ; awq: AWQ channel scales and clipping, then round to nearest), calibrated methods on the calibration text named in the records; quantize s: wall time of the whole model's quantization, calibration included.",
     machine_note: false,
 };
 
