@@ -36,7 +36,6 @@ use rayon::prelude::*;
 
 use super::format::QuantFormat;
 use super::grid::{self, Grid};
-use super::linear::QuantLinear;
 use super::model::Assignment;
 use crate::attention::{Attention, AttentionLayer};
 use crate::decoder::Decoder;
@@ -135,17 +134,55 @@ fn unscale_cols<B: AttentionBackend>(p: &Proj<B>, s: &[f32], device: &B::Device)
     Proj::dense(Param::from_tensor(w / s))
 }
 
-/// The dense projection `Q(diag(s)·W) / s`: `p` as it computes after scaling and rounding.
-fn simulated<B: AttentionBackend>(
-    p: &Proj<B>,
-    s: &[f32],
-    format: QuantFormat,
-    device: &B::Device,
-) -> crate::Result<Proj<B>> {
-    let w = p.weight(device);
-    let col = vector::<B>(s, device).reshape([s.len(), 1]);
-    let q = QuantLinear::from_weight(w * col.clone(), format)?.dequantized::<B>(device);
-    Ok(Proj::dense(Param::from_tensor(q / col)))
+/// A projection's weights on the host, `[d_out, d_in]` row-major (a row per output).
+struct HostRows {
+    w: Vec<f32>,
+    d_in: usize,
+    d_out: usize,
+}
+
+impl HostRows {
+    fn of<B: AttentionBackend>(p: &Proj<B>, device: &B::Device) -> Self {
+        let w = p.weight(device);
+        let [d_in, d_out] = w.dims();
+        Self {
+            w: host(w.transpose()),
+            d_in,
+            d_out,
+        }
+    }
+
+    /// The dense projection `Q(diag(s)·W) / s`: these weights as they compute after scaling
+    /// and rounding to nearest (each group through [`Grid::rtn`], which is
+    /// `QuantizedTensor::quantize`'s rounding exactly).
+    fn simulated<B: AttentionBackend>(
+        &self,
+        s: &[f32],
+        format: QuantFormat,
+        device: &B::Device,
+    ) -> Proj<B> {
+        let g = format.group();
+        let mut out = vec![0f32; self.w.len()];
+        out.par_chunks_mut(self.d_in)
+            .zip(self.w.par_chunks(self.d_in))
+            .for_each(|(o, r)| {
+                let mut padded = vec![0f32; g];
+                for ((o, r), s) in o.chunks_mut(g).zip(r.chunks(g)).zip(s.chunks(g)) {
+                    padded.fill(0.0);
+                    for ((p, &x), &s) in padded.iter_mut().zip(r).zip(s) {
+                        *p = x * s;
+                    }
+                    let grid = Grid::rtn(format, &padded)
+                        .expect("a group format")
+                        .prepare();
+                    for ((o, &p), &s) in o.iter_mut().zip(&padded).zip(s) {
+                        *o = grid.round(p) / s;
+                    }
+                }
+            });
+        let t = Tensor::<B, 2>::from_data(TensorData::new(out, [self.d_out, self.d_in]), device);
+        Proj::dense(Param::from_tensor(t.transpose()))
+    }
 }
 
 fn mse<B: AttentionBackend>(a: Tensor<B, 3>, b: Tensor<B, 3>) -> crate::Result<f64> {
@@ -302,11 +339,11 @@ pub fn awq_transform<B: AttentionBackend>(
             let mean = mean_abs(&block.attn_norm.forward(x.clone()));
             let hs = block.attn_norm.forward(xs.clone());
             let reference = attn.forward_full(hs.clone())?;
+            let host = [&attn.wq, &attn.wk, &attn.wv].map(|p| HostRows::of(p, &device));
             let (a, s) = search(cfg, &mean, |s| {
                 let mut probe = attn.clone();
-                for p in [&mut probe.wq, &mut probe.wk, &mut probe.wv] {
-                    *p = simulated(p, s, fa, &device)?;
-                }
+                let [q, k, v] = host.each_ref().map(|h| h.simulated(s, fa, &device));
+                (probe.wq, probe.wk, probe.wv) = (q, k, v);
                 mse(probe.forward_full(hs.clone())?, reference.clone())
             })?;
             let gamma = block.attn_norm.gamma.val() / vector::<B>(&s, &device);
@@ -325,11 +362,11 @@ pub fn awq_transform<B: AttentionBackend>(
             let mean = mean_abs(&block.mlp_norm.forward(x2.clone()));
             let ns = block.mlp_norm.forward(prefix(&x2, cfg.search_tokens));
             let reference = mlp.forward(ns.clone());
+            let host = [&mlp.gate, &mlp.up].map(|p| HostRows::of(p, &device));
             let (a, s) = search(cfg, &mean, |s| {
                 let mut probe = mlp.clone();
-                for p in [&mut probe.gate, &mut probe.up] {
-                    *p = simulated(p, s, fm, &device)?;
-                }
+                let [gate, up] = host.each_ref().map(|h| h.simulated(s, fm, &device));
+                (probe.gate, probe.up) = (gate, up);
                 mse(probe.forward(ns.clone()), reference.clone())
             })?;
             let gamma = block.mlp_norm.gamma.val() / vector::<B>(&s, &device);
@@ -342,9 +379,10 @@ pub fn awq_transform<B: AttentionBackend>(
             let mean = mean_abs(&mid(block.mlp_norm.forward(x2.clone())));
             let ms = mid(block.mlp_norm.forward(prefix(&x2, cfg.search_tokens)));
             let reference = mlp.down.forward(ms.clone());
+            let host = HostRows::of(&mlp.down, &device);
             let (a, s) = search(cfg, &mean, |s| {
                 mse(
-                    simulated(&mlp.down, s, fm, &device)?.forward(ms.clone()),
+                    host.simulated(s, fm, &device).forward(ms.clone()),
                     reference.clone(),
                 )
             })?;
