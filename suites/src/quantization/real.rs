@@ -41,8 +41,10 @@ pub const NATIVE: &str = "gguf-native";
 struct Plan {
     /// Rounded to nearest (`method=rtn`).
     rtn: Vec<&'static str>,
-    /// Also by the calibrated methods (`imatrix`, `gptq`, `awq`).
+    /// Also by the calibrated methods `imatrix` and `gptq`.
     calibrated: Vec<&'static str>,
+    /// Also by AWQ (its α search runs the model 20 times per block: the costliest method).
+    awq: Vec<&'static str>,
     /// Also by GPTQ with act-order (`gptq-act-order`).
     act_order: Vec<&'static str>,
     /// Evaluation tokens scored, in windows of `window`.
@@ -58,6 +60,7 @@ fn plan(scale: Scale) -> Plan {
         Scale::Smoke => Plan {
             rtn: vec!["int4-g32", "q4_0", MIXED],
             calibrated: vec!["int4-g32"],
+            awq: vec!["int4-g32"],
             act_order: vec![],
             tokens: 128,
             window: 128,
@@ -86,6 +89,7 @@ fn plan(scale: Scale) -> Plan {
                 "q4_1",
                 MIXED,
             ],
+            awq: vec!["int4-g32", "int4-g128", MIXED],
             act_order: vec!["int4-g32", "int4-g128"],
             tokens: if scale == Scale::Quick { 512 } else { 2048 },
             window: 256,
@@ -132,10 +136,11 @@ pub fn run<B: AttentionBackend>(ctx: &RunContext, device: &B::Device) -> Result<
         .iter()
         .map(|&f| (f, Method::Rtn))
         .chain(
-            [Method::Imatrix, method("gptq"), method("awq")]
+            [Method::Imatrix, method("gptq")]
                 .into_iter()
                 .flat_map(|m| plan.calibrated.iter().map(move |&f| (f, m))),
         )
+        .chain(plan.awq.iter().map(|&f| (f, method("awq"))))
         .chain(
             plan.act_order
                 .iter()
