@@ -117,20 +117,11 @@ fn folded_awq_model_computes_the_original_logits() {
         assert!(d <= 1e-5, "α {alpha:?}: max |Δ logit| {d}");
         if alpha.is_some() {
             // The fold did move weights: the norms now carry 1 / s.
-            let g0 = m.blocks[0]
-                .attn_norm
-                .gamma
-                .val()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap();
-            let g1 = folded.blocks[0]
-                .attn_norm
-                .gamma
-                .val()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap();
+            let gamma = |d: &Decoder<B>| {
+                let g = d.blocks[0].attn_norm.gamma.val();
+                g.into_data().to_vec::<f32>().unwrap()
+            };
+            let (g0, g1) = (gamma(&m), gamma(&folded));
             assert!(max_abs_diff(&g0, &g1).unwrap() > 0.1);
         }
     }
