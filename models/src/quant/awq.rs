@@ -36,6 +36,7 @@ use rayon::prelude::*;
 
 use super::format::QuantFormat;
 use super::grid::{self, Grid};
+use super::matvec::dot;
 use super::model::Assignment;
 use crate::attention::{Attention, AttentionLayer};
 use crate::decoder::Decoder;
@@ -231,7 +232,7 @@ pub fn clip_group(format: QuantFormat, w: &mut [f32], gram: &[f32], stride: usiz
     }
     // The grid sees the group as quantization does: padded with zeros to the format's group.
     let mut padded = vec![0f32; format.group()];
-    let mut err = vec![0f64; len];
+    let mut err = vec![0f32; len];
     let (mut best, mut best_max) = (f64::INFINITY, amax);
     for i in 0..CLIP_STEPS {
         let max = amax * (1.0 - i as f32 / CLIP_GRID as f32);
@@ -242,18 +243,10 @@ pub fn clip_group(format: QuantFormat, w: &mut [f32], gram: &[f32], stride: usiz
             .expect("a group format")
             .prepare();
         for ((e, &x), &c) in err.iter_mut().zip(w.iter()).zip(&padded) {
-            *e = (x - g.round(c)) as f64;
+            *e = x - g.round(c);
         }
         let total: f64 = (0..len)
-            .map(|a| {
-                let row = &gram[a * stride..a * stride + len];
-                err[a]
-                    * row
-                        .iter()
-                        .zip(&err)
-                        .map(|(&g, e)| g as f64 * e)
-                        .sum::<f64>()
-            })
+            .map(|a| err[a] as f64 * dot(&gram[a * stride..a * stride + len], &err) as f64)
             .sum();
         if total < best {
             (best, best_max) = (total, max);
