@@ -56,6 +56,7 @@ fn tiny_opts(out: PathBuf, steps: usize) -> TrainOptions {
         machine: "test".into(),
         git_rev: "test".into(),
         init_from: None,
+        fp8: None,
     }
 }
 
