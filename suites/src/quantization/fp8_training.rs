@@ -168,3 +168,13 @@ pub(super) fn run<B: AttentionBackend>(
     }
     Ok(rec.records)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_gap_is_relative_to_fp32_in_percent() {
+        assert_eq!(super::gap_pct(4.0, 5.0), 25.0);
+        assert_eq!(super::gap_pct(4.0, 3.0), -25.0);
+        assert_eq!(super::gap_pct(4.0, 4.0), 0.0);
+    }
+}
