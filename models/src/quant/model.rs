@@ -155,7 +155,8 @@ pub fn set_activations<B: Backend>(model: &mut Decoder<B>, activations: Activati
 }
 
 /// Sets simulated FP8 training ([`Fp8Training`]) on every attention and MLP projection of
-/// `model` (`None` turns it off); embeddings, norms and the head stay FP32, as in DeepSeek-V3.
+/// `model` (`None` turns it off); embeddings, norms and the head stay FP32, as in DeepSeek-V3,
+/// and so do MLA's per-head up-projections `W_UK`, `W_UV` (batched products, not projections).
 /// Quantized projections ignore it.
 pub fn set_fp8_training<B: Backend>(model: &mut Decoder<B>, fp8: Option<Fp8Training>) {
     for block in &mut model.blocks {
