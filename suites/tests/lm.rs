@@ -163,6 +163,14 @@ fn fp8_training_is_deterministic_recorded_and_not_fp32() {
             .precision,
         a.precision
     );
+    // A resumable FP32 run cannot be continued in FP8.
+    let mut first = tiny_opts(dir.join("mixed"), 10);
+    first.stop_after = Some(5);
+    train::<B>(&first, &device, &mut |_| {}).expect("trains");
+    let mut second = fp8_opts("mixed");
+    second.resume = true;
+    let e = train::<B>(&second, &device, &mut |_| {}).expect_err("mixed precisions");
+    assert!(e.to_string().contains("fp32"), "{e}");
     let steps = |c: &checkpoint::Card| c.curve.iter().map(|p| p.step).collect::<Vec<_>>();
     assert_eq!(steps(&a), steps(&fp32));
     // The rounding is in effect, and close to FP32 this early.

@@ -188,6 +188,13 @@ pub fn train<B: AttentionBackend>(
     let mut prior_seconds = 0.0;
     if opts.resume {
         let card = checkpoint::read_card(&dir.join("card"))?;
+        if card.precision != precision(opts.fp8) {
+            return Err(SuiteError::Input(format!(
+                "cannot resume a run trained in `{}` in `{}`; resume with the same precision",
+                card.precision,
+                precision(opts.fp8)
+            )));
+        }
         let bad = |e: burn::record::RecorderError, f: &Path| {
             SuiteError::Input(format!("cannot resume from {}: {e}", f.display()))
         };
@@ -270,6 +277,11 @@ pub fn train<B: AttentionBackend>(
     Ok(card)
 }
 
+/// The card's precision of a run with `fp8`.
+fn precision(fp8: Option<Fp8Training>) -> String {
+    fp8.map_or_else(|| checkpoint::FP32_PRECISION.to_string(), |f| f.name())
+}
+
 /// The card after `steps` steps; its losses are the last validation point's (every save follows
 /// a validation).
 fn make_card<B: AutodiffBackend>(
@@ -305,9 +317,7 @@ fn make_card<B: AutodiffBackend>(
         machine: opts.machine.clone(),
         git_rev: opts.git_rev.clone(),
         curve: curve.to_vec(),
-        precision: opts
-            .fp8
-            .map_or_else(|| checkpoint::FP32_PRECISION.to_string(), |f| f.name()),
+        precision: precision(opts.fp8),
     }
 }
 
