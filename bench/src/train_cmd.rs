@@ -8,6 +8,8 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use infermark_models::decoder::{preset, presets, CorpusKind};
 use infermark_models::kernels::AttentionBackend;
+use infermark_models::quant::fp8_train::parse_fp8_kind;
+use infermark_models::quant::Fp8Training;
 use infermark_suites::adacot::rl::{Algo, RlConfig};
 use infermark_suites::adacot::{self, finetune};
 use infermark_suites::backend::{run_on, BackendJob};
@@ -78,6 +80,19 @@ pub struct TrainArgs {
     /// results/checkpoints/).
     #[arg(long, value_name = "STEM")]
     pub sft: Option<PathBuf>,
+    /// Simulated FP8 mixed-precision training (DeepSeek-V3 §3.3): the inputs of every attention
+    /// and MLP projection's matrix products (forward, input-gradient and weight-gradient) rounded
+    /// to FP8 E4M3 with one scale per 1×128 activation tile and per 128×128 weight block, on any
+    /// backend (a host round trip through the FP8 codec). Master weights, AdamW state,
+    /// accumulation, embeddings, norms, attention, the head and validation stay FP32. The card's
+    /// `precision` records it. Presets only.
+    #[arg(long)]
+    pub fp8: bool,
+    /// With --fp8: also round the output gradients dY (1×128 tiles) to this FP8 format before
+    /// the two backward products: e4m3 (as DeepSeek-V3) or e5m2 (more range, less precision).
+    /// Default: FP32 gradients.
+    #[arg(long, value_name = "FORMAT", requires = "fp8")]
+    pub fp8_grad: Option<String>,
     /// eagle-smollm2: prompts continued greedily by the real model for the training data.
     #[arg(long, default_value_t = 64)]
     pub prompts: usize,
@@ -429,7 +444,26 @@ impl BackendJob for Job {
     }
 }
 
+/// The FP8 training setting of `--fp8` and `--fp8-grad`.
+fn fp8_training(args: &TrainArgs) -> Result<Option<Fp8Training>> {
+    if !args.fp8 {
+        if args.fp8_grad.is_some() {
+            bail!("--fp8-grad needs --fp8");
+        }
+        return Ok(None);
+    }
+    let grad = match &args.fp8_grad {
+        Some(g) => Some(parse_fp8_kind(g).map_err(|e| anyhow::anyhow!("--fp8-grad: {e}"))?),
+        None => None,
+    };
+    Ok(Some(Fp8Training { grad }))
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
+    let fp8 = fp8_training(&args)?;
+    if fp8.is_some() && (args.model == "arith-adaptive" || args.model == eagle::EAGLE_SMOLLM2) {
+        bail!("--fp8 applies to the presets, not to {}", args.model);
+    }
     if args.model == "arith-adaptive" {
         return run_adaptive(&args);
     }
@@ -506,6 +540,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         machine,
         git_rev: env::git_rev(),
         init_from: None,
+        fp8,
     };
     let card = if sft {
         run_on(args.backend, SftJob { opts })??
@@ -527,7 +562,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{}: {} parameters, {} steps, {} tokens in {:.0} s ({:.0} tokens/s)\n  \
+        "{}: {} parameters, {} steps, {} tokens in {:.0} s ({:.0} tokens/s), {}\n  \
          valid loss {:.4} (perplexity {:.3}; unigram baseline {:.3}) → {}",
         card.name,
         card.param_count,
@@ -535,6 +570,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         card.tokens_seen,
         card.train_seconds,
         card.tokens_per_s,
+        card.precision,
         card.valid_loss,
         card.valid_perplexity,
         card.unigram_perplexity,

@@ -542,6 +542,31 @@ fn train_writes_a_checkpoint_and_card_that_eval_reproduces() {
 }
 
 #[test]
+fn bad_fp8_training_flags_are_refused() {
+    let dir = tmp("badfp8");
+    let x = dir.join("x");
+    let x = x.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["--fp8", "--fp8-grad", "e3m4"], "e3m4"),
+        (vec!["--fp8-grad", "e5m2"], "--fp8"),
+    ] {
+        let mut all = vec!["train", "--model", "tiny", "--out", x];
+        all.extend(args);
+        let o = infermark(&all);
+        assert!(!o.status.success(), "{all:?} succeeded");
+        assert!(stderr(&o).contains(needle), "{all:?}: {}", stderr(&o));
+    }
+    let o = infermark(&["train", "--model", "arith-adaptive", "--fp8", "--out", x]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--fp8 applies to the presets"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
+}
+
+#[test]
 fn unknown_models_are_refused_by_train_and_eval() {
     let dir = tmp("badmodel");
     let o = infermark(&[

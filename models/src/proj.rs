@@ -8,7 +8,7 @@ use burn::nn::LinearConfig;
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::kernels::AttentionBackend;
-use crate::quant::{QuantFormat, QuantLinear};
+use crate::quant::{Fp8Training, QuantFormat, QuantLinear};
 
 /// What a [`Proj`] holds.
 enum Kind<'a, B: Backend> {
@@ -26,6 +26,8 @@ pub struct Proj<B: Backend> {
     weight: Option<Param<Tensor<B, 2>>>,
     /// Packed codes replacing `weight` (plain data: never trained or saved by burn).
     quant: Option<QuantLinear>,
+    /// Simulated FP8 training of the dense product (plain data: a setting, never saved).
+    fp8: Option<Fp8Training>,
 }
 
 impl<B: Backend> Proj<B> {
@@ -43,6 +45,7 @@ impl<B: Backend> Proj<B> {
         Self {
             weight: Some(weight),
             quant: None,
+            fp8: None,
         }
     }
 
@@ -51,6 +54,7 @@ impl<B: Backend> Proj<B> {
         Self {
             weight: None,
             quant: Some(q),
+            fp8: None,
         }
     }
 
@@ -80,6 +84,16 @@ impl<B: Backend> Proj<B> {
         }
     }
 
+    /// Rounds the dense product's inputs to FP8 ([`Fp8Training`]) from now on (`None`: FP32).
+    pub fn set_fp8_training(&mut self, fp8: Option<Fp8Training>) {
+        self.fp8 = fp8;
+    }
+
+    /// The FP8 training setting.
+    pub fn fp8_training(&self) -> Option<Fp8Training> {
+        self.fp8
+    }
+
     /// The quantized layer, when this projection holds one.
     pub fn quant(&self) -> Option<&QuantLinear> {
         self.quant.as_ref()
@@ -98,6 +112,11 @@ impl<B: Backend> Proj<B> {
 }
 
 impl<B: AttentionBackend> Proj<B> {
+    /// `y = x·W`. With [`Fp8Training`] set on a dense projection, `x` (1×128 tiles along
+    /// `d_in`) and `W` (128×128 blocks) are rounded to FP8 E4M3 with straight-through gradients,
+    /// and `dY` to the gradient format in backward where one is set
+    /// ([`crate::quant::fp8_train`]).
+    ///
     /// # Shapes
     /// - `x`: `[..., d_in]` → `[..., d_out]`; leading dimensions are flattened into the rows of
     ///   one matrix product, so a batch of decode rows reads each weight once.
@@ -110,7 +129,14 @@ impl<B: AttentionBackend> Proj<B> {
                 let rows = dims[..D - 1].iter().product::<usize>();
                 let x = x.reshape([rows, d_in]);
                 let w = w.val();
-                let y = B::few_rows_matmul(&x, &w).unwrap_or_else(|| x.matmul(w));
+                let y = match self.fp8 {
+                    Some(f) => {
+                        let x = B::fp8_straight_through(x, Some(f.activation_tiles()), None);
+                        let w = B::fp8_straight_through(w, Some(f.weight_tiles()), None);
+                        B::fp8_straight_through(x.matmul(w), None, f.grad_tiles())
+                    }
+                    None => B::few_rows_matmul(&x, &w).unwrap_or_else(|| x.matmul(w)),
+                };
                 dims[D - 1] = d_out;
                 y.reshape(dims)
             }

@@ -749,6 +749,43 @@ pub const RL_REWARD: Metric = Metric {
     about: "adacot: mean greedy-decision reward on a held-out set after the RL steps",
 };
 
+/// Validation loss of a training run.
+pub const VALID_LOSS: Metric = Metric {
+    name: "valid_loss",
+    unit: "nats/token",
+    direction: Lower,
+    kind: Deterministic,
+    about: "mean next-token loss on the validation split of the weights after training (at `step` where given: a point of the curve), scored with the FP32 forward",
+};
+
+/// Training loss of a run, averaged since the previous validation point.
+pub const TRAIN_LOSS: Metric = Metric {
+    name: "train_loss",
+    unit: "nats/token",
+    direction: Lower,
+    kind: Deterministic,
+    about: "mean training loss over the steps since the previous validation point (`step`), in the run's own precision",
+};
+
+/// Relative validation-loss gap of FP8 against FP32 training.
+pub const VALID_LOSS_GAP_PCT: Metric = Metric {
+    name: "valid_loss_gap_pct",
+    unit: "%",
+    direction: Lower,
+    kind: Deterministic,
+    about: "(FP8-trained − FP32-trained) / FP32-trained validation loss × 100, same recipe, seed and steps: after training, or at `step`; max and min over the curve's points",
+};
+
+/// Training throughput.
+pub const TRAIN_TOKENS_PER_S: Metric = Metric {
+    name: "train_tokens_per_s",
+    unit: "tokens/s",
+    direction: Higher,
+    kind: Noisy,
+    about:
+        "training tokens per second of wall time, periodic validation and resumable saves included",
+};
+
 pub const ALL: &[Metric] = &[
     TRIAD_GBPS,
     READ_STREAM_GBPS,
@@ -828,6 +865,10 @@ pub const ALL: &[Metric] = &[
     RL_PEAK_BYTES,
     RL_REWARD_PER_S,
     RL_REWARD,
+    VALID_LOSS,
+    TRAIN_LOSS,
+    VALID_LOSS_GAP_PCT,
+    TRAIN_TOKENS_PER_S,
 ];
 
 /// Looks a metric up; `None` for a metric the registry does not know.

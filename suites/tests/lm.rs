@@ -7,6 +7,7 @@ use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use infermark_models::decoder::{preset, AttentionKind, Decoder, DecoderConfig};
+use infermark_models::quant::{Fp8Kind, Fp8Training};
 use infermark_suites::zoo::corpus::{self, check_answer, Format, BUCKETS};
 use infermark_suites::zoo::train::{mean_nll, train, TrainOptions};
 use infermark_suites::zoo::{checkpoint, hf};
@@ -56,6 +57,7 @@ fn tiny_opts(out: PathBuf, steps: usize) -> TrainOptions {
         machine: "test".into(),
         git_rev: "test".into(),
         init_from: None,
+        fp8: None,
     }
 }
 
@@ -132,6 +134,69 @@ fn tiny_model_loss_falls_and_training_is_deterministic() {
     assert!(a.valid_loss < (256f64).ln(), "not better than uniform");
     let b = train::<B>(&tiny_opts(dir.join("b"), 20), &device, &mut |_| {}).expect("trains");
     assert_eq!(a.curve, b.curve, "same seed, same backend, different curve");
+}
+
+#[test]
+fn fp8_training_is_deterministic_recorded_and_not_fp32() {
+    let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("fp8");
+    let device = Default::default();
+    let fp32 = train::<B>(&tiny_opts(dir.join("f"), 10), &device, &mut |_| {}).expect("trains");
+    assert_eq!(fp32.precision, checkpoint::FP32_PRECISION);
+    let fp8_opts = |name: &str| {
+        let mut o = tiny_opts(dir.join(name), 10);
+        o.fp8 = Some(Fp8Training {
+            grad: Some(Fp8Kind::E5M2),
+        });
+        o
+    };
+    let a = train::<B>(&fp8_opts("a"), &device, &mut |_| {}).expect("trains");
+    let b = train::<B>(&fp8_opts("b"), &device, &mut |_| {}).expect("trains");
+    assert_eq!(a.curve, b.curve, "FP8 training is deterministic");
+    assert_eq!(
+        a.precision,
+        "fp8-e4m3 (1x128 act, 128x128 weight tiles), grads e5m2"
+    );
+    assert_eq!(
+        checkpoint::read_card(&dir.join("a"))
+            .expect("card")
+            .precision,
+        a.precision
+    );
+    // A resumable FP32 run cannot be continued in FP8.
+    let mut first = tiny_opts(dir.join("mixed"), 10);
+    first.stop_after = Some(5);
+    train::<B>(&first, &device, &mut |_| {}).expect("trains");
+    let mut second = fp8_opts("mixed");
+    second.resume = true;
+    let e = train::<B>(&second, &device, &mut |_| {}).expect_err("mixed precisions");
+    assert!(e.to_string().contains("fp32"), "{e}");
+    let steps = |c: &checkpoint::Card| c.curve.iter().map(|p| p.step).collect::<Vec<_>>();
+    assert_eq!(steps(&a), steps(&fp32));
+    // The rounding is in effect, and close to FP32 this early.
+    assert_ne!(a.valid_loss, fp32.valid_loss);
+    let gap = (a.valid_loss - fp32.valid_loss).abs() / fp32.valid_loss;
+    assert!(
+        gap < 0.05,
+        "FP8 {} vs FP32 {}",
+        a.valid_loss,
+        fp32.valid_loss
+    );
+}
+
+#[test]
+fn cards_without_a_precision_read_as_fp32() {
+    let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("oldcard");
+    let device = Default::default();
+    train::<B>(&tiny_opts(dir.join("m"), 5), &device, &mut |_| {}).expect("trains");
+    let path = checkpoint::paths(&dir.join("m")).1;
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("card")).expect("json");
+    json.as_object_mut().expect("object").remove("precision");
+    std::fs::write(&path, json.to_string()).expect("writes");
+    let card = checkpoint::read_card(&dir.join("m")).expect("old card reads");
+    assert_eq!(card.precision, checkpoint::FP32_PRECISION);
 }
 
 #[test]

@@ -1,5 +1,7 @@
 use burn::tensor::{activation::softmax, backend::Backend, Tensor, TensorData};
 
+use crate::quant::fp8_train::{fake_quant, Fp8Tiles};
+
 /// Which keys each query row may see.
 ///
 /// Query rows are laid out as `groups × s`: row `r` is query position `r % s` of the current step,
@@ -44,6 +46,25 @@ pub trait AttentionBackend: Backend {
     /// - `x`: `[m, k]`; `w`: `[k, n]` (row-major, or a transposed `[n, k]`) → `[m, n]`
     fn few_rows_matmul(_x: &Tensor<Self, 2>, _w: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
         None
+    }
+
+    /// `x` rounded to FP8 in `forward`'s tiles (unchanged where `None`), with a
+    /// straight-through gradient: backward passes the incoming gradient on unchanged, or rounded
+    /// to `backward`'s tiles where set (simulated FP8 training,
+    /// [`crate::quant::fp8_train`]). The default serves backends without autodiff, which have
+    /// no backward pass; autodiff backends override it.
+    ///
+    /// # Shapes
+    /// - `x`: `[m, n]` → `[m, n]`
+    fn fp8_straight_through(
+        x: Tensor<Self, 2>,
+        forward: Option<Fp8Tiles>,
+        _backward: Option<Fp8Tiles>,
+    ) -> Tensor<Self, 2> {
+        match forward {
+            Some(t) => fake_quant(x, t),
+            None => x,
+        }
     }
 
     /// SwiGLU's gate, `silu(g) ⊙ u`, in one pass, or `None` where burn's ops should run (the
@@ -370,8 +391,49 @@ impl AttentionBackend for burn::backend::Cuda {}
 #[cfg(feature = "wgpu")]
 impl AttentionBackend for burn::backend::Wgpu {}
 
-/// Training: autodiff backends take the generic (differentiable) paths.
+/// Training: autodiff backends take the generic (differentiable) paths, and FP8 rounding as a
+/// custom operation whose backward is the (optionally rounded) identity.
 impl<B: Backend, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy>
     AttentionBackend for burn::backend::Autodiff<B, C>
 {
+    fn fp8_straight_through(
+        x: Tensor<Self, 2>,
+        forward: Option<Fp8Tiles>,
+        backward: Option<Fp8Tiles>,
+    ) -> Tensor<Self, 2> {
+        use burn::backend::autodiff::checkpoint::base::Checkpointer;
+        use burn::backend::autodiff::grads::Gradients;
+        use burn::backend::autodiff::ops::{unary, Backward, Ops};
+        use burn::tensor::TensorPrimitive;
+
+        /// The straight-through backward: the gradient, rounded to the tiles where set.
+        #[derive(Debug)]
+        struct StraightThrough(Option<Fp8Tiles>);
+
+        impl<B: Backend> Backward<B, 1> for StraightThrough {
+            type State = ();
+
+            fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                unary::<B, _>(ops.parents, ops.node, grads, |g| match self.0 {
+                    Some(t) => {
+                        let g = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(g));
+                        fake_quant(g, t).into_primitive().tensor()
+                    }
+                    None => g,
+                });
+            }
+        }
+
+        let x = x.into_primitive().tensor();
+        let inner = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(x.primitive.clone()));
+        let out = match forward {
+            Some(t) => fake_quant(inner, t),
+            None => inner,
+        };
+        let out = StraightThrough(backward)
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateless(out.into_primitive().tensor());
+        Tensor::from_primitive(TensorPrimitive::Float(out))
+    }
 }

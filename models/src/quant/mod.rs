@@ -12,6 +12,8 @@
 //! - [`grid`], [`gptq`], [`imatrix`], [`linalg`], [`calibrate`]: calibrated rounding to the
 //!   4-bit group formats (GPTQ, importance-weighted round-to-nearest), per matrix and for a
 //!   whole decoder run on calibration text.
+//! - [`fp8_train`]: FP8 rounding with fine-grained tiles for simulated FP8 training
+//!   (DeepSeek-V3 §3.3), through the same codec as the FP8 formats.
 //! - [`model`]: a whole decoder's projections through a format (or a mixed assignment), as
 //!   quantized [`crate::proj::Proj`]s of the one decoder.
 //!
@@ -22,6 +24,7 @@ pub mod act;
 pub mod awq;
 pub mod calibrate;
 pub mod format;
+pub mod fp8_train;
 pub mod gptq;
 pub mod grid;
 pub mod imatrix;
@@ -35,8 +38,10 @@ pub mod tensor;
 
 pub use act::Activations;
 pub use format::{Fp8Kind, Fp8Scaling, QuantFormat};
+pub use fp8_train::{Fp8Tiles, Fp8Training};
 pub use linear::QuantLinear;
 pub use model::{
-    dequantize_decoder, quantize_decoder, quantize_head, set_activations, Assignment, ModelBytes,
+    dequantize_decoder, quantize_decoder, quantize_head, set_activations, set_fp8_training,
+    Assignment, ModelBytes,
 };
 pub use tensor::{QuantizedTensor, Scales};

@@ -11,6 +11,7 @@ use burn::tensor::{backend::Backend, Tensor};
 
 use super::act::Activations;
 use super::format::QuantFormat;
+use super::fp8_train::Fp8Training;
 use super::linear::QuantLinear;
 use crate::attention::Attention;
 use crate::decoder::Decoder;
@@ -150,6 +151,19 @@ pub fn set_activations<B: Backend>(model: &mut Decoder<B>, activations: Activati
     }
     if let Some(h) = &mut model.lm_head {
         h.set_activations(activations);
+    }
+}
+
+/// Sets simulated FP8 training ([`Fp8Training`]) on every attention and MLP projection of
+/// `model` (`None` turns it off); embeddings, norms and the head stay FP32, as in DeepSeek-V3,
+/// and so do MLA's per-head up-projections `W_UK`, `W_UV` (batched products, not projections).
+/// Quantized projections ignore it.
+pub fn set_fp8_training<B: Backend>(model: &mut Decoder<B>, fp8: Option<Fp8Training>) {
+    for block in &mut model.blocks {
+        let mlp = [&mut block.mlp.gate, &mut block.mlp.up, &mut block.mlp.down];
+        for p in attention_projs(&mut block.attn).into_iter().chain(mlp) {
+            p.set_fp8_training(fp8);
+        }
     }
 }
 

@@ -50,7 +50,7 @@ pub fn padded_cols(format: QuantFormat, cols: usize) -> usize {
     cols.div_ceil(format.group()) * format.group()
 }
 
-fn absmax(xs: &[f32]) -> f32 {
+pub(crate) fn absmax(xs: &[f32]) -> f32 {
     xs.iter().fold(0f32, |m, x| m.max(x.abs()))
 }
 
@@ -461,7 +461,8 @@ impl QuantizedTensor {
     }
 }
 
-fn fp8_scale(kind: Fp8Kind, m: f32) -> f32 {
+/// The FP8 scale of values whose largest magnitude is `m`: `m / max_fp8`, 1 when `m` is 0.
+pub(crate) fn fp8_scale(kind: Fp8Kind, m: f32) -> f32 {
     if m == 0.0 {
         1.0
     } else {

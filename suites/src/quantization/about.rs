@@ -13,6 +13,10 @@ pub const NAME: &str = "quantization";
 /// FP32 embeddings and head.
 pub const MIXED: &str = "mixed-fp8-int4";
 
+/// The FP8-training variant: the `target` recipe trained in FP32 and in simulated FP8, side by
+/// side.
+pub const FP8_TRAINING: &str = "fp8-training";
+
 pub(crate) fn mixed() -> Assignment {
     Assignment {
         attention: QuantFormat::Fp8(Fp8Kind::E4M3, Fp8Scaling::Channel),
@@ -66,7 +70,7 @@ pub(super) fn variant_names() -> Vec<String> {
 /// What the suite is.
 pub(super) const ABOUT: About = About {
     name: NAME,
-    description: "FP8 (E4M3, E5M2), INT8, INT4 and Q4_0 weights against FP32: bits per weight, tensor error, perplexity/KL/top-1 on the trained target model, decode and prefill speed",
+    description: "FP8 (E4M3, E5M2), INT8, INT4 and Q4_0 weights against FP32: bits per weight, tensor error, perplexity/KL/top-1 on the trained target model, decode and prefill speed; FP8 mixed-precision training against FP32",
     experiments: &[
             ("tensor", "bits_per_weight, weight_rmse, weight_max_abs_err, exact_roundtrip, sqnr_db"),
             (
@@ -78,6 +82,10 @@ pub(super) const ABOUT: About = About {
                 "matvec_latency_ms (1 row), matmul_latency_ms (prefill rows) and speedup_vs_f32 per format, FP32 alongside",
             ),
             ("decode", "decode_tokens_per_s of target with quantized projections, FP32 alongside"),
+            (
+                "training",
+                "valid_loss and train_loss per validation step and after training, train_tokens_per_s, valid_loss_gap_pct (FP8 against FP32, final, per step, max and min) of target trained in FP32 and in simulated FP8 (DeepSeek-V3 tiles), same seed and steps",
+            ),
             (
                 "activations",
                 "matvec_latency_ms of the big layer with f32 and with int8 activations, alternately (integer formats)",

@@ -10,6 +10,10 @@
 //! - **speed**: decode matrix-vector and prefill matrix-matrix products at a 4096² layer and at the
 //!   model's own shapes, each format timed alternately with burn's FP32 product (A B A B).
 //!
+//! - **training**: the `target` recipe trained in FP32 and with simulated FP8 products
+//!   (DeepSeek-V3's fine-grained tiles), same seed and steps: loss curves and the final
+//!   validation-loss gap ([`fp8_training`]).
+//!
 //! Model-level numbers use the dequantized weights: numerically `QuantLinear`'s reference
 //! forward. Speed numbers use `QuantLinear::forward` (layers) and the decoder with quantized
 //! projections (whole model): the fused kernel for decode rows on flex, dequantize-and-multiply
@@ -17,6 +21,7 @@
 
 pub mod about;
 pub mod decode_speed;
+pub mod fp8_training;
 pub mod layer_speed;
 pub mod model_accuracy;
 mod real;
@@ -24,5 +29,5 @@ pub mod report;
 pub mod suite;
 pub mod tensor;
 
-pub use about::{MIXED, NAME};
+pub use about::{FP8_TRAINING, MIXED, NAME};
 pub use suite::QuantizationSuite;

@@ -1,17 +1,19 @@
 //! The quantization suite's part of the report: per scored model, each format's size and
 //! accuracy against the FP32 reference, and bits per weight against perplexity change and
 //! against KL divergence (one labelled point per format); a speed table (each format beside
-//! FP32, timed alternately).
+//! FP32, timed alternately); FP8 training against FP32 (final losses, gap, curves).
 
 use crate::metric::{
     COMPRESSION_VS_BF16, COMPRESSION_VS_FP32, DECODE_TOKENS_PER_S, KL_DIVERGENCE_MEAN,
     MATMUL_LATENCY_MS, MATVEC_LATENCY_MS, PERPLEXITY, PERPLEXITY_DELTA_PCT, QUANTIZE_SECONDS,
-    TOP1_AGREEMENT, TRIAD_GBPS, WEIGHT_READ_GBPS,
+    TOP1_AGREEMENT, TRAIN_TOKENS_PER_S, TRIAD_GBPS, VALID_LOSS, VALID_LOSS_GAP_PCT,
+    WEIGHT_READ_GBPS,
 };
 use crate::report::{
     Bind, Cell, Chart, Column, Each, Filter, Headline, Key, Order, Param, Pick, Repeat, Rows,
     Section, Src, Stats, Table, Val,
 };
+use crate::Stat;
 
 /// The model a format was scored on (`target`, a real model).
 pub const MODEL: Param = Param("model");
@@ -29,6 +31,13 @@ pub const ROWS: Param = Param("rows");
 pub const ACTIVATIONS: Param = Param("activations");
 /// How weights were rounded to the format (`rtn`, `imatrix`, `gptq`, `awq`; real-model rows).
 pub const METHOD: Param = Param("method");
+
+/// Precision of a training run (`fp32`, or the FP8 recipe; training rows).
+pub const PRECISION: Param = Param("precision");
+/// Validation step of a training curve's point (absent: after training).
+pub const STEP: Param = Param("step");
+/// Steps trained (training rows).
+pub const STEPS: Param = Param("steps");
 
 /// Once per scored model (the `model` of the perplexity records, in record order).
 const PER_MODEL: Option<Each> = Some(Each {
@@ -205,6 +214,58 @@ const SPEED: Table = Table {
     machine_note: true,
 };
 
+/// After training: records without a curve step.
+const FINAL: &[Filter] = &[Filter::Absent(STEP)];
+
+/// FP8 training against FP32 (same recipe, seed and steps): final validation loss, the relative
+/// gap, the largest gap along the curve, and throughput.
+const TRAINING: Table = Table {
+    title: "FP8 training against FP32: {0}, {1} steps",
+    binds: &[
+        Bind::First {
+            param: MODEL,
+            pick: Pick::any(&VALID_LOSS_GAP_PCT, &[]),
+            skip_prefix: None,
+            or: None,
+        },
+        Bind::First {
+            param: STEPS,
+            pick: Pick::any(&VALID_LOSS_GAP_PCT, &[]),
+            skip_prefix: None,
+            or: None,
+        },
+    ],
+    rows: Rows::Keys {
+        keys: &[Key::Param(PRECISION)],
+        from: Some(Pick::headline(&VALID_LOSS, FINAL)),
+        order: Order::FirstSeen,
+    },
+    anchor: None,
+    columns: &[
+        Column { head: "precision", cell: Cell::Key(Key::Param(PRECISION)) },
+        Column { head: "valid loss", cell: Cell::Value(Src::Pick(Pick::headline(&VALID_LOSS, FINAL))) },
+        Column { head: "gap vs FP32 %", cell: Cell::Value(Src::Pick(Pick::headline(&VALID_LOSS_GAP_PCT, FINAL))) },
+        Column { head: "largest gap on the curve %", cell: Cell::Value(Src::Pick(Pick::only(&VALID_LOSS_GAP_PCT, Stat::Max, &[]))) },
+        Column { head: "train tokens/s", cell: Cell::Value(Src::Pick(Pick::headline(&TRAIN_TOKENS_PER_S, &[]))) },
+    ],
+    require: &[1],
+    note: "Both runs from the same seed over the same batches and steps, validated on the same text with the FP32 forward of their FP32 master weights. FP8: the inputs of every attention and MLP product (forward, input gradient, weight gradient) rounded to FP8 with one scale per 1×128 activation or gradient tile and per 128×128 weight block (DeepSeek-V3 §3.3), simulated by rounding through the FP8 codec of the formats above; embeddings, norms, attention and head in FP32. Gap: (FP8 − FP32) / FP32 validation loss × 100; largest gap: the maximum of that gap over the validation points. Tokens/s include the periodic validation.",
+    machine_note: false,
+};
+
+/// Validation loss along training, FP32 and FP8.
+const CURVES: Chart = Chart::Lines {
+    title: "validation loss during training, FP32 and FP8",
+    metrics: &[&VALID_LOSS],
+    stats: Stats::Headline,
+    filter: &[Filter::Present(STEP)],
+    x: STEP,
+    x_label: "step",
+    series: &[Key::Param(PRECISION)],
+    flat: false,
+    min_points: 2,
+};
+
 /// The quantization suite's section.
 pub const REPORT: Section = Section {
     headline: Some(Headline {
@@ -226,9 +287,19 @@ pub const REPORT: Section = Section {
             each: None,
             items: &[SPEED],
         },
+        Repeat {
+            each: None,
+            items: &[TRAINING],
+        },
     ],
-    charts: &[Repeat {
-        each: PER_MODEL,
-        items: &[PPL_TRADEOFF, KL_TRADEOFF],
-    }],
+    charts: &[
+        Repeat {
+            each: PER_MODEL,
+            items: &[PPL_TRADEOFF, KL_TRADEOFF],
+        },
+        Repeat {
+            each: None,
+            items: &[CURVES],
+        },
+    ],
 };

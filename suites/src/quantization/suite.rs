@@ -6,8 +6,9 @@ use infermark_models::kernels::AttentionBackend;
 use infermark_models::quant::int_dot::{self};
 use infermark_models::quant::{Assignment, QuantFormat};
 
-use super::about::{mixed, sizes, variant_names, ABOUT, MIXED, NAME};
+use super::about::{mixed, sizes, variant_names, ABOUT, FP8_TRAINING, MIXED, NAME};
 use super::decode_speed::decode_records;
+use super::fp8_training;
 use super::layer_speed::{activation_records, speed_records};
 use super::model_accuracy::model_records;
 use super::real;
@@ -45,6 +46,14 @@ impl Suite for QuantizationSuite {
                     0.3
                 }
             }
+            // Two trainings of target: 150 steps each at quick, 4 at smoke.
+            FP8_TRAINING => {
+                if quick {
+                    250.0
+                } else {
+                    8.0
+                }
+            }
             _ => {
                 if quick {
                     9.5
@@ -64,7 +73,11 @@ impl Suite for QuantizationSuite {
         NAMES
             .get_or_init(|| {
                 let mut v = variant_names();
-                v.extend([REAL.to_string(), real::NATIVE.to_string()]);
+                v.extend([
+                    REAL.to_string(),
+                    real::NATIVE.to_string(),
+                    FP8_TRAINING.to_string(),
+                ]);
                 v
             })
             .iter()
@@ -72,8 +85,9 @@ impl Suite for QuantizationSuite {
             .collect()
     }
 
-    /// One case per format (the mixed assignment has no tensor or speed part of its own), and
-    /// one for the real model's rows when it has been fetched.
+    /// One case per format (the mixed assignment has no tensor or speed part of its own), one
+    /// for FP8 training against FP32, and one for the real model's rows when it has been
+    /// fetched.
     fn cases(&self, _scale: Scale) -> Vec<Case> {
         let mut cases: Vec<Case> = variant_names()
             .into_iter()
@@ -82,6 +96,10 @@ impl Suite for QuantizationSuite {
                 variant: v,
             })
             .collect();
+        cases.push(Case {
+            params: BTreeMap::from([("preset".to_string(), "target".to_string())]),
+            variant: FP8_TRAINING.into(),
+        });
         if crate::zoo::gguf::smollm2().is_ok() {
             cases.push(Case {
                 params: BTreeMap::from([("preset".to_string(), REAL.to_string())]),
@@ -144,6 +162,9 @@ impl Experiment for QuantizationSuite {
         let variant = case.variant.as_str();
         if variant == REAL {
             return real::run::<B>(ctx, device);
+        }
+        if variant == FP8_TRAINING {
+            return fp8_training::run::<B>(ctx, device);
         }
         let s = sizes(ctx.scale);
         let mut rec = Recorder::new(ctx, NAME, variant, BTreeMap::new());

@@ -63,6 +63,18 @@ pub struct Card {
     pub git_rev: String,
     /// Validation curve.
     pub curve: Vec<CurvePoint>,
+    /// Precision of the training products: `fp32`, or the simulated FP8 recipe
+    /// (`fp8-e4m3 (1x128 act, 128x128 weight tiles), grads e5m2`); cards written before it was
+    /// recorded read as `fp32`.
+    #[serde(default = "fp32_precision")]
+    pub precision: String,
+}
+
+/// [`Card::precision`] of FP32 training.
+pub const FP32_PRECISION: &str = "fp32";
+
+fn fp32_precision() -> String {
+    FP32_PRECISION.into()
 }
 
 /// The two files of a checkpoint `stem`: `stem.safetensors` and `stem.json`.

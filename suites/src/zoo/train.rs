@@ -2,7 +2,8 @@
 //! decay to a tenth of the peak rate, global-norm gradient clipping at 1.0, periodic validation,
 //! and resumable checkpoints. Deterministic for a seed on one backend: weights come from the
 //! backend's seeded RNG and batch `i` from a generator seeded by `(seed, i)`, so a resumed run sees
-//! the same batches as an uninterrupted one.
+//! the same batches as an uninterrupted one. With [`TrainOptions::fp8`] the projections' products
+//! take FP8-rounded inputs ([`infermark_models::quant::fp8_train`]); everything else is unchanged.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +16,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use infermark_models::decoder::{next_token_nll, Decoder, Preset};
 use infermark_models::kernels::AttentionBackend;
+use infermark_models::quant::{set_fp8_training, Fp8Training};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -48,6 +50,9 @@ pub struct TrainOptions {
     pub git_rev: String,
     /// Start from this checkpoint's weights (fine-tuning) instead of a fresh initialisation.
     pub init_from: Option<PathBuf>,
+    /// Simulated FP8 training of the attention and MLP projections (DeepSeek-V3 §3.3); `None`
+    /// trains in FP32. Master weights, AdamW state and validation stay FP32 either way.
+    pub fp8: Option<Fp8Training>,
 }
 
 /// Progress of a training run, reported after every step.
@@ -183,6 +188,13 @@ pub fn train<B: AttentionBackend>(
     let mut prior_seconds = 0.0;
     if opts.resume {
         let card = checkpoint::read_card(&dir.join("card"))?;
+        if card.precision != precision(opts.fp8) {
+            return Err(SuiteError::Input(format!(
+                "cannot resume a run trained in `{}` in `{}`; resume with the same precision",
+                card.precision,
+                precision(opts.fp8)
+            )));
+        }
         let bad = |e: burn::record::RecorderError, f: &Path| {
             SuiteError::Input(format!("cannot resume from {}: {e}", f.display()))
         };
@@ -194,6 +206,7 @@ pub fn train<B: AttentionBackend>(
         curve = card.curve;
         prior_seconds = card.train_seconds;
     }
+    set_fp8_training(&mut model, opts.fp8);
     let tokens_per_step = (p.batch * p.seq_len) as u64;
     let t0 = Instant::now();
     let mut window = (0f64, 0usize);
@@ -222,7 +235,10 @@ pub fn train<B: AttentionBackend>(
         let elapsed = t0.elapsed().as_secs_f64();
         let stop = opts.stop_after == Some(done) && done < opts.steps;
         if done % opts.eval_every == 0 || done == opts.steps || stop {
-            let v = mean_nll(&model.valid(), &valid_tokens, p.seq_len, 16, device)?;
+            // Validation scores the FP32 master weights with the FP32 forward.
+            let mut eval = model.valid();
+            set_fp8_training(&mut eval, None);
+            let v = mean_nll(&eval, &valid_tokens, p.seq_len, 16, device)?;
             curve.push(CurvePoint {
                 step: done,
                 train_loss: window.0 / window.1 as f64,
@@ -254,9 +270,16 @@ pub fn train<B: AttentionBackend>(
         )));
     }
     let card = make_card(opts, &model, opts.steps, seconds, &curve);
-    checkpoint::save(&model.valid(), &card, &opts.out)?;
+    let mut fin = model.valid();
+    set_fp8_training(&mut fin, None);
+    checkpoint::save(&fin, &card, &opts.out)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(card)
+}
+
+/// The card's precision of a run with `fp8`.
+fn precision(fp8: Option<Fp8Training>) -> String {
+    fp8.map_or_else(|| checkpoint::FP32_PRECISION.to_string(), |f| f.name())
 }
 
 /// The card after `steps` steps; its losses are the last validation point's (every save follows
@@ -294,6 +317,7 @@ fn make_card<B: AutodiffBackend>(
         machine: opts.machine.clone(),
         git_rev: opts.git_rev.clone(),
         curve: curve.to_vec(),
+        precision: precision(opts.fp8),
     }
 }
 
