@@ -452,23 +452,43 @@ fn a_best_pick_claim_takes_the_best_matching_record_and_shows_its_conditions() {
 
 #[test]
 fn the_fp8_int4_size_claim_is_judged_against_bf16_and_on_both_texts() {
-    let q = |metric: &str, model: &str, v: f64| {
-        let mut r = rec(
-            "mixed-fp8-int4",
-            metric,
-            v,
-            Stat::Exact,
-            &[("model", model), ("text", "t")],
-        );
+    let r = |variant: &str, metric: &str, v: f64, params: &[(&str, &str)]| {
+        let mut r = rec(variant, metric, v, Stat::Exact, params);
         r.suite = "quantization".into();
         at(r, "quick", 100)
     };
+    let q = |metric: &str, model: &str, v: f64| {
+        r(
+            "mixed-fp8-int4",
+            metric,
+            v,
+            &[("model", model), ("text", "t")],
+        )
+    };
+    let real = |method: &str, v: f64| {
+        let p = [("model", "smollm2-135m"), ("text", "t"), ("method", method)];
+        r("mixed-fp8-int4", "perplexity_delta_pct", v, &p)
+    };
+    // The training half: the gap at each validation step, and over the curve (its max).
+    let gap = |step: &str, v: f64| {
+        let p = [("model", "target"), ("step", step)];
+        r("fp8-training", "valid_loss_gap_pct", v, &p)
+    };
+    let mut curve_max = gap("0", 9.0);
+    curve_max.params.remove("step");
+    curve_max.params.insert("over".into(), "curve".into());
+    curve_max.stat = Stat::Max;
     // 4.9x smaller than FP32 is only 2.45x smaller than BF16: not "75% smaller".
     let run = vec![
         q("compression_vs_fp32", "target", 4.9),
         q("compression_vs_bf16", "target", 2.45),
         q("perplexity_delta_pct", "target", 0.2),
-        q("perplexity_delta_pct", "smollm2-135m", 0.5),
+        real("rtn", 29.0),
+        real("imatrix", 0.5),
+        real("awq", 10.5),
+        gap("50", 9.0),
+        gap("150", 0.4),
+        curve_max,
     ];
     let v = claim(&run, "fp8-int4");
     assert_eq!(v.verdict, "not reproduced", "{:?}", v.details);
@@ -477,12 +497,36 @@ fn the_fp8_int4_size_claim_is_judged_against_bf16_and_on_both_texts() {
         "{:?}",
         v.details
     );
+    // The real text takes the best method and names it; training takes the last validation.
+    assert!(
+        v.details
+            .iter()
+            .any(|d| d.contains("best rounding method") && d.contains("method=imatrix")),
+        "{:?}",
+        v.details
+    );
+    assert!(
+        v.details
+            .iter()
+            .any(|d| d.starts_with("FP8-simulated training")
+                && d.contains("step=150")
+                && d.ends_with("→ holds")),
+        "{:?}",
+        v.details
+    );
     // The easy text alone cannot carry the accuracy half: a loss on real text fails it.
     let mut hard = run.clone();
     hard[1] = q("compression_vs_bf16", "target", 4.1);
     assert_eq!(claim(&hard, "fp8-int4").verdict, "reproduced");
-    hard[3] = q("perplexity_delta_pct", "smollm2-135m", 53.0);
+    hard[4] = real("imatrix", 53.0);
     assert_eq!(claim(&hard, "fp8-int4").verdict, "not reproduced");
+    // Nor can the inference half carry the training half.
+    let mut train = run.clone();
+    train[1] = q("compression_vs_bf16", "target", 4.1);
+    train[7] = gap("150", 1.3);
+    assert_eq!(claim(&train, "fp8-int4").verdict, "not reproduced");
+    train.truncate(6);
+    assert_eq!(claim(&train, "fp8-int4").verdict, "not measured");
 }
 
 /// Every registered metric name, as load errors list them.

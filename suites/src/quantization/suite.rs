@@ -147,6 +147,8 @@ impl Suite for QuantizationSuite {
                 &m::KL_DIVERGENCE_MEAN,
                 &m::KL_DIVERGENCE_P99,
                 &m::TOP1_AGREEMENT,
+                &m::VALID_LOSS,
+                &m::VALID_LOSS_GAP_PCT,
             ],
         }
     }
