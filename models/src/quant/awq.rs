@@ -38,6 +38,7 @@ use super::format::QuantFormat;
 use super::grid::{self, Grid};
 use super::matvec::dot;
 use super::model::Assignment;
+use super::tensor::absmax;
 use crate::attention::{Attention, AttentionLayer};
 use crate::decoder::Decoder;
 use crate::kernels::AttentionBackend;
@@ -226,7 +227,7 @@ fn search(
 /// the smaller shrink.
 pub fn clip_group(format: QuantFormat, w: &mut [f32], gram: &[f32], stride: usize) {
     let len = w.len();
-    let amax = w.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let amax = absmax(w);
     if amax == 0.0 {
         return;
     }
@@ -307,8 +308,7 @@ pub fn awq_transform<B: AttentionBackend>(
             cfg.grid, cfg.alpha
         )));
     }
-    let ids = host_ids(&tokens);
-    model.check_tokens(&ids)?;
+    super::calibrate::check_tokens(model, &tokens)?;
     let device = model.embed.weight.val().device();
     let mut m = model.clone();
     let mut x = m.embed.forward(tokens);
@@ -352,8 +352,9 @@ pub fn awq_transform<B: AttentionBackend>(
         // own output, folded into up's columns.
         let mlp = &mut block.mlp;
         if grid::supports(fm) {
+            let x2s = prefix(&x2, cfg.search_tokens);
             let mean = mean_abs(&block.mlp_norm.forward(x2.clone()));
-            let ns = block.mlp_norm.forward(prefix(&x2, cfg.search_tokens));
+            let ns = block.mlp_norm.forward(x2s.clone());
             let reference = mlp.forward(ns.clone());
             let host = [&mlp.gate, &mlp.up].map(|p| HostRows::of(p, &device));
             let (a, s) = search(cfg, &mean, |s| {
@@ -370,7 +371,7 @@ pub fn awq_transform<B: AttentionBackend>(
             chosen.gate_up = Some(a);
             let mid = |n: Tensor<B, 3>| silu(mlp.gate.forward(n.clone())) * mlp.up.forward(n);
             let mean = mean_abs(&mid(block.mlp_norm.forward(x2.clone())));
-            let ms = mid(block.mlp_norm.forward(prefix(&x2, cfg.search_tokens)));
+            let ms = mid(block.mlp_norm.forward(x2s));
             let reference = mlp.down.forward(ms.clone());
             let host = HostRows::of(&mlp.down, &device);
             let (a, s) = search(cfg, &mean, |s| {
@@ -407,13 +408,4 @@ pub fn awq_transform<B: AttentionBackend>(
         alphas.push(chosen);
     }
     Ok((m, alphas))
-}
-
-fn host_ids<B: AttentionBackend>(tokens: &Tensor<B, 2, Int>) -> Vec<u32> {
-    let ids = tokens.clone().into_data().convert::<i64>();
-    ids.as_slice::<i64>()
-        .expect("i64 ids")
-        .iter()
-        .map(|&t| u32::try_from(t).unwrap_or(u32::MAX))
-        .collect()
 }

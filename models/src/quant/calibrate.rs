@@ -109,6 +109,21 @@ fn stats<B: AttentionBackend, const D: usize>(method: Method, x: &Tensor<B, D>) 
     }
 }
 
+/// Refuses calibration `tokens` outside `model`'s vocabulary (negative ids included).
+pub(super) fn check_tokens<B: AttentionBackend>(
+    model: &Decoder<B>,
+    tokens: &Tensor<B, 2, Int>,
+) -> crate::Result<()> {
+    let ids = tokens.clone().into_data().convert::<i64>();
+    let ids: Vec<u32> = ids
+        .as_slice::<i64>()
+        .expect("i64 ids")
+        .iter()
+        .map(|&t| u32::try_from(t).unwrap_or(u32::MAX))
+        .collect();
+    model.check_tokens(&ids)
+}
+
 /// `p` quantized to `format` under `stats` and `method`.
 fn quantize_proj<B: AttentionBackend>(
     p: &Proj<B>,
@@ -156,14 +171,7 @@ pub fn quantize_decoder_calibrated<B: AttentionBackend>(
     if !super::grid::supports(assign.attention) && !super::grid::supports(assign.mlp) {
         return Err(super::grid::unsupported(assign.attention, method.name()));
     }
-    let ids = tokens.clone().into_data().convert::<i64>();
-    let ids: Vec<u32> = ids
-        .as_slice::<i64>()
-        .expect("i64 ids")
-        .iter()
-        .map(|&t| u32::try_from(t).unwrap_or(u32::MAX))
-        .collect();
-    model.check_tokens(&ids)?;
+    check_tokens(model, &tokens)?;
     let device = model.embed.weight.val().device();
     let mut m = model.clone();
     let mut x = m.embed.forward(tokens);
