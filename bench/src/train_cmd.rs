@@ -14,10 +14,11 @@ use infermark_suites::adacot::rl::{Algo, RlConfig};
 use infermark_suites::adacot::{self, finetune};
 use infermark_suites::backend::{run_on, BackendJob};
 use infermark_suites::env;
+use infermark_suites::speculative::workloads::Workload;
 use infermark_suites::zoo::checkpoint::{self, Card};
 use infermark_suites::zoo::corpus;
 use infermark_suites::zoo::train::{self, TrainOptions};
-use infermark_suites::zoo::{eagle, gguf, real};
+use infermark_suites::zoo::{calibration, eagle, gguf, real};
 use infermark_suites::BackendKind;
 
 #[derive(clap::Args)]
@@ -93,12 +94,21 @@ pub struct TrainArgs {
     /// Default: FP32 gradients.
     #[arg(long, value_name = "FORMAT", requires = "fp8")]
     pub fp8_grad: Option<String>,
-    /// eagle-smollm2: prompts continued greedily by the real model for the training data.
-    #[arg(long, default_value_t = 64)]
+    /// eagle-smollm2: passages of the calibration text (the Debian Policy Manual) the real
+    /// model continues for the training data.
+    #[arg(long, default_value_t = 192)]
     pub prompts: usize,
-    /// eagle-smollm2: greedy tokens added to each prompt.
-    #[arg(long, default_value_t = 48)]
+    /// eagle-smollm2: tokens the real model adds to each passage, per temperature.
+    #[arg(long, default_value_t = 64)]
     pub new_tokens: usize,
+    /// eagle-smollm2: temperatures of the continuations (0 = greedy), comma-separated; each
+    /// continues every passage.
+    #[arg(long, default_value = "0,0.7", value_delimiter = ',')]
+    pub temperatures: Vec<f32>,
+    /// eagle-smollm2: draft vocabulary, the most frequent next tokens of the training data
+    /// (EAGLE-3, FR-Spec); 0 = the whole vocabulary.
+    #[arg(long, default_value_t = 8192)]
+    pub draft_vocab: usize,
 }
 
 struct SftJob {
@@ -249,13 +259,16 @@ struct EagleArgs {
     force: bool,
     prompts: usize,
     new_tokens: usize,
+    temperatures: Vec<f32>,
+    draft_vocab: usize,
     machine: String,
 }
 
-/// Prompt tokens per training prompt, and per held-out prompt of the acceptance check.
-const EAGLE_PROMPT_TOKENS: usize = 32;
-/// Held-out prompts, greedy tokens each, and γ of the acceptance check after training.
-const EAGLE_CHECK: (usize, usize, usize) = (4, 32, 4);
+/// Prompt tokens per training passage (the speculative suite's real prompts have 64).
+const EAGLE_PROMPT_TOKENS: usize = 64;
+/// Prompts of the evaluation text, greedy tokens each, and γ of the acceptance check after
+/// training (the speculative suite's `real-text` prompts).
+const EAGLE_CHECK: (usize, usize, usize) = (4, 48, 4);
 
 impl BackendJob for EagleJob {
     type Output = Result<()>;
@@ -266,9 +279,29 @@ impl BackendJob for EagleJob {
         let config = gguf::llama::config(&file)?;
         let (target, tokenizer, _) =
             gguf::llama::load::<B>(&path, gguf::llama::Weights::F32, &device)?;
+        let wanted = |c: &eagle::DataCard| {
+            c.source == eagle::TEXT_SOURCE
+                && c.seed == a.seed
+                && c.new_tokens == a.new_tokens
+                && c.temperatures == a.temperatures
+                && c.sequences == a.prompts * a.temperatures.len()
+        };
         let (data_bin, _) = eagle::paths(&a.data);
-        let data = if data_bin.exists() && !a.force {
-            let (d, card) = eagle::load_data(&a.data)?;
+        let old = if data_bin.exists() && !a.force {
+            Some(eagle::load_data(&a.data)?).filter(|(_, c)| {
+                let ok = wanted(c);
+                if !ok {
+                    eprintln!(
+                        "data at {} was made with other settings: making it again",
+                        a.data.display()
+                    );
+                }
+                ok
+            })
+        } else {
+            None
+        };
+        let data = if let Some((d, card)) = old {
             eprintln!(
                 "data: {} sequences, {} tokens from {}",
                 card.sequences,
@@ -278,15 +311,33 @@ impl BackendJob for EagleJob {
             d
         } else {
             let t0 = std::time::Instant::now();
-            let prompts = eagle::story_prompts(&tokenizer, a.prompts, EAGLE_PROMPT_TOKENS, a.seed)?;
-            let d = eagle::make_data(&target, &prompts, a.new_tokens, 8, &device)?;
+            let ids = calibration::calibration_tokens(&tokenizer, a.prompts * EAGLE_PROMPT_TOKENS)?;
+            let prompts = eagle::text_prompts(&ids, a.prompts, EAGLE_PROMPT_TOKENS, a.seed)?;
+            let mut d = eagle::EagleData {
+                d_model: config.d_model,
+                tokens: Vec::new(),
+                hidden: Vec::new(),
+            };
+            for (k, &temp) in a.temperatures.iter().enumerate() {
+                let seed = a.seed.wrapping_add(1000 * k as u64);
+                let part =
+                    eagle::make_data(&target, &prompts, a.new_tokens, 16, temp, seed, &device)?;
+                d.tokens.extend(part.tokens);
+                d.hidden.extend(part.hidden);
+                eprintln!(
+                    "data: {} passages continued at T = {temp} ({:.0} s so far)",
+                    prompts.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
             let card = eagle::DataCard {
                 target: real::REAL.into(),
-                source: eagle::STORY_SOURCE.into(),
+                source: eagle::TEXT_SOURCE.into(),
                 seed: a.seed,
                 sequences: d.tokens.len(),
                 tokens: d.tokens.iter().map(Vec::len).sum(),
                 new_tokens: a.new_tokens,
+                temperatures: a.temperatures.clone(),
                 d_model: d.d_model,
                 seconds: t0.elapsed().as_secs_f64(),
             };
@@ -301,19 +352,40 @@ impl BackendJob for EagleJob {
             );
             d
         };
+        // Ranked over the whole calibration text and the model's continuations of it.
+        let vocab = if a.draft_vocab == 0 {
+            Vec::new()
+        } else {
+            let mut texts = vec![calibration::all_calibration_tokens(&tokenizer)?];
+            texts.extend(data.tokens.iter().cloned());
+            eagle::draft_vocab(&texts, a.draft_vocab)
+        };
+        // The evaluation text's real-text prompts, as the speculative suite builds them.
+        let (n, max_new, gamma) = EAGLE_CHECK;
+        let eval_ids = tokenizer.encode(&gguf::real_text()?, false)?;
+        let held = Workload::RealText.real_prompts(n, &eval_ids, &tokenizer.encode("\n", false)?);
+        if !vocab.is_empty() {
+            eprintln!(
+                "draft vocabulary: {} tokens, covering {:.2}% of the training data's next tokens and {:.2}% of the evaluation text's",
+                vocab.len(),
+                100.0 * eagle::vocab_coverage(&data.tokens, &vocab).unwrap_or(0.0),
+                100.0 * eagle::vocab_coverage(&[eval_ids.clone()], &vocab).unwrap_or(0.0)
+            );
+        }
         let opts = eagle::EagleTrainOptions {
             name: eagle::EAGLE_SMOLLM2.into(),
             config: config.clone(),
             steps: a.steps,
             batch: 8,
-            seq_len: 32,
+            seq_len: 64,
             lr: 1e-3,
             seed: a.seed,
             out: a.out.clone(),
             eval_every: a.eval_every,
             resume: a.resume,
             stop_after: a.stop_after,
-            data: format!("{} ({})", eagle::STORY_SOURCE, a.data.display()),
+            data: format!("{} ({})", eagle::TEXT_SOURCE, a.data.display()),
+            draft_vocab: vocab,
             machine: a.machine,
             git_rev: env::git_rev(),
         };
@@ -341,23 +413,17 @@ impl BackendJob for EagleJob {
             w.display(),
             std::fs::metadata(&w).map(|m| m.len()).unwrap_or(0)
         );
-        // Acceptance on held-out prompts (another seed), trained head against a random one.
-        let (n, max_new, gamma) = EAGLE_CHECK;
-        let held = eagle::story_prompts(
-            &tokenizer,
-            n,
-            EAGLE_PROMPT_TOKENS,
-            a.seed.wrapping_add(1_000_003),
-        )?;
-        let (trained, _) = eagle::load_head::<B>(&a.out, &device)?;
+        // Acceptance on the evaluation text's prompts, trained head against a random one.
+        let (trained, card) = eagle::load_head::<B>(&a.out, &device)?;
         B::seed(&device, a.seed);
         let random = config
             .init_eagle::<B>(&device)
             .map_err(anyhow::Error::msg)?;
         for (which, head) in [("trained", trained), ("random", random)] {
-            let s = eagle::acceptance(&target, head, &held, gamma, max_new, &device)?;
+            let frozen = eagle::frozen_for(&target, &card.draft_vocab)?;
+            let s = eagle::acceptance(&target, head, frozen, &held, gamma, max_new, &device)?;
             println!(
-                "  {which} head, greedy, γ = {gamma}, {n} held-out prompts × {max_new} tokens: \
+                "  {which} head, greedy, γ = {gamma}, {n} real-text prompts × {max_new} tokens: \
                  α = {:.3}, acceptance rate {:.3}, τ = {:.3}",
                 s.alpha().unwrap_or(0.0),
                 s.acceptance_rate().unwrap_or(0.0),
@@ -378,6 +444,20 @@ fn run_eagle(args: &TrainArgs) -> Result<()> {
             "--corpus and --sft do not apply to {}",
             eagle::EAGLE_SMOLLM2
         );
+    }
+    if args.temperatures.is_empty()
+        || args
+            .temperatures
+            .iter()
+            .any(|t| !(t.is_finite() && *t >= 0.0))
+    {
+        bail!(
+            "--temperatures: expected finite temperatures ≥ 0 (0 = greedy), got {:?}",
+            args.temperatures
+        );
+    }
+    if args.prompts == 0 || args.new_tokens == 0 {
+        bail!("--prompts and --new-tokens must be at least 1");
     }
     let out = args
         .out
@@ -406,6 +486,8 @@ fn run_eagle(args: &TrainArgs) -> Result<()> {
             force: args.force,
             prompts: args.prompts,
             new_tokens: args.new_tokens,
+            temperatures: args.temperatures.clone(),
+            draft_vocab: args.draft_vocab,
             machine,
         },
     };

@@ -407,3 +407,166 @@ fn a_step_with_hidden_states_returns_the_steps_logits_and_the_uncached_hidden_st
         }
     }
 }
+
+/// A draft vocabulary of the tiny target: 12 of its 32 tokens, in no particular order.
+const VOCAB: [u32; 12] = [3, 17, 5, 30, 2, 9, 11, 20, 7, 28, 1, 4];
+
+#[test]
+fn a_restricted_head_scores_only_its_vocabulary_and_drafts_its_argmax() {
+    let device = Default::default();
+    let (t, h) = (target(), head(12));
+    let full = FrozenTarget::of(&t);
+    let small = FrozenTarget::of(&t).restrict(&VOCAB).unwrap();
+    assert_eq!(small.draft_vocab_size(), VOCAB.len());
+    assert_eq!(small.vocab_size(), 32);
+    // Column j of the restricted logits is column VOCAB[j] of the full ones.
+    let x = feats_tensor(&fixed_feats(3, 5));
+    let (a, b) = (values(full.logits(x.clone())), values(small.logits(x)));
+    let picked: Vec<f32> = a
+        .chunks(32)
+        .flat_map(|row| VOCAB.iter().map(|&t| row[t as usize]).collect::<Vec<_>>())
+        .collect();
+    // (Same products, another matrix shape: the sums may round differently.)
+    assert!(max_abs_diff(&b, &picked).unwrap() < 1e-6);
+    // The drafter's greedy tokens are the argmax over the vocabulary of a plain cached loop.
+    let text: Vec<u32> = vec![7, 2, 19, 4, 9];
+    let feats = fixed_feats(1, text.len());
+    let mut dcache = h.contiguous_cache(1, 64, &device);
+    let mut drafter = EagleDrafter::with_frozen(
+        h.clone(),
+        FrozenTarget::of(&t).restrict(&VOCAB).unwrap(),
+        &t,
+        h.contiguous_cache(1, 64, &device),
+        &device,
+    );
+    use infermark_models::generation::speculative::Proposer;
+    drafter.observe_hidden(0, 0, feats.clone()).unwrap();
+    let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
+    let got = drafter.propose(&[&text], &[4], &mut sampler).unwrap();
+    let seq = dcache.add_sequence().unwrap();
+    let n = text.len() - 1;
+    let mut out = h
+        .forward_ragged(
+            &full,
+            feats_tensor(&feats[..n]),
+            ids(&text[1..]),
+            &[seq],
+            &[n],
+            &mut dcache,
+        )
+        .unwrap();
+    let mut want = Vec::new();
+    for _ in 0..4 {
+        let rows = values(out.clone());
+        let last = rows[rows.len() - 32..].to_vec();
+        let logits = values(full.logits(feats_tensor(std::slice::from_ref(&last))));
+        let tok = *VOCAB
+            .iter()
+            .max_by(|&&a, &&b| logits[a as usize].total_cmp(&logits[b as usize]))
+            .unwrap();
+        want.push(tok);
+        out = h
+            .forward_ragged(
+                &full,
+                feats_tensor(&[last]),
+                ids(&[tok]),
+                &[seq],
+                &[1],
+                &mut dcache,
+            )
+            .unwrap();
+    }
+    assert_eq!(got[0].tokens, want);
+    assert!(got[0].tokens.iter().all(|t| VOCAB.contains(t)));
+}
+
+#[test]
+fn sampled_drafts_over_a_vocabulary_carry_full_distributions_that_are_zero_outside_it() {
+    let device = Default::default();
+    let (t, h) = (target(), head(12));
+    let mut drafter = EagleDrafter::with_frozen(
+        h.clone(),
+        FrozenTarget::of(&t).restrict(&VOCAB).unwrap(),
+        &t,
+        h.contiguous_cache(1, 64, &device),
+        &device,
+    );
+    use infermark_models::generation::speculative::Proposer;
+    let text: Vec<u32> = vec![7, 2, 19, 4, 9];
+    drafter.observe_hidden(0, 0, fixed_feats(1, 5)).unwrap();
+    let mut sampler = Sampler::new(SamplingConfig::with_temperature(1.0), 3).unwrap();
+    let d = drafter.propose(&[&text], &[3], &mut sampler).unwrap();
+    let probs = d[0].probs.as_ref().expect("sampled drafts carry q");
+    assert_eq!(probs.len(), 3);
+    for (q, &tok) in probs.iter().zip(&d[0].tokens) {
+        assert_eq!(q.len(), 32);
+        let sum: f32 = q.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "q sums to {sum}");
+        for (i, &p) in q.iter().enumerate() {
+            if !VOCAB.contains(&(i as u32)) {
+                assert_eq!(p, 0.0, "token {i} outside the vocabulary");
+            }
+        }
+        assert!(q[tok as usize] > 0.0, "the drawn token {tok} has mass");
+    }
+}
+
+#[test]
+fn greedy_speculation_with_a_restricted_quantized_head_equals_plain_greedy_decoding() {
+    use infermark_models::quant::QuantFormat;
+    let device = Default::default();
+    let t = target();
+    let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4, 5], vec![9, 8, 7], vec![30, 2, 30, 2]];
+    let config = GenerateConfig {
+        max_new: 12,
+        stop: vec![],
+    };
+    for batch in [1, 3] {
+        let prompts = &prompts[..batch];
+        let h = copy_head().quantize(QuantFormat::Int8).unwrap();
+        let frozen = FrozenTarget::of(&t)
+            .restrict(&VOCAB)
+            .unwrap()
+            .quantize(QuantFormat::Q8_0)
+            .unwrap();
+        let dcache = h.contiguous_cache(batch, 64, &device);
+        let mut drafter = EagleDrafter::with_frozen(h, frozen, &t, dcache, &device);
+        let mut cache = t.contiguous_cache(batch, 64, &device);
+        let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
+        let g = speculative_generate(
+            &t,
+            &mut cache,
+            prompts,
+            &mut drafter,
+            Gamma::Fixed(3),
+            &config,
+            &mut sampler,
+            &device,
+        )
+        .unwrap();
+        for (i, p) in prompts.iter().enumerate() {
+            assert_eq!(
+                g.tokens[i],
+                reference_greedy(&t, p, 12),
+                "batch {batch}: {i}"
+            );
+        }
+        assert!(g.stats.proposed > 0);
+    }
+}
+
+#[test]
+fn a_bad_draft_vocabulary_is_refused() {
+    let t = target();
+    for (bad, says) in [
+        (vec![], "no token"),
+        (vec![3, 5, 3], "appears twice"),
+        (vec![1, 32], "outside the target's 32 tokens"),
+    ] {
+        let e = FrozenTarget::of(&t).restrict(&bad).expect_err("refused");
+        assert!(e.to_string().contains(says), "{bad:?}: {e}");
+    }
+    let once = FrozenTarget::of(&t).restrict(&[1, 2]).unwrap();
+    let e = once.restrict(&[1]).expect_err("refused");
+    assert!(e.to_string().contains("already restricted"), "{e}");
+}

@@ -9,8 +9,8 @@ use infermark_models::decoder::{AttentionKind, Decoder, DecoderConfig};
 use infermark_models::diff::max_abs_diff;
 use infermark_models::generation::speculative::FrozenTarget;
 use infermark_suites::zoo::eagle::{
-    acceptance, load_data, load_head, make_data, save_data, train_eagle, DataCard, EagleData,
-    EagleTrainOptions,
+    acceptance, draft_vocab, frozen_for, load_data, load_head, make_data, save_data, text_prompts,
+    train_eagle, vocab_coverage, DataCard, EagleData, EagleTrainOptions,
 };
 
 type B = Flex;
@@ -48,7 +48,7 @@ fn prompts() -> Vec<Vec<u32>> {
 }
 
 fn data(t: &Decoder<B>) -> EagleData {
-    make_data(t, &prompts(), 20, 3, &Default::default()).expect("data")
+    make_data(t, &prompts(), 20, 3, 0.0, 0, &Default::default()).expect("data")
 }
 
 fn opts(out: PathBuf, steps: usize) -> EagleTrainOptions {
@@ -60,6 +60,8 @@ fn opts(out: PathBuf, steps: usize) -> EagleTrainOptions {
         seq_len: 8,
         lr: 3e-3,
         seed: 9,
+        // A draft vocabulary of 40 of the 48 tokens: training's cross-entropy reads it.
+        draft_vocab: (0..40).rev().collect(),
         out,
         eval_every: 4,
         resume: false,
@@ -93,6 +95,23 @@ fn the_data_file_round_trips_and_holds_the_targets_hidden_states() {
         let best = infermark_models::generation::argmax(row);
         assert_eq!(best, d.tokens[0][j + 1], "position {j}");
     }
+    // Every row equals the target's uncached forward of the whole sequence (the data takes
+    // them from the prefill and decode steps).
+    for (tok, h) in d.tokens.iter().zip(&d.hidden) {
+        let ids: Vec<i64> = tok.iter().map(|&x| i64::from(x)).collect();
+        let x = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(ids, [1, tok.len()]),
+            &Default::default(),
+        );
+        let want = t
+            .hidden_full(x)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let err = max_abs_diff(h, &want).unwrap();
+        assert!(err < 1e-4, "hidden rows vs uncached forward: {err}");
+    }
     let dir = scratch("data");
     let card = DataCard {
         target: "tiny".into(),
@@ -101,6 +120,7 @@ fn the_data_file_round_trips_and_holds_the_targets_hidden_states() {
         sequences: 6,
         tokens: d.tokens.iter().map(Vec::len).sum(),
         new_tokens: 20,
+        temperatures: vec![0.0],
         d_model: 32,
         seconds: 0.0,
     };
@@ -138,7 +158,8 @@ fn training_resumes_exactly_and_the_loss_falls() {
             .collect::<Vec<_>>()
     };
     assert_eq!(tail(&resumed.curve), tail(&whole.curve));
-    let (hw, _) = load_head::<B>(&dir.join("w"), &device).expect("loads");
+    let (hw, card) = load_head::<B>(&dir.join("w"), &device).expect("loads");
+    assert_eq!(card.draft_vocab, (0..40).rev().collect::<Vec<u32>>());
     let (hr, _) = load_head::<B>(&dir.join("r"), &device).expect("loads");
     let frozen = FrozenTarget::of(&t);
     let x = || {
@@ -163,7 +184,16 @@ fn training_resumes_exactly_and_the_loss_falls() {
     };
     assert_eq!(max_abs_diff(&out(&hw), &out(&hr)).unwrap(), 0.0);
     // The trained head drafts and the target verifies.
-    let s = acceptance(&t, hw, &prompts()[..2], 3, 10, &device).expect("speculates");
+    let s = acceptance(
+        &t,
+        hw,
+        frozen_for(&t, &card.draft_vocab).unwrap(),
+        &prompts()[..2],
+        3,
+        10,
+        &device,
+    )
+    .expect("speculates");
     assert!(s.steps > 0 && s.proposed > 0);
 }
 
@@ -173,7 +203,64 @@ fn no_prompts_or_an_empty_prompt_is_refused() {
     let t = target();
     let device = Default::default();
     for bad in [vec![], vec![vec![1, 2], vec![]]] {
-        let e = make_data(&t, &bad, 4, 2, &device).expect_err("refused");
+        let e = make_data(&t, &bad, 4, 2, 0.0, 0, &device).expect_err("refused");
         assert!(e.to_string().contains("no empty prompt"), "{e}");
+    }
+}
+
+#[test]
+fn the_draft_vocabulary_ranks_next_tokens_by_count_then_id() {
+    let d = EagleData {
+        d_model: 1,
+        // First tokens (9, 8) are never a next token; counts after them: 5×3, 2×3, 7×2, 1×1.
+        tokens: vec![vec![9, 5, 2, 5, 7], vec![8, 2, 7, 1, 5, 2]],
+        hidden: vec![vec![0.0; 5], vec![0.0; 6]],
+    };
+    assert_eq!(draft_vocab(&d.tokens, 3), vec![2, 5, 7]);
+    assert_eq!(draft_vocab(&d.tokens, 10), vec![2, 5, 7, 1]);
+    // Coverage: the share of next tokens in the vocabulary, against a plain count.
+    let cov = vocab_coverage(&d.tokens, &[2, 5, 7]).unwrap();
+    let next: Vec<u32> = d.tokens.iter().flat_map(|s| s[1..].to_vec()).collect();
+    let plain = next.iter().filter(|t| [2, 5, 7].contains(*t)).count() as f64 / next.len() as f64;
+    assert_eq!(cov, plain);
+    assert_eq!(vocab_coverage(&[vec![4]], &[2]), None);
+}
+
+#[test]
+fn text_prompts_are_distinct_windows_in_a_seeded_order() {
+    let ids: Vec<u32> = (0..100).collect();
+    let a = text_prompts(&ids, 5, 16, 3).unwrap();
+    assert_eq!(a, text_prompts(&ids, 5, 16, 3).unwrap());
+    assert_ne!(a, text_prompts(&ids, 5, 16, 4).unwrap());
+    let mut starts: Vec<u32> = a.iter().map(|p| p[0]).collect();
+    for p in &a {
+        assert_eq!(p.len(), 16);
+        assert_eq!(p[0] % 16, 0);
+        assert!(p.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+    starts.sort();
+    starts.dedup();
+    assert_eq!(starts.len(), 5);
+    let e = text_prompts(&ids, 7, 16, 3).expect_err("only 6 windows");
+    assert!(e.to_string().contains("6 passages"), "{e}");
+}
+
+#[test]
+fn sampled_continuations_are_seeded_and_differ_from_greedy_ones() {
+    let _serial = serial();
+    let t = target();
+    let device = Default::default();
+    let go = |temp, seed| make_data(&t, &prompts(), 20, 3, temp, seed, &device).unwrap();
+    let (a, b, c) = (go(0.7, 1), go(0.7, 1), go(0.7, 2));
+    assert_eq!(a, b);
+    assert_ne!(a.tokens, c.tokens);
+    assert_ne!(a.tokens, data(&t).tokens);
+    // Prompts are kept as they were.
+    for (s, p) in a.tokens.iter().zip(prompts()) {
+        assert_eq!(&s[..p.len()], &p[..]);
+    }
+    for bad in [-1.0, f32::NAN, f32::INFINITY] {
+        let e = make_data(&t, &prompts(), 4, 2, bad, 0, &device).expect_err("refused");
+        assert!(e.to_string().contains("temperature"), "{e}");
     }
 }

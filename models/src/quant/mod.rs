@@ -41,7 +41,7 @@ pub use format::{Fp8Kind, Fp8Scaling, QuantFormat};
 pub use fp8_train::{Fp8Tiles, Fp8Training};
 pub use linear::QuantLinear;
 pub use model::{
-    dequantize_decoder, quantize_decoder, quantize_head, set_activations, set_fp8_training,
-    Assignment, ModelBytes,
+    dequantize_decoder, quantize_block, quantize_decoder, quantize_head, set_activations,
+    set_fp8_training, Assignment, ModelBytes,
 };
 pub use tensor::{QuantizedTensor, Scales};

@@ -14,7 +14,7 @@ use super::format::QuantFormat;
 use super::fp8_train::Fp8Training;
 use super::linear::QuantLinear;
 use crate::attention::Attention;
-use crate::decoder::Decoder;
+use crate::decoder::{Block, Decoder};
 use crate::kernels::AttentionBackend;
 use crate::proj::Proj;
 
@@ -83,6 +83,35 @@ fn attention_projs<B: Backend>(a: &mut Attention<B>) -> Vec<&mut Proj<B>> {
     }
 }
 
+/// Quantizes one block's projections in place to `assign`'s formats (MLA's per-head
+/// up-projections held dequantized, see [`per_head`]); returns (parameters quantized, their
+/// packed bytes).
+pub fn quantize_block<B: AttentionBackend>(
+    block: &mut Block<B>,
+    assign: Assignment,
+    device: &B::Device,
+) -> crate::Result<(usize, usize)> {
+    let (mut bytes, mut params) = (0usize, 0usize);
+    if let Attention::Mla(x) = &mut block.attn {
+        for p in [&mut x.w_uk, &mut x.w_uv] {
+            params += p.val().shape().num_elements();
+            bytes += per_head(p, assign.attention)?;
+        }
+    }
+    let mlp = [&mut block.mlp.gate, &mut block.mlp.up, &mut block.mlp.down];
+    let projs = attention_projs(&mut block.attn)
+        .into_iter()
+        .map(|p| (p, assign.attention))
+        .chain(mlp.into_iter().map(|p| (p, assign.mlp)));
+    for (p, f) in projs {
+        let (i, o) = p.dims();
+        *p = p.quantize(f, device)?;
+        params += i * o;
+        bytes += p.bytes();
+    }
+    Ok((params, bytes))
+}
+
 /// A copy of `model` whose projections hold `assign`'s formats as packed codes
 /// ([`crate::quant::QuantLinear`] behind [`Proj`]), and its storage. Embeddings, norms and the
 /// tied head stay FP32.
@@ -94,23 +123,9 @@ pub fn quantize_decoder<B: AttentionBackend>(
     let mut m = model.clone();
     let (mut bytes, mut params) = (0usize, 0usize);
     for block in &mut m.blocks {
-        if let Attention::Mla(x) = &mut block.attn {
-            for p in [&mut x.w_uk, &mut x.w_uv] {
-                params += p.val().shape().num_elements();
-                bytes += per_head(p, assign.attention)?;
-            }
-        }
-        let mlp = [&mut block.mlp.gate, &mut block.mlp.up, &mut block.mlp.down];
-        let projs = attention_projs(&mut block.attn)
-            .into_iter()
-            .map(|p| (p, assign.attention))
-            .chain(mlp.into_iter().map(|p| (p, assign.mlp)));
-        for (p, f) in projs {
-            let (i, o) = p.dims();
-            *p = p.quantize(f, &device)?;
-            params += i * o;
-            bytes += p.bytes();
-        }
+        let (p, b) = quantize_block(block, assign, &device)?;
+        params += p;
+        bytes += b;
     }
     let fp32 = (model.num_params() - params) * 4;
     Ok((

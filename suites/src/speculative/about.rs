@@ -8,13 +8,14 @@ use crate::{About, Scale};
 pub const NAME: &str = "speculative";
 
 /// Drafter variants: the trained draft model (fixed and adaptive γ), the target quantized to
-/// INT4 g32, the target's first blocks, prompt lookup.
-pub const DRAFTERS: [&str; 5] = [
+/// INT4 g32, the target's first blocks, prompt lookup, and the real model's trained EAGLE head.
+pub const DRAFTERS: [&str; 6] = [
     "draft",
     "draft-adaptive",
     "int4-self",
     "layer-skip",
     "prompt-lookup",
+    "eagle",
 ];
 
 /// Largest γ adaptive drafting may grow to.
@@ -106,7 +107,7 @@ pub(super) fn sizes(scale: Scale, real: bool) -> Sizes {
 /// What the suite is.
 pub(super) const ABOUT: About = About {
     name: NAME,
-    description: "speculative decoding: draft model, INT4 self-draft, layer skip and prompt lookup against plain decoding; acceptance, cost ratios, measured vs analytic speedup, greedy exactness",
+    description: "speculative decoding: draft model, INT4 self-draft, layer skip, prompt lookup and an EAGLE head against plain decoding; acceptance, cost ratios, measured vs analytic speedup, greedy exactness",
     experiments: &[
         (
             "acceptance",

@@ -3,8 +3,9 @@
 
 use infermark_models::decoder::Decoder;
 use infermark_models::generation::speculative::{
-    prompt_lookup, ModelDrafter, PromptLookup, Proposer,
+    prompt_lookup, EagleDrafter, ModelDrafter, PromptLookup, Proposer,
 };
+use infermark_models::generation::{Sampler, SamplingConfig};
 use infermark_models::kernels::AttentionBackend;
 use infermark_models::kv_cache::ContiguousKv;
 use infermark_models::quant::{quantize_decoder, quantize_head, Assignment, QuantFormat};
@@ -12,7 +13,9 @@ use infermark_models::quant::{quantize_decoder, quantize_head, Assignment, Quant
 use crate::measure::{time_pair, Plan, Summary};
 use crate::stepper::Stepper;
 use crate::zoo::checkpoint;
+use crate::zoo::eagle::{self, EAGLE_SMOLLM2};
 use crate::{Result, SuiteError};
+use burn::tensor::{Int, Tensor, TensorData};
 
 /// The layer-skip drafter keeps the first half of the target's blocks (2 of the committed
 /// targets' 4, 15 of SmolLM2's 30).
@@ -41,7 +44,13 @@ pub enum Drafter<B: AttentionBackend> {
     },
     /// Prompt lookup.
     Lookup(PromptLookup),
+    /// The committed EAGLE head of the real model, chain drafting.
+    Eagle(Box<EagleDrafter<B, ContiguousKv<B>>>),
 }
+
+/// The weight format of the EAGLE drafter's block and of its (draft-vocabulary) LM head, as
+/// int4-self keeps its head: Q8_0 on the fused int8 kernels.
+pub const EAGLE_FORMAT: QuantFormat = QuantFormat::Q8_0;
 
 impl<B: AttentionBackend> Drafter<B> {
     /// The drafter `variant` for `target`, with room for `max_batch` sequences.
@@ -77,6 +86,20 @@ impl<B: AttentionBackend> Drafter<B> {
             "layer-skip" => target
                 .first_blocks(layer_skip_blocks(target.blocks.len()))
                 .map_err(SuiteError::model("layer-skip drafter"))?,
+            "eagle" => {
+                let (head, card) =
+                    eagle::load_head::<B>(&checkpoint::committed(EAGLE_SMOLLM2), device)?;
+                let frozen = eagle::frozen_for(target, &card.draft_vocab)?
+                    .quantize(EAGLE_FORMAT)
+                    .map_err(SuiteError::model("EAGLE drafter head"))?;
+                let head = head
+                    .quantize(EAGLE_FORMAT)
+                    .map_err(SuiteError::model("EAGLE drafter"))?;
+                let cache = head.contiguous_cache(max_batch, target.max_seq_len(), device);
+                return Ok(Drafter::Eagle(Box::new(EagleDrafter::with_frozen(
+                    head, frozen, target, cache, device,
+                ))));
+            }
             other => {
                 return Err(SuiteError::Unknown {
                     kind: "drafter",
@@ -102,14 +125,16 @@ impl<B: AttentionBackend> Drafter<B> {
         match self {
             Drafter::Model { drafter, .. } => drafter.as_mut(),
             Drafter::Lookup(l) => l,
+            Drafter::Eagle(e) => e.as_mut(),
         }
     }
 
     /// c: the median drafting step over the median one-token target step, timed alternately
-    /// after a prefill of `prompt` (model drafters: one drafter token; prompt lookup: one
-    /// lookup over the prompt proposing up to 8 tokens).
+    /// after a prefill of `prompt` (model drafters: one drafter token; EAGLE: one proposal of
+    /// one token after the head has read the prompt's features, i.e. one head step and its LM
+    /// head; prompt lookup: one lookup over the prompt proposing up to 8 tokens).
     pub fn cost(
-        &self,
+        &mut self,
         target: &Decoder<B>,
         prompt: &[u32],
         plan: Plan,
@@ -120,6 +145,23 @@ impl<B: AttentionBackend> Drafter<B> {
             Drafter::Model { drafter, .. } => {
                 let mut d = Stepper::new(drafter.model(), prompt, 1, device)?;
                 let (a, b) = time_pair(plan, || d.step(1), || t.step(1))?;
+                Ok(Cost::PerToken(a.median / b.median))
+            }
+            Drafter::Eagle(e) => {
+                let rows = hidden_rows(target, prompt, device)?;
+                e.observe_hidden(0, 0, rows)
+                    .map_err(SuiteError::model("EAGLE features"))?;
+                let mut sampler = Sampler::new(SamplingConfig::greedy(), 0)
+                    .map_err(SuiteError::model("sampler"))?;
+                let (a, b) = time_pair(
+                    plan,
+                    || {
+                        e.propose(&[prompt], &[1], &mut sampler)
+                            .map_err(SuiteError::model("EAGLE draft step"))?;
+                        Ok(())
+                    },
+                    || t.step(1),
+                )?;
                 Ok(Cost::PerToken(a.median / b.median))
             }
             Drafter::Lookup(l) => {
@@ -160,6 +202,28 @@ pub fn verify_cost<B: AttentionBackend>(
         .map(|(x, y)| x / y)
         .collect();
     Ok((a.median / b.median, Summary::of(&pairs)))
+}
+
+/// The target's final hidden states (what its LM head reads) of every token of `prompt`, one
+/// row each.
+fn hidden_rows<B: AttentionBackend>(
+    target: &Decoder<B>,
+    prompt: &[u32],
+    device: &B::Device,
+) -> Result<Vec<Vec<f32>>> {
+    let ids: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
+    let n = ids.len();
+    let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), device);
+    let h = target
+        .hidden_full(x)
+        .map_err(SuiteError::model("target hidden states"))?;
+    let d = h.dims()[2];
+    let v = h
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| SuiteError::Input(format!("hidden states to the host: {e:?}")))?;
+    Ok(v.chunks(d).map(<[f32]>::to_vec).collect())
 }
 
 /// The last position's logits of `model` after `prompt` (a fresh cache).

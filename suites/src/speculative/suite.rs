@@ -51,8 +51,9 @@ impl Suite for SpeculativeSuite {
     }
 
     /// One case per (drafter, workload); the trained draft model drafts for `target` only (no
-    /// draft model was trained for `arith`, and the real model has its own vocabulary). The
-    /// real workloads run when the model is fetched (smoke: prompt lookup on `real-grounded`).
+    /// draft model was trained for `arith`, and the real model has its own vocabulary), the
+    /// EAGLE head for the real model only. The real workloads run when the model is fetched
+    /// (smoke: prompt lookup on `real-grounded`, the EAGLE head on `real-text`).
     fn cases(&self, scale: Scale) -> Vec<Case> {
         let real = crate::zoo::gguf::smollm2().is_ok();
         let mut out = Vec::new();
@@ -61,11 +62,17 @@ impl Suite for SpeculativeSuite {
                 if d.starts_with("draft") && w.target() != "target" {
                     continue;
                 }
-                if w.is_real()
-                    && (!real
-                        || (scale == Scale::Smoke
-                            && (d != "prompt-lookup" || w != Workload::RealGrounded)))
-                {
+                // The EAGLE head was trained for the real model only.
+                if d == "eagle" && !w.is_real() {
+                    continue;
+                }
+                // Smoke runs one real case per drafter that exists only there or is cheap:
+                // prompt lookup on real-grounded, the EAGLE head on real-text.
+                let smoke_real = matches!(
+                    (d, w),
+                    ("prompt-lookup", Workload::RealGrounded) | ("eagle", Workload::RealText)
+                );
+                if w.is_real() && (!real || (scale == Scale::Smoke && !smoke_real)) {
                     continue;
                 }
                 out.push(Case {

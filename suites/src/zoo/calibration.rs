@@ -28,12 +28,22 @@ pub fn calibration_text() -> Result<String> {
     })
 }
 
+/// The calibration text's whole body (from its first chapter on), tokenized by `tok` without
+/// special tokens.
+pub fn all_calibration_tokens(tok: &GgufTokenizer) -> Result<Vec<u32>> {
+    let text = calibration_text()?;
+    tok.encode(body(&text), false)
+}
+
+fn body(text: &str) -> &str {
+    &text[text.find(BODY).map_or(0, |i| i + 1)..]
+}
+
 /// The first `n` tokens of the calibration text's body (from its first chapter on), tokenized
 /// by `tok` without special tokens; refuses a text that has fewer.
 pub fn calibration_tokens(tok: &GgufTokenizer, n: usize) -> Result<Vec<u32>> {
     let text = calibration_text()?;
-    let start = text.find(BODY).map_or(0, |i| i + 1);
-    let body = &text[start..];
+    let body = body(&text);
     // About 4.5 characters a token in this text: tokenize a prefix twice as long as needed.
     let mut end = body.len().min(n.saturating_mul(10));
     while !body.is_char_boundary(end) {

@@ -1,7 +1,7 @@
 //! Training data and training of an EAGLE head (Li et al. 2024) for a target decoder
 //! ([`infermark_models::generation::speculative::eagle`]).
 //!
-//! - Data: prompts continued greedily by the target; each sequence's tokens and the target's
+//! - Data: prompts continued by the target (greedily and sampled); each sequence's tokens and the target's
 //!   final hidden states (after its last RMSNorm) of every token, in a file `STEM.bin` with a
 //!   card `STEM.json` (seeded).
 //! - Loss (EAGLE, section 4): `1.0 · L_reg + 0.1 · L_cls`, with `L_reg` the smooth-L1 distance of
@@ -10,8 +10,8 @@
 //! - Training: AdamW with [`super::train`]'s schedule and clipping, batches drawn by a generator
 //!   seeded by `(seed, step)`, resumable (`STEM.resume/`).
 //!
-//! Deviations: no feature noise (EAGLE adds uniform noise to the input features), greedy
-//! continuations only (the issue also asks for T = 0.7), one epoch-free random-window sampler.
+//! Deviations: no feature noise (EAGLE adds uniform noise to the input features), one
+//! epoch-free random-window sampler.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use std::time::Instant;
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, HalfPrecisionSettings, Recorder};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -28,8 +28,9 @@ use infermark_models::decoder::{Decoder, DecoderConfig};
 use infermark_models::generation::speculative::{
     speculative_generate, EagleDrafter, EagleHead, FrozenTarget, Gamma, SpecStats,
 };
-use infermark_models::generation::{generate, GenerateConfig, Sampler, SamplingConfig};
+use infermark_models::generation::{GenerateConfig, Logits, Sampler, SamplingConfig, Session};
 use infermark_models::kernels::AttentionBackend;
+use infermark_models::kv_cache::SeqId;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -64,8 +65,11 @@ pub struct DataCard {
     pub sequences: usize,
     /// Tokens in all.
     pub tokens: usize,
-    /// Greedy tokens added to each prompt.
+    /// Tokens added to each prompt.
     pub new_tokens: usize,
+    /// Temperatures of the continuations (0: greedy), each over every prompt.
+    #[serde(default)]
+    pub temperatures: Vec<f32>,
     /// Width of the hidden states (stored as little-endian f32).
     pub d_model: usize,
     /// Wall time of the generation.
@@ -81,15 +85,30 @@ fn io(what: &str, p: &Path, e: impl std::fmt::Display) -> SuiteError {
     SuiteError::Input(format!("cannot {what} {}: {e}", p.display()))
 }
 
-/// Continues every prompt greedily by `new_tokens` tokens (`batch` prompts per generation), then
-/// takes the target's hidden states of each whole sequence in one uncached forward.
+/// Continues every prompt by `new_tokens` tokens (`batch` prompts per session), greedily at
+/// `temperature` 0, else sampled at that temperature from a generator seeded by `seed` and the
+/// group's index. The target's hidden states of every token come from the same forwards (the
+/// prompt's prefill, then one decode step per token; the last token is fed once more for its
+/// own row), so nothing is computed twice.
 pub fn make_data<B: AttentionBackend>(
     target: &Decoder<B>,
     prompts: &[Vec<u32>],
     new_tokens: usize,
     batch: usize,
+    temperature: f32,
+    seed: u64,
     device: &B::Device,
 ) -> Result<EagleData> {
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        return Err(SuiteError::Input(format!(
+            "EAGLE training data: temperature {temperature} is not a finite number ≥ 0"
+        )));
+    }
+    let sampling = if temperature == 0.0 {
+        SamplingConfig::greedy()
+    } else {
+        SamplingConfig::with_temperature(temperature)
+    };
     if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
         return Err(SuiteError::Input(format!(
             "EAGLE training data: needs at least one prompt and no empty prompt (got {} prompts)",
@@ -98,39 +117,54 @@ pub fn make_data<B: AttentionBackend>(
     }
     let d = target.embed.weight.dims()[1];
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let max_len = (longest + new_tokens + 1).min(target.max_seq_len());
-    let config = GenerateConfig {
-        max_new: new_tokens,
-        stop: Vec::new(),
-    };
+    if longest + new_tokens > target.max_seq_len() {
+        return Err(SuiteError::Input(format!(
+            "EAGLE training data: a prompt of {longest} tokens and {new_tokens} new ones exceed the target's {} positions",
+            target.max_seq_len()
+        )));
+    }
     let mut data = EagleData {
         d_model: d,
         tokens: Vec::new(),
         hidden: Vec::new(),
     };
-    for group in prompts.chunks(batch.max(1)) {
-        let mut cache = target.contiguous_cache(group.len(), max_len, device);
-        let mut sampler =
-            Sampler::new(SamplingConfig::greedy(), 0).map_err(SuiteError::model("sampler"))?;
-        let g = generate(target, &mut cache, group, &config, &mut sampler, device)
-            .map_err(SuiteError::model("greedy continuation"))?;
-        for (p, out) in group.iter().zip(g.tokens) {
-            let mut seq = p.clone();
-            seq.extend(out);
-            let ids: Vec<i64> = seq.iter().map(|&t| i64::from(t)).collect();
-            let n = ids.len();
-            let x = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), device);
-            let h = target
-                .hidden_full(x)
-                .map_err(SuiteError::model("target hidden states"))?;
-            let h = h
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .map_err(|e| SuiteError::Input(format!("hidden states to the host: {e:?}")))?;
-            data.tokens.push(seq);
-            data.hidden.push(h);
+    let model = |e| SuiteError::model("EAGLE training data")(e);
+    for (gi, group) in prompts.chunks(batch.max(1)).enumerate() {
+        let mut cache = target.contiguous_cache(group.len(), longest + new_tokens, device);
+        let mut sampler = Sampler::new(sampling, seed.wrapping_add(gi as u64)).map_err(&model)?;
+        let mut session = Session::new(target, &mut cache, device);
+        let seqs = group
+            .iter()
+            .map(|_| session.add())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(&model)?;
+        let mut texts: Vec<Vec<u32>> = group.to_vec();
+        let mut rows: Vec<Vec<f32>> = vec![Vec::new(); group.len()];
+        let mut fed = vec![0usize; group.len()];
+        loop {
+            let feeds: Vec<(SeqId, &[u32])> = seqs
+                .iter()
+                .zip(&texts)
+                .zip(&fed)
+                .map(|((&s, t), &f)| (s, &t[f..]))
+                .collect();
+            let (logits, hidden) = session
+                .step_with_hidden(&feeds, Logits::Last)
+                .map_err(&model)?;
+            for (i, h) in hidden.into_iter().enumerate() {
+                h.into_iter().for_each(|r| rows[i].extend(r));
+                fed[i] = texts[i].len();
+            }
+            if texts[0].len() - group[0].len() == new_tokens {
+                break;
+            }
+            for (text, l) in texts.iter_mut().zip(logits) {
+                text.push(sampler.sample(&l[0]).map_err(&model)?);
+            }
         }
+        session.close().map_err(&model)?;
+        data.tokens.extend(texts);
+        data.hidden.extend(rows);
     }
     Ok(data)
 }
@@ -194,6 +228,32 @@ pub fn load_data(stem: &Path) -> Result<(EagleData, DataCard)> {
         data.hidden.push(h);
     }
     Ok((data, card))
+}
+
+/// The draft vocabulary: the `k` tokens that occur most often as a next token in `texts`
+/// (every position after the first of each sequence), most frequent first, ties by the smaller
+/// id (FR-Spec's frequency ranking; EAGLE-3 takes its draft vocabulary the same way). Fewer than
+/// `k` when fewer distinct tokens occur.
+pub fn draft_vocab(texts: &[Vec<u32>], k: usize) -> Vec<u32> {
+    let mut counts = std::collections::HashMap::<u32, u64>::new();
+    for t in texts.iter().flat_map(|s| s.iter().skip(1)) {
+        *counts.entry(*t).or_default() += 1;
+    }
+    let mut ranked: Vec<(u32, u64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.into_iter().take(k).map(|(t, _)| t).collect()
+}
+
+/// Share of `tokens` (each sequence after its first token) that lie in `vocab`: how often a
+/// draft over that vocabulary could be right at all.
+pub fn vocab_coverage(tokens: &[Vec<u32>], vocab: &[u32]) -> Option<f64> {
+    let set: std::collections::HashSet<u32> = vocab.iter().copied().collect();
+    let (mut hit, mut n) = (0usize, 0usize);
+    for t in tokens.iter().flat_map(|s| s.iter().skip(1)) {
+        n += 1;
+        hit += usize::from(set.contains(t));
+    }
+    (n > 0).then(|| hit as f64 / n as f64)
 }
 
 /// One training batch: `batch` random windows of `seq_len + 1` positions.
@@ -286,6 +346,9 @@ pub struct EagleTrainOptions {
     pub lr: f64,
     /// Seed of the head's weights and of the batches.
     pub seed: u64,
+    /// The draft vocabulary the classification loss and drafting read ([`draft_vocab`]);
+    /// empty: the whole vocabulary.
+    pub draft_vocab: Vec<u32>,
     /// Stem of the head's weights and card ([`head_paths`]).
     pub out: PathBuf,
     /// Record the loss (and save the resumable state) every this many steps.
@@ -348,9 +411,12 @@ pub struct EagleCard {
     pub git_rev: String,
     /// Loss curve.
     pub curve: Vec<EaglePoint>,
+    /// The draft vocabulary (empty: the whole vocabulary).
+    #[serde(default)]
+    pub draft_vocab: Vec<u32>,
 }
 
-/// The head's weights (`STEM.bin`, burn's full-precision binary record) and card (`STEM.json`).
+/// The head's weights (`STEM.bin`, burn's binary record in f16) and card (`STEM.json`).
 pub fn head_paths(stem: &Path) -> (PathBuf, PathBuf) {
     (stem.with_extension("bin"), stem.with_extension("json"))
 }
@@ -389,7 +455,7 @@ pub fn train_eagle<B: AttentionBackend>(
         .config
         .init_eagle(device)
         .map_err(SuiteError::model("EAGLE head"))?;
-    let frozen = FrozenTarget::of(target).lift::<AB<B>>();
+    let frozen = frozen_for(target, &opts.draft_vocab)?.lift::<AB<B>>();
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_beta_2(0.95)
@@ -509,16 +575,30 @@ fn make_card<B: Backend>(
         machine: opts.machine.clone(),
         git_rev: opts.git_rev.clone(),
         curve: curve.to_vec(),
+        draft_vocab: opts.draft_vocab.clone(),
     }
 }
 
-/// Writes the head's weights and card.
+/// `target`'s frozen embedding and head, restricted to `draft_vocab` unless it is empty.
+pub fn frozen_for<B: AttentionBackend>(
+    target: &Decoder<B>,
+    draft_vocab: &[u32],
+) -> Result<FrozenTarget<B>> {
+    let f = FrozenTarget::of(target);
+    if draft_vocab.is_empty() {
+        return Ok(f);
+    }
+    f.restrict(draft_vocab)
+        .map_err(SuiteError::model("EAGLE draft vocabulary"))
+}
+
+/// Writes the head's weights (in f16: the committed head is half the size) and card.
 pub fn save_head<B: Backend>(head: &EagleHead<B>, card: &EagleCard, stem: &Path) -> Result<()> {
     let (w, c) = head_paths(stem);
     if let Some(dir) = w.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     }
-    BinFileRecorder::<FullPrecisionSettings>::new()
+    BinFileRecorder::<HalfPrecisionSettings>::new()
         .record(head.clone().into_record(), w.with_extension(""))
         .map_err(|e| io("save", &w, e))?;
     let json = serde_json::to_string_pretty(card).expect("card serializes");
@@ -538,7 +618,7 @@ pub fn load_head<B: AttentionBackend>(
         .config
         .init_eagle(device)
         .map_err(SuiteError::model("EAGLE head"))?;
-    let rec = BinFileRecorder::<FullPrecisionSettings>::new()
+    let rec = BinFileRecorder::<HalfPrecisionSettings>::new()
         .load(w.with_extension(""), device)
         .map_err(|e| io("load", &w, e))?;
     Ok((head.load_record(rec), card))
@@ -549,6 +629,7 @@ pub fn load_head<B: AttentionBackend>(
 pub fn acceptance<B: AttentionBackend>(
     target: &Decoder<B>,
     head: EagleHead<B>,
+    frozen: FrozenTarget<B>,
     prompts: &[Vec<u32>],
     gamma: usize,
     max_new: usize,
@@ -564,7 +645,7 @@ pub fn acceptance<B: AttentionBackend>(
     let max_len = (longest + max_new + gamma + 2).min(target.max_seq_len());
     let n = prompts.len();
     let dcache = head.contiguous_cache(n, max_len, device);
-    let mut drafter = EagleDrafter::new(head, target, dcache, device);
+    let mut drafter = EagleDrafter::with_frozen(head, frozen, target, dcache, device);
     let mut cache = target.contiguous_cache(n, max_len, device);
     let mut sampler =
         Sampler::new(SamplingConfig::greedy(), 0).map_err(SuiteError::model("sampler"))?;
@@ -589,29 +670,27 @@ pub fn acceptance<B: AttentionBackend>(
 /// The head trained for the real model (`infermark train --model eagle-smollm2`).
 pub const EAGLE_SMOLLM2: &str = "eagle-smollm2";
 
-/// Where the prompts of [`story_prompts`] come from (the data card's source).
-pub const STORY_SOURCE: &str = "infermark story grammar (zoo::corpus::story)";
+/// Where the training prompts come from: passages of the calibration text (the Debian Policy
+/// Manual), disjoint from the evaluation text of the real workloads (the model's licence).
+pub const TEXT_SOURCE: &str = "debian-policy-4.6.2.0 (zoo::calibration), passages";
 
-/// `n` prompts of up to `max_tokens` tokens each: the first tokens of stories from the repo's
-/// seeded grammar, encoded with the target's tokenizer.
-///
-/// TODO(issue 29): the issue asks for prompts from a real text that a package ships (the
-/// quantization work's calibration text or another, disjoint from the evaluation texts such as
-/// the fetched licence) and for continuations at T = 0.7 beside greedy ones; the story grammar
-/// is a stand-in for this milestone.
-pub fn story_prompts(
-    tokenizer: &super::gguf::tokenizer::GgufTokenizer,
-    n: usize,
-    max_tokens: usize,
-    seed: u64,
-) -> Result<Vec<Vec<u32>>> {
+/// `n` passages of `len` tokens of `ids`: distinct non-overlapping windows (at multiples of
+/// `len`) in an order shuffled by `seed`. Refuses a text with fewer than `n` windows.
+pub fn text_prompts(ids: &[u32], n: usize, len: usize, seed: u64) -> Result<Vec<Vec<u32>>> {
+    let windows = if len == 0 { 0 } else { ids.len() / len };
+    if n == 0 || windows < n {
+        return Err(SuiteError::Input(format!(
+            "EAGLE prompts: {n} passages of {len} tokens asked from a text of {} tokens ({windows} passages)",
+            ids.len()
+        )));
+    }
+    let mut starts: Vec<usize> = (0..windows).map(|w| w * len).collect();
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let text = super::corpus::story(&mut rng);
-            let mut ids = tokenizer.encode(&text, true)?;
-            ids.truncate(max_tokens);
-            Ok(ids)
-        })
-        .collect()
+    for i in (1..starts.len()).rev() {
+        starts.swap(i, rng.random_range(0..=i));
+    }
+    Ok(starts[..n]
+        .iter()
+        .map(|&s| ids[s..s + len].to_vec())
+        .collect())
 }

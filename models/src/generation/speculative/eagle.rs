@@ -15,6 +15,11 @@
 //! from the frozen LM head alone; applying the final norm again to a normed prediction would
 //! change it (RMSNorm is not idempotent once it has gains).
 //!
+//! The LM head the drafts are read from may be restricted to a draft vocabulary (EAGLE-3 and
+//! FR-Spec, Zhao et al. 2025: the most frequent tokens; a draft step then reads a fraction of
+//! the head, and tokens outside it are never drafted) and held quantized
+//! ([`FrozenTarget::restrict`], [`FrozenTarget::quantize`], [`EagleHead::quantize`]).
+//!
 //! Deviations: the block keeps its attention RMSNorm (EAGLE's reference drops the first
 //! layer's input norm); the features are concatenated as `[h; e]` (the reference's order is
 //! `[e; h]`, an equivalent permutation of `fc`'s rows); no tree drafting yet.
@@ -30,15 +35,23 @@ use crate::generation::session::host_rows_2d;
 use crate::kernels::AttentionBackend;
 use crate::kv_cache::{ContiguousKv, KvCache, ModelCache, SeqId};
 use crate::proj::Proj;
+use crate::quant::{quantize_block, Assignment, QuantFormat, QuantLinear};
 use crate::ModelError;
 
-/// The target's frozen parts the head reads: its token embedding and its LM head.
+/// The target's frozen parts the head reads: its token embedding and its LM head, the head
+/// optionally restricted to a draft vocabulary (EAGLE-3's reduced draft vocabulary, FR-Spec's
+/// frequency-ranked subset: the most frequent tokens of the training data) and optionally
+/// quantized for drafting.
 #[derive(Clone, Debug)]
 pub struct FrozenTarget<B: Backend> {
     /// `[vocab, d_model]`
     embed: Tensor<B, 2>,
-    /// `[d_model, vocab]` (the embedding's transpose when tied)
+    /// `[d_model, k]`: the LM head's columns of the draft vocabulary (all `vocab` when none)
     head: Tensor<B, 2>,
+    /// The head as packed codes for drafting ([`FrozenTarget::quantize`]).
+    packed: Option<Proj<B>>,
+    /// Column `j` of `head` scores token `vocab[j]`; `None`: column `j` is token `j`.
+    vocab: Option<Vec<u32>>,
 }
 
 impl<B: AttentionBackend> FrozenTarget<B> {
@@ -49,20 +62,107 @@ impl<B: AttentionBackend> FrozenTarget<B> {
             Some(p) => p.weight(&embed.device()),
             None => embed.clone().transpose(),
         };
-        Self { embed, head }
+        Self {
+            embed,
+            head,
+            packed: None,
+            vocab: None,
+        }
     }
 
-    /// The same tensors on an autodiff backend, as constants (training the head only).
+    /// The same target with its head restricted to the tokens `vocab` (distinct ids of the
+    /// target's vocabulary, at least one): logits then score only these, column `j` token
+    /// `vocab[j]`.
+    pub fn restrict(self, vocab: &[u32]) -> crate::Result<Self> {
+        let n = self.vocab_size();
+        let mut seen = vec![false; n];
+        for &t in vocab {
+            match seen.get_mut(t as usize) {
+                Some(s) if !*s => *s = true,
+                Some(_) => {
+                    return Err(ModelError::InvalidConfig(format!(
+                        "draft vocabulary: token {t} appears twice"
+                    )))
+                }
+                None => {
+                    return Err(ModelError::InvalidConfig(format!(
+                        "draft vocabulary: token {t} is outside the target's {n} tokens"
+                    )))
+                }
+            }
+        }
+        if vocab.is_empty() {
+            return Err(ModelError::InvalidConfig(
+                "draft vocabulary: no token".into(),
+            ));
+        }
+        let device = self.embed.device();
+        let full = match self.vocab {
+            Some(old) => {
+                return Err(ModelError::InvalidConfig(format!(
+                    "draft vocabulary: the head is already restricted to {} tokens",
+                    old.len()
+                )))
+            }
+            None => self.head,
+        };
+        let ids: Vec<i64> = vocab.iter().map(|&t| i64::from(t)).collect();
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [vocab.len()]), &device);
+        Ok(Self {
+            embed: self.embed,
+            head: full.select(1, idx),
+            packed: None,
+            vocab: Some(vocab.to_vec()),
+        })
+    }
+
+    /// The same target with its (restricted) head held as packed codes in `format`, multiplied
+    /// by the fused kernel when drafting. Training reads the dense head ([`Self::lift`]).
+    pub fn quantize(mut self, format: QuantFormat) -> crate::Result<Self> {
+        self.packed = Some(Proj::quantized(QuantLinear::from_weight(
+            self.head.clone(),
+            format,
+        )?));
+        Ok(self)
+    }
+
+    /// The same tensors on an autodiff backend, as constants (training the head only; the dense
+    /// head).
     pub fn lift<A: AutodiffBackend<InnerBackend = B>>(self) -> FrozenTarget<A> {
         FrozenTarget {
             embed: Tensor::from_inner(self.embed),
             head: Tensor::from_inner(self.head),
+            packed: None,
+            vocab: self.vocab,
         }
     }
 
     /// Width of the target's hidden states.
     pub fn d_model(&self) -> usize {
         self.embed.dims()[1]
+    }
+
+    /// Tokens of the target's vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.embed.dims()[0]
+    }
+
+    /// Columns of [`Self::logits`]: the draft vocabulary's size, or the target's.
+    pub fn draft_vocab_size(&self) -> usize {
+        self.head.dims()[1]
+    }
+
+    /// The token column `j` of [`Self::logits`] scores.
+    pub fn token(&self, j: usize) -> u32 {
+        match &self.vocab {
+            Some(v) => v[j],
+            None => j as u32,
+        }
+    }
+
+    /// The draft vocabulary, if the head is restricted.
+    pub fn vocab(&self) -> Option<&[u32]> {
+        self.vocab.as_deref()
     }
 
     /// Token embeddings.
@@ -78,11 +178,14 @@ impl<B: AttentionBackend> FrozenTarget<B> {
             .reshape([b, s, d])
     }
 
-    /// The LM head on hidden states.
+    /// The LM head on hidden states, over the draft vocabulary when restricted.
     ///
     /// # Shapes
-    /// - `h`: `[batch, s, d_model]` → `[batch, s, vocab]`
+    /// - `h`: `[batch, s, d_model]` → `[batch, s, k]` (`k` = [`Self::draft_vocab_size`])
     pub fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        if let Some(p) = &self.packed {
+            return p.forward(h);
+        }
         let [b, s, d] = h.dims();
         let v = self.head.dims()[1];
         let h = h.reshape([b * s, d]);
@@ -133,6 +236,16 @@ impl<B: AttentionBackend> EagleHead<B> {
     /// Width of the features.
     pub fn d_model(&self) -> usize {
         self.fc.dims().1
+    }
+
+    /// The head with `fc` and the block's projections as packed codes in `format` (drafting on
+    /// the fused kernels; the norms stay f32).
+    pub fn quantize(&self, format: QuantFormat) -> crate::Result<Self> {
+        let device = self.block.attn_norm.gamma.val().device();
+        let mut q = self.clone();
+        q.fc = q.fc.quantize(format, &device)?;
+        quantize_block(&mut q.block, Assignment::uniform(format), &device)?;
+        Ok(q)
     }
 
     /// `fc([h; e(x)])`.
@@ -244,16 +357,29 @@ pub struct EagleDrafter<B: AttentionBackend, C: KvCache<B>> {
 
 impl<B: AttentionBackend, C: KvCache<B>> EagleDrafter<B, C> {
     /// A drafter running `head` for `target` on `cache` (one sequence per text of the largest
-    /// batch proposed for, each up to the target's longest sequence).
+    /// batch proposed for, each up to the target's longest sequence), drafting over the whole
+    /// vocabulary.
     pub fn new(
         head: EagleHead<B>,
         target: &Decoder<B>,
         cache: ModelCache<B, C>,
         device: &B::Device,
     ) -> Self {
+        Self::with_frozen(head, FrozenTarget::of(target), target, cache, device)
+    }
+
+    /// As [`Self::new`], reading tokens through `frozen` (a restricted or quantized head of
+    /// `target`'s).
+    pub fn with_frozen(
+        head: EagleHead<B>,
+        frozen: FrozenTarget<B>,
+        target: &Decoder<B>,
+        cache: ModelCache<B, C>,
+        device: &B::Device,
+    ) -> Self {
         Self {
             head,
-            frozen: FrozenTarget::of(target),
+            frozen,
             cache,
             slots: Vec::new(),
             max_len: target.max_seq_len(),
@@ -403,12 +529,21 @@ impl<B: AttentionBackend, C: KvCache<B>> Proposer for EagleDrafter<B, C> {
             let rows = host_rows_2d(logits.reshape([k, v]));
             let mut toks = Vec::with_capacity(k);
             for (&i, l) in live.iter().zip(rows) {
+                // Over the draft vocabulary: column j is token `frozen.token(j)`; q is zero
+                // outside it.
                 let t = if greedy {
-                    sampler.sample(&l)?
+                    self.frozen.token(sampler.sample(&l)? as usize)
                 } else {
                     let p = sampler.probs(&l)?;
-                    let t = sampler.draw(&p);
-                    probs[i].push(p);
+                    let t = self.frozen.token(sampler.draw(&p) as usize);
+                    probs[i].push(match self.frozen.vocab() {
+                        None => p,
+                        Some(vocab) => {
+                            let mut q = vec![0f32; self.frozen.vocab_size()];
+                            vocab.iter().zip(p).for_each(|(&t, p)| q[t as usize] = p);
+                            q
+                        }
+                    });
                     t
                 };
                 drafts[i].tokens.push(t);
