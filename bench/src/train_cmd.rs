@@ -105,10 +105,24 @@ pub struct TrainArgs {
     /// continues every passage.
     #[arg(long, default_value = "0,0.7", value_delimiter = ',')]
     pub temperatures: Vec<f32>,
-    /// eagle-smollm2: draft vocabulary, the most frequent next tokens of the training data
-    /// (EAGLE-3, FR-Spec); 0 = the whole vocabulary.
-    #[arg(long, default_value_t = 8192)]
+    /// eagle-smollm2: windows of 256 tokens of the calibration text that the real model reads
+    /// as they are (the text's own next tokens, the model's features), beside the
+    /// continuations; 0 = none.
+    #[arg(long, default_value_t = 384)]
+    pub text_windows: usize,
+    /// eagle-smollm2: draft vocabulary, the most frequent next tokens of the calibration text
+    /// and the training data, then the smallest ids (EAGLE-3, FR-Spec); 0 = the whole
+    /// vocabulary.
+    #[arg(long, default_value_t = 16384)]
     pub draft_vocab: usize,
+    /// eagle-smollm2: weight of the cross-entropy through the frozen head beside the
+    /// smooth-L1 feature loss (EAGLE: 0.1).
+    #[arg(long, default_value_t = eagle::CLS_WEIGHT)]
+    pub cls_weight: f64,
+    /// eagle-smollm2: uniform noise in [−a, a] on the input features during training
+    /// (EAGLE: 0.1; 0 = none).
+    #[arg(long, default_value_t = eagle::FEATURE_NOISE)]
+    pub feature_noise: f32,
 }
 
 struct SftJob {
@@ -260,12 +274,17 @@ struct EagleArgs {
     prompts: usize,
     new_tokens: usize,
     temperatures: Vec<f32>,
+    text_windows: usize,
     draft_vocab: usize,
+    cls_weight: f64,
+    noise: f32,
     machine: String,
 }
 
 /// Prompt tokens per training passage (the speculative suite's real prompts have 64).
 const EAGLE_PROMPT_TOKENS: usize = 64;
+/// Tokens per window of the calibration text read as it is.
+const EAGLE_TEXT_WINDOW: usize = 256;
 /// Prompts of the evaluation text, greedy tokens each, and γ of the acceptance check after
 /// training (the speculative suite's `real-text` prompts).
 const EAGLE_CHECK: (usize, usize, usize) = (4, 48, 4);
@@ -284,7 +303,8 @@ impl BackendJob for EagleJob {
                 && c.seed == a.seed
                 && c.new_tokens == a.new_tokens
                 && c.temperatures == a.temperatures
-                && c.sequences == a.prompts * a.temperatures.len()
+                && c.text_windows == a.text_windows
+                && c.sequences == a.prompts * a.temperatures.len() + a.text_windows
         };
         let (data_bin, _) = eagle::paths(&a.data);
         let old = if data_bin.exists() && !a.force {
@@ -318,6 +338,19 @@ impl BackendJob for EagleJob {
                 tokens: Vec::new(),
                 hidden: Vec::new(),
             };
+            // The text itself, in windows read by the target (no continuation).
+            if a.text_windows > 0 {
+                let body = calibration::all_calibration_tokens(&tokenizer)?;
+                let windows = eagle::text_windows(&body, a.text_windows, EAGLE_TEXT_WINDOW)?;
+                let part = eagle::make_data(&target, &windows, 0, 8, 0.0, a.seed, &device)?;
+                d.tokens.extend(part.tokens);
+                d.hidden.extend(part.hidden);
+                eprintln!(
+                    "data: {} windows of {EAGLE_TEXT_WINDOW} text tokens read ({:.0} s so far)",
+                    windows.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
             for (k, &temp) in a.temperatures.iter().enumerate() {
                 let seed = a.seed.wrapping_add(1000 * k as u64);
                 let part =
@@ -338,16 +371,16 @@ impl BackendJob for EagleJob {
                 tokens: d.tokens.iter().map(Vec::len).sum(),
                 new_tokens: a.new_tokens,
                 temperatures: a.temperatures.clone(),
+                text_windows: a.text_windows,
                 d_model: d.d_model,
                 seconds: t0.elapsed().as_secs_f64(),
             };
             eagle::save_data(&d, &card, &a.data)?;
             eprintln!(
-                "data: {} sequences, {} tokens in {:.0} s ({:.1} generated tokens/s) → {}",
+                "data: {} sequences, {} tokens in {:.0} s → {}",
                 card.sequences,
                 card.tokens,
                 card.seconds,
-                (card.sequences * a.new_tokens) as f64 / card.seconds.max(1e-9),
                 eagle::paths(&a.data).0.display()
             );
             d
@@ -358,7 +391,7 @@ impl BackendJob for EagleJob {
         } else {
             let mut texts = vec![calibration::all_calibration_tokens(&tokenizer)?];
             texts.extend(data.tokens.iter().cloned());
-            eagle::draft_vocab(&texts, a.draft_vocab)
+            eagle::draft_vocab(&texts, a.draft_vocab, config.vocab_size)
         };
         // The evaluation text's real-text prompts, as the speculative suite builds them.
         let (n, max_new, gamma) = EAGLE_CHECK;
@@ -386,12 +419,20 @@ impl BackendJob for EagleJob {
             stop_after: a.stop_after,
             data: format!("{} ({})", eagle::TEXT_SOURCE, a.data.display()),
             draft_vocab: vocab,
+            cls_weight: a.cls_weight,
+            noise: a.noise,
             machine: a.machine,
             git_rev: env::git_rev(),
         };
         let card = eagle::train_eagle(&target, &data, &opts, &device, &mut |p, rate| {
+            let valid = p
+                .valid
+                .map(|(r, c, agree)| {
+                    format!("; held out: smooth-L1 {r:.4}, cross-entropy {c:.4}, top-1 agreement {agree:.3}")
+                })
+                .unwrap_or_default();
             eprintln!(
-                "step {}/{}: loss {:.4} (smooth-L1 {:.4}, cross-entropy {:.4}), {rate:.0} positions/s",
+                "step {}/{}: loss {:.4} (smooth-L1 {:.4}, cross-entropy {:.4}){valid}, {rate:.0} positions/s",
                 p.step, a.steps, p.loss, p.reg, p.cls
             );
         })?;
@@ -456,6 +497,15 @@ fn run_eagle(args: &TrainArgs) -> Result<()> {
             args.temperatures
         );
     }
+    if !(args.cls_weight.is_finite() && args.cls_weight >= 0.0)
+        || !(args.feature_noise.is_finite() && args.feature_noise >= 0.0)
+    {
+        bail!(
+            "--cls-weight and --feature-noise must be finite and ≥ 0 (got {} and {})",
+            args.cls_weight,
+            args.feature_noise
+        );
+    }
     if args.prompts == 0 || args.new_tokens == 0 {
         bail!("--prompts and --new-tokens must be at least 1");
     }
@@ -476,7 +526,7 @@ fn run_eagle(args: &TrainArgs) -> Result<()> {
     };
     let job = EagleJob {
         args: EagleArgs {
-            steps: args.steps.unwrap_or(300),
+            steps: args.steps.unwrap_or(4000),
             seed: args.seed,
             data: PathBuf::from("results/eagle").join(format!("{}-data", eagle::EAGLE_SMOLLM2)),
             out,
@@ -487,7 +537,10 @@ fn run_eagle(args: &TrainArgs) -> Result<()> {
             prompts: args.prompts,
             new_tokens: args.new_tokens,
             temperatures: args.temperatures.clone(),
+            text_windows: args.text_windows,
             draft_vocab: args.draft_vocab,
+            cls_weight: args.cls_weight,
+            noise: args.feature_noise,
             machine,
         },
     };

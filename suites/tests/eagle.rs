@@ -10,7 +10,7 @@ use infermark_models::diff::max_abs_diff;
 use infermark_models::generation::speculative::FrozenTarget;
 use infermark_suites::zoo::eagle::{
     acceptance, draft_vocab, frozen_for, load_data, load_head, make_data, save_data, text_prompts,
-    train_eagle, vocab_coverage, DataCard, EagleData, EagleTrainOptions,
+    text_windows, train_eagle, vocab_coverage, DataCard, EagleData, EagleTrainOptions,
 };
 
 type B = Flex;
@@ -62,6 +62,8 @@ fn opts(out: PathBuf, steps: usize) -> EagleTrainOptions {
         seed: 9,
         // A draft vocabulary of 40 of the 48 tokens: training's cross-entropy reads it.
         draft_vocab: (0..40).rev().collect(),
+        cls_weight: infermark_suites::zoo::eagle::CLS_WEIGHT,
+        noise: infermark_suites::zoo::eagle::FEATURE_NOISE,
         out,
         eval_every: 4,
         resume: false,
@@ -121,6 +123,7 @@ fn the_data_file_round_trips_and_holds_the_targets_hidden_states() {
         tokens: d.tokens.iter().map(Vec::len).sum(),
         new_tokens: 20,
         temperatures: vec![0.0],
+        text_windows: 0,
         d_model: 32,
         seconds: 0.0,
     };
@@ -216,8 +219,12 @@ fn the_draft_vocabulary_ranks_next_tokens_by_count_then_id() {
         tokens: vec![vec![9, 5, 2, 5, 7], vec![8, 2, 7, 1, 5, 2]],
         hidden: vec![vec![0.0; 5], vec![0.0; 6]],
     };
-    assert_eq!(draft_vocab(&d.tokens, 3), vec![2, 5, 7]);
-    assert_eq!(draft_vocab(&d.tokens, 10), vec![2, 5, 7, 1]);
+    assert_eq!(draft_vocab(&d.tokens, 3, 12), vec![2, 5, 7]);
+    // Then the tokens never seen, by id; 9 and 8 only ever start a sequence.
+    assert_eq!(draft_vocab(&d.tokens, 7, 12), vec![2, 5, 7, 1, 0, 3, 4]);
+    assert_eq!(draft_vocab(&d.tokens, 99, 8).len(), 8);
+    // A token outside the vocabulary is not counted (7 is outside a vocabulary of 6).
+    assert_eq!(draft_vocab(&d.tokens, 3, 6), vec![2, 5, 1]);
     // Coverage: the share of next tokens in the vocabulary, against a plain count.
     let cov = vocab_coverage(&d.tokens, &[2, 5, 7]).unwrap();
     let next: Vec<u32> = d.tokens.iter().flat_map(|s| s[1..].to_vec()).collect();
@@ -243,6 +250,9 @@ fn text_prompts_are_distinct_windows_in_a_seeded_order() {
     assert_eq!(starts.len(), 5);
     let e = text_prompts(&ids, 7, 16, 3).expect_err("only 6 windows");
     assert!(e.to_string().contains("6 passages"), "{e}");
+    let w = text_windows(&ids, 6, 16).unwrap();
+    assert_eq!(w.concat(), ids[..96].to_vec());
+    assert!(text_windows(&ids, 7, 16).is_err());
 }
 
 #[test]
@@ -263,4 +273,56 @@ fn sampled_continuations_are_seeded_and_differ_from_greedy_ones() {
         let e = make_data(&t, &prompts(), 4, 2, bad, 0, &device).expect_err("refused");
         assert!(e.to_string().contains("temperature"), "{e}");
     }
+}
+
+#[test]
+fn the_curve_validates_on_held_out_sequences_as_a_plain_count_does() {
+    let _serial = serial();
+    let device = Default::default();
+    let t = target();
+    // 20 sequences: the 20th is held out (VALID_EVERY).
+    let prompts: Vec<Vec<u32>> = (0..20u32)
+        .map(|i| (0..3 + i % 4).map(|j| (11 * i + 3 * j + 2) % 48).collect())
+        .collect();
+    let d = make_data(&t, &prompts, 12, 5, 0.0, 0, &device).unwrap();
+    let dir = scratch("valid");
+    let mut o = opts(dir.join("v"), 8);
+    o.draft_vocab = Vec::new();
+    let card = train_eagle(&t, &d, &o, &device, &mut |_, _| {}).expect("trains");
+    let (_, _, agree) = card.curve.last().unwrap().valid.expect("validated");
+    // A plain recount with the saved head: it is stored in f16, so a near-tie may flip at
+    // most one position.
+    let (h, _) = load_head::<B>(&dir.join("v"), &device).unwrap();
+    let frozen = FrozenTarget::of(&t);
+    let i = infermark_suites::zoo::eagle::VALID_EVERY - 1;
+    let (tok, hid) = (&d.tokens[i], &d.hidden[i]);
+    let s = tok.len() - 1;
+    let feats =
+        Tensor::<B, 3>::from_data(TensorData::new(hid[..s * 32].to_vec(), [1, s, 32]), &device);
+    let next = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            tok[1..].iter().map(|&x| i64::from(x)).collect::<Vec<_>>(),
+            [1, s],
+        ),
+        &device,
+    );
+    let pred = frozen.logits(h.forward(&frozen, feats, next).unwrap());
+    let truth = frozen.logits(Tensor::<B, 3>::from_data(
+        TensorData::new(hid[32..].to_vec(), [1, s, 32]),
+        &device,
+    ));
+    let (p, q) = (
+        pred.into_data().to_vec::<f32>().unwrap(),
+        truth.into_data().to_vec::<f32>().unwrap(),
+    );
+    let hits = (0..s)
+        .filter(|&j| {
+            infermark_models::generation::argmax(&p[j * 48..(j + 1) * 48])
+                == infermark_models::generation::argmax(&q[j * 48..(j + 1) * 48])
+        })
+        .count();
+    assert!(
+        (agree * s as f64 - hits as f64).abs() <= 1.0,
+        "curve {agree} vs plain count {hits} of {s}"
+    );
 }

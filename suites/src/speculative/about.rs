@@ -81,11 +81,12 @@ pub(super) fn sizes(scale: Scale, real: bool) -> Sizes {
             plan: Plan::new(1, 3, 3, 50),
             tv_draws: 0,
         },
+        // Four prompts: one 48-token continuation holds too few drafting steps for α and τ.
         (Scale::Quick, true) => Sizes {
             gammas: &[2, 4],
             temperatures: &[0.0],
             batches: &[1],
-            prompts: 1,
+            prompts: 4,
             max_new: 48,
             reps: 2,
             plan: Plan::new(1, 5, 10, 300),

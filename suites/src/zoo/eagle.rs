@@ -10,8 +10,9 @@
 //! - Training: AdamW with [`super::train`]'s schedule and clipping, batches drawn by a generator
 //!   seeded by `(seed, step)`, resumable (`STEM.resume/`).
 //!
-//! Deviations: no feature noise (EAGLE adds uniform noise to the input features), one
-//! epoch-free random-window sampler.
+//! - Feature noise (EAGLE): uniform in [−0.1, 0.1] on the input features by default.
+//!
+//! Deviations: one epoch-free random-window sampler.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -38,8 +39,11 @@ use serde::{Deserialize, Serialize};
 use super::train::learning_rate;
 use crate::{Result, SuiteError};
 
-/// Weight of the classification loss (EAGLE: 0.1; the regression loss weighs 1.0).
+/// EAGLE's weight of the classification loss (the regression loss weighs 1.0).
 pub const CLS_WEIGHT: f64 = 0.1;
+
+/// EAGLE's noise on the input features during training: uniform in [−0.1, 0.1].
+pub const FEATURE_NOISE: f32 = 0.1;
 
 /// Sequences of tokens with the target's final hidden states of every token.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +74,9 @@ pub struct DataCard {
     /// Temperatures of the continuations (0: greedy), each over every prompt.
     #[serde(default)]
     pub temperatures: Vec<f32>,
+    /// Windows of the text read as they are (before the continuations).
+    #[serde(default)]
+    pub text_windows: usize,
     /// Width of the hidden states (stored as little-endian f32).
     pub d_model: usize,
     /// Wall time of the generation.
@@ -230,18 +237,23 @@ pub fn load_data(stem: &Path) -> Result<(EagleData, DataCard)> {
     Ok((data, card))
 }
 
-/// The draft vocabulary: the `k` tokens that occur most often as a next token in `texts`
-/// (every position after the first of each sequence), most frequent first, ties by the smaller
-/// id (FR-Spec's frequency ranking; EAGLE-3 takes its draft vocabulary the same way). Fewer than
-/// `k` when fewer distinct tokens occur.
-pub fn draft_vocab(texts: &[Vec<u32>], k: usize) -> Vec<u32> {
-    let mut counts = std::collections::HashMap::<u32, u64>::new();
+/// The draft vocabulary: `k` of the target's `vocab_size` tokens, those that occur most often
+/// as a next token in `texts` (every position after the first of each sequence) first, ties
+/// and tokens that never occur by the smaller id (FR-Spec's frequency ranking, which EAGLE-3's
+/// draft vocabulary follows; a BPE tokenizer numbers its merges in the order it learnt them, so
+/// the smaller ids are the more common pieces where the text has no count). Tokens outside the
+/// vocabulary are not counted.
+pub fn draft_vocab(texts: &[Vec<u32>], k: usize, vocab_size: usize) -> Vec<u32> {
+    let mut counts = vec![0u64; vocab_size];
     for t in texts.iter().flat_map(|s| s.iter().skip(1)) {
-        *counts.entry(*t).or_default() += 1;
+        if let Some(c) = counts.get_mut(*t as usize) {
+            *c += 1;
+        }
     }
-    let mut ranked: Vec<(u32, u64)> = counts.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.into_iter().take(k).map(|(t, _)| t).collect()
+    let mut ranked: Vec<u32> = (0..vocab_size as u32).collect();
+    ranked.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
+    ranked.truncate(k);
+    ranked
 }
 
 /// Share of `tokens` (each sequence after its first token) that lie in `vocab`: how often a
@@ -269,16 +281,74 @@ struct Batch<B: Backend> {
     target: Tensor<B, 3>,
 }
 
+/// Every [`VALID_EVERY`]-th sequence (the last of each run of that many) is held out of
+/// training: the validation points of the curve are measured on those.
+pub const VALID_EVERY: usize = 20;
+
+fn is_valid(i: usize) -> bool {
+    i % VALID_EVERY == VALID_EVERY - 1
+}
+
+/// Teacher-forced validation on the held-out sequences: the mean loss parts and the share of
+/// positions where the head's token (argmax of the frozen head on ĥ_{t+1}) is the target's
+/// (argmax on h_{t+1}), over the draft vocabulary: (smooth-L1, cross-entropy, agreement).
+fn validate<B: AttentionBackend>(
+    head: &EagleHead<B>,
+    frozen: &FrozenTarget<B>,
+    data: &EagleData,
+    device: &B::Device,
+) -> Result<Option<(f64, f64, f64)>> {
+    let d = data.d_model;
+    let (mut reg, mut cls, mut hit, mut n) = (0.0, 0.0, 0usize, 0usize);
+    for i in (0..data.tokens.len()).filter(|&i| is_valid(i)) {
+        let s = data.tokens[i].len() - 1;
+        if s == 0 {
+            continue;
+        }
+        let h = &data.hidden[i];
+        let b = Batch {
+            feats: Tensor::from_data(TensorData::new(h[..s * d].to_vec(), [1, s, d]), device),
+            next: Tensor::from_data(
+                TensorData::new(
+                    data.tokens[i][1..].iter().map(|&x| i64::from(x)).collect(),
+                    [1, s],
+                ),
+                device,
+            ),
+            target: Tensor::from_data(TensorData::new(h[d..].to_vec(), [1, s, d]), device),
+        };
+        let pred = head
+            .forward(frozen, b.feats.clone(), b.next.clone())
+            .map_err(SuiteError::model("EAGLE head forward"))?;
+        let agree = frozen
+            .logits(pred)
+            .argmax(2)
+            .equal(frozen.logits(b.target.clone()).argmax(2))
+            .int()
+            .sum()
+            .into_scalar()
+            .elem::<i64>();
+        let (_, r, c) = eagle_loss(head, frozen, b, 0.0)?;
+        reg += r * s as f64;
+        cls += c * s as f64;
+        hit += agree as usize;
+        n += s;
+    }
+    Ok((n > 0).then(|| (reg / n as f64, cls / n as f64, hit as f64 / n as f64)))
+}
+
+/// The batch of `step`: windows drawn by a generator seeded by `(seed, step)`, input features
+/// with uniform noise in [−`noise`, `noise`] from the same generator (targets are exact).
 fn batch_at<B: Backend>(
     data: &EagleData,
     seed: u64,
     step: usize,
-    batch: usize,
-    seq_len: usize,
+    (batch, seq_len): (usize, usize),
+    noise: f32,
     device: &B::Device,
 ) -> Batch<B> {
     let long: Vec<usize> = (0..data.tokens.len())
-        .filter(|&i| data.tokens[i].len() > seq_len)
+        .filter(|&i| !is_valid(i) && data.tokens[i].len() > seq_len)
         .collect();
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ step as u64);
     let d = data.d_model;
@@ -287,7 +357,13 @@ fn batch_at<B: Backend>(
         let i = long[rng.random_range(0..long.len())];
         let start = rng.random_range(0..data.tokens[i].len() - seq_len);
         let h = &data.hidden[i];
-        f.extend_from_slice(&h[start * d..(start + seq_len) * d]);
+        f.extend(h[start * d..(start + seq_len) * d].iter().map(|&x| {
+            if noise > 0.0 {
+                x + rng.random_range(-noise..=noise)
+            } else {
+                x
+            }
+        }));
         t.extend_from_slice(&h[(start + 1) * d..(start + 1 + seq_len) * d]);
         n.extend(
             data.tokens[i][start + 1..start + 1 + seq_len]
@@ -302,8 +378,8 @@ fn batch_at<B: Backend>(
     }
 }
 
-/// EAGLE's loss on one batch: `1.0 · smooth-L1(ĥ, h) + 0.1 · CE(softmax(head(h)), head(ĥ))`.
-/// Returns the loss and its two parts' values.
+/// EAGLE's loss on one batch: `1.0 · smooth-L1(ĥ, h) + w · CE(softmax(head(h)), head(ĥ))`
+/// (EAGLE: w = [`CLS_WEIGHT`]). Returns the loss and its two parts' values.
 ///
 /// # Shapes
 /// - the batch as [`Batch`]'s; output: a one-element loss
@@ -311,6 +387,7 @@ fn eagle_loss<B: AttentionBackend>(
     head: &EagleHead<B>,
     frozen: &FrozenTarget<B>,
     b: Batch<B>,
+    cls_weight: f64,
 ) -> Result<(Tensor<B, 1>, f64, f64)> {
     let pred = head
         .forward(frozen, b.feats, b.next)
@@ -326,7 +403,7 @@ fn eagle_loss<B: AttentionBackend>(
         reg.clone().into_scalar().elem::<f64>(),
         cls.clone().into_scalar().elem::<f64>(),
     );
-    Ok((reg + cls * CLS_WEIGHT, r, c))
+    Ok((reg + cls * cls_weight, r, c))
 }
 
 /// What to train and where to put it.
@@ -349,6 +426,10 @@ pub struct EagleTrainOptions {
     /// The draft vocabulary the classification loss and drafting read ([`draft_vocab`]);
     /// empty: the whole vocabulary.
     pub draft_vocab: Vec<u32>,
+    /// Weight of the classification loss ([`CLS_WEIGHT`] in EAGLE).
+    pub cls_weight: f64,
+    /// Uniform noise on the input features ([`FEATURE_NOISE`] in EAGLE; 0: none).
+    pub noise: f32,
     /// Stem of the head's weights and card ([`head_paths`]).
     pub out: PathBuf,
     /// Record the loss (and save the resumable state) every this many steps.
@@ -376,6 +457,10 @@ pub struct EaglePoint {
     pub reg: f64,
     /// Mean cross-entropy part.
     pub cls: f64,
+    /// Held-out sequences, teacher-forced: smooth-L1, cross-entropy, and the share of positions
+    /// whose drafted token is the target's.
+    #[serde(default)]
+    pub valid: Option<(f64, f64, f64)>,
 }
 
 /// The card of a trained head.
@@ -411,6 +496,12 @@ pub struct EagleCard {
     pub git_rev: String,
     /// Loss curve.
     pub curve: Vec<EaglePoint>,
+    /// Weight of the classification loss.
+    #[serde(default)]
+    pub cls_weight: f64,
+    /// Uniform noise on the input features.
+    #[serde(default)]
+    pub noise: f32,
     /// The draft vocabulary (empty: the whole vocabulary).
     #[serde(default)]
     pub draft_vocab: Vec<u32>,
@@ -455,7 +546,8 @@ pub fn train_eagle<B: AttentionBackend>(
         .config
         .init_eagle(device)
         .map_err(SuiteError::model("EAGLE head"))?;
-    let frozen = frozen_for(target, &opts.draft_vocab)?.lift::<AB<B>>();
+    let frozen_inner = frozen_for(target, &opts.draft_vocab)?;
+    let frozen = frozen_inner.clone().lift::<AB<B>>();
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_beta_2(0.95)
@@ -488,8 +580,9 @@ pub fn train_eagle<B: AttentionBackend>(
     let t0 = Instant::now();
     let mut window = (0.0, 0.0, 0.0, 0usize);
     for step in start..opts.steps {
-        let b = batch_at::<AB<B>>(data, opts.seed, step, opts.batch, opts.seq_len, device);
-        let (loss, reg, cls) = eagle_loss(&head, &frozen, b)?;
+        let shape = (opts.batch, opts.seq_len);
+        let b = batch_at::<AB<B>>(data, opts.seed, step, shape, opts.noise, device);
+        let (loss, reg, cls) = eagle_loss(&head, &frozen, b, opts.cls_weight)?;
         let value = loss.clone().into_scalar().elem::<f64>();
         if !value.is_finite() {
             return Err(SuiteError::NotFinite {
@@ -515,6 +608,7 @@ pub fn train_eagle<B: AttentionBackend>(
                 loss: window.0 / k,
                 reg: window.1 / k,
                 cls: window.2 / k,
+                valid: validate(&head.valid(), &frozen_inner, data, device)?,
             };
             window = (0.0, 0.0, 0.0, 0);
             let secs = prior + t0.elapsed().as_secs_f64();
@@ -575,6 +669,8 @@ fn make_card<B: Backend>(
         machine: opts.machine.clone(),
         git_rev: opts.git_rev.clone(),
         curve: curve.to_vec(),
+        cls_weight: opts.cls_weight,
+        noise: opts.noise,
         draft_vocab: opts.draft_vocab.clone(),
     }
 }
@@ -673,6 +769,17 @@ pub const EAGLE_SMOLLM2: &str = "eagle-smollm2";
 /// Where the training prompts come from: passages of the calibration text (the Debian Policy
 /// Manual), disjoint from the evaluation text of the real workloads (the model's licence).
 pub const TEXT_SOURCE: &str = "debian-policy-4.6.2.0 (zoo::calibration), passages";
+
+/// The first `n` consecutive windows of `len` tokens of `ids`. Refuses a text with fewer.
+pub fn text_windows(ids: &[u32], n: usize, len: usize) -> Result<Vec<Vec<u32>>> {
+    if len == 0 || ids.len() / len < n {
+        return Err(SuiteError::Input(format!(
+            "EAGLE text windows: {n} windows of {len} tokens asked from a text of {} tokens",
+            ids.len()
+        )));
+    }
+    Ok(ids.chunks_exact(len).take(n).map(<[u32]>::to_vec).collect())
+}
 
 /// `n` passages of `len` tokens of `ids`: distinct non-overlapping windows (at multiples of
 /// `len`) in an order shuffled by `seed`. Refuses a text with fewer than `n` windows.
