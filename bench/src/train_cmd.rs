@@ -402,7 +402,7 @@ impl BackendJob for EagleJob {
                 "draft vocabulary: {} tokens, covering {:.2}% of the training data's next tokens and {:.2}% of the evaluation text's",
                 vocab.len(),
                 100.0 * eagle::vocab_coverage(&data.tokens, &vocab).unwrap_or(0.0),
-                100.0 * eagle::vocab_coverage(&[eval_ids.clone()], &vocab).unwrap_or(0.0)
+                100.0 * eagle::vocab_coverage(std::slice::from_ref(&eval_ids), &vocab).unwrap_or(0.0)
             );
         }
         let opts = eagle::EagleTrainOptions {
@@ -497,9 +497,8 @@ fn run_eagle(args: &TrainArgs) -> Result<()> {
             args.temperatures
         );
     }
-    if !(args.cls_weight.is_finite() && args.cls_weight >= 0.0)
-        || !(args.feature_noise.is_finite() && args.feature_noise >= 0.0)
-    {
+    let fine = |x: f64| x.is_finite() && x >= 0.0;
+    if !fine(args.cls_weight) || !fine(f64::from(args.feature_noise)) {
         bail!(
             "--cls-weight and --feature-noise must be finite and ≥ 0 (got {} and {})",
             args.cls_weight,

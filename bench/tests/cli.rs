@@ -620,3 +620,24 @@ fn eval_of_arith_prints_direct_and_step_by_step_accuracy_per_bucket() {
         );
     }
 }
+
+#[test]
+fn bad_eagle_training_settings_are_refused_by_name_before_anything_runs() {
+    let dir = tmp("badeagle");
+    let x = dir.join("x");
+    let x = x.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["--temperatures", "0,-1"], "--temperatures"),
+        (vec!["--temperatures", "NaN"], "--temperatures"),
+        (vec!["--cls-weight=-0.5"], "--cls-weight"),
+        (vec!["--feature-noise", "inf"], "--feature-noise"),
+        (vec!["--prompts", "0"], "--prompts"),
+    ] {
+        let mut all = vec!["train", "--model", "eagle-smollm2", "--out", x];
+        all.extend(args);
+        let o = infermark(&all);
+        assert!(!o.status.success(), "{all:?} succeeded");
+        assert!(stderr(&o).contains(needle), "{all:?}: {}", stderr(&o));
+    }
+    assert!(entries(&dir).is_empty(), "wrote {:?}", entries(&dir));
+}

@@ -784,7 +784,7 @@ pub fn text_windows(ids: &[u32], n: usize, len: usize) -> Result<Vec<Vec<u32>>> 
 /// `n` passages of `len` tokens of `ids`: distinct non-overlapping windows (at multiples of
 /// `len`) in an order shuffled by `seed`. Refuses a text with fewer than `n` windows.
 pub fn text_prompts(ids: &[u32], n: usize, len: usize, seed: u64) -> Result<Vec<Vec<u32>>> {
-    let windows = if len == 0 { 0 } else { ids.len() / len };
+    let windows = ids.len().checked_div(len).unwrap_or(0);
     if n == 0 || windows < n {
         return Err(SuiteError::Input(format!(
             "EAGLE prompts: {n} passages of {len} tokens asked from a text of {} tokens ({windows} passages)",
