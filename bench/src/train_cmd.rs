@@ -342,9 +342,9 @@ impl BackendJob for EagleJob {
             if a.text_windows > 0 {
                 let body = calibration::all_calibration_tokens(&tokenizer)?;
                 let windows = eagle::text_windows(&body, a.text_windows, EAGLE_TEXT_WINDOW)?;
-                let part = eagle::make_data(&target, &windows, 0, 8, 0.0, a.seed, &device)?;
-                d.tokens.extend(part.tokens);
-                d.hidden.extend(part.hidden);
+                d.append(eagle::make_data(
+                    &target, &windows, 0, 8, 0.0, a.seed, &device,
+                )?);
                 eprintln!(
                     "data: {} windows of {EAGLE_TEXT_WINDOW} text tokens read ({:.0} s so far)",
                     windows.len(),
@@ -353,10 +353,15 @@ impl BackendJob for EagleJob {
             }
             for (k, &temp) in a.temperatures.iter().enumerate() {
                 let seed = a.seed.wrapping_add(1000 * k as u64);
-                let part =
-                    eagle::make_data(&target, &prompts, a.new_tokens, 16, temp, seed, &device)?;
-                d.tokens.extend(part.tokens);
-                d.hidden.extend(part.hidden);
+                d.append(eagle::make_data(
+                    &target,
+                    &prompts,
+                    a.new_tokens,
+                    16,
+                    temp,
+                    seed,
+                    &device,
+                )?);
                 eprintln!(
                     "data: {} passages continued at T = {temp} ({:.0} s so far)",
                     prompts.len(),

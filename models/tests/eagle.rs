@@ -320,6 +320,44 @@ fn reference_greedy(model: &Decoder<B>, prompt: &[u32], max_new: usize) -> Vec<u
     out
 }
 
+/// Greedy speculation of `prompts` with `drafter` (γ 3): asserts that every output equals the
+/// plain greedy loop's and that the drafter proposed something; returns the generation.
+fn greedy_equals_plain(
+    t: &Decoder<B>,
+    drafter: &mut dyn infermark_models::generation::speculative::Proposer,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+) -> infermark_models::generation::speculative::SpecGeneration {
+    let device = Default::default();
+    let mut cache = t.contiguous_cache(prompts.len(), 64, &device);
+    let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
+    let config = GenerateConfig {
+        max_new,
+        stop: vec![],
+    };
+    let g = speculative_generate(
+        t,
+        &mut cache,
+        prompts,
+        drafter,
+        Gamma::Fixed(3),
+        &config,
+        &mut sampler,
+        &device,
+    )
+    .unwrap();
+    for (i, p) in prompts.iter().enumerate() {
+        assert_eq!(
+            g.tokens[i],
+            reference_greedy(t, p, max_new),
+            "batch {}: prompt {i}",
+            prompts.len()
+        );
+    }
+    assert!(g.stats.proposed > 0, "the head drafted");
+    g
+}
+
 #[test]
 fn greedy_speculation_with_the_head_equals_plain_greedy_decoding_at_batch_1_and_4() {
     let device = Default::default();
@@ -336,30 +374,10 @@ fn greedy_speculation_with_the_head_equals_plain_greedy_decoding_at_batch_1_and_
     };
     for (batch, copy) in [(1, false), (4, false), (1, true), (4, true)] {
         let prompts = &prompts[..batch];
-        let mut cache = t.contiguous_cache(batch, 64, &device);
         let h = if copy { copy_head() } else { head(13) };
         let dcache = h.contiguous_cache(batch, 64, &device);
         let mut drafter = EagleDrafter::new(h, &t, dcache, &device);
-        let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
-        let g = speculative_generate(
-            &t,
-            &mut cache,
-            prompts,
-            &mut drafter,
-            Gamma::Fixed(3),
-            &config,
-            &mut sampler,
-            &device,
-        )
-        .unwrap();
-        for (i, p) in prompts.iter().enumerate() {
-            assert_eq!(
-                g.tokens[i],
-                reference_greedy(&t, p, 14),
-                "batch {batch}: prompt {i}"
-            );
-        }
-        assert!(g.stats.proposed > 0, "the head drafted");
+        let g = greedy_equals_plain(&t, &mut drafter, prompts, config.max_new);
         if copy {
             let s = &g.stats;
             assert!(s.accepted > 0 && s.rejections > 0, "batch {batch}: {s:?}");
@@ -531,27 +549,7 @@ fn greedy_speculation_with_a_restricted_quantized_head_equals_plain_greedy_decod
             .unwrap();
         let dcache = h.contiguous_cache(batch, 64, &device);
         let mut drafter = EagleDrafter::with_frozen(h, frozen, &t, dcache, &device);
-        let mut cache = t.contiguous_cache(batch, 64, &device);
-        let mut sampler = Sampler::new(SamplingConfig::greedy(), 0).unwrap();
-        let g = speculative_generate(
-            &t,
-            &mut cache,
-            prompts,
-            &mut drafter,
-            Gamma::Fixed(3),
-            &config,
-            &mut sampler,
-            &device,
-        )
-        .unwrap();
-        for (i, p) in prompts.iter().enumerate() {
-            assert_eq!(
-                g.tokens[i],
-                reference_greedy(&t, p, 12),
-                "batch {batch}: {i}"
-            );
-        }
-        assert!(g.stats.proposed > 0);
+        greedy_equals_plain(&t, &mut drafter, prompts, config.max_new);
     }
 }
 

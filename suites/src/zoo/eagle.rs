@@ -56,6 +56,15 @@ pub struct EagleData {
     pub hidden: Vec<Vec<f32>>,
 }
 
+impl EagleData {
+    /// Adds `other`'s sequences after these (same width).
+    pub fn append(&mut self, other: EagleData) {
+        debug_assert_eq!(self.d_model, other.d_model);
+        self.tokens.extend(other.tokens);
+        self.hidden.extend(other.hidden);
+    }
+}
+
 /// The card of a data file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataCard {
@@ -170,8 +179,11 @@ pub fn make_data<B: AttentionBackend>(
             }
         }
         session.close().map_err(&model)?;
-        data.tokens.extend(texts);
-        data.hidden.extend(rows);
+        data.append(EagleData {
+            d_model: d,
+            tokens: texts,
+            hidden: rows,
+        });
     }
     Ok(data)
 }
@@ -317,20 +329,17 @@ fn validate<B: AttentionBackend>(
             ),
             target: Tensor::from_data(TensorData::new(h[d..].to_vec(), [1, s, d]), device),
         };
-        let pred = head
-            .forward(frozen, b.feats.clone(), b.next.clone())
-            .map_err(SuiteError::model("EAGLE head forward"))?;
-        let agree = frozen
-            .logits(pred)
+        let parts = loss_parts(head, frozen, b)?;
+        let agree = parts
+            .pred_logits
             .argmax(2)
-            .equal(frozen.logits(b.target.clone()).argmax(2))
+            .equal(parts.target_logits.argmax(2))
             .int()
             .sum()
             .into_scalar()
             .elem::<i64>();
-        let (_, r, c) = eagle_loss(head, frozen, b, 0.0)?;
-        reg += r * s as f64;
-        cls += c * s as f64;
+        reg += parts.reg.into_scalar().elem::<f64>() * s as f64;
+        cls += parts.cls.into_scalar().elem::<f64>() * s as f64;
         hit += agree as usize;
         n += s;
     }
@@ -378,6 +387,46 @@ fn batch_at<B: Backend>(
     }
 }
 
+/// The two parts of EAGLE's loss on one batch and the logits they were computed from.
+struct LossParts<B: Backend> {
+    /// Mean smooth-L1 distance of ĥ to h.
+    reg: Tensor<B, 1>,
+    /// Mean cross-entropy of the head on ĥ against softmax of the head on h (soft labels).
+    cls: Tensor<B, 1>,
+    /// `[batch, seq_len, k]`: the frozen head on ĥ.
+    pred_logits: Tensor<B, 3>,
+    /// `[batch, seq_len, k]`: the frozen head on h.
+    target_logits: Tensor<B, 3>,
+}
+
+/// One forward of the head on a batch and both loss parts.
+///
+/// # Shapes
+/// - the batch as [`Batch`]'s; the parts as [`LossParts`]'
+fn loss_parts<B: AttentionBackend>(
+    head: &EagleHead<B>,
+    frozen: &FrozenTarget<B>,
+    b: Batch<B>,
+) -> Result<LossParts<B>> {
+    let pred = head
+        .forward(frozen, b.feats, b.next)
+        .map_err(SuiteError::model("EAGLE head forward"))?;
+    let diff = (pred.clone() - b.target.clone()).abs();
+    let small = diff.clone().clamp_max(1.0);
+    let reg = (small.clone().powf_scalar(2.0) * 0.5 + (diff - small)).mean();
+    let (pred_logits, target_logits) = (frozen.logits(pred), frozen.logits(b.target));
+    let p = softmax(target_logits.clone(), 2);
+    let lq = log_softmax(pred_logits.clone(), 2);
+    let [bs, s, _] = lq.dims();
+    let cls = (p * lq).sum().neg() / (bs * s) as f64;
+    Ok(LossParts {
+        reg,
+        cls,
+        pred_logits,
+        target_logits,
+    })
+}
+
 /// EAGLE's loss on one batch: `1.0 · smooth-L1(ĥ, h) + w · CE(softmax(head(h)), head(ĥ))`
 /// (EAGLE: w = [`CLS_WEIGHT`]). Returns the loss and its two parts' values.
 ///
@@ -389,16 +438,7 @@ fn eagle_loss<B: AttentionBackend>(
     b: Batch<B>,
     cls_weight: f64,
 ) -> Result<(Tensor<B, 1>, f64, f64)> {
-    let pred = head
-        .forward(frozen, b.feats, b.next)
-        .map_err(SuiteError::model("EAGLE head forward"))?;
-    let diff = (pred.clone() - b.target.clone()).abs();
-    let small = diff.clone().clamp_max(1.0);
-    let reg = (small.clone().powf_scalar(2.0) * 0.5 + (diff - small)).mean();
-    let p = softmax(frozen.logits(b.target), 2);
-    let lq = log_softmax(frozen.logits(pred), 2);
-    let [bs, s, _] = lq.dims();
-    let cls = (p * lq).sum().neg() / (bs * s) as f64;
+    let LossParts { reg, cls, .. } = loss_parts(head, frozen, b)?;
     let (r, c) = (
         reg.clone().into_scalar().elem::<f64>(),
         cls.clone().into_scalar().elem::<f64>(),
